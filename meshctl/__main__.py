@@ -1,0 +1,3 @@
+from meshctl.cli.app import run
+
+run()

@@ -1,0 +1,35 @@
+"""`meshctl completion SHELL`: the shell completion script (also kept in completions/)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import typer
+
+
+class Shell(str, Enum):
+    BASH = "bash"
+    ZSH = "zsh"
+    FISH = "fish"
+
+
+def completion_script(shell: Shell) -> str:
+    from click.shell_completion import get_completion_class
+
+    from meshctl.cli.app import app
+
+    cls = get_completion_class(shell.value)
+    if cls is None:  # pragma: no cover - click ships all three
+        raise RuntimeError(f"click has no completion for {shell.value}")
+    command = typer.main.get_command(app)
+    return cls(command, {}, "meshctl", "_MESHCTL_COMPLETE").source()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("completion")
+    def completion(
+        ctx: typer.Context,
+        shell: Shell = typer.Argument(..., help="bash, zsh or fish"),
+    ) -> None:
+        """Print the completion script for a shell, e.g. `meshctl completion bash > ~/.meshctl-complete.bash`."""
+        ctx.obj.stdout.write(completion_script(shell))

@@ -1,0 +1,68 @@
+"""What every command receives: the global flags and the streams to write to."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from meshctl.platform.base import Platform
+
+
+class OutputFormat(str, Enum):
+    TABLE = "table"
+    WIDE = "wide"
+    JSON = "json"
+    SHORT = "short"
+
+
+class PlatformName(str, Enum):
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MESHCTL_HOME") or Path.home() / ".meshctl").expanduser()
+
+
+@dataclass
+class CliContext:
+    """Global flags plus injectable streams (tests pass their own)."""
+
+    platform_name: PlatformName = PlatformName.LOCAL
+    namespace: str | None = None
+    kube_context: str | None = None
+    output: OutputFormat = OutputFormat.TABLE
+    debug: bool = False
+    home: Path = field(default_factory=default_home)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+    @cached_property
+    def out(self) -> Console:
+        return _console(self.stdout)
+
+    @cached_property
+    def err(self) -> Console:
+        return _console(self.stderr)
+
+    @cached_property
+    def platform(self) -> Platform:
+        from meshctl.platform.base import open_platform
+
+        return open_platform(self)
+
+
+def _console(stream: TextIO) -> Console:
+    from rich.console import Console
+
+    # Colour and markup only on a terminal; NO_COLOR is honoured by rich itself.
+    tty = stream.isatty()
+    return Console(file=stream, force_terminal=None if tty else False, highlight=False, soft_wrap=not tty)

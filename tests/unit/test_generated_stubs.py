@@ -1,0 +1,46 @@
+"""Generated gRPC stubs are committed; this keeps them in step with their .proto files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOS = ["meshctl/control/proto/mesh.proto"]
+SUFFIXES = ["_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi"]
+
+
+def generate(proto: str, out: Path) -> None:
+    """The one way stubs are made: `python tests/unit/test_generated_stubs.py` rewrites them in place."""
+    plugins = Path(sys.executable).parent
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc", "-I.",
+            f"--python_out={out}", f"--grpc_python_out={out}", f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+            f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
+            proto,
+        ],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("proto", PROTOS)
+def test_stubs_match_proto(proto: str, tmp_path: Path) -> None:
+    if shutil.which("protoc-gen-mypy", path=str(Path(sys.executable).parent)) is None:
+        pytest.fail("mypy-protobuf is not installed; run `bash .ci/setup`")
+    generate(proto, tmp_path)
+    stem = proto.removesuffix(".proto")
+    for suffix in SUFFIXES:
+        fresh = (tmp_path / (stem + suffix)).read_text()
+        committed = (ROOT / (stem + suffix)).read_text()
+        assert fresh == committed, f"{stem + suffix} is stale: run `python tests/unit/test_generated_stubs.py`"
+
+
+if __name__ == "__main__":
+    for each in PROTOS:
+        generate(each, ROOT)
