@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
+from typer._click.exceptions import ClickException  # typer vendors click; pinned <0.30
 
 from meshctl import __version__
 from meshctl.cli.context import CliContext, OutputFormat, PlatformName, default_home
@@ -76,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _report(exc.message, exc.hint)
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("Aborted.\n")
         return int(ExitCode.INTERRUPTED)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show(file=sys.stderr)
-        return int(ExitCode.USAGE)
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return int(ExitCode.INTERRUPTED)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
 
-class Shell(str, Enum):
+class Shell(StrEnum):
     BASH = "bash"
     ZSH = "zsh"
     FISH = "fish"
 
 
 def completion_script(shell: Shell) -> str:
-    from click.shell_completion import get_completion_class
+    from typer._click.shell_completion import get_completion_class
 
     from meshctl.cli.app import app
 
@@ -31,5 +31,5 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         shell: Shell = typer.Argument(..., help="bash, zsh or fish"),
     ) -> None:
-        """Print the completion script for a shell, e.g. `meshctl completion bash > ~/.meshctl-complete.bash`."""
+        """Print the completion script for a shell (bash, zsh or fish)."""
         ctx.obj.stdout.write(completion_script(shell))

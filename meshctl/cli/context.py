@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -16,14 +16,14 @@ if TYPE_CHECKING:
     from meshctl.platform.base import Platform
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     TABLE = "table"
     WIDE = "wide"
     JSON = "json"
     SHORT = "short"
 
 
-class PlatformName(str, Enum):
+class PlatformName(StrEnum):
     LOCAL = "local"
     KUBERNETES = "kubernetes"
 
