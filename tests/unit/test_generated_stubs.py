@@ -15,7 +15,7 @@ SUFFIXES = ["_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi"]
 
 
 def generate(proto: str, out: Path) -> None:
-    """The one way stubs are made: `python tests/unit/test_generated_stubs.py` rewrites them in place."""
+    """The one way stubs are made: `python -m tests.unit.test_generated_stubs` rewrites them in place."""
     plugins = Path(sys.executable).parent
     subprocess.run(
         [
@@ -38,7 +38,7 @@ def test_stubs_match_proto(proto: str, tmp_path: Path) -> None:
     for suffix in SUFFIXES:
         fresh = (tmp_path / (stem + suffix)).read_text()
         committed = (ROOT / (stem + suffix)).read_text()
-        assert fresh == committed, f"{stem + suffix} is stale: run `python tests/unit/test_generated_stubs.py`"
+        assert fresh == committed, f"{stem + suffix} is stale: run `python -m tests.unit.test_generated_stubs`"
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ class CertifyRequest(_message.Message):
     """<sa>.<ns>.serviceaccount.identity.<trust-domain>"""
     token: _builtins.bytes
     csr_der: _builtins.bytes
-    """PKCS#10, ECDSA P-256, CN and DNS SAN = identity"""
+    """PKCS#10, ECDSA P-256, DNS SAN = identity (CN too when it fits 64 chars)"""
     def __init__(
         self,
         *,

@@ -1,0 +1,5 @@
+import sys
+
+from meshctl.control.main import main
+
+sys.exit(main())

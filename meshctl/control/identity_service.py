@@ -1,0 +1,113 @@
+"""Identity.Certify: a workload proves its identity with its token and gets a certificate for its CSR.
+
+The token is never stored: control.json holds its SHA-256, compared in constant time against every
+entry. A known token only certifies the identity it was issued for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+
+from meshctl.control.ca import CertAndKey, CsrError, IssuerError, sign_csr
+from meshctl.control.config import TokenEntry
+from meshctl.control.metrics import ControlMetrics
+from meshctl.control.proto import mesh_pb2, mesh_pb2_grpc
+from meshctl.identity import parse_identity
+
+log = logging.getLogger("meshctl.control.identity")
+
+MAX_TOKEN_BYTES = 8 * 1024
+
+
+class CertifyRefused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def find_token(token: bytes, tokens: Mapping[str, TokenEntry]) -> list[TokenEntry]:
+    """The entries whose hash matches `token`; every entry is compared, in constant time each."""
+    digest = hashlib.sha256(token.strip()).hexdigest().encode()
+    matches = []
+    for entry in tokens.values():
+        if hmac.compare_digest(digest, entry.token_sha256.encode()):
+            matches.append(entry)
+    return matches
+
+
+def certify(
+    request: mesh_pb2.CertifyRequest,
+    tokens: Mapping[str, TokenEntry],
+    issuer: CertAndKey,
+    lifetime: timedelta,
+) -> tuple[mesh_pb2.CertifyResponse, str]:
+    """Check the request and sign it; returns the response and the pod the token belongs to."""
+    identity = request.identity
+    try:
+        parse_identity(identity)
+    except ValueError:
+        raise CertifyRefused(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"identity {identity!r} is not a workload identity <sa>.<ns>.serviceaccount.identity...",
+        ) from None
+    if not request.token:
+        raise CertifyRefused(grpc.StatusCode.UNAUTHENTICATED, "no token: send the workload token with the request")
+    if len(request.token) > MAX_TOKEN_BYTES:
+        raise CertifyRefused(grpc.StatusCode.UNAUTHENTICATED, "token not recognised")
+    matches = find_token(request.token, tokens)
+    if not matches:
+        raise CertifyRefused(grpc.StatusCode.UNAUTHENTICATED, "token not recognised")
+    entry = next((m for m in matches if m.identity == identity), None)
+    if entry is None:
+        raise CertifyRefused(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"the token of pod {matches[0].pod} is for identity {matches[0].identity}, not {identity}",
+        )
+    try:
+        leaf = sign_csr(request.csr_der, identity, issuer, lifetime=lifetime)
+    except CsrError as exc:
+        raise CertifyRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+    except IssuerError as exc:
+        raise CertifyRefused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+    response = mesh_pb2.CertifyResponse(
+        leaf_der=leaf.public_bytes(serialization.Encoding.DER),
+        intermediates_der=[issuer.cert.public_bytes(serialization.Encoding.DER)],
+        valid_until_unix=int(leaf.not_valid_after_utc.timestamp()),
+    )
+    return response, entry.pod
+
+
+class IdentityService(mesh_pb2_grpc.IdentityServicer):
+    def __init__(
+        self,
+        issuer: CertAndKey,
+        tokens: Callable[[], Mapping[str, TokenEntry]],
+        lifetime: Callable[[], timedelta],
+        metrics: ControlMetrics,
+    ) -> None:
+        self._issuer = issuer
+        self._tokens = tokens  # read per call: control.json may be reloaded
+        self._lifetime = lifetime
+        self._metrics = metrics
+
+    async def Certify(  # noqa: N802 - the gRPC method name
+        self, request: mesh_pb2.CertifyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> mesh_pb2.CertifyResponse:
+        try:
+            response, pod = certify(request, self._tokens(), self._issuer, self._lifetime())
+        except CertifyRefused as refused:
+            self._metrics.certify_refused[refused.code.name.lower()] += 1
+            log.warning("certify refused for %r from %s: %s", request.identity, context.peer(), refused.message)
+            await context.abort(refused.code, refused.message)
+        self._metrics.certificates_issued += 1
+        log.info("certified %s for pod %s until %d", request.identity, pod, response.valid_until_unix)
+        return response

@@ -1,0 +1,240 @@
+"""The mesh as proxies see it: services from control.json, resources from the config directory.
+
+Files are polled about once a second (mtime, size and inode, confirmed by a digest of the content):
+cheap for the few files a mesh has, and it works the same on every filesystem. A file that becomes
+invalid is logged once and its last good content is kept, so a typo in one profile never takes routes
+away from running proxies. Every change of content bumps the snapshot version; versions start from the
+wall clock so that they also grow across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from meshctl.control.config import ControlConfig, control_config_from_bytes
+from meshctl.control.proto import mesh_pb2
+from meshctl.errors import ConfigError
+from meshctl.resources import MeshResource, ResourceError, parse_text, resource_files
+from meshctl.resources.loader import MAX_FILE_BYTES
+
+log = logging.getLogger("meshctl.control.store")
+
+_RECENT_NS = 2_000_000_000  # a file modified this recently is re-read: mtime granularity can hide a write
+
+
+class _WatchedFile:
+    """Detects a change of content: by (mtime, size, inode), confirmed with a digest of the bytes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._signature: tuple[int, int, int] | None = None
+        self._digest = b""
+
+    def changed(self) -> bytes | None:
+        """The new content, or None when unchanged; OSError when unreadable."""
+        st = self.path.stat()
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if signature == self._signature and time.time_ns() - st.st_mtime_ns > _RECENT_NS:
+            return None
+        if st.st_size > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES} bytes", str(self.path))
+        content = self.path.read_bytes()
+        self._signature = signature
+        digest = hashlib.sha256(content).digest()
+        if digest == self._digest:
+            return None
+        self._digest = digest
+        return content
+
+
+@dataclass
+class _FileState:
+    watched: _WatchedFile
+    resources: list[MeshResource] = field(default_factory=list)  # the last good content
+    error: str | None = None  # the current problem, if the file on disk is invalid
+
+
+class MeshStore:
+    def __init__(self, config_path: Path | None, config: ControlConfig) -> None:
+        self.config = config
+        self._config_file = None if config_path is None else _WatchedFile(config_path)
+        self._files: dict[Path, _FileState] = {}
+        self._content = b""
+        self.version = time.time_ns() // 1_000_000
+        self.snapshot = mesh_pb2.Snapshot(version=self.version)
+        self._changed = asyncio.Event()
+        self.closed = False
+        self._missing_dir_logged = False
+        self._dirty = True
+        if self._config_file is not None:
+            with contextlib.suppress(OSError):
+                self._config_file.changed()  # `config` is this content: only later changes matter
+        self.refresh()
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Re-read whatever changed on disk; True when the snapshot changed."""
+        self._reload_config()
+        self._reload_resources()
+        if not self._dirty:
+            return False
+        self._dirty = False
+        return self._rebuild()
+
+    @property
+    def invalid_files(self) -> dict[Path, str]:
+        return {path: state.error for path, state in self._files.items() if state.error is not None}
+
+    def _reload_config(self) -> None:
+        if self._config_file is None:
+            return
+        try:
+            content = self._config_file.changed()
+            if content is None:
+                return
+            config = control_config_from_bytes(content, self._config_file.path)
+        except OSError as exc:
+            log.error("cannot read %s, keeping the last good configuration: %s", self._config_file.path, exc)
+            return
+        except ConfigError as exc:
+            log.error("control configuration not reloaded, keeping the last good one: %s", exc.message)
+            return
+        for name in ("listen", "admin", "identity_dir", "config_dir"):
+            if getattr(config, name) != getattr(self.config, name):
+                log.warning("control configuration: a change of %s takes effect on restart", name)
+        self.config = replace(
+            config,
+            listen=self.config.listen,
+            admin=self.config.admin,
+            identity_dir=self.config.identity_dir,
+            config_dir=self.config.config_dir,
+        )
+        self._dirty = True
+        log.info("control configuration reloaded: %d services, %d tokens", len(config.services), len(config.tokens))
+
+    def _reload_resources(self) -> None:
+        directory = self.config.config_dir
+        try:
+            paths = resource_files(directory)
+        except OSError:
+            if not self._missing_dir_logged:
+                log.info("resource directory %s does not exist yet", directory)
+                self._missing_dir_logged = True
+            paths = []
+        for gone in set(self._files) - set(paths):
+            log.info("resource file removed: %s", gone.name)
+            del self._files[gone]
+            self._dirty = True
+        for path in paths:
+            state = self._files.setdefault(path, _FileState(_WatchedFile(path)))
+            try:
+                content = state.watched.changed()
+                if content is None:
+                    continue
+                resources = parse_text(content.decode("utf-8"), path.name)
+            except ResourceError as exc:
+                self._invalid(state, exc.message, [str(p) for p in exc.problems])
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                self._invalid(state, str(exc), [f"{path.name}: {exc}"])
+                continue
+            state.resources, state.error = resources, None
+            self._dirty = True
+            log.info("resource file loaded: %s (%d resources)", path.name, len(resources))
+
+    def _invalid(self, state: _FileState, error: str, problems: list[str]) -> None:
+        state.error = error
+        for problem in problems:
+            log.error("invalid resource (%d kept from the last good version): %s", len(state.resources), problem)
+
+    # --- building ---------------------------------------------------------------------------------
+
+    def _rebuild(self) -> bool:
+        snapshot = mesh_pb2.Snapshot(services=self._services(), resources=self._resources())
+        content = snapshot.SerializeToString(deterministic=True)
+        if content == self._content:
+            return False
+        self._content = content
+        self.version += 1
+        snapshot.version = self.version
+        self.snapshot = snapshot
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        log.info(
+            "snapshot %d: %d services, %d resources",
+            self.version,
+            len(snapshot.services),
+            len(snapshot.resources),
+        )
+        return True
+
+    def _services(self) -> list[mesh_pb2.Service]:
+        out = []
+        for service in sorted(self.config.services, key=lambda s: (s.namespace, s.name)):
+            endpoints = [
+                mesh_pb2.Endpoint(
+                    address=e.address,
+                    port=e.port,
+                    identity=e.identity,
+                    pod=e.pod,
+                    ready=e.ready,
+                    labels=dict(e.labels),
+                )
+                for e in service.endpoints
+            ]
+            out.append(
+                mesh_pb2.Service(
+                    name=service.name,
+                    namespace=service.namespace,
+                    port=service.port,
+                    protocol=service.protocol,
+                    endpoints=endpoints,
+                )
+            )
+        return out
+
+    def _resources(self) -> list[mesh_pb2.Resource]:
+        chosen: dict[tuple[str, str, str], MeshResource] = {}
+        for path in sorted(self._files):
+            for resource in self._files[path].resources:
+                first = chosen.setdefault(resource.key, resource)
+                if first is not resource:
+                    log.warning("%s defined again in %s; the one in %s is used", resource.ref, path.name, first.source)
+        return [
+            mesh_pb2.Resource(
+                api_version=r.api_version,
+                kind=r.kind,
+                name=r.name,
+                namespace=r.namespace,
+                spec_json=r.spec_json(),
+            )
+            for _, r in sorted(chosen.items())
+        ]
+
+    # --- waiting ----------------------------------------------------------------------------------
+
+    async def wait_for_change(self, version: int) -> None:
+        """Return once the snapshot is newer than `version`, or the store is closed."""
+        while self.version <= version and not self.closed:
+            await self._changed.wait()
+
+    async def poll(self, interval: float = 1.0) -> None:
+        while not self.closed:
+            await asyncio.sleep(interval)
+            try:
+                self.refresh()
+            except OSError as exc:  # a vanished directory or a permission change: try again next time
+                log.error("cannot read the configuration: %s", exc)
+
+    def close(self) -> None:
+        """Wake every watcher so its stream ends cleanly."""
+        self.closed = True
+        self._changed.set()

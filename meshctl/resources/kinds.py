@@ -1,0 +1,212 @@
+"""The registry of resource kinds and the parsing of one document (apiVersion, kind, metadata, spec).
+
+A kind declares which apiVersions it accepts, how its name is checked, its default namespace and how its
+spec is parsed and written back. Adding TrafficSplit or another kind is one `register_kind` call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshctl.identity import is_dns_label
+from meshctl.resources import service_profile
+from meshctl.resources.fields import Problem, child, describe, known_keys, mapping, string
+
+API_GROUP = "meshctl.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+
+# Kinds of the design that have no model yet: named in the error so users know they are coming.
+PLANNED_KINDS = ("TrafficSplit", "HTTPRouteGroup", "TrafficTarget", "FaultInjection")
+
+# Filled in by the API server; accepted so `kubectl get -o yaml` output can be applied as is.
+_SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "finalizers",
+    "ownerReferences",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KindDef:
+    kind: str
+    api_version: str  # the canonical apiVersion, used when the resource is written or sent
+    accepted_api_versions: frozenset[str]
+    parse_spec: Callable[[object, str, list[Problem]], object | None]
+    spec_to_dict: Callable[[Any], dict[str, Any]]
+    check_name: Callable[[str], str | None]  # a message when the name is not acceptable
+    default_namespace: Callable[[str], str | None]  # from the name; None: the namespace is required
+
+
+KINDS: dict[str, KindDef] = {}
+
+
+def register_kind(definition: KindDef) -> None:
+    KINDS[definition.kind] = definition
+
+
+register_kind(
+    KindDef(
+        kind="ServiceProfile",
+        api_version=API_VERSION,
+        # linkerd.io/v1alpha2 so that profiles written for Linkerd apply unchanged.
+        accepted_api_versions=frozenset({API_VERSION, "linkerd.io/v1alpha2"}),
+        parse_spec=service_profile.parse_spec,
+        spec_to_dict=service_profile.spec_to_dict,
+        check_name=service_profile.check_profile_name,
+        default_namespace=service_profile.profile_namespace,
+    )
+)
+
+
+@dataclass(frozen=True)
+class MeshResource:
+    """One validated document. `spec` is the kind's model (ServiceProfileSpec ...)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    spec: object
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    source: str = "<input>"
+    document: int = 1  # 1-based position in its file
+
+    @property
+    def ref(self) -> str:
+        """kubectl-style reference: serviceprofile/books.booksapp.svc.cluster.local"""
+        return f"{self.kind.lower()}/{self.name}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+    def spec_dict(self) -> dict[str, Any]:
+        return KINDS[self.kind].spec_to_dict(self.spec)
+
+    def spec_json(self) -> str:
+        return json.dumps(self.spec_dict(), sort_keys=True, separators=(",", ":"))
+
+    def to_document(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if self.labels:
+            metadata["labels"] = dict(self.labels)
+        if self.annotations:
+            metadata["annotations"] = dict(self.annotations)
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": metadata,
+            "spec": self.spec_dict(),
+        }
+
+
+def parse_document(
+    value: object, problems: list[Problem], *, source: str = "<input>", document: int = 1
+) -> MeshResource | None:
+    """Validate one document; problems (with field paths) are appended, None returned when any."""
+    node = mapping(value, "", problems, "a mapping with apiVersion, kind, metadata and spec")
+    if node is None:
+        return None
+    known_keys(node, "", problems, ("apiVersion", "kind", "metadata", "spec"), ignored=("status",))
+    before = len(problems)
+    definition = _kind(node.get("kind"), problems)
+    if definition is None:
+        return None  # the rest of the document cannot be judged without its kind
+    _api_version(node.get("apiVersion"), definition, problems)
+    name, namespace, labels, annotations = _metadata(node.get("metadata"), definition, problems)
+    spec: object | None = None
+    if "spec" not in node:
+        problems.append(Problem("spec", "missing (the specification of the resource)"))
+    else:
+        spec = definition.parse_spec(node["spec"], "spec", problems)
+    if len(problems) > before or name is None or namespace is None or spec is None:
+        return None
+    return MeshResource(
+        api_version=definition.api_version,
+        kind=definition.kind,
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        labels=labels,
+        annotations=annotations,
+        source=source,
+        document=document,
+    )
+
+
+def _kind(value: object, problems: list[Problem]) -> KindDef | None:
+    supported = ", ".join(sorted(KINDS))
+    if isinstance(value, str) and value in KINDS:
+        return KINDS[value]
+    if isinstance(value, str) and value in PLANNED_KINDS:
+        problems.append(Problem("kind", f"{value} is not supported yet (supported: {supported})"))
+    elif value is None:
+        problems.append(Problem("kind", f"missing (one of {supported})"))
+    else:
+        problems.append(Problem("kind", f"expected one of {supported}, got {describe(value)}"))
+    return None
+
+
+def _api_version(value: object, definition: KindDef, problems: list[Problem]) -> None:
+    if isinstance(value, str) and value in definition.accepted_api_versions:
+        return
+    accepted = " or ".join(sorted(definition.accepted_api_versions, reverse=True))
+    got = "nothing" if value is None else describe(value)
+    problems.append(Problem("apiVersion", f"expected {accepted} for kind {definition.kind}, got {got}"))
+
+
+def _metadata(
+    value: object, definition: KindDef, problems: list[Problem]
+) -> tuple[str | None, str | None, dict[str, str], dict[str, str]]:
+    if value is None:
+        problems.append(Problem("metadata", "missing (a mapping with name and optionally namespace)"))
+        return None, None, {}, {}
+    node = mapping(value, "metadata", problems)
+    if node is None:
+        return None, None, {}, {}
+    known_keys(node, "metadata", problems, ("name", "namespace", "labels", "annotations"), ignored=_SERVER_METADATA)
+    name = string(node.get("name"), "metadata.name", problems)
+    if name is not None:
+        message = definition.check_name(name)
+        if message is not None:
+            problems.append(Problem("metadata.name", message))
+            name = None
+    namespace: str | None = None
+    if node.get("namespace") is not None:
+        namespace = string(node["namespace"], "metadata.namespace", problems, "a namespace name")
+        if namespace is not None and not is_dns_label(namespace):
+            problems.append(
+                Problem("metadata.namespace", f"expected a DNS label (a-z, 0-9, -), got {describe(namespace)}")
+            )
+            namespace = None
+    elif name is not None:
+        namespace = definition.default_namespace(name)
+        if namespace is None:
+            problems.append(Problem("metadata.namespace", "missing"))
+    labels = _string_map(node.get("labels"), "metadata.labels", problems)
+    annotations = _string_map(node.get("annotations"), "metadata.annotations", problems)
+    return name, namespace, labels, annotations
+
+
+def _string_map(value: object, path: str, problems: list[Problem]) -> dict[str, str]:
+    if value is None:
+        return {}
+    node = mapping(value, path, problems, "a mapping of strings")
+    if node is None:
+        return {}
+    out: dict[str, str] = {}
+    for key, entry in node.items():
+        if not isinstance(entry, str):
+            problems.append(Problem(child(path, key), f"expected a string, got {describe(entry)}"))
+        else:
+            out[key] = entry
+    return out

@@ -1,0 +1,403 @@
+"""ServiceProfile: the routes of one service, with timeouts, retries and failure classification.
+
+The shape is Linkerd's (linkerd.io/v1alpha2), so profiles written for it work unchanged:
+
+    apiVersion: meshctl.io/v1alpha1
+    kind: ServiceProfile
+    metadata: {name: books.booksapp.svc.cluster.local}
+    spec:
+      routes:
+      - name: GET /books/{id}
+        condition: {method: GET, pathRegex: '/books/\\d+'}
+        responseClasses: [{condition: {status: {min: 500, max: 599}}, isFailure: true}]
+        timeout: 300ms
+        isRetryable: true
+      retryBudget: {retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from meshctl.identity import TRUST_DOMAIN, is_dns_label
+from meshctl.resources.fields import (
+    Problem,
+    boolean,
+    child,
+    describe,
+    duration,
+    integer,
+    item,
+    known_keys,
+    mapping,
+    number,
+    sequence,
+    string,
+)
+
+DEFAULT_ROUTE = "[DEFAULT]"  # the route of requests no profile route matches
+DEFAULT_ROUTE_TIMEOUT_S = 10.0  # a profile route without `timeout` (Linkerd's default)
+
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_MAX_ROUTE_NAME = 253
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMatch:
+    """Fields set together must all hold (Linkerd semantics)."""
+
+    method: str | None = None
+    path_regex: str | None = None
+    all_of: tuple[RequestMatch, ...] | None = None
+    any_of: tuple[RequestMatch, ...] | None = None
+    not_: RequestMatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRange:
+    min: int = 100
+    max: int = 599
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseMatch:
+    status: StatusRange | None = None
+    all_of: tuple[ResponseMatch, ...] | None = None
+    any_of: tuple[ResponseMatch, ...] | None = None
+    not_: ResponseMatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseClass:
+    condition: ResponseMatch
+    is_failure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    condition: RequestMatch
+    response_classes: tuple[ResponseClass, ...] = ()
+    timeout: str | None = None  # as written ("300ms"), kept for round trips
+    timeout_s: float = DEFAULT_ROUTE_TIMEOUT_S
+    is_retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget:
+    retry_ratio: float
+    min_retries_per_second: int
+    ttl: str
+    ttl_s: float
+
+
+DEFAULT_RETRY_BUDGET = RetryBudget(retry_ratio=0.2, min_retries_per_second=10, ttl="10s", ttl_s=10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProfileSpec:
+    routes: tuple[Route, ...] = ()
+    retry_budget: RetryBudget | None = None  # None: the proxy applies DEFAULT_RETRY_BUDGET
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def check_profile_name(name: str) -> str | None:
+    """A ServiceProfile is named after the service's FQDN: <service>.<namespace>.svc.cluster.local."""
+    suffix = f".svc.{TRUST_DOMAIN}"
+    head = name[: -len(suffix)] if name.endswith(suffix) else ""
+    service, _, namespace = head.partition(".")
+    if not (is_dns_label(service) and is_dns_label(namespace)):
+        return f'expected a service FQDN such as "books.booksapp.svc.{TRUST_DOMAIN}", got {describe(name)}'
+    return None
+
+
+def profile_namespace(name: str) -> str:
+    """The service's namespace, the default namespace of its profile."""
+    return name.split(".")[1]
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def parse_spec(value: object, path: str, problems: list[Problem]) -> ServiceProfileSpec | None:
+    node = mapping(value, path, problems)
+    if node is None:
+        return None
+    known_keys(node, path, problems, ("routes", "retryBudget"))
+    before = len(problems)
+    routes: list[Route] = []
+    raw_routes = sequence(node.get("routes", []), child(path, "routes"), problems)
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_routes or []):
+        route_path = item(child(path, "routes"), index)
+        route = _route(raw, route_path, problems)
+        if route is None:
+            continue
+        if route.name in seen:
+            problems.append(
+                Problem(
+                    child(route_path, "name"),
+                    f"duplicate route name {route.name!r} (first at index {seen[route.name]})",
+                )
+            )
+        seen.setdefault(route.name, index)
+        routes.append(route)
+    budget = None
+    if node.get("retryBudget") is not None:
+        budget = _retry_budget(node["retryBudget"], child(path, "retryBudget"), problems)
+    if len(problems) > before:
+        return None
+    return ServiceProfileSpec(routes=tuple(routes), retry_budget=budget)
+
+
+def _route(value: object, path: str, problems: list[Problem]) -> Route | None:
+    node = mapping(value, path, problems)
+    if node is None:
+        return None
+    known_keys(node, path, problems, ("name", "condition", "responseClasses", "timeout", "isRetryable"))
+    before = len(problems)
+    name = _route_name(node.get("name"), child(path, "name"), problems)
+    if "condition" not in node:
+        problems.append(Problem(child(path, "condition"), "missing (the request condition of the route)"))
+        condition = None
+    else:
+        condition = _request_match(node["condition"], child(path, "condition"), problems)
+    classes: list[ResponseClass] = []
+    raw_classes = sequence(node.get("responseClasses", []), child(path, "responseClasses"), problems)
+    for index, raw in enumerate(raw_classes or []):
+        parsed = _response_class(raw, item(child(path, "responseClasses"), index), problems)
+        if parsed is not None:
+            classes.append(parsed)
+    timeout, timeout_s = None, DEFAULT_ROUTE_TIMEOUT_S
+    if node.get("timeout") is not None:
+        seconds = duration(node["timeout"], child(path, "timeout"), problems)
+        if seconds is not None:
+            timeout, timeout_s = str(node["timeout"]), seconds
+    retryable = False
+    if node.get("isRetryable") is not None:
+        retryable = bool(boolean(node["isRetryable"], child(path, "isRetryable"), problems))
+    if len(problems) > before or name is None or condition is None:
+        return None
+    return Route(name, condition, tuple(classes), timeout, timeout_s, retryable)
+
+
+def _route_name(value: object, path: str, problems: list[Problem]) -> str | None:
+    name = string(value, path, problems, 'a route name such as "GET /books/{id}"')
+    if name is None:
+        return None
+    if name == DEFAULT_ROUTE:
+        problems.append(Problem(path, f"{DEFAULT_ROUTE!r} is reserved for requests that match no route"))
+        return None
+    if len(name) > _MAX_ROUTE_NAME or not name.isprintable():
+        problems.append(Problem(path, f"expected at most {_MAX_ROUTE_NAME} printable characters, got {describe(name)}"))
+        return None
+    return name
+
+
+def _request_match(value: object, path: str, problems: list[Problem]) -> RequestMatch | None:
+    node = mapping(value, path, problems)
+    if node is None:
+        return None
+    fields = ("method", "pathRegex", "all", "any", "not")
+    known_keys(node, path, problems, fields)  # an unknown key alone is reported once, as unknown
+    if not any(node.get(key) is not None for key in fields) and set(node) <= set(fields):
+        problems.append(Problem(path, "expected at least one of method, pathRegex, all, any, not"))
+        return None
+    before = len(problems)
+    method = None
+    if node.get("method") is not None:
+        method = string(node["method"], child(path, "method"), problems, "an HTTP method such as GET")
+        if method is not None and not _HTTP_TOKEN.match(method):
+            problems.append(
+                Problem(child(path, "method"), f"expected an HTTP method such as GET, got {describe(method)}")
+            )
+    path_regex = None
+    if node.get("pathRegex") is not None:
+        path_regex = _regex(node["pathRegex"], child(path, "pathRegex"), problems)
+    all_of = _request_list(node.get("all"), child(path, "all"), problems)
+    any_of = _request_list(node.get("any"), child(path, "any"), problems)
+    negated = None
+    if node.get("not") is not None:
+        negated = _request_match(node["not"], child(path, "not"), problems)
+    if len(problems) > before:
+        return None
+    return RequestMatch(method, path_regex, all_of, any_of, negated)
+
+
+def _request_list(value: object, path: str, problems: list[Problem]) -> tuple[RequestMatch, ...] | None:
+    if value is None:
+        return None
+    raw = sequence(value, path, problems, "a non-empty list of conditions")
+    if raw is None:
+        return None
+    if not raw:
+        problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
+    parsed = [_request_match(entry, item(path, index), problems) for index, entry in enumerate(raw)]
+    return tuple(match for match in parsed if match is not None)
+
+
+def _regex(value: object, path: str, problems: list[Problem]) -> str | None:
+    text = string(value, path, problems, "a regular expression matched against the whole path")
+    if text is None:
+        return None
+    try:
+        re.compile(text)
+    except re.error as exc:
+        problems.append(Problem(path, f"invalid regular expression {describe(text)}: {exc}"))
+        return None
+    return text
+
+
+def _response_class(value: object, path: str, problems: list[Problem]) -> ResponseClass | None:
+    node = mapping(value, path, problems)
+    if node is None:
+        return None
+    known_keys(node, path, problems, ("condition", "isFailure"))
+    if "condition" not in node:
+        problems.append(Problem(child(path, "condition"), "missing (the response condition of the class)"))
+        return None
+    condition = _response_match(node["condition"], child(path, "condition"), problems)
+    failure = False
+    if node.get("isFailure") is not None:
+        parsed = boolean(node["isFailure"], child(path, "isFailure"), problems)
+        if parsed is None:
+            return None
+        failure = parsed
+    return None if condition is None else ResponseClass(condition, failure)
+
+
+def _response_match(value: object, path: str, problems: list[Problem]) -> ResponseMatch | None:
+    node = mapping(value, path, problems)
+    if node is None:
+        return None
+    fields = ("status", "all", "any", "not")
+    known_keys(node, path, problems, fields)
+    if not any(node.get(key) is not None for key in fields) and set(node) <= set(fields):
+        problems.append(Problem(path, "expected at least one of status, all, any, not"))
+        return None
+    before = len(problems)
+    status = None
+    if node.get("status") is not None:
+        status = _status_range(node["status"], child(path, "status"), problems)
+    all_of = _response_list(node.get("all"), child(path, "all"), problems)
+    any_of = _response_list(node.get("any"), child(path, "any"), problems)
+    negated = None
+    if node.get("not") is not None:
+        negated = _response_match(node["not"], child(path, "not"), problems)
+    if len(problems) > before:
+        return None
+    return ResponseMatch(status, all_of, any_of, negated)
+
+
+def _response_list(value: object, path: str, problems: list[Problem]) -> tuple[ResponseMatch, ...] | None:
+    if value is None:
+        return None
+    raw = sequence(value, path, problems, "a non-empty list of conditions")
+    if raw is None:
+        return None
+    if not raw:
+        problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
+    parsed = [_response_match(entry, item(path, index), problems) for index, entry in enumerate(raw)]
+    return tuple(match for match in parsed if match is not None)
+
+
+def _status_range(value: object, path: str, problems: list[Problem]) -> StatusRange | None:
+    node = mapping(value, path, problems, "a mapping with min and/or max")
+    if node is None:
+        return None
+    known_keys(node, path, problems, ("min", "max"))
+    if node.get("min") is None and node.get("max") is None:
+        problems.append(Problem(path, "expected min and/or max"))
+        return None
+    low = (
+        100 if node.get("min") is None else integer(node["min"], child(path, "min"), problems, minimum=100, maximum=599)
+    )
+    high = (
+        599 if node.get("max") is None else integer(node["max"], child(path, "max"), problems, minimum=100, maximum=599)
+    )
+    if low is None or high is None:
+        return None
+    if low > high:
+        problems.append(Problem(path, f"expected min <= max, got min {low} and max {high}"))
+        return None
+    return StatusRange(low, high)
+
+
+def _retry_budget(value: object, path: str, problems: list[Problem]) -> RetryBudget | None:
+    node = mapping(value, path, problems)
+    if node is None:
+        return None
+    keys = ("retryRatio", "minRetriesPerSecond", "ttl")
+    known_keys(node, path, problems, keys)
+    for key in keys:
+        if node.get(key) is None:
+            problems.append(Problem(child(path, key), "missing"))
+    if any(node.get(key) is None for key in keys):
+        return None
+    ratio = number(node["retryRatio"], child(path, "retryRatio"), problems)
+    per_second = integer(node["minRetriesPerSecond"], child(path, "minRetriesPerSecond"), problems, minimum=0)
+    ttl_s = duration(node["ttl"], child(path, "ttl"), problems)
+    if ratio is None or per_second is None or ttl_s is None:
+        return None
+    return RetryBudget(ratio, per_second, str(node["ttl"]), ttl_s)
+
+
+# --- back to the document shape ---------------------------------------------------------------------
+
+
+def spec_to_dict(spec: ServiceProfileSpec) -> dict[str, Any]:
+    """The spec in its YAML/JSON shape (camelCase), as sent to proxies and written by `apply`."""
+    out: dict[str, Any] = {"routes": [_route_dict(route) for route in spec.routes]}
+    if spec.retry_budget is not None:
+        budget = spec.retry_budget
+        out["retryBudget"] = {
+            "retryRatio": budget.retry_ratio,
+            "minRetriesPerSecond": budget.min_retries_per_second,
+            "ttl": budget.ttl,
+        }
+    return out
+
+
+def _route_dict(route: Route) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": route.name, "condition": _request_dict(route.condition)}
+    if route.response_classes:
+        out["responseClasses"] = [
+            {"condition": _response_dict(cls.condition), "isFailure": cls.is_failure} for cls in route.response_classes
+        ]
+    if route.timeout is not None:
+        out["timeout"] = route.timeout
+    if route.is_retryable:
+        out["isRetryable"] = True
+    return out
+
+
+def _request_dict(match: RequestMatch) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if match.method is not None:
+        out["method"] = match.method
+    if match.path_regex is not None:
+        out["pathRegex"] = match.path_regex
+    if match.all_of is not None:
+        out["all"] = [_request_dict(m) for m in match.all_of]
+    if match.any_of is not None:
+        out["any"] = [_request_dict(m) for m in match.any_of]
+    if match.not_ is not None:
+        out["not"] = _request_dict(match.not_)
+    return out
+
+
+def _response_dict(match: ResponseMatch) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if match.status is not None:
+        out["status"] = {"min": match.status.min, "max": match.status.max}
+    if match.all_of is not None:
+        out["all"] = [_response_dict(m) for m in match.all_of]
+    if match.any_of is not None:
+        out["any"] = [_response_dict(m) for m in match.any_of]
+    if match.not_ is not None:
+        out["not"] = _response_dict(match.not_)
+    return out

@@ -1,0 +1,150 @@
+"""ControlClient against a real control plane process: certificate + snapshot, outage, reconnection."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from meshctl.control.certinfo import dns_names, verify_leaf
+from meshctl.control.proto import mesh_pb2
+from meshctl.identity import control_plane_identity
+from meshctl.proxy.control_client import ControlClient, IssuedCertificate
+from tests.integration.test_control_plane import BOOKS, PROFILE, ControlProcess, Home, make_home
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Control:
+    address: str
+    identity: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """The fields of ProxyConfig the client reads."""
+
+    control: Control
+    trust_anchors: Path
+    token_file: Path
+    pod: str = "books-0"
+    namespace: str = "booksapp"
+    identity: str = BOOKS
+
+
+@dataclass
+class Received:
+    certificates: list[IssuedCertificate] = field(default_factory=list)
+    snapshots: list[mesh_pb2.Snapshot] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def on_certificate(self, issued: IssuedCertificate) -> None:
+        with self.changed:
+            self.certificates.append(issued)
+            self.changed.notify_all()
+
+    def on_snapshot(self, snapshot: mesh_pb2.Snapshot) -> None:
+        with self.changed:
+            self.snapshots.append(snapshot)
+            self.changed.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        with self.changed:
+            assert self.changed.wait_for(predicate, timeout), "condition not reached in time"
+
+
+def _config(home: Home, control_identity: str | None = None) -> Config:
+    return Config(Control(home.address, control_identity or control_plane_identity()), home.anchors, home.token_file)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return make_home(tmp_path)
+
+
+@pytest.fixture
+def control(home: Home) -> Iterator[ControlProcess]:
+    process = ControlProcess(home).start()
+    yield process
+    if process.proc is not None and process.proc.poll() is None:
+        process.stop(signal.SIGKILL)
+
+
+def test_client_gets_a_certificate_and_snapshots(home: Home, control: ControlProcess) -> None:
+    received = Received()
+    client = ControlClient(_config(home), received.on_certificate, received.on_snapshot)
+    client.start()
+    try:
+        received.wait(lambda: bool(received.certificates and received.snapshots))
+        issued = received.certificates[0]
+        chain = x509.load_pem_x509_certificates(issued.cert_chain_pem)
+        verify_leaf(chain, x509.load_pem_x509_certificates(issued.trust_anchors_pem), BOOKS)
+        assert dns_names(chain[0]) == [BOOKS] and issued.identity == BOOKS
+        assert issued.not_after == chain[0].not_valid_after_utc
+        assert b"PRIVATE KEY" in issued.key_pem
+        assert [s.name for s in received.snapshots[0].services] == ["books"]
+
+        (home.config_dir / "books.yaml").write_text(PROFILE.format(route="list"))
+        received.wait(lambda: len(received.snapshots) >= 2)
+        assert [r.kind for r in received.snapshots[-1].resources] == ["ServiceProfile"]
+    finally:
+        client.stop()
+
+
+def test_client_keeps_state_while_the_control_plane_is_away_and_reconnects(home: Home, control: ControlProcess) -> None:
+    received = Received()
+    client = ControlClient(
+        _config(home), received.on_certificate, received.on_snapshot, backoff_initial=0.2, backoff_max=1.0
+    )
+    client.start()
+    try:
+        received.wait(lambda: bool(received.certificates and received.snapshots) and client.connected)
+        certificate, snapshot = client.certificate, client.snapshot
+
+        control.stop(signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.connected
+        time.sleep(1.5)  # a few failed reconnection attempts
+        assert client.certificate is certificate and client.snapshot is snapshot
+        assert len(received.certificates) == 1
+
+        restarted = ControlProcess(home).start()
+        try:
+            received.wait(lambda: client.connected and len(received.snapshots) >= 2)
+            assert received.snapshots[-1].version > snapshot.version  # type: ignore[union-attr]
+        finally:
+            restarted.stop()
+    finally:
+        client.stop()
+
+
+def test_client_refuses_a_server_with_another_identity(home: Home, control: ControlProcess) -> None:
+    received = Received()
+    client = ControlClient(
+        _config(home, control_identity=BOOKS), received.on_certificate, received.on_snapshot, backoff_max=0.5
+    )
+    client.start()
+    time.sleep(2.0)
+    client.stop()
+    assert received.certificates == [] and received.snapshots == []
+    assert "watch opened" not in control.output() and "certified" not in control.output()
+
+
+def test_stop_is_prompt_even_when_the_control_plane_is_unreachable(tmp_path: Path) -> None:
+    home = make_home(tmp_path)  # nothing listens on its address
+    client = ControlClient(_config(home), lambda _: None, lambda _: None)
+    client.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    client.stop()
+    assert time.monotonic() - started < 2.5
+    assert client.certificate is None and client.snapshot is None
