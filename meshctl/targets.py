@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from meshctl.errors import UsageError
 from meshctl.identity import is_dns_label
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     DEPLOYMENT = "deployment"
     POD = "pod"
     NAMESPACE = "namespace"

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="meshctl", standalone_mode=False)
+        code = app(args=args, prog_name="meshctl", standalone_mode=False)
     except MeshError as exc:
         if debug:
             raise
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)
-    return int(ExitCode.OK)
+    # Without standalone mode, typer returns the exit code of `typer.Exit` and of Ctrl-C instead of raising.
+    return code if isinstance(code, int) else int(ExitCode.OK)
 
 
 def _report(message: str, hint: str | None) -> None:

@@ -15,9 +15,11 @@ class Shell(StrEnum):
 
 def completion_script(shell: Shell) -> str:
     from typer._click.shell_completion import get_completion_class
+    from typer._completion_classes import completion_init
 
     from meshctl.cli.app import app
 
+    completion_init()  # typer's own classes, whatever was imported before: the scripts must not vary
     cls = get_completion_class(shell.value)
     if cls is None:  # pragma: no cover - click ships all three
         raise RuntimeError(f"click has no completion for {shell.value}")

@@ -1,0 +1,1 @@
+complete --command meshctl --no-files --arguments "(env _MESHCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) meshctl)" --condition "env _MESHCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) meshctl"
