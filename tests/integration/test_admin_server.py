@@ -80,9 +80,7 @@ async def connect(
     port: int, local_host: str | None = None
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     local = (local_host, 0) if local_host else None
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", port, local_addr=local), TIMEOUT
-    )
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, local_addr=local), TIMEOUT)
     try:
         yield reader, writer
     finally:
@@ -244,9 +242,7 @@ async def test_connection_close_and_http10() -> None:
 
 @scenario
 async def test_upgrade_is_ignored_and_the_connection_closed() -> None:
-    upgrade = (
-        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
-    )
+    upgrade = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
     async with serving(Proxy().app()) as port, connect(port) as (reader, writer):
         writer.write(get("/live", upgrade))
         reply = await read_reply(reader)
@@ -258,9 +254,7 @@ async def test_upgrade_is_ignored_and_the_connection_closed() -> None:
 async def test_expect_continue() -> None:
     proxy = Proxy()
     async with serving(proxy.app()) as port, connect(port) as (reader, writer):
-        writer.write(
-            b"PUT /proxy-log-level HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
-        )
+        writer.write(b"PUT /proxy-log-level HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         writer.write(b"debug")
@@ -280,9 +274,7 @@ async def test_expect_continue() -> None:
     b"GET /live HTTP/1.1\r\nContent-Length: x\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
 ])  # fmt: skip
-def test_malformed_request_is_400_and_closed(
-    run: Callable[[Coroutine[Any, Any, None]], None], raw: bytes
-) -> None:
+def test_malformed_request_is_400_and_closed(run: Callable[[Coroutine[Any, Any, None]], None], raw: bytes) -> None:
     async def body() -> None:
         async with serving(Proxy().app()) as port, connect(port) as (reader, writer):
             writer.write(raw)

@@ -1,0 +1,5 @@
+import sys
+
+from meshctl.proxy.main import main
+
+sys.exit(main())

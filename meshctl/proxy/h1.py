@@ -1,0 +1,418 @@
+"""Sans-IO HTTP/1.1 over httptools: readers that take bytes and call a sink, and head serialisation.
+
+Strict on purpose — a proxy that reads a message differently from the server behind it enables
+request smuggling. llhttp already rejects bare LF, obs-fold, whitespace before colons, bad chunk
+sizes, NUL/CR/LF and other control bytes in values, duplicate or signed Content-Length and CL together
+with TE; on top of that we refuse any Transfer-Encoding other than exactly "chunked", TE on HTTP/1.0,
+versions other than 1.0/1.1, missing or repeated Host, heads over 64 KiB (431) and more than 100 header
+fields. Hop-by-hop headers are dropped when a head is re-serialised; chunked framing is re-added.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httptools
+
+from meshctl.proxy.rescue import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 100
+HOP_BY_HOP = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"transfer-encoding")
+)
+_HOST, _CL, _TE, _CONNECTION = b"host", b"content-length", b"transfer-encoding", b"connection"
+# Names the readers look at; anything else is copied without a second look.
+_SPECIAL = HOP_BY_HOP | {_HOST, _CL}
+Headers = list[tuple[bytes, bytes]]
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of chunked transfer coding."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def last_chunk(trailers: Headers | None) -> bytes:
+    if not trailers:
+        return b"0\r\n\r\n"
+    return b"0\r\n" + b"".join(b"%b: %b\r\n" % (n, v) for n, v in trailers) + b"\r\n"
+
+
+def _header_lines(headers: Headers, drop: frozenset[bytes] | None) -> bytes:
+    if drop is None:
+        return b"".join([b"%b: %b\r\n" % h for h in headers])
+    return b"".join([b"%b: %b\r\n" % h for h in headers if h[0].lower() not in drop])
+
+
+def _reraise_callback_bug(exc: Exception) -> None:
+    """An exception from a sink (not a parse error) is a bug: let it surface as itself."""
+    cause = exc.__context__
+    if isinstance(cause, Exception) and not isinstance(cause, httptools.HttpParserError):
+        raise cause
+
+
+class _Head:
+    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop")
+
+    def __init__(self) -> None:
+        self.version = "1.1"
+        self.headers: Headers = []
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length: int | None = None
+        self.drop: frozenset[bytes] | None = None  # names to leave out when serialising; None: none present
+
+
+class RequestHead(_Head):
+    __slots__ = ("method", "target", "authority", "path")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.method = ""
+        self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
+        self.path = ""  # path without the query, for route matching
+        self.authority = ""
+
+    def serialize(self) -> bytes:
+        """The head as sent upstream: origin-form, HTTP/1.1, hop-by-hop headers dropped."""
+        framing = b"transfer-encoding: chunked\r\n\r\n" if self.chunked else b"\r\n"
+        return b"%b %b HTTP/1.1\r\n%b%b" % (
+            self.method.encode("ascii"), self.target, _header_lines(self.headers, self.drop), framing
+        )
+
+
+class ResponseHead(_Head):
+    __slots__ = ("status", "reason", "until_eof", "no_body")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = 0
+        self.reason = b""
+        self.until_eof = False  # no framing: the body ends when the upstream closes
+        self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
+
+    def serialize(self, client_version: str, keep_alive: bool) -> tuple[bytes, bool, bool]:
+        """(head bytes, re-chunk the body?, close after it?) for a client speaking `client_version`."""
+        rechunk = False
+        close = not keep_alive
+        extra = b""
+        if not self.no_body and (self.chunked or self.until_eof):
+            if client_version == "1.1":
+                rechunk = True
+                extra = b"transfer-encoding: chunked\r\n"
+            else:
+                close = True  # an HTTP/1.0 client reads the body until the connection closes
+        if self.status >= 200:
+            if close:
+                extra += b"connection: close\r\n"
+            elif client_version == "1.0":
+                extra += b"connection: keep-alive\r\n"
+        head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (
+            client_version.encode("ascii"), self.status, self.reason, _header_lines(self.headers, self.drop), extra
+        )
+        return head, rechunk, close
+
+
+class RequestSink(Protocol):
+    def on_request_head(self, head: RequestHead) -> None: ...
+
+    def on_request_body(self, data: bytes) -> None: ...
+
+    def on_request_end(self, trailers: Headers | None) -> None: ...
+
+
+class ResponseSink(Protocol):
+    def on_response_head(self, head: ResponseHead) -> None: ...
+
+    def on_response_body(self, data: bytes) -> None: ...
+
+    def on_response_end(self, trailers: Headers | None) -> None: ...
+
+
+class _Reader:
+    """What both directions share: header collection, size limits and framing checks."""
+
+    _head: _Head
+
+    def __init__(self) -> None:
+        self._error: Exception | None = None
+        self._in_head = False
+        self._head_bytes = 0  # size of the head's fields, as the callbacks see them
+        self._wire = 0  # bytes read while a head is incomplete (fields arrive whole, this sees them grow)
+        self._count = 0
+        self._trailers: Headers | None = None
+        self._cl: bytes | None = None
+        self._te: bytes | None = None
+        self._tokens: bytes | None = None  # Connection header value(s)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._error is None:
+            self._error = exc
+        raise exc  # httptools aborts the parse and re-raises as a callback error
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = self._wire = 0
+        self._count = 0
+        self._trailers = None
+        self._cl = self._te = self._tokens = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:  # trailer fields of a chunked body
+            if self._trailers is None:
+                self._trailers = []
+            if len(self._trailers) < MAX_HEADERS and name.lower() not in _SPECIAL:
+                self._trailers.append((name, value))
+            return
+        self._count += 1
+        self._head_bytes += len(name) + len(value) + 4
+        if self._count > MAX_HEADERS:
+            self._fail(BadRequest("too many header fields"))
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("header section too large"))
+        lower = name.lower()
+        if lower in _SPECIAL:
+            self._special(lower, value)
+        self._head.headers.append((name, value))
+
+    def _special(self, lower: bytes, value: bytes) -> None:
+        if lower == _CL:
+            if self._cl is not None and self._cl != value:
+                self._fail(BadRequest("conflicting Content-Length"))
+            self._cl = value
+        elif lower == _TE:
+            if self._te is not None:
+                self._fail(BadRequest("repeated Transfer-Encoding"))
+            self._te = value
+        elif lower == _CONNECTION:
+            self._tokens = value if self._tokens is None else self._tokens + b"," + value
+        elif lower == _HOST:
+            self._host(value)
+        head = self._head
+        if lower in HOP_BY_HOP and head.drop is None:
+            head.drop = HOP_BY_HOP
+
+    def _host(self, value: bytes) -> None:
+        pass
+
+    def _framing(self, version: str) -> None:
+        """Checks once the head is complete; raises BadRequest (or UpstreamReset on the response side)."""
+        head = self._head
+        head.version = version
+        if self._te is not None:
+            if self._te.strip().lower() != b"chunked":
+                self._fail(self._malformed("Transfer-Encoding other than chunked"))
+            if version != "1.1":
+                self._fail(self._malformed("Transfer-Encoding on HTTP/1.0"))
+            head.chunked = True
+        elif self._cl is not None:
+            if not self._cl.isdigit() or len(self._cl) > 15:
+                self._fail(self._malformed("invalid Content-Length"))
+            head.content_length = int(self._cl)
+        if self._tokens is not None:
+            listed = frozenset(t.strip().lower() for t in self._tokens.split(b",") if t.strip())
+            head.drop = HOP_BY_HOP | (listed - {_HOST, _CL})
+
+    def _malformed(self, reason: str) -> Exception:
+        return BadRequest(reason)
+
+
+class RequestReader(_Reader):
+    """Downstream requests → sink calls. feed() raises BadRequest/HeadTooLarge; the connection is then done."""
+
+    _head: RequestHead
+
+    def __init__(self, sink: RequestSink) -> None:
+        super().__init__()
+        self._sink = sink
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._hosts = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._in_head:
+            self._wire += len(data)
+            if self._wire > MAX_HEAD_BYTES + 8192:
+                self._fail(HeadTooLarge("header section too large"))
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            _reraise_callback_bug(exc)
+            self._fail(BadRequest(f"malformed request: {exc}"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head = RequestHead()
+        self._url = b""
+        self._hosts = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("request target too large"))
+
+    def _host(self, value: bytes) -> None:
+        self._hosts += 1
+        if self._hosts > 1:
+            self._fail(BadRequest("repeated Host"))
+        self._head.authority = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            self._fail(BadRequest(f"unsupported HTTP version {version}"))
+        self._framing(version)
+        head = self._head
+        head.method = parser.get_method().decode("ascii")
+        head.keep_alive = parser.should_keep_alive()
+        url = self._url
+        if url[:1] == b"/":
+            head.target = url
+            q = url.find(b"?")
+            head.path = (url if q < 0 else url[:q]).decode("latin-1")
+        elif url == b"*" and head.method == "OPTIONS":
+            head.target, head.path = url, "*"
+        else:
+            self._absolute(url)
+        if not head.authority and version == "1.1":
+            self._fail(BadRequest("missing Host"))
+        self._in_head = False
+        self._sink.on_request_head(head)
+
+    def _absolute(self, url: bytes) -> None:
+        """Absolute-form (the app uses the proxy as an HTTP proxy): the URI's authority wins over Host."""
+        try:
+            parts = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            self._fail(BadRequest("invalid request target"))
+        if parts.schema not in (b"http", b"https") or not parts.host:
+            self._fail(BadRequest("invalid request target"))
+        head = self._head
+        authority = parts.host + (b":%d" % parts.port if parts.port else b"")
+        head.authority = authority.decode("latin-1")
+        path = parts.path or b"/"
+        head.path = path.decode("latin-1")
+        head.target = path + (b"?" + parts.query if parts.query else b"")
+        head.headers = [h for h in head.headers if h[0].lower() != _HOST]
+        head.headers.insert(0, (b"Host", authority))
+
+    def on_body(self, data: bytes) -> None:
+        self._sink.on_request_body(data)
+
+    def on_message_complete(self) -> None:
+        self._sink.on_request_end(self._trailers)
+
+
+class ResponseReader(_Reader):
+    """Upstream responses → sink calls. Call expect(head_request) before each request is sent."""
+
+    _head: ResponseHead
+
+    def __init__(self, sink: ResponseSink) -> None:
+        super().__init__()
+        self._sink = sink
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_request = False
+        self._done = True  # no response is expected: bytes now are a protocol error
+        self._started = False  # bytes of the expected response have arrived
+        self._until_eof = False  # the body in progress ends when the upstream closes
+        self._buffer = b""
+
+    def expect(self, head_request: bool) -> None:
+        self._head_request = head_request
+        self._done = self._started = False
+
+    def feed(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        try:
+            if self._head_request:
+                data = self._feed_head_only(data)
+                if not data:
+                    return
+            if self._in_head:
+                self._wire += len(data)
+                if self._wire > MAX_HEAD_BYTES + 8192:
+                    self._fail(UpstreamReset("response head too large"))
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            _reraise_callback_bug(exc)
+            self._fail(UpstreamReset(f"malformed response: {exc}"))
+
+    def _feed_head_only(self, data: bytes) -> bytes:
+        # llhttp cannot be told a response answers HEAD (it would wait for Content-Length bytes), so
+        # the head is cut out here and parsed alone; a fresh parser then takes what follows.
+        buffer = self._buffer + data
+        while self._head_request:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD_BYTES:
+                    self._fail(UpstreamReset("response head too large"))
+                self._buffer = buffer
+                return b""
+            head, buffer = buffer[: end + 4], buffer[end + 4 :]
+            self._parser.feed_data(head)  # emits the head (a final one ends the HEAD exchange)
+            self._parser = httptools.HttpResponseParser(self)
+        self._buffer = b""
+        return buffer
+
+    def eof(self) -> None:
+        """The upstream closed: ends a response framed by the close, else raises UpstreamClosed/Reset."""
+        if self._until_eof:
+            self._until_eof = False
+            self._done = True
+            self._sink.on_response_end(None)
+        elif not self._done:
+            self._fail(UpstreamReset("upstream closed mid-response") if self._started else UpstreamClosed("closed"))
+
+    def _malformed(self, reason: str) -> Exception:
+        return UpstreamReset(reason)
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            self._fail(UpstreamReset("unsolicited response"))
+        super().on_message_begin()
+        self._head = ResponseHead()
+        self._started = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._head.reason += reason
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        self._framing(parser.get_http_version())
+        head = self._head
+        head.status = status = parser.get_status_code()
+        head.keep_alive = parser.should_keep_alive()
+        if status < 200 or status == 204 or status == 304 or self._head_request:
+            head.no_body = True
+        elif not head.chunked and head.content_length is None:
+            head.until_eof = self._until_eof = True
+            head.keep_alive = False
+        self._in_head = False
+        self._sink.on_response_head(head)
+        if status >= 200 and self._head_request:
+            self._head_request = False
+            self._done = True
+            self._sink.on_response_end(None)
+
+    def on_body(self, data: bytes) -> None:
+        self._sink.on_response_body(data)
+
+    def on_message_complete(self) -> None:
+        if self._head.status < 200 or self._done:
+            return  # an interim (1xx) response, or the HEAD answer already ended
+        self._until_eof = False
+        self._done = True
+        self._sink.on_response_end(self._trailers)

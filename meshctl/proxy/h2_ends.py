@@ -1,0 +1,240 @@
+"""The two ends of a proxied HTTP/2 connection, with the guards each one owes its peer.
+
+`DownstreamH2` (server side, facing whoever connects to the proxy) refuses streams past the concurrency
+limit with REFUSED_STREAM (RFC 9113 §5.1.2) so they never reach an upstream, closes the connection with
+GOAWAY ENHANCE_YOUR_CALM on rapid resets (CVE-2023-44487) and control-frame floods, and drains with a
+two-step graceful GOAWAY. `UpstreamH2` (client side) tracks how many streams a connection still takes and
+turns a graceful GOAWAY into REFUSED resets for the streams the peer will not process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    PingAckReceived,
+    PingReceived,
+    PriorityUpdated,
+    RemoteSettingsChanged,
+    RequestReceived,
+    ResponseReceived,
+    StreamReset,
+    TrailersReceived,
+    UnknownFrameReceived,
+    WindowUpdated,
+)
+from h2.exceptions import H2Error
+from hyperframe.frame import GoAwayFrame
+
+from meshctl.proxy.h2_core import (
+    Event,
+    Failed,
+    Goaway,
+    H2Limits,
+    H2Side,
+    Outbox,
+    Request,
+    Reset,
+    Response,
+    Window,
+    code_name,
+)
+from meshctl.proxy.h2_headers import Header, Malformed, check_request, check_response
+
+_DRAIN_PING = b"mshdrain"
+_MAX_STREAM_ID = 2**31 - 1
+
+
+class DownstreamH2(H2Side):
+    """The server side of a connection accepted by the proxy."""
+
+    client_side = False
+
+    def __init__(
+        self, outbox: Outbox, limits: H2Limits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(outbox, limits)
+        self._clock = clock
+        self._premature = 0
+        self._finished = 0
+        self._burst_start = clock()
+        self._burst = 0
+        self.accept_up_to = _MAX_STREAM_ID  # lowered by the final GOAWAY of a drain
+        self.draining = False
+        self.peer_closing = False
+
+    def receive(self, data: bytes) -> list[Event]:
+        events = self._h2_events(data)
+        if events is None:
+            return [Failed(self.failed or "closed")]
+        out: list[Event] = []
+        # A HEADERS+END_STREAM cancelled in the same read never reaches the upstream (twisted#12705).
+        doomed = {e.stream_id for e in events if type(e) is StreamReset} if len(events) > 1 else ()
+        for ev in events:
+            kind = type(ev)
+            if kind is RequestReceived:
+                self._request(ev, out, doomed)
+            elif kind is DataReceived:
+                if not ev.data and ev.stream_ended is None:
+                    self._control_frame()
+                self._data(ev, out)
+            elif kind is TrailersReceived:
+                self._trailers(ev, out)
+            elif kind is StreamReset:
+                if ev.stream_id in self.streams:
+                    self._peer_reset(ev, out)
+                elif ev.stream_id in doomed:
+                    self._closed(ev.stream_id, premature=True)
+            elif kind is WindowUpdated:
+                out.append(Window(ev.stream_id))
+            elif kind is PingAckReceived:
+                if ev.ping_data == _DRAIN_PING:
+                    self.finish_drain()
+            elif kind in (PingReceived, RemoteSettingsChanged, PriorityUpdated, UnknownFrameReceived):
+                self._control_frame()
+            elif kind is ConnectionTerminated:
+                if ev.error_code:
+                    self.failed = f"peer closed the connection ({code_name(ev.error_code)})"
+                else:
+                    self.peer_closing = True
+                    out.append(Goaway(ev.last_stream_id or 0))
+            if self.failed is not None:
+                out.append(Failed(self.failed))
+                break
+        return out
+
+    def _request(self, ev: RequestReceived, out: list[Event], doomed: Any) -> None:
+        sid = ev.stream_id
+        if sid in doomed:
+            return
+        if sid > self.accept_up_to or len(self.streams) >= self.limits.max_concurrent_streams:
+            self._refuse(sid)
+            return
+        try:
+            head = check_request(ev.headers)
+        except Malformed:
+            self._malformed(sid, None, "malformed request")  # the stream never reaches the consumer
+            return
+        end = ev.stream_ended is not None
+        self._track(sid, end)
+        out.append(Request(sid, head, end))
+
+    def _refuse(self, sid: int) -> None:
+        try:
+            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+        except H2Error:
+            return
+        self._closed(sid, premature=True)
+
+    def _closed(self, stream_id: int, premature: bool) -> None:
+        self._finished += 1
+        if premature:
+            self._premature += 1
+            if self._premature >= self.limits.reset_floor and 2 * self._premature >= self._finished:
+                self.close(ErrorCodes.ENHANCE_YOUR_CALM, "too many streams reset before a response")
+
+    def _control_frame(self) -> None:
+        now = self._clock()
+        if now - self._burst_start >= 1.0:
+            self._burst_start, self._burst = now, 0
+        self._burst += 1
+        if self._burst > self.limits.control_frames_per_s:
+            self.close(ErrorCodes.ENHANCE_YOUR_CALM, "control frame flood")
+
+    # -- graceful shutdown ------------------------------------------------------------------------
+    def start_drain(self) -> None:
+        """GOAWAY(2^31-1) and a PING: streams in flight towards us still land (RFC 9113 §6.8)."""
+        if self.draining or self.failed is not None:
+            return
+        self.draining = True
+        self._send_frame(GoAwayFrame(0, last_stream_id=_MAX_STREAM_ID, error_code=ErrorCodes.NO_ERROR))
+        try:
+            self.h2.ping(_DRAIN_PING)
+        except H2Error:
+            self.finish_drain()
+
+    def finish_drain(self) -> None:
+        """The final GOAWAY naming the last stream we will serve; later streams are refused."""
+        if self.accept_up_to != _MAX_STREAM_ID or self.failed is not None:
+            return
+        self.draining = True
+        self.accept_up_to = self.h2.highest_inbound_stream_id
+        self._send_frame(GoAwayFrame(0, last_stream_id=self.accept_up_to, error_code=ErrorCodes.NO_ERROR))
+
+
+class UpstreamH2(H2Side):
+    """The client side of a connection the proxy opened to an app or another proxy."""
+
+    client_side = True
+
+    def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
+        super().__init__(outbox, limits)
+        self.goaway_last: int | None = None
+
+    def capacity(self) -> int:
+        """How many more streams this connection takes now (0 once it is closing)."""
+        if self.failed is not None or self.goaway_last is not None:
+            return 0
+        peer_max = self.h2.remote_settings.max_concurrent_streams
+        return min(peer_max, self.limits.max_concurrent_streams) - len(self.streams)
+
+    def start(self, headers: list[Header], end_stream: bool) -> int | None:
+        """Open a stream with a request header block; None when the connection cannot take it."""
+        if self.capacity() <= 0:
+            return None
+        sid = self.h2.get_next_available_stream_id()
+        self._track(sid, False)
+        if not self.send_headers(sid, headers, end_stream):
+            self.streams.pop(sid, None)
+            return None
+        return sid
+
+    def receive(self, data: bytes) -> list[Event]:
+        events = self._h2_events(data)
+        if events is None:
+            return [Failed(self.failed or "closed")]
+        out: list[Event] = []
+        for ev in events:
+            kind = type(ev)
+            if kind is ResponseReceived:
+                sid = ev.stream_id
+                if sid not in self.streams:
+                    continue
+                try:
+                    status = check_response(ev.headers)
+                except Malformed as exc:
+                    self._malformed(sid, out, f"malformed response: {exc}")
+                    continue
+                end = ev.stream_ended is not None
+                if end:
+                    self._remote_done(sid)
+                out.append(Response(sid, status, ev.headers, end))
+            elif kind is DataReceived:
+                self._data(ev, out)
+            elif kind is TrailersReceived:
+                self._trailers(ev, out)
+            elif kind is StreamReset:
+                self._peer_reset(ev, out)
+            elif kind is WindowUpdated:
+                out.append(Window(ev.stream_id))
+            elif kind is ConnectionTerminated:
+                if ev.error_code:
+                    self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
+                else:
+                    self._goaway(ev.last_stream_id or 0, out)
+            if self.failed is not None:
+                out.append(Failed(self.failed))
+                break
+        return out
+
+    def _goaway(self, last: int, out: list[Event]) -> None:
+        self.goaway_last = last if self.goaway_last is None else min(last, self.goaway_last)
+        for sid in [s for s in self.streams if s > last]:
+            del self.streams[sid]
+            out.append(Reset(sid, ErrorCodes.REFUSED_STREAM, "refused by upstream GOAWAY"))
+        out.append(Goaway(last))

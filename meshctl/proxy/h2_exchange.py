@@ -1,0 +1,329 @@
+"""One proxied HTTP/2 request (sans-IO): a downstream stream bridged to an upstream stream.
+
+Bytes move in both directions only as fast as the far side's flow-control window allows, and each chunk
+is acknowledged to the side it came from only once it has been handed on, so a slow peer stalls its
+sender instead of filling the proxy's memory. Every way a request can end — response, deadline,
+upstream reset or loss, no route — leaves through `_finish`, which records metrics exactly once, and
+every failure becomes a response: trailers-only for gRPC, a status and body from `rescue` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from h2.errors import ErrorCodes
+
+from meshctl.proxy import h2_grpc as grpc
+from meshctl.proxy.h2_headers import Header, RequestHead
+from meshctl.proxy.h2_types import (
+    Connector,
+    DeadlineExceeded,
+    Failure,
+    Plan,
+    TimerHandle,
+    UpstreamLink,
+    UpstreamLost,
+    UpstreamReset,
+)
+
+if TYPE_CHECKING:
+    from meshctl.proxy.h2_relay import DownstreamSession
+
+REPLAY_LIMIT = 64 * 1024  # a request is replayed on a refused stream only if its body fits (as Linkerd)
+MAX_ATTEMPTS = 3
+
+
+class Exchange:
+    __slots__ = ("down", "sid", "head", "plan", "grpc", "up", "usid", "started", "deadline", "timer",
+                 "req_q", "req_end", "req_trailers", "req_sent_end", "resp_q", "resp_end", "resp_trailers",
+                 "resp_sent_end", "answered", "status", "grpc_status", "latency_ms", "replay", "noack",
+                 "attempts", "done")  # fmt: skip
+
+    def __init__(self, down: DownstreamSession, sid: int, head: RequestHead, plan: Plan, end: bool) -> None:
+        self.down = down
+        self.sid = sid
+        self.head = head
+        self.plan = plan
+        self.grpc = grpc.is_grpc(head.content_type)
+        self.up: UpstreamLink | None = None
+        self.usid = 0
+        self.started = down.timers.time()
+        self.deadline: float | None = None
+        self.timer: TimerHandle | None = None
+        self.req_q: deque[bytes] = deque()  # received downstream, not yet handed upstream (nor acknowledged)
+        self.req_end = end
+        self.req_trailers: list[Header] | None = None
+        self.req_sent_end = False
+        self.resp_q: deque[bytes] = deque()
+        self.resp_end = False
+        self.resp_trailers: list[Header] | None = None
+        self.resp_sent_end = False
+        self.answered = False  # a response header block went downstream
+        self.status = 0
+        self.grpc_status: int | None = None
+        self.latency_ms = 0.0
+        self.replay: list[bytes] | None = []  # request body sent so far, while a replay is still possible
+        self.noack = 0  # replayed bytes: acknowledged downstream on the first attempt already
+        self.attempts = 0
+        self.done = False
+
+    # -- start ------------------------------------------------------------------------------------
+    def start(self, connector: Connector) -> None:
+        plan = self.plan
+        if plan.failure is not None:
+            self._answer_failure(plan.failure)
+            return
+        timeout = plan.timeout_s
+        if self.grpc and self.head.grpc_timeout is not None:
+            asked = grpc.parse_timeout(self.head.grpc_timeout)
+            if asked is not None and (timeout is None or asked < timeout):
+                timeout = asked
+        if timeout is not None:
+            self.deadline = self.started + timeout
+            self.timer = self.down.timers.call_at(self.deadline, self._expired)
+        self.attempts = 1
+        connector.connect(self)
+
+    def attach(self, up: UpstreamLink) -> bool:
+        """Open the upstream stream on `up`; False when the connection could not take it."""
+        if self.done:
+            return True
+        headers = self.head.headers
+        if self.deadline is not None:  # forward the time that is left, not the time that was asked
+            left = self.deadline - self.down.timers.time()
+            if left <= 0:
+                self._expired()
+                return True
+            value = grpc.format_timeout(left)
+            headers = [(k, value if k == b"grpc-timeout" else v) for k, v in headers]
+            if self.head.grpc_timeout is None:
+                headers.append((b"grpc-timeout", value))
+        whole = self.req_end and not self.req_q and self.req_trailers is None
+        usid = up.side.start(headers, whole)
+        if usid is None:
+            return False
+        self.up, self.usid = up, usid
+        up.exchanges[usid] = self
+        self.req_sent_end = whole
+        self.pump_request()
+        return True
+
+    # -- request direction ------------------------------------------------------------------------
+    def on_request_data(self, data: bytes, end: bool) -> None:
+        if data:
+            self.req_q.append(data)
+        self.req_end = self.req_end or end
+        if self.up is not None:
+            self.pump_request()
+
+    def on_request_trailers(self, headers: list[Header]) -> None:
+        self.req_trailers = headers
+        self.req_end = True
+        if self.up is not None:
+            self.pump_request()
+
+    def pump_request(self) -> None:
+        up = self.up
+        if up is None or self.done:
+            return
+        side, usid, q = up.side, self.usid, self.req_q
+        down = self.down.side
+        while q:
+            room = side.window(usid)
+            if room <= 0:
+                up.blocked.add(self)
+                return
+            chunk = q[0]
+            if len(chunk) > room:
+                chunk, q[0] = chunk[:room], chunk[room:]
+            else:
+                q.popleft()
+            last = not q and self.req_end and self.req_trailers is None
+            side.send_data(usid, chunk, end_stream=last)
+            size = len(chunk)
+            if self.noack:
+                skip = min(self.noack, size)
+                self.noack -= skip
+                size -= skip
+            down.ack(self.sid, size)
+            self._keep_for_replay(chunk)
+            if last:
+                self.req_sent_end = True
+        if self.req_end and not self.req_sent_end:
+            self.req_sent_end = True
+            if self.req_trailers is not None:
+                side.send_headers(usid, self.req_trailers, end_stream=True)
+            else:
+                side.send_data(usid, b"", end_stream=True)
+
+    def _keep_for_replay(self, chunk: bytes) -> None:
+        replay = self.replay
+        if replay is not None:
+            if sum(map(len, replay)) + len(chunk) > REPLAY_LIMIT:
+                self.replay = None
+            else:
+                replay.append(chunk)
+
+    # -- response direction -----------------------------------------------------------------------
+    def on_response(self, status: int, headers: list[Header], end: bool) -> None:
+        self.replay = None
+        self.status = status
+        self.latency_ms = (self.down.timers.time() - self.started) * 1000.0
+        if self.grpc and end:
+            self.grpc_status = grpc.status_of(headers)
+        self.answered = True
+        self.down.side.send_headers(self.sid, headers, end_stream=end)
+        if end:
+            self.resp_end = self.resp_sent_end = True
+            self._finish()
+
+    def on_response_data(self, data: bytes, end: bool) -> None:
+        if data:
+            self.resp_q.append(data)
+        self.resp_end = self.resp_end or end
+        self.pump_response()
+
+    def on_response_trailers(self, headers: list[Header]) -> None:
+        self.resp_trailers = headers
+        self.resp_end = True
+        if self.grpc:
+            self.grpc_status = grpc.status_of(headers)
+        self.pump_response()
+
+    def pump_response(self) -> None:
+        if self.done:
+            return
+        down, sid, q, up = self.down.side, self.sid, self.resp_q, self.up
+        while q:
+            room = down.window(sid)
+            if room <= 0:
+                self.down.blocked.add(self)
+                return
+            chunk = q[0]
+            if len(chunk) > room:
+                chunk, q[0] = chunk[:room], chunk[room:]
+            else:
+                q.popleft()
+            last = not q and self.resp_end and self.resp_trailers is None
+            down.send_data(sid, chunk, end_stream=last)
+            self.resp_sent_end = last
+            if up is not None:
+                up.side.ack(self.usid, len(chunk))
+        if not self.resp_end:
+            return
+        if not self.resp_sent_end:
+            self.resp_sent_end = True
+            if self.resp_trailers is not None:
+                down.send_headers(sid, self.resp_trailers, end_stream=True)
+            else:
+                down.send_data(sid, b"", end_stream=True)
+        self._finish()
+
+    # -- endings ----------------------------------------------------------------------------------
+    def upstream_reset(self, error_code: int, reason: str) -> None:
+        """The upstream stream is gone (peer reset, GOAWAY refusal, malformed response)."""
+        self._detach_up(reset=False)
+        if self.done:
+            return
+        if error_code == ErrorCodes.REFUSED_STREAM and self._retry():
+            return
+        self.fail(UpstreamReset(reason))
+
+    def upstream_lost(self, reason: str) -> None:
+        self._detach_up(reset=False)
+        if not self.done:
+            self.fail(UpstreamLost(reason))
+
+    def _retry(self) -> bool:
+        """A refused stream was never processed: send it again while its whole body is still at hand."""
+        replay = self.replay
+        if replay is None or self.answered or self.attempts >= MAX_ATTEMPTS or not self.plan.repick():
+            return False
+        self.attempts += 1
+        self.req_q.extendleft(reversed(replay))
+        self.noack += sum(map(len, replay))
+        self.replay = []
+        self.req_sent_end = False
+        self.down.connector.connect(self)
+        return True
+
+    def _expired(self) -> None:
+        self.timer = None
+        if not self.done:
+            self.fail(DeadlineExceeded("deadline exceeded"))
+
+    def fail(self, exc: BaseException) -> None:
+        """Answer the client with the failure `exc` maps to and release both streams."""
+        if not self.done:
+            self._answer_failure(self.plan.rescue(exc))
+
+    def _answer_failure(self, failure: Failure) -> None:
+        self._detach_up(reset=True)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        down, sid = self.down.side, self.sid
+        self.resp_q.clear()  # upstream bytes not yet forwarded: their credit went back in _detach_up
+        self.resp_end = True
+        if self.grpc:
+            self.grpc_status = failure.grpc_status
+            if self.answered:
+                self.resp_trailers = grpc.error_trailers(failure.grpc_status, failure.reason, failure.reason)
+            else:
+                self._answered_now(200)
+                block = grpc.trailers_only(failure.grpc_status, failure.reason, failure.reason)
+                down.send_headers(sid, block, end_stream=True)
+                self.resp_sent_end = True
+        elif self.answered:
+            down.reset(sid, ErrorCodes.INTERNAL_ERROR)  # a body was under way: only a reset tells the client
+            self.resp_sent_end = True
+        else:
+            self._answered_now(failure.http_status)
+            headers, body = grpc.plain_response(failure.http_status, failure.reason)
+            down.send_headers(sid, headers)
+            self.resp_q.append(body)
+        self.pump_response()
+
+    def _answered_now(self, status: int) -> None:
+        self.answered = True
+        self.status = status
+        self.latency_ms = (self.down.timers.time() - self.started) * 1000.0
+
+    def cancel(self) -> None:
+        """The downstream stream or connection went away: release the upstream stream quietly."""
+        if not self.done:
+            self.done = True
+            self.plan.abandon()
+            self._release()
+
+    def _finish(self) -> None:
+        self.done = True
+        if self.grpc and self.grpc_status is None:  # a gRPC response that carried no grpc-status
+            self.grpc_status = grpc.status_for_http(self.status)
+        self.plan.finish(self.status, self.grpc_status, self.latency_ms)
+        if not self.req_end:  # the response is complete but the client is still sending (RFC 9113 §8.1)
+            self.down.side.reset(self.sid, ErrorCodes.NO_ERROR)
+        self._release()
+
+    def _detach_up(self, reset: bool) -> None:
+        up = self.up
+        if up is None:
+            return
+        self.up = None
+        up.side.ack(self.usid, sum(map(len, self.resp_q)))
+        if reset and self.usid in up.side.streams:
+            up.side.reset(self.usid, ErrorCodes.CANCEL)
+        up.forget(self)
+
+    def _release(self) -> None:
+        """Return flow-control credit still held and unhook from both sessions."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.down.side.ack(self.sid, sum(map(len, self.req_q)))
+        self.req_q.clear()
+        self._detach_up(reset=True)
+        self.resp_q.clear()
+        self.replay = None
+        self.down.forget(self)

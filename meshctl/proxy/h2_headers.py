@@ -1,0 +1,148 @@
+"""HTTP/2 field validation (RFC 9113 §8.2, §8.3) in one pass per header block.
+
+python-h2's own inbound validation is switched off in the proxy: it turns every malformed block into a
+connection error and lowercases names before anyone can reject them. Here a malformed block is a
+`Malformed` exception, which the connection core turns into a stream reset. The checks that run on
+every request are compiled regexes, so the common case stays in C.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+Header = tuple[bytes, bytes]
+
+# Field names: visible ASCII except uppercase and ':' (RFC 9113 §8.2.1).
+_BAD_NAME = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]")
+# Field values: no NUL, CR, LF anywhere; no leading or trailing SP/HTAB (RFC 9113 §8.2.1).
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+# Hop-by-hop fields that HTTP/2 forbids outright (RFC 9113 §8.2.2).
+CONNECTION_SPECIFIC = frozenset({b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+_REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
+# :method is a token (RFC 9110 §9.1); :path and :authority are visible ASCII only (RFC 3986), so a
+# request cannot smuggle a second request line when it is translated to HTTP/1.1.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VISIBLE = re.compile(rb"[\x21-\x7e]*")
+MAX_FIELDS = 100  # regular fields per block, as Envoy's max_headers_count
+
+
+class Malformed(Exception):
+    """A header block that RFC 9113 calls malformed: the stream is reset with PROTOCOL_ERROR."""
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: bytes
+    scheme: bytes
+    path: bytes
+    authority: bytes
+    content_type: bytes
+    grpc_timeout: bytes | None
+    headers: list[Header]
+
+
+def _check_regular(name: bytes, value: bytes) -> None:
+    if not name or _BAD_NAME.search(name) is not None:
+        raise Malformed(f"invalid field name {name[:40]!r}")
+    if value and _BAD_VALUE.search(value) is not None:
+        raise Malformed(f"invalid value in field {name[:40]!r}")
+    if name in CONNECTION_SPECIFIC:
+        raise Malformed(f"connection-specific field {name.decode('ascii')!r}")
+    if name == b"te" and value.lower() != b"trailers":
+        raise Malformed("te other than trailers")
+
+
+def check_request(headers: list[Header]) -> RequestHead:
+    """Validate a request header block and pull out the fields the proxy routes on."""
+    pseudo: dict[bytes, bytes] = {}
+    regular = 0
+    host = content_type = b""
+    grpc_timeout: bytes | None = None
+    for name, value in headers:
+        if name[:1] == b":":
+            if regular:
+                raise Malformed("pseudo-header after regular field")
+            if name not in _REQUEST_PSEUDO:
+                raise Malformed(f"unexpected pseudo-header {name[:40]!r}")
+            if name in pseudo:
+                raise Malformed(f"repeated {name.decode('ascii')}")
+            if _BAD_VALUE.search(value) is not None:
+                raise Malformed(f"invalid value in {name.decode('ascii')}")
+            pseudo[name] = value
+            continue
+        regular += 1
+        _check_regular(name, value)
+        if name == b"content-type":
+            content_type = value
+        elif name == b"grpc-timeout":
+            grpc_timeout = value
+        elif name == b"host":
+            host = value
+    if regular > MAX_FIELDS:
+        raise Malformed("too many header fields")
+    method = pseudo.get(b":method", b"")
+    if _TOKEN.fullmatch(method) is None:
+        raise Malformed("missing or invalid :method")
+    authority = pseudo.get(b":authority", b"")
+    if _VISIBLE.fullmatch(authority) is None or _VISIBLE.fullmatch(host) is None:
+        raise Malformed("invalid :authority or host")
+    if host and authority and host != authority:
+        raise Malformed("host differs from :authority")
+    authority = authority or host
+    if method == b"CONNECT":
+        if not authority or b":scheme" in pseudo or b":path" in pseudo:
+            raise Malformed("malformed CONNECT")
+        return RequestHead(method, b"", b"", authority, content_type, grpc_timeout, headers)
+    scheme = pseudo.get(b":scheme", b"")
+    path = pseudo.get(b":path", b"")
+    if not scheme or not path:
+        raise Malformed("missing :scheme or :path")
+    if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
+        raise Malformed("invalid :path")
+    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers)
+
+
+def check_response(headers: list[Header]) -> int:
+    """Validate a final response header block; returns the status code."""
+    status = -1
+    regular = 0
+    for name, value in headers:
+        if name[:1] == b":":
+            if name != b":status" or status != -1 or regular:
+                raise Malformed(f"unexpected pseudo-header {name[:40]!r}")
+            if len(value) != 3 or not value.isdigit():
+                raise Malformed("invalid :status")
+            status = int(value)
+            continue
+        regular += 1
+        _check_regular(name, value)
+    if status < 200:
+        raise Malformed("missing or informational :status")
+    if regular > MAX_FIELDS:
+        raise Malformed("too many header fields")
+    return status
+
+
+def check_trailers(headers: list[Header]) -> None:
+    """Validate a trailer block: regular fields only."""
+    if len(headers) > MAX_FIELDS:
+        raise Malformed("too many trailer fields")
+    for name, value in headers:
+        if name[:1] == b":":
+            raise Malformed("pseudo-header in trailers")
+        _check_regular(name, value)
+
+
+def find(headers: list[Header], name: bytes) -> bytes | None:
+    """First value of a field, or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def safe_value(text: str) -> bytes:
+    """A proxy-generated field value: printable ASCII only, never empty, never padded."""
+    cleaned = "".join(c if " " <= c <= "~" else " " for c in text).strip()
+    return (cleaned or "error")[:200].encode("ascii")

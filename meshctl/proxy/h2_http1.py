@@ -1,0 +1,310 @@
+"""HTTP/2 requests forwarded to an HTTP/1.1 app: one request per connection at a time, kept alive.
+
+Used by the inbound side when the app speaks "http" but the request arrived over HTTP/2. The
+translation is the plain one (RFC 9113 §8.2.3, RFC 9112): `:authority` becomes Host, split cookies
+are joined, a body of unknown length is sent chunked (with trailers, if any), and the response's
+connection-specific fields are dropped. HTTP/1.1 has no flow control, so back-pressure is the
+socket's: reading from the app pauses while too many response bytes wait for the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+import httptools
+from h2.errors import ErrorCodes
+
+from meshctl.aio import spawn
+from meshctl.proxy.h2_exchange import Exchange
+from meshctl.proxy.h2_headers import CONNECTION_SPECIFIC, Header
+from meshctl.proxy.h2_pool import Dialer
+from meshctl.proxy.h2_types import UpstreamLost
+
+_SKIP_REQUEST = frozenset({b"te", b"host", b"cookie"}) | CONNECTION_SPECIFIC
+_SKIP_RESPONSE = CONNECTION_SPECIFIC | {b"te", b"trailer"}
+_WINDOW = 64 * 1024  # request bytes accepted per pump: the transport's own buffer limits apply after
+_PAUSE_AT = 1024 * 1024  # response bytes handed on but not yet written downstream
+_RESUME_AT = 256 * 1024
+_SID = 1  # the one "stream" of a connection
+MAX_IDLE = 32  # idle connections kept per app address
+
+
+class Http1Upstream(asyncio.Protocol):
+    """One HTTP/1.1 connection to the app; it is its own UpstreamEnd and UpstreamLink."""
+
+    def __init__(self, pool: Http1Pool, key: object) -> None:
+        self.pool = pool
+        self.key = key
+        self.exchanges: dict[int, Exchange] = {}
+        self.blocked: set[Exchange] = set()
+        self.streams: dict[int, int] = {}
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.chunked = False
+        self.head_request = False
+        self.headers: list[Header] = []
+        self.trailers: list[Header] = []
+        self.in_body = False
+        self.request_done = False
+        self.response_done = False
+        self.reusable = False
+        self.paused = False
+        self.reading_paused = False
+        self.unacked = 0
+        self.closed = False
+
+    @property
+    def side(self) -> Http1Upstream:
+        return self
+
+    # -- asyncio ----------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.pool.opened(self, True)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._lost(f"malformed response from the app: {exc}")
+        self.pool.outbox_flush()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for ex in list(self.blocked):
+            self.blocked.discard(ex)
+            ex.pump_request()
+        self.pool.outbox_flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.opened(self, False)
+        self.pool.discard(self)
+        self._lost("the app closed the connection")
+        self.pool.outbox_flush()
+
+    def _lost(self, reason: str) -> None:
+        self.streams.clear()
+        for ex in list(self.exchanges.values()):
+            ex.upstream_lost(reason)
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    # -- UpstreamEnd --------------------------------------------------------------------------------
+    def start(self, headers: list[Header], end_stream: bool) -> int | None:
+        if self.streams or self.closed or self.transport is None:
+            return None
+        method = path = authority = b""
+        fields: list[bytes] = []
+        cookies: list[bytes] = []
+        length: bytes | None = None
+        for name, value in headers:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+            elif name == b"cookie":
+                cookies.append(value)
+            elif name == b"host" and not authority:
+                authority = value
+            elif name not in _SKIP_REQUEST:
+                fields.append(b"%s: %s\r\n" % (name, value))
+                if name == b"content-length":
+                    length = value
+        if cookies:
+            fields.append(b"cookie: %s\r\n" % b"; ".join(cookies))
+        self.chunked = length is None and not end_stream
+        if self.chunked:
+            fields.append(b"transfer-encoding: chunked\r\n")
+        self.head_request = method == b"HEAD"
+        self.request_done = end_stream
+        self.response_done = self.reusable = False
+        self.headers, self.trailers, self.in_body = [], [], False
+        self.streams[_SID] = 0
+        head = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (method, path or b"/", authority, b"".join(fields))
+        self.transport.write(head)
+        return _SID
+
+    def window(self, stream_id: int) -> int:
+        return 0 if self.paused or self.closed else _WINDOW
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> bool:
+        transport = self.transport
+        if transport is None or self.request_done:
+            return False
+        if self.chunked:
+            if data:
+                transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if end_stream:
+                transport.write(b"0\r\n\r\n")
+        elif data:
+            transport.write(data)
+        if end_stream:
+            self._request_finished()
+        return True
+
+    def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool:
+        """Request trailers: they fit only in a chunked body; otherwise the body just ends."""
+        transport = self.transport
+        if transport is None or self.request_done:
+            return False
+        if self.chunked:
+            fields = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k not in _SKIP_REQUEST)
+            transport.write(b"0\r\n%s\r\n" % fields)
+        self._request_finished()
+        return True
+
+    def ack(self, stream_id: int, size: int) -> None:
+        self.unacked -= size
+        if self.reading_paused and self.unacked < _RESUME_AT and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def reset(self, stream_id: int, error_code: int = ErrorCodes.CANCEL) -> None:
+        """HTTP/1.1 cannot cancel one request: the connection goes."""
+        self.streams.clear()
+        self.close()
+
+    def forget(self, ex: Exchange) -> None:
+        self.exchanges.pop(_SID, None)
+        self.blocked.discard(ex)
+        if self.reusable and not self.streams and not self.closed:
+            self.pool.release(self)
+        else:
+            self.close()
+
+    def _request_finished(self) -> None:
+        self.request_done = True
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.request_done and self.response_done:
+            self.streams.pop(_SID, None)
+
+    # -- httptools callbacks ----------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        target = self.trailers if self.in_body else self.headers
+        target.append((name.lower(), value.strip()))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            self.headers = []  # 1xx: the final response follows
+            return
+        self.reusable = self.parser.should_keep_alive() and not self.head_request
+        listed = b",".join(v for k, v in self.headers if k == b"connection")
+        dropped = {token.strip().lower() for token in listed.split(b",")}
+        block = [(b":status", b"%d" % status)]
+        block += [(k, v) for k, v in self.headers if k not in _SKIP_RESPONSE and k not in dropped]
+        self.in_body = True
+        if self.head_request:
+            self._response_finished()
+        ex = self.exchanges.get(_SID)
+        if ex is not None:
+            ex.on_response(status, block, end=self.head_request)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchanges.get(_SID)
+        if ex is None:
+            return
+        self.unacked += len(body)
+        ex.on_response_data(body, False)
+        if self.unacked > _PAUSE_AT and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        if not self.in_body or self.response_done:
+            return  # the end of a 1xx, or the body of a HEAD response we already ended
+        self._response_finished()
+        ex = self.exchanges.get(_SID)
+        if ex is not None:
+            trailers = [(k, v) for k, v in self.trailers if k not in _SKIP_RESPONSE]
+            if trailers:
+                ex.on_response_trailers(trailers)
+            else:
+                ex.on_response_data(b"", True)
+
+    def _response_finished(self) -> None:
+        self.response_done = True
+        if not self.request_done:
+            self.reusable = False  # the app answered before the whole request was sent
+        self._maybe_done()
+
+
+class Http1Pool:
+    """The Connector for HTTP/1.1 apps: reuse an idle connection or dial a new one per request."""
+
+    def __init__(
+        self, dial: Dialer, flush: Callable[[], None], on_tcp: Callable[[object, bool], None] | None = None
+    ) -> None:
+        self.dial = dial
+        self.outbox_flush = flush
+        self._on_tcp = on_tcp
+        self._idle: dict[object, deque[Http1Upstream]] = {}
+        self._live: set[Http1Upstream] = set()
+
+    def opened(self, conn: Http1Upstream, up: bool) -> None:
+        if up:
+            self._live.add(conn)
+        else:
+            self._live.discard(conn)
+        if self._on_tcp is not None:
+            self._on_tcp(conn.key, up)
+
+    @property
+    def busy(self) -> bool:
+        return any(conn.exchanges for conn in self._live)
+
+    def connect(self, exchange: Exchange) -> None:
+        key = exchange.plan.endpoint
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and exchange.attach(conn):
+                return
+        spawn(self._dial(key, exchange), name="http1-dial")
+
+    async def _dial(self, key: object, exchange: Exchange) -> None:
+        try:
+            _, conn = await self.dial(key, lambda: Http1Upstream(self, key))
+        except Exception as exc:  # whatever it is, the request gets an answer (rescue maps it)
+            exchange.fail(exc)
+        else:
+            assert isinstance(conn, Http1Upstream)
+            if not exchange.attach(conn):
+                exchange.fail(UpstreamLost("the app connection closed during setup"))
+        self.outbox_flush()
+
+    def release(self, conn: Http1Upstream) -> None:
+        idle = self._idle.setdefault(conn.key, deque())
+        if len(idle) >= MAX_IDLE:
+            conn.close()
+        else:
+            idle.append(conn)
+
+    def discard(self, conn: Http1Upstream) -> None:
+        idle = self._idle.get(conn.key)
+        if idle is not None and conn in idle:
+            idle.remove(conn)
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+        for conn in list(self._live):
+            if not conn.exchanges:
+                conn.close()

@@ -1,0 +1,176 @@
+"""Sessions (sans-IO): route the stream events of one HTTP/2 connection to the exchanges they belong to.
+
+A `DownstreamSession` owns the requests of a connection accepted by the proxy, keyed by stream id; an
+`UpstreamSession` owns the upstream ends of those exchanges on one pooled connection, keyed by its own
+stream ids. Exchanges of many downstream connections share one upstream connection. Neither session
+touches a socket: the glue feeds bytes in and flushes the Outbox after each read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from meshctl.proxy.h2_core import Body, Failed, Request, Reset, Response, Trailers, Window
+from meshctl.proxy.h2_ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2_exchange import Exchange
+from meshctl.proxy.h2_headers import RequestHead
+from meshctl.proxy.h2_types import Connector, Plan, Timers
+
+
+class Policy(Protocol):
+    def plan(self, head: RequestHead) -> Plan:
+        """Route one request (never raises: a request that cannot be routed gets a Plan with a failure)."""
+        ...
+
+
+class DownstreamSession:
+    __slots__ = ("side", "policy", "connector", "timers", "exchanges", "blocked", "on_idle")
+
+    def __init__(self, side: DownstreamH2, policy: Policy, connector: Connector, timers: Timers) -> None:
+        self.side = side
+        self.policy = policy
+        self.connector = connector
+        self.timers = timers
+        self.exchanges: dict[int, Exchange] = {}
+        self.blocked: set[Exchange] = set()  # exchanges waiting for downstream window
+        self.on_idle: Callable[[], None] | None = None  # set while draining: called when the last one ends
+
+    def receive(self, data: bytes) -> bool:
+        """Feed bytes read from the connection; False once the connection must be closed."""
+        exchanges = self.exchanges
+        for ev in self.side.receive(data):
+            if isinstance(ev, Body):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.on_request_data(ev.data, ev.end_stream)
+                else:
+                    self.side.ack(ev.stream_id, len(ev.data))
+            elif isinstance(ev, Request):
+                self._open(ev)
+            elif isinstance(ev, Trailers):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.on_request_trailers(ev.headers)
+            elif isinstance(ev, Window):
+                self._window(ev.stream_id)
+            elif isinstance(ev, Reset):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.cancel()
+            elif isinstance(ev, Failed):
+                self.lost()
+                return False
+        return True
+
+    def _open(self, ev: Request) -> None:
+        ex = Exchange(self, ev.stream_id, ev.head, self.policy.plan(ev.head), ev.end_stream)
+        self.exchanges[ev.stream_id] = ex
+        ex.start(self.connector)
+
+    def _window(self, stream_id: int) -> None:
+        if stream_id == 0:
+            self.resume()
+            return
+        ex = self.exchanges.get(stream_id)
+        if ex is not None and ex in self.blocked:
+            self.blocked.discard(ex)
+            ex.pump_response()
+
+    def resume(self) -> None:
+        """Window or transport buffer space came back: move what waits for it."""
+        if self.blocked:
+            waiting, self.blocked = self.blocked, set()
+            for ex in waiting:
+                ex.pump_response()
+
+    def forget(self, ex: Exchange) -> None:
+        if self.exchanges.get(ex.sid) is ex:
+            del self.exchanges[ex.sid]
+        self.blocked.discard(ex)
+        if not self.exchanges and self.on_idle is not None:
+            self.on_idle()
+
+    def lost(self) -> None:
+        """The connection is gone: cancel every exchange (their upstream streams are reset)."""
+        for ex in list(self.exchanges.values()):
+            ex.cancel()
+
+    def drain(self, on_idle: Callable[[], None]) -> None:
+        """Graceful GOAWAY; `on_idle` runs once no request is left (at once if none is)."""
+        self.on_idle = on_idle
+        self.side.start_drain()
+        if not self.exchanges:
+            on_idle()
+
+
+class UpstreamSession:
+    __slots__ = ("side", "key", "exchanges", "blocked", "on_free")
+
+    def __init__(self, side: UpstreamH2, key: object, on_free: Callable[[UpstreamSession], None]) -> None:
+        self.side = side
+        self.key = key  # the pool's endpoint key
+        self.exchanges: dict[int, Exchange] = {}
+        self.blocked: set[Exchange] = set()  # exchanges waiting for upstream window
+        self.on_free = on_free  # a stream slot was released
+
+    def receive(self, data: bytes) -> bool:
+        """Feed bytes read from the connection; False once the connection must be closed."""
+        exchanges = self.exchanges
+        for ev in self.side.receive(data):
+            if isinstance(ev, Body):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.on_response_data(ev.data, ev.end_stream)
+                else:
+                    self.side.ack(ev.stream_id, len(ev.data))
+            elif isinstance(ev, Response):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.on_response(ev.status, ev.headers, ev.end_stream)
+            elif isinstance(ev, Trailers):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.on_response_trailers(ev.headers)
+            elif isinstance(ev, Window):
+                self._window(ev.stream_id)
+            elif isinstance(ev, Reset):
+                ex = exchanges.get(ev.stream_id)
+                if ex is not None:
+                    ex.upstream_reset(ev.error_code, ev.reason)
+            elif isinstance(ev, Failed):
+                self.lost(ev.reason)
+                return False
+        return True
+
+    def _window(self, stream_id: int) -> None:
+        if stream_id == 0:
+            self.resume()
+            return
+        ex = self.exchanges.get(stream_id)
+        if ex is not None and ex in self.blocked:
+            self.blocked.discard(ex)
+            ex.pump_request()
+
+    def resume(self) -> None:
+        if self.blocked:
+            waiting, self.blocked = self.blocked, set()
+            for ex in waiting:
+                ex.pump_request()
+
+    def forget(self, ex: Exchange) -> None:
+        if self.exchanges.get(ex.usid) is ex:
+            del self.exchanges[ex.usid]
+        self.blocked.discard(ex)
+        self.on_free(self)
+
+    def lost(self, reason: str) -> None:
+        """The connection failed: every exchange on it answers its client (gRPC: UNAVAILABLE)."""
+        if self.side.failed is None:
+            self.side.failed = reason
+        for ex in list(self.exchanges.values()):
+            ex.upstream_lost(reason)
+
+    @property
+    def idle(self) -> bool:
+        return not self.exchanges

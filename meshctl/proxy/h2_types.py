@@ -1,0 +1,111 @@
+"""The contracts between an HTTP/2 exchange and the rest of the proxy (all structural, all sans-IO).
+
+`Plan` is the runtime's decision for one request, `Connector` finds it an upstream stream slot,
+`UpstreamLink`/`UpstreamEnd` are an upstream connection as an exchange drives it, `Timers` is the part
+of an event loop it needs, and the exceptions are the failures the exchange itself detects (the
+runtime's `rescue` maps them to a status like any other failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from h2.errors import ErrorCodes
+
+from meshctl.proxy.h2_headers import Header
+
+if TYPE_CHECKING:
+    from meshctl.proxy.h2_exchange import Exchange
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a failure is answered: an HTTP status (plain requests) or grpc-status (gRPC), and a reason."""
+
+    http_status: int
+    grpc_status: int
+    reason: str
+
+
+class UpstreamReset(Exception):
+    """The upstream reset the stream before the response was complete."""
+
+
+class UpstreamLost(Exception):
+    """The upstream connection failed while the request was on it."""
+
+
+class DeadlineExceeded(Exception):
+    """The request's grpc-timeout or route timeout passed."""
+
+
+class Plan(Protocol):
+    """What the runtime decided for one request; built by the policy when the request arrives."""
+
+    failure: Failure | None  # the request cannot be routed at all
+    timeout_s: float | None  # route timeout
+    endpoint: Any  # pool key of the endpoint for the current attempt
+
+    def repick(self) -> bool:
+        """Choose an endpoint for another attempt; False when there is none."""
+        ...
+
+    def finish(self, status: int, grpc_status: int | None, latency_ms: float) -> None:
+        """The response the client got (metrics, balancer feedback). Called at most once."""
+        ...
+
+    def abandon(self) -> None:
+        """The client went away before a response: release what `finish` would (no response recorded)."""
+        ...
+
+    def rescue(self, exc: BaseException) -> Failure: ...
+
+
+class Connector(Protocol):
+    def connect(self, exchange: Exchange) -> None:
+        """Find a stream slot to `exchange.plan.endpoint`, then `exchange.attach(...)` or `.fail(...)`."""
+        ...
+
+
+class UpstreamEnd(Protocol):
+    """The upstream half an exchange drives: an HTTP/2 client core, or an HTTP/1.1 connection."""
+
+    streams: dict[int, int]  # stream ids still open
+
+    def start(self, headers: list[Header], end_stream: bool) -> int | None: ...
+
+    def window(self, stream_id: int) -> int: ...
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> bool: ...
+
+    def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool: ...
+
+    def ack(self, stream_id: int, size: int) -> None: ...
+
+    def reset(self, stream_id: int, error_code: int = ErrorCodes.CANCEL) -> None: ...
+
+
+class UpstreamLink(Protocol):
+    """An upstream connection as exchanges see it (h2_relay.UpstreamSession, h2_http1.Http1Upstream)."""
+
+    exchanges: dict[int, Exchange]
+    blocked: set[Exchange]  # exchanges waiting for upstream window
+
+    @property
+    def side(self) -> UpstreamEnd: ...
+
+    def forget(self, ex: Exchange) -> None: ...
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """The part of an event loop the core needs (asyncio's loop fits; tests pass a fake)."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle: ...

@@ -1,0 +1,179 @@
+"""`python -m meshctl.proxy --config FILE`: the proxy process.
+
+Order of start: config (exit 2 on a bad one) → admin endpoint → control client (certificate and
+discovery, on its own thread; callbacks hop onto the loop) → listeners, once the first certificate
+is installed. SIGTERM/SIGINT: stop accepting, let in-flight requests finish (≤ 10 s), exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from meshctl.aio import spawn
+from meshctl.errors import ConfigError, MeshError
+from meshctl.proxy.config import Addr, ProxyConfig, load_proxy_config
+from meshctl.proxy.logs import get_log_level, set_log_level, setup_logging
+from meshctl.proxy.runtime import ProxyRuntime, build_runtime
+
+log = logging.getLogger("meshctl.proxy")
+
+DRAIN_S = 10.0
+
+
+class Proxy:
+    def __init__(self, config: ProxyConfig, runtime: ProxyRuntime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.loop = asyncio.get_running_loop()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.listeners: list[Any] = []  # server.Listener
+        self.started = False
+        self.stopping = False
+
+    async def start_listeners(self) -> None:
+        """Bind every configured listener (needs the first certificate for the inbound one)."""
+        from meshctl.proxy.detect import Detect
+        from meshctl.proxy.server import Listener
+        from meshctl.proxy.tls import rotating_server_context
+
+        runtime = self.runtime
+
+        def current_server_context() -> Any:
+            assert runtime.tls is not None
+            return runtime.tls.server
+
+        plan: list[tuple[str, Addr, bool]] = []
+        if self.config.inbound is not None:
+            plan.append(("inbound", self.config.inbound.listen, True))
+        if self.config.outbound is not None:
+            plan.append(("outbound", self.config.outbound.listen, False))
+        if self.config.ingress is not None:
+            plan.append(("ingress", self.config.ingress.listen, False))
+        for direction, addr, tls in plan:
+            listener = Listener(runtime, direction)
+            self.listeners.append(listener)
+
+            def factory(listener: Listener = listener, tls: bool = tls) -> asyncio.Protocol:
+                return Detect(listener, tls)
+
+            context = rotating_server_context(current_server_context) if tls else None
+            try:
+                server = await self.loop.create_server(
+                    factory, addr.host, addr.port, ssl=context, reuse_address=True, backlog=1024,
+                    ssl_handshake_timeout=10.0 if tls else None,
+                )  # fmt: skip
+            except OSError as exc:
+                raise MeshError(
+                    f"the {direction} listener cannot bind {addr}: {exc.strerror or exc}",
+                    hint="stop the process holding the address, or change the proxy config",
+                ) from None
+            self.servers.append(server)
+            log.info("%s listener on %s", direction, addr)
+
+    async def stop(self) -> None:
+        """Stop accepting, drain in-flight requests for up to DRAIN_S, then close what is left."""
+        for server in self.servers:
+            server.close()
+        for listener in self.listeners:
+            listener.drain()
+        h2_drain: asyncio.Future[Any] | None = None
+        try:
+            from meshctl.proxy.h2_server import drain_h2
+
+            h2_drain = spawn(drain_h2(self.runtime, DRAIN_S), name="drain h2")
+        except ImportError:
+            pass
+        deadline = self.loop.time() + DRAIN_S
+        while any(listener.live for listener in self.listeners) and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for listener in self.listeners:
+            listener.abort_all()
+        if h2_drain is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(h2_drain, DRAIN_S + 2.0)
+
+
+async def serve(config: ProxyConfig) -> int:
+    from meshctl.metrics.admin import start_admin_server, stop_admin_server
+    from meshctl.metrics.adminapp import AdminApp
+    from meshctl.proxy.control_client import ControlClient
+
+    loop = asyncio.get_running_loop()
+    runtime = build_runtime(config, clock=loop.time)
+    proxy = Proxy(config, runtime)
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def on_first_certificate(_: object) -> None:
+        if proxy.started:
+            return
+        proxy.started = True
+
+        async def start() -> None:
+            try:
+                await proxy.start_listeners()
+            except MeshError as exc:
+                failure.append(exc)
+                stop.set()
+
+        spawn(start(), name="start listeners")
+
+    runtime.when_certificate(on_first_certificate)
+    app = AdminApp(
+        metrics=runtime.metrics,
+        ready=lambda: runtime.ready,
+        get_log_level=get_log_level,
+        set_log_level=set_log_level,
+        config_dump=runtime.config_dump,
+    )
+    admin = await start_admin_server(config.admin.listen.host, config.admin.listen.port, app)
+    log.info("admin on %s", config.admin.listen)
+
+    def hop(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        def deliver(value: Any) -> None:
+            loop.call_soon_threadsafe(callback, value)
+
+        return deliver
+
+    client = ControlClient(config, on_certificate=hop(runtime.on_certificate), on_snapshot=hop(runtime.on_snapshot))
+    client.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining in-flight requests")
+    await proxy.stop()
+    await loop.run_in_executor(None, client.stop)
+    await stop_admin_server(admin)
+    if failure:
+        raise failure[0]
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m meshctl.proxy", description="the meshctl sidecar proxy")
+    parser.add_argument("--config", required=True, help="ProxyConfig JSON file")
+    args = parser.parse_args(argv)
+    setup_logging("info")
+    try:
+        config = load_proxy_config(args.config)
+    except ConfigError as exc:
+        print(f"meshctl proxy: {exc.message}", file=sys.stderr)
+        return int(exc.exit_code)
+    setup_logging(config.log_level)
+    import uvloop
+
+    try:
+        return uvloop.run(serve(config))
+    except MeshError as exc:
+        log.error("%s%s", exc.message, f" (hint: {exc.hint})" if exc.hint else "")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 0

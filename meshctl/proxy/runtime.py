@@ -1,0 +1,117 @@
+"""The proxy's shared state, built in one place from its config: router, balancers, TLS, metrics.
+
+The control client's callbacks (hopped onto the event loop) feed `on_certificate` and `on_snapshot`;
+the listeners read the current router and TLS contexts per request/connection, so an update never
+tears a request in half. Ready = a certificate and a snapshot have both arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from meshctl.control.proto import mesh_pb2
+from meshctl.metrics.registry import ProxyMetrics
+from meshctl.proxy.balance import Balancer, make_balancer
+from meshctl.proxy.config import ProxyConfig
+from meshctl.proxy.rescue import SyntheticResponse, rescue
+from meshctl.proxy.router import Destination, Router, router_from_snapshot
+from meshctl.proxy.tls import TlsContexts, build_contexts
+
+if TYPE_CHECKING:
+    from meshctl.proxy.control_client import IssuedCertificate  # keeps grpc out of this module's imports
+
+log = logging.getLogger("meshctl.proxy.runtime")
+
+
+class ProxyRuntime:
+    def __init__(self, config: ProxyConfig, metrics: ProxyMetrics, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        self.router = Router(config.namespace, ())
+        self.tls: TlsContexts | None = None
+        self.snapshot_version: int | None = None
+        self.local: Destination | None = None  # the service this proxy's pod backs
+        self.rescue: Callable[[BaseException], SyntheticResponse] = rescue
+        self._balancers: dict[str, Balancer] = {}
+        self._on_certificate: list[Callable[[TlsContexts], None]] = []
+        self._on_snapshot: list[Callable[[Router], None]] = []
+
+    # -- updates (event-loop thread) ---------------------------------------------------------------
+    def on_certificate(self, cert: IssuedCertificate) -> None:
+        try:
+            contexts = build_contexts(cert)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            log.error("certificate rejected, keeping the previous one: %s", exc)
+            self.metrics.proxy_error("certificate rejected")
+            return
+        if cert.identity != self.config.identity:
+            log.warning("issued identity %s differs from configured %s", cert.identity, self.config.identity)
+        self.tls = contexts
+        log.info("certificate installed: identity=%s not_after=%s", cert.identity, cert.not_after.isoformat())
+        for callback in list(self._on_certificate):
+            callback(contexts)
+
+    def on_snapshot(self, snapshot: mesh_pb2.Snapshot) -> None:
+        router = router_from_snapshot(snapshot, self.config.namespace)
+        self.router = router
+        self.snapshot_version = router.version
+        self.local = router.service_of_pod(self.config.pod)
+        live = {d.authority: d for d in router.destinations}
+        for authority in [a for a in self._balancers if a not in live]:
+            del self._balancers[authority]
+        for authority, balancer in self._balancers.items():
+            balancer.retain(live[authority].endpoints)
+        log.info("snapshot %d: %d services", router.version, len(live))
+        for callback in list(self._on_snapshot):
+            callback(router)
+
+    def when_certificate(self, callback: Callable[[TlsContexts], None]) -> None:
+        """Call `callback` on every installed certificate (main starts the listeners on the first)."""
+        self._on_certificate.append(callback)
+
+    def when_snapshot(self, callback: Callable[[Router], None]) -> None:
+        self._on_snapshot.append(callback)
+
+    # -- queries (hot path) --------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.tls is not None and self.snapshot_version is not None
+
+    def resolve(self, authority: str) -> Destination | None:
+        return self.router.resolve(authority)
+
+    def resolve_ingress(self, authority: str) -> Destination | None:
+        """Ingress: the Host's service when it is a mesh service, else the configured default."""
+        dest = self.router.resolve(authority) if authority else None
+        if dest is None and self.config.ingress is not None and self.config.ingress.default_authority:
+            dest = self.router.resolve(self.config.ingress.default_authority)
+        return dest
+
+    def balancer(self, dest: Destination) -> Balancer:
+        balancer = self._balancers.get(dest.authority)
+        if balancer is None:
+            balancer = self._balancers[dest.authority] = make_balancer(self.config.balancer, self.clock)
+        return balancer
+
+    def config_dump(self) -> dict[str, Any]:
+        tls = self.tls
+        return {
+            "config": self.config.to_json(),
+            "snapshot_version": self.snapshot_version,
+            "services": sorted(d.authority for d in self.router.destinations),
+            "local_service": self.local.authority if self.local else None,
+            "certificate": None if tls is None else {"identity": tls.identity, "not_after": tls.not_after.isoformat()},
+            "ready": self.ready,
+        }
+
+
+def build_runtime(
+    config: ProxyConfig, *, metrics: ProxyMetrics | None = None, clock: Callable[[], float] = time.monotonic
+) -> ProxyRuntime:
+    """The one function that assembles the proxy's layers from its config."""
+    return ProxyRuntime(config, metrics or ProxyMetrics(), clock)

@@ -1,0 +1,290 @@
+"""The HTTP/2 connection cores, driven by frames that python-h2 (or hyperframe) builds, no sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import ConnectionTerminated, PingReceived, StreamReset
+from h2.settings import SettingCodes, Settings
+from hpack import Encoder
+from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
+
+from meshctl.proxy.h2_core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers
+from meshctl.proxy.h2_ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2_grpc import format_timeout, parse_timeout
+from meshctl.proxy.h2_headers import Malformed, check_request
+
+GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"svc:7000")]
+
+
+def client(raw: bool = False) -> H2Connection:
+    """A test client; `raw` sends header blocks exactly as given (no validation, no lowercasing)."""
+    config = H2Configuration(
+        client_side=True,
+        header_encoding=None,
+        validate_outbound_headers=not raw,
+        normalize_outbound_headers=not raw,
+    )
+    conn = H2Connection(config)
+    conn.initiate_connection()
+    return conn
+
+
+def server() -> H2Connection:
+    conn = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+    conn.initiate_connection()
+    return conn
+
+
+def handshake(cli: H2Connection) -> tuple[DownstreamH2, list[Any]]:
+    down = DownstreamH2(Outbox())
+    assert down.receive(cli.data_to_send()) == []
+    cli.receive_data(down.output())
+    down.receive(cli.data_to_send())  # the client's SETTINGS ACK
+    return down, []
+
+
+def test_request_events_carry_the_parsed_head() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    cli.send_headers(1, [*GET, (b"content-type", b"application/grpc"), (b"grpc-timeout", b"5S")])
+    cli.send_data(1, b"hello", end_stream=True)
+    events = down.receive(cli.data_to_send())
+    assert [type(e) for e in events] == [Request, Body]
+    request, body = events
+    assert isinstance(request, Request) and isinstance(body, Body)
+    assert request.head.authority == b"svc:7000" and request.head.path == b"/x"
+    assert request.head.grpc_timeout == b"5S" and not request.end_stream
+    assert body.data == b"hello" and body.end_stream
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [(b"Uppercase", b"x")],
+        [(b"connection", b"keep-alive")],
+        [(b"transfer-encoding", b"chunked")],
+        [(b"upgrade", b"h2c")],
+        [(b"te", b"gzip")],
+        [(b"x-a", b"bad\r\nvalue")],
+        [(b"x-a", b"nul\x00")],
+        [(b"x-a", b" padded")],
+        [(b"bad name", b"x")],
+        [(b":protocol", b"websocket")],
+        [(b"host", b"other:1")],
+    ],
+)
+def test_malformed_request_resets_only_its_stream(extra: list[tuple[bytes, bytes]]) -> None:
+    cli = client(raw=True)
+    down, _ = handshake(cli)
+    cli.send_headers(1, [*GET, *extra], end_stream=True)
+    cli.send_headers(3, GET, end_stream=True)
+    events = down.receive(cli.data_to_send())
+    assert [(type(e), getattr(e, "stream_id", None)) for e in events] == [(Request, 3)]
+    resets = [e for e in cli.receive_data(down.output()) if isinstance(e, StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(1, ErrorCodes.PROTOCOL_ERROR)]
+    assert down.failed is None
+
+
+def test_pseudo_header_rules() -> None:
+    with pytest.raises(Malformed):
+        check_request([(b":method", b"GET"), (b"x", b"1"), (b":path", b"/"), (b":scheme", b"http")])
+    with pytest.raises(Malformed):
+        check_request([(b":method", b"GET"), (b":scheme", b"http")])
+    with pytest.raises(Malformed):
+        check_request([*GET, (b":path", b"/again")])
+    with pytest.raises(Malformed):
+        check_request([*GET[:2], (b":path", b"relative")])
+    with pytest.raises(Malformed):  # would become two request lines in HTTP/1.1
+        check_request([(b":method", b"GET /admin"), *GET[1:]])
+    with pytest.raises(Malformed):
+        check_request([*GET[:2], (b":path", b"/a b"), GET[3]])
+    with pytest.raises(Malformed):
+        check_request([*GET[:3], (b":authority", b"svc\x01:1")])
+    head = check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1")])
+    assert head.method == b"CONNECT" and head.authority == b"svc:1"
+
+
+def test_101st_stream_is_refused_and_never_surfaces() -> None:
+    cli = client()
+    cli.remote_settings = Settings(client=False, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
+    down = DownstreamH2(Outbox())  # the client ignores the advertised limit of 100
+    for n in range(101):
+        cli.send_headers(1 + 2 * n, GET)
+    events = down.receive(cli.data_to_send())
+    assert len(events) == 100 and all(isinstance(e, Request) for e in events)
+    assert max(e.stream_id for e in events if isinstance(e, Request)) == 199
+    resets = [e for e in cli.receive_data(down.output()) if isinstance(e, StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(201, ErrorCodes.REFUSED_STREAM)]
+    # Once a stream finishes, a new one is accepted again.
+    down.send_headers(1, [(b":status", b"200")], end_stream=False)
+    cli.end_stream(1)
+    down.receive(cli.data_to_send())
+    down.send_data(1, b"", end_stream=True)
+    cli.receive_data(down.output())
+    cli.send_headers(203, GET, end_stream=True)
+    assert [type(e) for e in down.receive(cli.data_to_send())] == [Request]
+
+
+def test_rapid_reset_in_one_read_never_surfaces_and_trips_goaway() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    sent = 0
+    seen: list[Any] = []
+    for batch in range(10):
+        for n in range(50):
+            sid = 1 + 2 * (batch * 50 + n)
+            cli.send_headers(sid, GET, end_stream=True)
+            cli.reset_stream(sid, ErrorCodes.CANCEL)
+            sent += 1
+        seen += down.receive(cli.data_to_send())
+        if down.failed is not None:
+            break
+    assert not [e for e in seen if isinstance(e, Request)]  # none of them reached the consumer
+    assert isinstance(seen[-1], Failed)
+    assert sent <= 2 * down.limits.reset_floor
+    goaway = [e for e in cli.receive_data(down.output()) if isinstance(e, ConnectionTerminated)]
+    assert goaway and goaway[0].error_code == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_rapid_reset_across_reads_trips_goaway() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    requests = 0
+    for n in range(1000):
+        sid = 1 + 2 * n
+        cli.send_headers(sid, GET, end_stream=True)
+        requests += sum(isinstance(e, Request) for e in down.receive(cli.data_to_send()))
+        cli.reset_stream(sid, ErrorCodes.CANCEL)
+        events = down.receive(cli.data_to_send())
+        if any(isinstance(e, Failed) for e in events):
+            break
+    assert down.failed is not None
+    assert requests == down.limits.reset_floor  # cut off at the floor: every stream was reset unanswered
+
+
+def test_answered_streams_that_are_reset_do_not_count() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    for n in range(400):
+        sid = 1 + 2 * n
+        cli.send_headers(sid, GET, end_stream=True)
+        down.receive(cli.data_to_send())
+        down.send_headers(sid, [(b":status", b"200")])
+        cli.receive_data(down.output())
+        cli.reset_stream(sid, ErrorCodes.CANCEL)
+        down.receive(cli.data_to_send())
+    assert down.failed is None
+
+
+def test_ping_flood_trips_goaway() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    flood = b"".join(PingFrame(0, opaque_data=b"%08d" % n).serialize() for n in range(600))
+    events = down.receive(flood)
+    assert isinstance(events[-1], Failed) and "flood" in events[-1].reason
+
+
+def test_continuation_flood_is_a_connection_error() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    block = Encoder().encode(GET)
+    frames = [HeadersFrame(1, data=block[:4]).serialize()]
+    frames += [ContinuationFrame(1, data=b"\x00" * 1000).serialize() for _ in range(100)]
+    events = down.receive(b"".join(frames))
+    assert isinstance(events[-1], Failed)
+    terminated = [e for e in cli.receive_data(down.output()) if isinstance(e, ConnectionTerminated)]
+    assert terminated and terminated[0].error_code != ErrorCodes.NO_ERROR
+
+
+def test_header_list_over_64k_is_refused_with_enhance_your_calm() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    cli.send_headers(1, [*GET, *[(b"x-big-%d" % n, b"v" * 1000) for n in range(70)]], end_stream=True)
+    events = down.receive(cli.data_to_send())
+    assert isinstance(events[-1], Failed)
+    terminated = [e for e in cli.receive_data(down.output()) if isinstance(e, ConnectionTerminated)]
+    assert terminated[0].error_code == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_graceful_drain_is_two_goaways_and_refuses_later_streams() -> None:
+    peer = UpstreamH2(Outbox())  # a client that keeps working after a graceful GOAWAY
+    down = DownstreamH2(Outbox())
+    down.receive(peer.output())
+    peer.receive(down.output())
+    down.receive(peer.output())
+    sid = peer.start(GET, end_stream=True)
+    assert sid == 1
+    down.receive(peer.output())
+    down.start_drain()
+    events = peer.receive(down.output())
+    assert [e for e in events if isinstance(e, Goaway)] == [Goaway(2**31 - 1)]
+    down.receive(peer.output())  # the PING ACK: now the final GOAWAY names stream 1
+    events = peer.receive(down.output())
+    assert [e for e in events if isinstance(e, Goaway)] == [Goaway(1)]
+    assert down.accept_up_to == 1
+    peer.h2.send_headers(3, GET, end_stream=True)
+    assert down.receive(peer.output()) == []
+    resets = [e for e in peer.receive(down.output()) if isinstance(e, Reset)]
+    assert resets == []  # stream 3 was never tracked by the peer core; the refusal is on the wire
+    # The stream accepted before the drain is still answered.
+    down.send_headers(1, [(b":status", b"204")], end_stream=True)
+    responses = [e for e in peer.receive(down.output()) if isinstance(e, Response)]
+    assert [(r.stream_id, r.status) for r in responses] == [(1, 204)]
+
+
+def test_upstream_goaway_refuses_streams_above_last() -> None:
+    up = UpstreamH2(Outbox())
+    app = server()
+    app.receive_data(up.output())
+    up.receive(app.data_to_send())
+    first = up.start(GET, end_stream=True)
+    second = up.start(GET, end_stream=True)
+    assert (first, second) == (1, 3)
+    app.receive_data(up.output())
+    app.close_connection(ErrorCodes.NO_ERROR, last_stream_id=1)
+    events = up.receive(app.data_to_send())
+    assert Reset(3, ErrorCodes.REFUSED_STREAM, "refused by upstream GOAWAY") in events
+    assert up.capacity() == 0 and 1 in up.streams
+
+
+def test_upstream_response_trailers_and_malformed_response() -> None:
+    up = UpstreamH2(Outbox())
+    app = H2Connection(H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False))
+    app.initiate_connection()
+    app.receive_data(up.output())
+    up.receive(app.data_to_send())
+    good = up.start(GET, end_stream=True)
+    bad = up.start(GET, end_stream=True)
+    assert good is not None and bad is not None
+    app.receive_data(up.output())
+    app.send_headers(good, [(b":status", b"200"), (b"content-type", b"application/grpc")])
+    app.send_data(good, b"msg")
+    app.send_headers(good, [(b"grpc-status", b"0")], end_stream=True)
+    app.send_headers(bad, [(b":status", b"200"), (b"x", b"a\nb")], end_stream=True)
+    events = up.receive(app.data_to_send())
+    kinds = [(type(e), getattr(e, "stream_id", 0)) for e in events]
+    assert kinds == [(Response, good), (Body, good), (Trailers, good), (Reset, bad)]
+
+
+def test_ping_is_answered_and_not_surfaced() -> None:
+    cli = client()
+    down, _ = handshake(cli)
+    cli.ping(b"12345678")
+    assert down.receive(cli.data_to_send()) == []
+    assert not [e for e in cli.receive_data(down.output()) if isinstance(e, PingReceived)]
+
+
+def test_grpc_timeout_parsing() -> None:
+    assert parse_timeout(b"500m") == 0.5
+    assert parse_timeout(b"2S") == 2.0
+    assert parse_timeout(b"1H") == 3600.0
+    assert parse_timeout(b"123456789m") is None  # 9 digits
+    assert parse_timeout(b"10x") is None
+    assert parse_timeout(b"") is None
+    assert format_timeout(0.5) == b"500m"
+    assert format_timeout(0.0001) == b"1m"

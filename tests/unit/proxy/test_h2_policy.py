@@ -1,0 +1,123 @@
+"""RuntimePolicy: how an HTTP/2 request is routed, measured and rescued with the real runtime (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meshctl.control.proto import mesh_pb2
+from meshctl.proxy.config import parse_proxy_config
+from meshctl.proxy.h2_dial import UpstreamAddress
+from meshctl.proxy.h2_headers import check_request
+from meshctl.proxy.h2_policy import RoutePlan, RuntimePolicy
+from meshctl.proxy.h2_types import DeadlineExceeded, UpstreamLost
+from meshctl.proxy.router import Endpoint
+from meshctl.proxy.runtime import ProxyRuntime, build_runtime
+
+NS = "booksapp"
+AUTH = f"books.{NS}.svc.cluster.local:7000"
+
+
+def make_runtime(pod: str = "web-0", ingress_default: str | None = None) -> ProxyRuntime:
+    doc: dict[str, Any] = {
+        "pod": pod, "namespace": NS, "identity": f"web.{NS}.serviceaccount.identity.meshctl.cluster.local",
+        "inbound": {"listen": "127.0.0.1:4143", "app": "127.0.0.1:7000", "app_protocol": "grpc"},
+        "outbound": {"listen": "127.0.0.1:4140"},
+        "admin": {"listen": "127.0.0.1:4191"}, "control": {"address": "127.0.0.1:8086", "identity": "cp"},
+        "trust_anchors": "ca.pem", "token_file": "t", "balancer": "round-robin",
+    }  # fmt: skip
+    if ingress_default is not None:
+        doc["ingress"] = {"listen": "127.0.0.1:8080", "default_authority": ingress_default}
+    rt = build_runtime(parse_proxy_config(doc))
+    books = mesh_pb2.Service(
+        name="books", namespace=NS, port=7000, protocol="grpc",
+        endpoints=[
+            mesh_pb2.Endpoint(address="127.0.0.1", port=5001, identity="b1", pod="books-0", ready=True),
+            mesh_pb2.Endpoint(address="127.0.0.1", port=5002, identity="b2", pod="books-1", ready=True),
+        ],
+    )  # fmt: skip
+    empty = mesh_pb2.Service(name="empty", namespace=NS, port=7000, protocol="grpc")
+    profile = {"routes": [{"name": "get", "condition": {"method": "POST", "pathRegex": "/books.Books/Get"},
+                           "timeout": "250ms"}]}  # fmt: skip
+    rt.on_snapshot(
+        mesh_pb2.Snapshot(
+            version=3,
+            services=[books, empty],
+            resources=[
+                mesh_pb2.Resource(
+                    kind="ServiceProfile",
+                    name=f"books.{NS}.svc.cluster.local",
+                    namespace=NS,
+                    spec_json=json.dumps(profile),
+                )
+            ],
+        )  # fmt: skip
+    )
+    return rt
+
+
+def head(authority: str, path: str = "/books.Books/Get") -> Any:
+    return check_request(
+        [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", path.encode()),
+            (b":authority", authority.encode()),
+            (b"content-type", b"application/grpc"),
+        ]  # fmt: skip
+    )
+
+
+def test_outbound_resolves_picks_and_measures_by_route() -> None:
+    rt = make_runtime()
+    policy = RuntimePolicy(rt, "outbound", False)
+    plans = [policy.plan(head("books:7000")) for _ in range(2)]
+    assert all(p.failure is None for p in plans)
+    assert {p.endpoint for p in plans} == {Endpoint("127.0.0.1", 5001, "b1", "books-0"),
+                                           Endpoint("127.0.0.1", 5002, "b2", "books-1")}  # fmt: skip
+    assert plans[0].timeout_s == 0.25
+    plans[0].finish(200, 0, 3.0)
+    plans[1].finish(200, 14, 5.0)
+    plans[1].finish(200, 0, 5.0)  # reported once only
+    stats = rt.metrics.route("outbound", AUTH, "get", True, NS, "books")
+    assert stats.requests == 2
+    assert {k: v.count for k, v in stats.responses.items()} == {(200, 0, False): 1, (200, 14, True): 1}
+
+
+def test_outbound_failures_are_rescued_and_counted() -> None:
+    rt = make_runtime()
+    policy = RuntimePolicy(rt, "outbound", False)
+    unknown = policy.plan(head("nope:7000"))
+    assert unknown.failure is not None and (unknown.failure.http_status, unknown.failure.grpc_status) == (503, 14)
+    assert unknown.failure.reason == "unknown service"
+    empty = policy.plan(head(f"empty.{NS}:7000"))
+    assert empty.failure is not None and empty.failure.reason == "no endpoints"
+    assert policy.plan(head("books")).rescue(DeadlineExceeded("late")).grpc_status == 4
+    assert policy.plan(head("books")).rescue(UpstreamLost("gone")).grpc_status == 14
+    assert b'proxy_errors_total{reason="unknown service"} 1' in rt.metrics.render()
+
+
+def test_inbound_goes_to_the_app_and_labels_the_local_service() -> None:
+    rt = make_runtime(pod="books-1")
+    app = UpstreamAddress("127.0.0.1", 7000)
+    plan = RuntimePolicy(rt, "inbound", True, app).plan(head("whatever:1"))
+    assert isinstance(plan, RoutePlan) and plan.failure is None and plan.endpoint == app
+    plan.finish(200, 0, 1.0)
+    stats = rt.metrics.route("inbound", AUTH, "get", True, NS, "books")
+    assert stats.requests == 1 and sum(v.count for v in stats.responses.values()) == 1
+
+
+def test_ingress_falls_back_to_the_default_authority() -> None:
+    rt = make_runtime(ingress_default=AUTH)
+    plan = RuntimePolicy(rt, "ingress", False).plan(head("www.example.com"))
+    assert plan.failure is None and getattr(plan.endpoint, "pod", "").startswith("books-")
+
+
+def test_refused_attempt_releases_the_endpoint_and_picks_again() -> None:
+    rt = make_runtime()
+    plan = RuntimePolicy(rt, "outbound", False).plan(head("books"))
+    first = plan.endpoint
+    assert plan.repick() and plan.endpoint != first  # round robin moves on
+    plan.abandon()
+    plan.finish(200, 0, 1.0)  # after abandon nothing more is reported
+    assert rt.metrics.route("outbound", AUTH, "get", True, NS, "books").responses == {}
