@@ -1,0 +1,277 @@
+"""`meshctl up`, `meshctl down` and `meshctl status`: run the local mesh and see what runs.
+
+Progress goes to stderr as it happens; the result (where things are, the status table or JSON) goes to
+stdout. Heavy modules are imported inside the commands so `meshctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+import typer
+
+from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.errors import ExitCode, MeshError, UsageError
+
+if TYPE_CHECKING:
+    from meshctl.platform.base import ComponentStatus, MeshStatus
+    from meshctl.platform.local.platform import LocalPlatform
+    from meshctl.platform.local.up import UpResult
+
+
+class StreamReporter:
+    """Progress of `up` as lines on stderr."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def step(self, message: str) -> None:
+        mark = "\x1b[32m✓\x1b[0m" if self.tty else "✓"
+        self.stream.write(f"  {mark} {message}\n")
+        self.stream.flush()
+
+    def note(self, message: str) -> None:
+        self.stream.write(f"  {message}\n")
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _local(cli: CliContext) -> LocalPlatform:
+    from meshctl.platform.local.platform import LocalPlatform
+
+    platform = cli.platform
+    if not isinstance(platform, LocalPlatform):  # pragma: no cover - open_platform refuses the others
+        raise UsageError(f"this command runs the local mesh, not the {platform.name} platform")
+    return platform
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def _addresses(component: ComponentStatus, wide: bool) -> str:
+    keys = {
+        "control-plane": ("api", "admin"),
+        "workload": ("app", "admin", "inbound", "outbound") if wide else ("app", "admin"),
+        "ingress": ("ingress", "admin"),
+        "prometheus": ("web",),
+        "traffic": ("target",),
+    }.get(component.kind, tuple(component.addresses))
+    return "  ".join(f"{k} {component.addresses[k]}" for k in keys if k in component.addresses)
+
+
+def render_table(status: MeshStatus, wide: bool = False, color: bool = False) -> str:
+    header = ["NAMESPACE", "POD", "KIND", "STATUS", "PIDS", "ADDRESSES"]
+    rows = [
+        [
+            c.namespace,
+            c.pod,
+            c.kind,
+            c.state,
+            ",".join(str(p.pid) for p in c.processes) or "-",
+            _addresses(c, wide),
+        ]
+        for c in status.components
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
+    if status.extra.get("state") == "starting":
+        lines[0] += " — still starting"
+    lines.append("")
+    for row in [header, *rows]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        if color and row is not header:
+            code = "32" if row[3] == "running" else "31"
+            cells[3] = f"\x1b[{code}m{cells[3]}\x1b[0m"
+        lines.append("   ".join([*cells, row[-1]]).rstrip())
+    lines.append("")
+    running = sum(1 for c in status.components if c.running)
+    lines.append(f"{running} of {len(status.components)} components running")
+    for component in status.components:
+        if not component.running:
+            lines.append(f"  {component.pod}: {component.detail or component.state}")
+    for name in ("ingress", "prometheus"):
+        if name in status.urls:
+            lines.append(f"{name + ':':12} {status.urls[name]}")
+    return "\n".join(lines) + "\n"
+
+
+def status_json(status: MeshStatus) -> dict[str, object]:
+    """The stable machine-readable status (keys documented by tests/unit/platform/test_status_render.py)."""
+    return {
+        "platform": status.platform,
+        "home": status.location,
+        "state": status.extra.get("state"),
+        "subnet": status.extra.get("subnet"),
+        "started_at": status.started_at,
+        "all_running": status.all_running,
+        "urls": dict(status.urls),
+        "components": [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "namespace": c.namespace,
+                "deployment": c.deployment,
+                "pod": c.pod,
+                "status": c.state,
+                "running": c.running,
+                "ready": c.ready,
+                "addresses": dict(c.addresses),
+                "processes": [{"role": p.role, "pid": p.pid, "alive": p.alive, "log": p.log} for p in c.processes],
+                "detail": c.detail,
+            }
+            for c in status.components
+        ],
+    }
+
+
+def render_up(result: UpResult, home: str) -> str:
+    record = result.record
+    workloads = sum(1 for c in record.components if c.kind == "workload")
+    processes = len(record.processes())
+    lines = [
+        f"The mesh is up in {result.elapsed_s:.1f}s: {processes} processes"
+        + (f", {workloads} meshed pods" if workloads else ""),
+        "",
+    ]
+    if "ingress" in record.urls:
+        lines.append(f"  ingress      {record.urls['ingress']}/")
+    lines += [
+        f"  prometheus   {record.urls['prometheus']}",
+        f"  state        {home}  (logs in {home}/logs)",
+        "",
+        "  meshctl status     see every component",
+        "  meshctl down       stop it (logs, config and identity stay)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up_command(
+        ctx: typer.Context,
+        demo: bool = typer.Option(
+            True, "--demo/--no-demo", help="Start the booksapp demo, ingress and traffic (default) or not."
+        ),
+        subnet: str = typer.Option(
+            "127.77.0.0/16",
+            "--subnet",
+            envvar="MESHCTL_SUBNET",
+            help="Loopback subnet of the mesh's addresses.",
+        ),
+        failure_rate: float = typer.Option(
+            0.25, "--failure-rate", min=0.0, max=1.0, help="Share of books POST /books answered with 500."
+        ),
+        latency_ms: float = typer.Option(
+            150.0, "--latency-ms", min=0.0, help="Mean latency of the slow route, authors GET /authors/{id}."
+        ),
+        rps: float = typer.Option(
+            10.0, "--rps", min=0.0, max=1000.0, help="Requests per second of the traffic generator (0: none)."
+        ),
+        timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds to wait for readiness."),
+    ) -> None:
+        """Start the local mesh: control plane, demo app with sidecars, ingress, traffic and Prometheus."""
+        from meshctl.platform.local.topology import DemoOptions
+        from meshctl.platform.local.up import UpOptions
+
+        cli: CliContext = ctx.obj
+        platform = _local(cli)
+        options = UpOptions(
+            subnet=subnet,
+            demo=DemoOptions(failure_rate=failure_rate, latency_ms=latency_ms, rps=rps) if demo else None,
+            timeout_s=timeout,
+        )
+        cli.stderr.write(f"Starting the local mesh in {platform.home} (subnet {subnet})\n")
+        try:
+            with _terminate_as_interrupt():  # `kill` of a starting `up` cleans up like Ctrl-C does
+                result = platform.up(options, StreamReporter(cli.stderr))
+        except KeyboardInterrupt:
+            raise MeshError(
+                "interrupted: everything `meshctl up` had started was stopped", exit_code=ExitCode.INTERRUPTED
+            ) from None
+        if cli.output is OutputFormat.JSON:
+            summary = {
+                "home": str(platform.home),
+                "started_at": result.record.started_at,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "urls": result.record.urls,
+                "processes": len(result.record.processes()),
+            }
+            cli.stdout.write(json.dumps(summary, indent=2) + "\n")
+        else:
+            cli.stdout.write(render_up(result, str(platform.home)))
+
+    @app.command("down")
+    def down_command(
+        ctx: typer.Context,
+        purge: bool = typer.Option(False, "--purge", help="Also remove the state directory (asks first)."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --purge removes anything."),
+    ) -> None:
+        """Stop everything `meshctl up` started; logs, config and identity stay unless --purge."""
+        from meshctl.platform.local.down import check_purgeable, purge_home
+
+        cli: CliContext = ctx.obj
+        platform = _local(cli)
+        if purge:
+            check_purgeable(platform.home)
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise UsageError("--purge asks before removing anything", hint="add --yes to skip the question")
+                if not typer.confirm(f"Remove {platform.home} (identity, config, logs, metrics)?", err=True):
+                    raise MeshError("nothing was stopped or removed", exit_code=ExitCode.FAILED)
+        result = platform.down()
+        if result.was_running:
+            noun = "process" if result.stopped == 1 else "processes"
+            cli.stdout.write(f"Stopped the mesh in {platform.home}: {result.stopped} {noun} in {result.elapsed_s:.1f}s")
+            cli.stdout.write(f" ({len(result.killed)} needed SIGKILL)\n" if result.killed else "\n")
+        else:
+            cli.stdout.write(f"No mesh is running in {platform.home}; nothing to stop.\n")
+        if purge:
+            removed = purge_home(platform.home)
+            cli.stdout.write(f"Removed {platform.home}\n" if removed else f"{platform.home} does not exist\n")
+        elif result.was_running:
+            cli.stdout.write("Logs, config and identity are kept (`meshctl down --purge` removes them).\n")
+
+    @app.command("status")
+    def status_command(
+        ctx: typer.Context,
+        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table, wide or json."),
+    ) -> None:
+        """List every component of the local mesh and whether it runs (exit 1 when something is down)."""
+        cli: CliContext = ctx.obj
+        status = _local(cli).status()
+        fmt = output or cli.output
+        if fmt is OutputFormat.JSON:
+            cli.stdout.write(json.dumps(status_json(status), indent=2) + "\n")
+        else:
+            cli.stdout.write(render_table(status, wide=fmt is OutputFormat.WIDE, color=cli.stdout.isatty()))
+        if not status.all_running:
+            down = [c.pod for c in status.components if not c.running]
+            raise MeshError(
+                f"{len(down)} of {len(status.components)} components not running: {', '.join(down)}",
+                hint=f"their logs are in {status.location}/logs; restart with `meshctl down && meshctl up`",
+            )

@@ -1,0 +1,1 @@
+"""Where the mesh runs: the local platform (processes on loopback) or Kubernetes."""

@@ -1,0 +1,128 @@
+"""LocalPlatform: the mesh described by $MESHCTL_HOME/mesh.json, checked against the live processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshctl.errors import ConfigError, UnreachableError
+from meshctl.platform.base import ComponentStatus, MeshStatus, Platform, ProcessStatus, ProxyInfo, no_mesh
+from meshctl.platform.local import state
+from meshctl.platform.local.down import DownResult, down
+from meshctl.platform.local.probes import http_ok_many
+from meshctl.platform.local.processes import is_alive
+from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord
+from meshctl.platform.local.up import Reporter, UpOptions, UpResult, up
+
+READY_PATHS = {"control-plane": "/ready", "workload": "/ready", "ingress": "/ready", "prometheus": "/-/ready"}
+PROBE_TIMEOUT_S = 1.0
+
+
+def _ready_address(component: ComponentRecord) -> str | None:
+    return component.addresses.get("web" if component.kind == "prometheus" else "admin")
+
+
+class LocalPlatform(Platform):
+    name = "local"
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.layout = Layout(home)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def up(self, options: UpOptions, reporter: Reporter) -> UpResult:
+        return up(self.layout, options, reporter)
+
+    def down(self) -> DownResult:
+        return down(self.layout)
+
+    # --- what runs ----------------------------------------------------------------------------------
+
+    def record(self) -> MeshRecord:
+        """The mesh record; UnreachableError when no mesh was started in this home."""
+        try:
+            record = state.read_record(self.layout)
+        except ConfigError as exc:
+            raise UnreachableError(exc.message, hint="run `meshctl down`, then `meshctl up`") from None
+        if record is None:
+            raise no_mesh(str(self.home))
+        return record
+
+    def status(self) -> MeshStatus:
+        record = self.record()
+        alive = {(c.name, p.pid): is_alive(p.pid, p.start_ticks) for c in record.components for p in c.processes}
+        # Probe readiness only where every process runs: a dead proxy's port might be someone else's.
+        probes: list[tuple[ComponentRecord, str]] = []
+        for component in record.components:
+            path, address = READY_PATHS.get(component.kind), _ready_address(component)
+            if path and address and all(alive[(component.name, p.pid)] for p in component.processes):
+                probes.append((component, address))
+        answers = http_ok_many([(address, READY_PATHS[c.kind]) for c, address in probes], timeout_s=PROBE_TIMEOUT_S)
+        ready = {c.name: ok for (c, _), ok in zip(probes, answers, strict=True)}
+        components = tuple(self._component_status(c, alive, ready) for c in record.components)
+        return MeshStatus(
+            platform=self.name,
+            location=str(self.home),
+            started_at=record.started_at,
+            urls=dict(record.urls),
+            components=components,
+            extra={"state": record.state, "subnet": record.subnet, "demo": record.demo},
+        )
+
+    @staticmethod
+    def _component_status(
+        component: ComponentRecord, alive: dict[tuple[str, int], bool], ready: dict[str, bool]
+    ) -> ComponentStatus:
+        processes = tuple(
+            ProcessStatus(p.role, p.pid, alive[(component.name, p.pid)], p.log) for p in component.processes
+        )
+        probed = component.kind in READY_PATHS
+        is_ready: bool | None = ready.get(component.name, False) if probed else None
+        dead = [f"{p.role} (pid {p.pid}) is not running" for p in processes if not p.alive]
+        if not processes:
+            detail = "not started"
+        elif dead:
+            detail = "; ".join(dead)
+        elif is_ready is False:
+            detail = f"{_ready_address(component)} {READY_PATHS[component.kind]} does not answer 200"
+        else:
+            detail = ""
+        return ComponentStatus(
+            name=component.name,
+            kind=component.kind,
+            namespace=component.namespace,
+            deployment=component.deployment,
+            pod=component.pod,
+            addresses=dict(component.addresses),
+            processes=processes,
+            ready=is_ready,
+            detail=detail,
+        )
+
+    def proxies(self) -> list[ProxyInfo]:
+        record = self.record()
+        return [
+            ProxyInfo(
+                pod=c.pod,
+                namespace=c.namespace,
+                deployment=c.deployment,
+                admin=c.addresses["admin"],
+                identity=c.identity or "",
+                kind="ingress" if c.kind == "ingress" else "sidecar",
+                service=c.service,
+                service_port=c.service_port,
+            )
+            for c in record.components
+            if c.kind in ("workload", "ingress") and "admin" in c.addresses
+        ]
+
+    def prometheus_url(self) -> str:
+        record = self.record()
+        return record.urls["prometheus"]
+
+    def control_plane_admin(self) -> str:
+        record = self.record()
+        control = next((c for c in record.components if c.kind == "control-plane"), None)
+        if control is None:
+            raise no_mesh(str(self.home))
+        return control.addresses["admin"]

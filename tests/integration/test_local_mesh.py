@@ -1,0 +1,246 @@
+"""The local platform end to end: `meshctl up`, status, traffic through the ingress, Prometheus, `down`.
+
+Each test uses its own MESHCTL_HOME and its own loopback subnet, so tests can run in parallel and never
+touch a developer's mesh (127.77.0.0/16, ~/.meshctl).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus"),
+]
+
+T = TypeVar("T")
+UP_TIMEOUT_S = 180.0
+SCRAPE_WAIT_S = 60.0
+
+
+def meshctl(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MESHCTL_HOME": str(home)}
+    env.pop("MESHCTL_SUBNET", None)
+    return subprocess.run(
+        [sys.executable, "-m", "meshctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def eventually(probe: Callable[[], T | None], within_s: float, what: str, every_s: float = 0.5) -> T:
+    """Poll until probe returns something truthy; bounded in time and count."""
+    deadline = time.monotonic() + within_s
+    last: T | None = None
+    for _ in range(int(within_s / every_s) + 2):
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            break
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not within {within_s:.0f}s (last: {last!r})")
+
+
+def status_json(home: Path) -> tuple[int, dict[str, Any]]:
+    done = meshctl(home, "status", "-o", "json")
+    return done.returncode, json.loads(done.stdout) if done.stdout else {}
+
+
+def http_request(url: str, method: str = "GET", body: str | None = None) -> tuple[int, str]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=30)
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, target, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def prometheus_query(base: str, query: str) -> list[dict[str, Any]]:
+    status, text = http_request(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    assert status == 200, text
+    data = json.loads(text)
+    assert data["status"] == "success", data
+    result: list[dict[str, Any]] = data["data"]["result"]
+    return result
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line mentions `text` (the home directory): none may survive down."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            except OSError:
+                continue
+            if text in cmdline and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "meshctl-home"
+    yield path
+    if (path / "mesh.json").exists():  # a failed test must not leave a mesh running
+        meshctl(path, "down")
+
+
+def test_demo_mesh_lifecycle(home: Path) -> None:
+    subnet = "127.78.0.0/16"
+    started = time.monotonic()
+    up = meshctl(home, "up", "--subnet", subnet, "--rps", "5", "--timeout", "150", timeout=UP_TIMEOUT_S)
+    assert up.returncode == 0, up.stdout + up.stderr
+    ingress, prom = "http://127.78.0.4:8080", "http://127.78.0.3:9090"
+    assert ingress in up.stdout and prom in up.stdout and str(home) in up.stdout
+    assert "control plane ready" in up.stderr and "proxy books-0 ready" in up.stderr
+    sys.stderr.write(f"meshctl up took {time.monotonic() - started:.1f}s\n")
+
+    # Status: every component running, with its addresses; exit 0.
+    def all_running() -> tuple[int, dict[str, Any]] | None:
+        code, status = status_json(home)
+        return (code, status) if code == 0 else None
+
+    code, status = eventually(all_running, 60, "meshctl status: all running")
+    assert code == 0 and status["all_running"] is True
+    kinds = {c["kind"] for c in status["components"]}
+    assert kinds == {"control-plane", "workload", "ingress", "prometheus", "traffic"}
+    workloads = [c for c in status["components"] if c["kind"] == "workload"]
+    assert {c["deployment"] for c in workloads} == {"webapp", "books", "authors", "ratings"}
+    assert max(sum(1 for c in workloads if c["deployment"] == d) for d in ("webapp", "books")) >= 2
+    for c in workloads:
+        assert c["addresses"]["admin"].startswith("127.78.") and c["ready"] is True
+        assert [p["role"] for p in c["processes"]] == ["app", "proxy"]
+        assert all(isinstance(p["pid"], int) for p in c["processes"])
+    assert status["urls"] == {"ingress": ingress, "prometheus": prom}
+    pids = [p["pid"] for c in status["components"] for p in c["processes"]]
+
+    table = meshctl(home, "status")
+    assert table.returncode == 0 and "books-1" in table.stdout and "running" in table.stdout
+
+    # Requests through the ingress reach the whole chain: webapp → books → authors, books → ratings (gRPC).
+    code_index, index = http_request(f"{ingress}/")
+    assert code_index == 200 and "Pride and Prejudice" in index
+    code_book, book = http_request(f"{ingress}/books/1")
+    assert code_book == 200 and "Jane Austen" in book and "stars from" in book
+    code_author, author = http_request(f"{ingress}/authors/3")
+    assert code_author == 200 and "Frankenstein" in author
+    posts = [http_request(f"{ingress}/books", "POST", "title=Test&author_id=1&pages=5")[0] for _ in range(8)]
+    assert set(posts) <= {303, 500}, posts
+
+    # Prometheus scrapes every proxy (labels from the scrape config) and the control plane.
+    proxy_pods = {c["pod"] for c in status["components"] if c["kind"] in ("workload", "ingress")}
+
+    def scraped_pods() -> set[str] | None:
+        series = prometheus_query(prom, "sum by (namespace, pod, deployment) (request_total)")
+        pods = {s["metric"]["pod"] for s in series if s["metric"].get("deployment")}
+        return pods if pods >= proxy_pods else None
+
+    eventually(scraped_pods, SCRAPE_WAIT_S, "request_total of every proxy in Prometheus", every_s=2.0)
+
+    def route_pods() -> set[str] | None:
+        series = prometheus_query(prom, 'sum by (pod) (route_request_total{rt_route!="[DEFAULT]"})')
+        pods = {s["metric"]["pod"] for s in series}
+        return pods if pods >= proxy_pods else None
+
+    eventually(route_pods, SCRAPE_WAIT_S, "named route series of every proxy in Prometheus", every_s=2.0)
+
+    def routes_seen() -> set[str] | None:
+        series = prometheus_query(prom, 'sum by (deployment, rt_route) (route_request_total{direction="inbound"})')
+        seen = {f"{s['metric'].get('deployment')} {s['metric'].get('rt_route')}" for s in series}
+        wanted = {"books POST /books", "authors GET /authors/{id}", "webapp GET /", "ratings GetRating"}
+        return seen if seen >= wanted else None
+
+    eventually(routes_seen, SCRAPE_WAIT_S, "named routes in Prometheus", every_s=2.0)
+    control_up = prometheus_query(prom, 'up{component="control-plane"}')
+    assert [s["value"][1] for s in control_up] == ["1"]
+
+    # A second `up` in the same home is refused.
+    again = meshctl(home, "up", "--subnet", subnet)
+    assert again.returncode == 5, again.stderr
+    assert "a mesh is already running" in again.stderr and "meshctl down" in again.stderr
+
+    # Down stops everything and keeps the files.
+    down = meshctl(home, "down", timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert [pid for pid in pids if alive(pid)] == []
+    assert processes_mentioning(str(home)) == []
+    assert (home / "identity" / "ca.pem").exists() and (home / "logs" / "control.log").exists()
+    assert any((home / "config").glob("serviceprofile-booksapp-*.yaml"))
+    assert meshctl(home, "status").returncode == 3
+    again_down = meshctl(home, "down")
+    assert again_down.returncode == 0 and "No mesh is running" in again_down.stdout
+
+
+def test_crashed_mesh_is_detected_and_replaced(home: Path) -> None:
+    subnet = "127.178.0.0/16"
+    first = meshctl(home, "up", "--no-demo", "--subnet", subnet)
+    assert first.returncode == 0, first.stderr
+    _, status = status_json(home)
+    pids = [p["pid"] for c in status["components"] for p in c["processes"]]
+    for pid in pids:
+        os.kill(pid, 9)
+    eventually(lambda: all(not alive(pid) for pid in pids), 10, "processes killed", every_s=0.1)
+    code, status = status_json(home)
+    assert code == 1 and status["all_running"] is False
+    assert {c["status"] for c in status["components"]} == {"down"}
+
+    second = meshctl(home, "up", "--no-demo", "--subnet", subnet)
+    assert second.returncode == 0, second.stderr
+    assert "stopped without `meshctl down`" in second.stderr
+    assert status_json(home)[0] == 0
+    assert meshctl(home, "down").returncode == 0
+
+
+def test_a_taken_port_is_named(home: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.180.0.2", 8086))
+        sock.listen()
+        done = meshctl(home, "up", "--no-demo", "--subnet", "127.180.0.0/16")
+    assert done.returncode == 5
+    assert "127.180.0.2:8086 (control plane gRPC API) is already in use" in done.stderr
+    assert not (home / "mesh.json").exists()
+
+
+def test_missing_prometheus_says_how_to_install_it(home: Path, tmp_path: Path) -> None:
+    env_home = home
+    done = subprocess.run(
+        [sys.executable, "-m", "meshctl", "up", "--no-demo", "--subnet", "127.181.0.0/16"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MESHCTL_HOME": str(env_home), "MESHCTL_PROMETHEUS": str(tmp_path / "none")},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "MESHCTL_PROMETHEUS" in done.stderr
+    assert not (env_home / "mesh.json").exists()
