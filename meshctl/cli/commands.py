@@ -6,8 +6,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, completion, local
+    from meshctl.cli import apply, check, completion, local
 
     local.register(app)
+    check.register(app)
     apply.register(app)
     completion.register(app)

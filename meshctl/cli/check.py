@@ -1,0 +1,116 @@
+"""`meshctl check`: grouped health checks of the mesh; `meshctl check explain CODE` documents each one.
+
+Everything heavy (the catalogue, cryptography, the platform) is imported inside the command, so
+`meshctl --help` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import typer
+
+from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.errors import ExitCode, MeshError, UsageError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_WAIT_S = 3600.0
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of "300ms", "45s", "5m", "1m30s", "2h" or a bare number of seconds."""
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise UsageError(f"--wait: {text!r} is not a duration", hint="use e.g. 30s, 5m or 1m30s") from None
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if not 0 <= seconds <= MAX_WAIT_S:
+        raise UsageError(f"--wait: {text!r} is out of range", hint="wait between 0s and 1h")
+    return seconds
+
+
+def checks_failed(codes: list[str]) -> MeshError:
+    """The run's verdict for the error boundary: exit 1, and on stderr which codes to read about."""
+    shown = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+    return MeshError(
+        f"{len(codes)} {'check' if len(codes) == 1 else 'checks'} failed: {shown}",
+        hint=f"`meshctl check explain {codes[0]}` says how to fix it" if codes else None,
+        exit_code=ExitCode.FAILED,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    check_app = typer.Typer(
+        name="check",
+        help="Check the health of the mesh, category by category (exit 1 when a check fails).",
+        invoke_without_command=True,
+        no_args_is_help=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )
+
+    @check_app.callback(invoke_without_command=True)
+    def check_command(
+        ctx: typer.Context,
+        pre: bool = typer.Option(False, "--pre", help="Check that the mesh can be installed here."),
+        proxy: bool = typer.Option(False, "--proxy", help="Also check the data plane (every proxy, or -n's)."),
+        namespace: str | None = typer.Option(None, "-n", "--namespace", help="With --proxy: only this namespace."),
+        wait: str = typer.Option("0s", "--wait", metavar="DURATION", help="Retry failing checks this long (5m)."),
+        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table, short or json."),
+        fix: bool = typer.Option(False, "--fix", help="Propose remediations of failures (local platform)."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="With --fix: apply them, then check again."),
+        subnet: str | None = typer.Option(
+            None, "--subnet", envvar="MESHCTL_SUBNET", help="With --pre: the subnet `meshctl up` would use."
+        ),
+    ) -> None:
+        """Check the health of the mesh, category by category (exit 1 when a check fails)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from meshctl import __version__
+        from meshctl.health.registry import CheckOptions
+        from meshctl.health.session import CheckRequest, Session, modes_for
+
+        cli: CliContext = ctx.obj
+        if yes and not fix:
+            raise UsageError("--yes applies the remediations of --fix", hint="use `meshctl check --fix --yes`")
+        if fix and (pre or cli.platform_name.value != "local"):
+            raise UsageError("--fix repairs a running local mesh", hint="drop --fix (or --pre / --platform)")
+        fmt = output or cli.output
+        options = CheckOptions(
+            platform=cli.platform_name.value,
+            home=cli.home,
+            kube_context=cli.kube_context,
+            namespace=namespace or cli.namespace,
+            subnet=subnet,
+            modes=modes_for(pre, proxy),
+            cli_version=__version__,
+        )
+        request = CheckRequest(
+            options=options,
+            output="table" if fmt in (OutputFormat.TABLE, OutputFormat.WIDE) else fmt.value,
+            wait_s=parse_duration(wait),
+            fix=fix,
+            yes=yes,
+        )
+        session = Session(request, lambda: cli.platform, cli.stdout, cli.stderr)
+        if session.run():
+            raise checks_failed(session.failed_codes)
+
+    @check_app.command("explain")
+    def explain_command(
+        ctx: typer.Context,
+        code: str | None = typer.Argument(None, help="A check code such as MC4007; none lists every code."),
+    ) -> None:
+        """Explain a check: what it verifies, why it fails and how to fix it."""
+        from meshctl.health.explain import explain, listing
+        from meshctl.health.session import wants_color
+
+        cli: CliContext = ctx.obj
+        text = listing() if code is None else explain(code, color=wants_color(cli.stdout))
+        cli.stdout.write(text)
+
+    app.add_typer(check_app)

@@ -1,0 +1,142 @@
+"""One `meshctl check` run: select the categories, run them with the right observer, render, and with
+`--fix` plan (and with `--yes` apply) the remediations, then check again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+from meshctl.errors import UsageError
+from meshctl.health.registry import Category, CheckContext, CheckOptions, Mode, catalogue, select
+from meshctl.health.render import LiveTable, render_short, report_json
+from meshctl.health.runner import Observer, Report, run_checks
+
+if TYPE_CHECKING:
+    from meshctl.health.fix import Plan, Remediation
+    from meshctl.platform.base import Platform
+
+RECHECK_WAIT_S = 30.0  # after --fix --yes: how long restarted processes get to become ready
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    options: CheckOptions
+    output: str  # "table" | "short" | "json"
+    wait_s: float = 0.0
+    fix: bool = False
+    yes: bool = False
+
+
+def modes_for(pre: bool, proxy: bool) -> frozenset[Mode]:
+    if pre and proxy:
+        raise UsageError(
+            "--pre and --proxy cannot be used together", hint="run `meshctl check --pre` before `meshctl up`"
+        )
+    if pre:
+        return frozenset({Mode.PRE})
+    return frozenset({Mode.INSTALLED, Mode.PROXY}) if proxy else frozenset({Mode.INSTALLED})
+
+
+def wants_color(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class Session:
+    def __init__(self, request: CheckRequest, platform: Callable[[], Platform], stdout: TextIO, stderr: TextIO) -> None:
+        self.request = request
+        self.platform = platform
+        self.stdout = stdout
+        self.stderr = stderr
+        self.color = wants_color(stdout)
+        self.failed_codes: list[str] = []  # of the last report, for the exit message
+
+    def categories(self) -> list[Category]:
+        name = self.request.options.platform
+        try:
+            return select(catalogue(name), self.request.options.modes)
+        except ModuleNotFoundError:
+            raise UsageError(
+                f"the {name} platform's checks are not part of this installation",
+                hint="run `meshctl check` against the local platform (--platform local)",
+            ) from None
+
+    def check(self, wait_s: float) -> tuple[Report, CheckContext]:
+        ctx = CheckContext(self.request.options, platform=self.platform)
+        observer: Observer = Observer()
+        live: LiveTable | None = None
+        if self.request.output == "table":
+            observer = live = LiveTable(self.stdout, color=self.color, live=self.stdout.isatty())
+        report = run_checks(self.categories(), ctx, observer, wait_s=wait_s)
+        self.failed_codes = [r.check.code for r in report.results if not r.ok]
+        if live is not None:
+            live.finish(report)
+        return report, ctx
+
+    def run(self) -> int:
+        """Exit code: 0 when no check failed (warnings alone pass), 1 otherwise.
+
+        With --fix --yes the first pass shows the mesh as it is (no waiting: the failures are what gets
+        fixed) and --wait applies to the check after the remediations.
+        """
+        applying = self.request.fix and self.request.yes
+        report, ctx = self.check(0.0 if applying else self.request.wait_s)
+        if self.request.fix:
+            return self._fix(report, ctx)
+        self._emit(report)
+        return 0 if report.success else 1
+
+    def _emit(self, report: Report, fix: dict[str, Any] | None = None) -> None:
+        if self.request.output == "json":
+            document = report_json(report)
+            if fix is not None:
+                document["fix"] = fix
+            self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        elif self.request.output == "short":
+            self.stdout.write(render_short(report, self.color))
+        self.stdout.flush()
+
+    def _fix(self, report: Report, ctx: CheckContext) -> int:
+        from meshctl.health.fix import apply_plan, plan_fixes, render_plan
+
+        plan = plan_fixes(report, ctx)
+        text_out = self.stderr if self.request.output == "json" else self.stdout
+        dry_run = not self.request.yes
+        if dry_run or not plan:
+            if self.request.output != "json":
+                self._emit(report)
+            text_out.write("\n" + render_plan(plan, dry_run=dry_run))
+            if self.request.output == "json":
+                self._emit(report, _plan_json(plan, dry_run=dry_run, results={}))
+            return 0 if report.success else 1
+        if self.request.output != "json":
+            self._emit(report)
+        text_out.write("\n" + render_plan(plan, dry_run=False))
+        results: dict[str, str] = {}
+
+        def done(remediation: Remediation, outcome: str) -> None:
+            results[remediation.key] = outcome
+            text_out.write(f"  {outcome}\n")
+            text_out.flush()
+
+        apply_plan(plan, done)
+        text_out.write(
+            f"\nChecking again (waiting up to {max(self.request.wait_s, RECHECK_WAIT_S):g}s for recovery)\n\n"
+        )
+        text_out.flush()
+        final, _ = self.check(max(self.request.wait_s, RECHECK_WAIT_S))
+        self._emit(final, _plan_json(plan, dry_run=False, results=results))
+        return 0 if final.success else 1
+
+
+def _plan_json(plan: Plan, *, dry_run: bool, results: dict[str, str]) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "remediations": [
+            {"codes": list(r.codes), "summary": r.summary, "result": results.get(r.key)} for r in plan.remediations
+        ],
+        "unfixable": list(plan.unfixable),
+    }
