@@ -18,6 +18,7 @@ import uvloop
 
 from meshctl.control.proto import mesh_pb2
 from meshctl.identity import workload_identity
+from meshctl.proxy import server
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.main import Proxy
 from meshctl.proxy.runtime import build_runtime
@@ -325,5 +326,50 @@ def test_shutdown_lets_the_request_in_flight_finish() -> None:
             await asyncio.wait_for(asyncio.gather(*stopping), 12)
             await client.close()
             await idle.close()
+
+    run(scenario)
+
+
+async def sent_away(client: Client) -> bytes:
+    """What the proxy said before it closed the connection (it must close it within the wait)."""
+    try:
+        return await asyncio.wait_for(client.reader.read(), WAIT_S)
+    except ConnectionError:  # a reset sends the client away too, without a word
+        return b""
+    finally:
+        await client.close()
+
+
+def test_slow_and_idle_clients_are_sent_away_and_others_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that never finishes its head (or drips it) is closed at the head deadline, which
+    dripping does not extend; an idle keep-alive connection is closed too; the proxy keeps serving."""
+    monkeypatch.setattr(server, "HEADER_S", 0.4)
+    monkeypatch.setattr(server, "IDLE_S", 0.4)
+
+    async def scenario() -> None:
+        async with Mesh() as mesh:
+            stalled = await mesh.connect()
+            await stalled.send(b"GET /books/1 HTTP/1.1\r\nHost: bo")
+            dripping = await mesh.connect()
+            await dripping.send(b"GET /books/2 HTTP/1.1\r\nX-Drip: ")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for _ in range(40):  # one byte every 50 ms: 2 s of head if each byte extended the deadline
+                if dripping.reader.at_eof() or dripping.writer.is_closing():
+                    break
+                with contextlib.suppress(ConnectionError):
+                    await dripping.send(b"x")
+                await asyncio.sleep(0.05)
+            assert await sent_away(dripping) == b""
+            assert loop.time() - started < 1.5, "dripping bytes must not extend the head deadline"
+            assert await sent_away(stalled) == b""
+
+            idle = await mesh.connect()
+            assert (await idle.get("/books/7"))[0] == 200
+            assert await sent_away(idle) == b""  # nothing more asked: closed after IDLE_S
+
+            fresh = await mesh.connect()
+            assert (await fresh.get("/books/8"))[0] == 200
+            await fresh.close()
 
     run(scenario)
