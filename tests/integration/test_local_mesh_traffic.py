@@ -7,8 +7,10 @@ ingress → webapp → books (HTTP/1.1 over mTLS) → authors (HTTP/1.1) and rat
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +110,19 @@ def test_each_proxy_presents_its_workload_identity(mesh: tuple[Path, dict[str, A
         other = workload_identity("someone-else", "booksapp")
         with socket.create_connection((host, 4143), timeout=10) as raw, pytest.raises(ssl.SSLCertVerificationError):
             context.wrap_socket(raw, server_hostname=other)
+
+
+def test_promtool_accepts_every_proxys_metrics(mesh: tuple[Path, dict[str, Any]]) -> None:
+    """After real traffic (HTTP/1.1, gRPC, errors), each proxy's /metrics passes Prometheus' own linter."""
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool comes with Debian's prometheus package: run `bash .ci/setup`"
+    _, status = mesh
+    http_request(f"{INGRESS}/books/1")
+    http_request(f"{INGRESS}/no/such/page")
+    admins = [c["addresses"]["admin"] for c in status["components"] if c["kind"] in ("workload", "ingress")]
+    assert len(admins) >= 7
+    for admin in admins:
+        text = scrape(admin)
+        assert "route_response_latency_seconds_bucket{" in text
+        done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{admin}: {done.stdout}{done.stderr}"
