@@ -133,7 +133,8 @@ class ControlPlane:
             ),
             server,
         )
-        mesh_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, self.metrics), server)
+        discovery = DiscoveryService(store, self.metrics, tokens=lambda: store.config.tokens)
+        mesh_pb2_grpc.add_DiscoveryServicer_to_server(discovery, server)
         try:
             port = server.add_secure_port(str(config.listen), identity.credentials())
         except RuntimeError:

@@ -238,14 +238,15 @@ class ControlClient:
 
     def _watch_loop(self) -> None:
         backoff = Backoff(*self._backoff)
-        request = mesh_pb2.WatchRequest(
-            proxy_id=self._config.pod,
-            identity=self._config.identity,
-            namespace=self._config.namespace,
-            proxy_version=__version__,
-        )
         while not self._stop.is_set():
             try:
+                request = mesh_pb2.WatchRequest(
+                    proxy_id=self._config.pod,
+                    identity=self._config.identity,
+                    namespace=self._config.namespace,
+                    proxy_version=__version__,
+                    token=Path(self._config.token_file).read_bytes().strip(),  # read again: it may be rotated
+                )
                 call = self._open_watch(request)
                 for snapshot in call:
                     self._received(snapshot)

@@ -174,6 +174,10 @@ def certify_request(identity: str = BOOKS, token: str = TOKEN) -> mesh_pb2.Certi
     return mesh_pb2.CertifyRequest(identity=identity, token=token.encode(), csr_der=make_csr(identity, new_key()))
 
 
+def watch_request(identity: str = BOOKS, token: str = TOKEN) -> mesh_pb2.WatchRequest:
+    return mesh_pb2.WatchRequest(proxy_id="books-0", identity=identity, token=token.encode())
+
+
 def test_good_token_is_certified_with_a_chain_to_the_anchor(home: Home, control: ControlProcess) -> None:
     with channel(home) as ch:
         response = mesh_pb2_grpc.IdentityStub(ch).Certify(certify_request(), timeout=10)
@@ -200,7 +204,7 @@ def test_server_is_verified_as_the_control_plane_identity(home: Home, control: C
 
 def test_watch_streams_a_new_snapshot_after_a_resource_changes(home: Home, control: ControlProcess) -> None:
     with channel(home) as ch:
-        stream = mesh_pb2_grpc.DiscoveryStub(ch).Watch(mesh_pb2.WatchRequest(proxy_id="books-0"), timeout=30)
+        stream = mesh_pb2_grpc.DiscoveryStub(ch).Watch(watch_request(), timeout=30)
         snapshots = iter(stream)
         first = next(snapshots)
         assert [s.name for s in first.services] == ["books"]
@@ -226,6 +230,27 @@ def test_watch_streams_a_new_snapshot_after_a_resource_changes(home: Home, contr
         stream.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
 
 
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (watch_request(token=""), grpc.StatusCode.UNAUTHENTICATED),
+        (watch_request(token="guessed"), grpc.StatusCode.UNAUTHENTICATED),
+        (watch_request(identity=workload_identity("authors", "booksapp")), grpc.StatusCode.PERMISSION_DENIED),
+    ],
+    ids=["no-token", "unknown-token", "token-of-another-identity"],
+)
+def test_watch_needs_the_token_of_the_identity_it_names(
+    home: Home, control: ControlProcess, request_: mesh_pb2.WatchRequest, code: grpc.StatusCode
+) -> None:
+    with channel(home) as ch, pytest.raises(grpc.RpcError) as caught:
+        next(iter(mesh_pb2_grpc.DiscoveryStub(ch).Watch(request_, timeout=10)))
+    assert caught.value.code() is code
+    deadline = time.monotonic() + 10
+    while "watch refused" not in control.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "watch refused" in control.output()
+
+
 def test_admin_metrics_count_certificates(home: Home, control: ControlProcess) -> None:
     with channel(home) as ch:
         mesh_pb2_grpc.IdentityStub(ch).Certify(certify_request(), timeout=10)
@@ -238,7 +263,7 @@ def test_admin_metrics_count_certificates(home: Home, control: ControlProcess) -
 
 def test_sigterm_ends_watch_streams_and_exits_zero(home: Home, control: ControlProcess) -> None:
     with channel(home) as ch:
-        stream = mesh_pb2_grpc.DiscoveryStub(ch).Watch(mesh_pb2.WatchRequest(proxy_id="books-0"), timeout=30)
+        stream = mesh_pb2_grpc.DiscoveryStub(ch).Watch(watch_request(), timeout=30)
         snapshots = iter(stream)
         next(snapshots)
         assert control.stop() == 0

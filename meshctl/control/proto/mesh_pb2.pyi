@@ -83,11 +83,14 @@ class WatchRequest(_message.Message):
     IDENTITY_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     PROXY_VERSION_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
     proxy_id: _builtins.str
     """pod name"""
     identity: _builtins.str
     namespace: _builtins.str
     proxy_version: _builtins.str
+    token: _builtins.bytes
+    """the workload token, as for Certify: only a workload of the mesh may watch it"""
     def __init__(
         self,
         *,
@@ -95,10 +98,11 @@ class WatchRequest(_message.Message):
         identity: _builtins.str = ...,
         namespace: _builtins.str = ...,
         proxy_version: _builtins.str = ...,
+        token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "namespace", b"namespace", "proxy_id", b"proxy_id", "proxy_version", b"proxy_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "namespace", b"namespace", "proxy_id", b"proxy_id", "proxy_version", b"proxy_version", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
