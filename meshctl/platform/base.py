@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from meshctl.errors import ExitCode, MeshError, UnreachableError, UsageError
+from meshctl.errors import ExitCode, UnreachableError, UsageError
 from meshctl.targets import Kind, Target
 
 if TYPE_CHECKING:
@@ -134,19 +134,14 @@ def select(proxies: Iterable[ProxyInfo], target: Target) -> list[ProxyInfo]:
     return [p for p in proxies if matches(p)]
 
 
-class PlatformUnavailableError(MeshError):
-    exit_code = ExitCode.USAGE
-
-
 def open_platform(cli: CliContext) -> Platform:
     """The platform the global flags select (`--platform`, `--home`)."""
     from meshctl.cli.context import PlatformName
 
     if cli.platform_name is PlatformName.KUBERNETES:
-        raise PlatformUnavailableError(
-            "the kubernetes platform is not available in this version of meshctl",
-            hint="run the mesh locally: `meshctl up` (the default --platform local)",
-        )
+        from meshctl.platform.kubernetes import open_kubernetes
+
+        return open_kubernetes(cli)
     from meshctl.platform.local.platform import LocalPlatform
 
     return LocalPlatform(cli.home)

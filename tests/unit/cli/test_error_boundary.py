@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 
-def _meshctl(*args: str) -> subprocess.CompletedProcess[str]:
+def _meshctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "meshctl", *args], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "meshctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -25,11 +31,11 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "frobnicate" in done.stderr
 
 
-def test_kubernetes_platform_says_it_is_not_available() -> None:
-    done = _meshctl("--platform", "kubernetes", "status")
-    assert done.returncode != 0
-    assert done.stderr.startswith("Error: ")
-    assert "kubernetes" in done.stderr
+def test_kubernetes_without_a_kubeconfig_names_the_fix() -> None:
+    done = _meshctl("--platform", "kubernetes", "status", env={"KUBECONFIG": "/nonexistent/kubeconfig"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: no kubeconfig for the kubernetes platform")
+    assert "hint: set KUBECONFIG" in done.stderr
     assert "Traceback" not in done.stderr
 
 

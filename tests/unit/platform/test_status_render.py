@@ -10,11 +10,10 @@ import pytest
 
 from meshctl.cli.context import CliContext, PlatformName
 from meshctl.cli.local import render_table, status_json
-from meshctl.errors import ExitCode, UnreachableError
+from meshctl.errors import ConfigError, ExitCode, UnreachableError
 from meshctl.platform.base import (
     ComponentStatus,
     MeshStatus,
-    PlatformUnavailableError,
     ProcessStatus,
     ProxyInfo,
     open_platform,
@@ -149,11 +148,12 @@ def test_status_of_a_crashed_mesh_shows_it_down(tmp_path: Path) -> None:
     assert proxy.admin == "127.77.3.1:4191" and proxy.kind == "sidecar" and proxy.service == "books"
 
 
-def test_kubernetes_platform_is_refused_clearly(tmp_path: Path) -> None:
+def test_kubernetes_without_a_kubeconfig_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     cli = CliContext(platform_name=PlatformName.KUBERNETES, home=tmp_path)
-    with pytest.raises(PlatformUnavailableError) as caught:
+    with pytest.raises(ConfigError) as caught:
         open_platform(cli)
-    assert "kubernetes platform is not available" in caught.value.message
+    assert "no kubeconfig for the kubernetes platform" in caught.value.message and caught.value.hint
     assert isinstance(open_platform(CliContext(home=tmp_path)), LocalPlatform)
 
 

@@ -1,0 +1,163 @@
+"""A narrow, typed door to the Kubernetes API through the official client.
+
+The kubeconfig is loaded by `kubernetes.config` (contexts, certificates, tokens, exec plugins) and every
+request goes through the client's own `ApiClient`; answers are read as JSON documents rather than model
+objects, which keeps the untyped client behind four methods. Every request has a deadline and none is
+retried, so an unreachable API server fails within its timeout instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.parse
+from typing import Any
+
+from meshctl.errors import ConfigError, MeshError, UnreachableError
+
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 10.0
+
+
+class KubeError(MeshError):
+    """The API server answered, with an error status."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class NotFound(KubeError):
+    pass
+
+
+def _hint_for(status: int) -> str | None:
+    if status == 401:
+        return "the credentials of the kubeconfig were rejected: log in again or choose another --context"
+    if status == 403:
+        return "ask for the RBAC permission, or use a context with more rights (`meshctl check --pre` lists them)"
+    return None
+
+
+class KubeApi:
+    """One cluster, as the kubeconfig context names it."""
+
+    def __init__(self, client: Any, context: str, server: str) -> None:
+        self._client = client
+        self.context = context
+        self.server = server
+        self._lock = threading.Lock()
+        self.requests = 0  # how many requests this client made (for tests and --debug)
+
+    def get(self, path: str, query: dict[str, str] | None = None, *, timeout_s: float = READ_TIMEOUT_S) -> Any:
+        return json.loads(self._call("GET", path, query, None, timeout_s))
+
+    def post(self, path: str, body: dict[str, Any], *, timeout_s: float = READ_TIMEOUT_S) -> Any:
+        return json.loads(self._call("POST", path, None, body, timeout_s))
+
+    def raw(self, path: str, query: dict[str, str] | None = None, *, timeout_s: float = READ_TIMEOUT_S) -> bytes:
+        """A GET whose answer is not JSON (the service proxy of a component's HTTP endpoint)."""
+        return self._call("GET", path, query, None, timeout_s, accept="*/*")
+
+    def list(self, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every item of a collection in one request (no `limit`: paging would make the number of
+        requests grow with the size of the cluster)."""
+        items: list[dict[str, Any]] = self.get(path, query).get("items") or []
+        return items
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None,
+        body: dict[str, Any] | None,
+        timeout_s: float,
+        accept: str = "application/json",
+    ) -> bytes:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = self._client.param_serialize(
+            method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )  # fmt: skip
+        with self._lock:
+            self.requests += 1
+        where = f"{self.server}{path}"
+        try:
+            response = self._client.call_api(*request, _request_timeout=(CONNECT_TIMEOUT_S, timeout_s))
+            data: bytes = response.read()
+        except (HTTPError, ApiException, OSError) as exc:
+            raise UnreachableError(
+                f"the Kubernetes API at {self.server} cannot be reached: {_why(exc)}",
+                hint=f"check that the cluster of context {self.context!r} runs (`kubectl cluster-info`)",
+            ) from None
+        status = int(response.status)
+        if 200 <= status < 300:
+            return data
+        message = _status_message(data) or f"{response.reason}"
+        kind = NotFound if status == 404 else Forbidden if status in (401, 403) else KubeError
+        raise kind(status, f"{method} {where}: {status} {message}", hint=_hint_for(status))
+
+
+def _status_message(data: bytes) -> str:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace")[:200]
+    return str(document.get("message") or "") if isinstance(document, dict) else ""
+
+
+def _why(exc: BaseException) -> str:
+    text = str(getattr(exc, "reason", None) or exc)
+    for marker in ("Connection refused", "timed out", "Name or service not known", "No route to host"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def connect(context: str | None, config_file: str | None = None) -> KubeApi:
+    """A client for the kubeconfig's context (`--context`, else its current context); ConfigError with a hint
+    when there is no kubeconfig or no such context. Makes no request."""
+    from kubernetes.client import ApiClient, Configuration
+    from kubernetes.config import ConfigException, list_kube_config_contexts, load_kube_config
+
+    configuration = Configuration()
+    # Read KUBECONFIG now, not when the client was imported (it may hold several paths, joined by ":").
+    config_file = config_file or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    paths = [p for p in config_file.split(os.pathsep) if p]
+    if not any(os.path.isfile(p) for p in paths):
+        raise ConfigError(
+            f"no kubeconfig for the kubernetes platform: {config_file} does not exist",
+            hint="set KUBECONFIG (or create ~/.kube/config) and pick a context with --context",
+        )
+    try:
+        contexts, current = list_kube_config_contexts(config_file)  # type: ignore[no-untyped-call]
+        name = context or (current or {}).get("name")
+        if context is not None and context not in {c.get("name") for c in contexts or []}:
+            raise ConfigError(
+                f"the kubeconfig has no context {context!r}",
+                hint="`kubectl config get-contexts` lists them; drop --context to use the current one",
+            )
+        load_kube_config(config_file, context, client_configuration=configuration, persist_config=False)  # type: ignore[no-untyped-call]
+    except ConfigException as exc:
+        raise ConfigError(
+            f"the kubeconfig {config_file} cannot be used: {exc}",
+            hint="set KUBECONFIG (or create ~/.kube/config) and pick a context with --context",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"the kubeconfig cannot be read: {exc}", hint="set KUBECONFIG to a readable file") from None
+    configuration.retries = False  # no hidden retries: the deadline of a request is its timeout
+    return KubeApi(ApiClient(configuration), str(name or ""), str(configuration.host))

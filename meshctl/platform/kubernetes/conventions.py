@@ -1,0 +1,50 @@
+"""The names the mesh uses on Kubernetes: what `meshctl install` creates and `meshctl inject` adds to a pod.
+
+Control plane (namespace `meshctl-system`)
+------------------------------------------
+- Deployments `meshctl-control` (identity, discovery, configuration; gRPC API port 8086 "grpc", admin 9996
+  "admin") and `meshctl-prometheus` (port 9090 "web"), each labelled `app.kubernetes.io/version=<meshctl
+  version>`, each behind a Service of the same name.
+- Every control-plane pod carries `meshctl.io/control-plane-ns=meshctl-system` and
+  `meshctl.io/control-plane-component=<control|prometheus>`.
+- ConfigMap `meshctl-config`, key `config.json`: the control plane's settings (a JSON object).
+- ConfigMap `meshctl-identity-trust-anchors`, key `ca-bundle.crt`: the trust anchors (PEM bundle).
+- Secret `meshctl-identity-issuer` (type kubernetes.io/tls), keys `tls.crt` / `tls.key`: the issuer.
+- CustomResourceDefinition `serviceprofiles.meshctl.io`, serving `meshctl.io/v1alpha1`.
+
+Data plane
+----------
+- A meshed pod carries the label `meshctl.io/control-plane-ns=meshctl-system` (so one label-selected list
+  finds every meshed pod of the cluster), the annotation `meshctl.io/proxy-version=<version>` and a
+  sidecar container named `meshctl-proxy` whose admin server listens on port 4191 of the pod's IP.
+- Its identity is `workload_identity(<service account>, <namespace>)`; its deployment is the name of the
+  ReplicaSet that owns it without the `pod-template-hash` suffix.
+"""
+
+from __future__ import annotations
+
+CONTROL_NS = "meshctl-system"
+CONTROL_DEPLOYMENT = "meshctl-control"
+PROMETHEUS_DEPLOYMENT = "meshctl-prometheus"
+DEPLOYMENTS = (CONTROL_DEPLOYMENT, PROMETHEUS_DEPLOYMENT)
+CONTROL_ADMIN_PORT = 9996
+PROMETHEUS_PORT = 9090
+
+MESH_LABEL = "meshctl.io/control-plane-ns"  # value: CONTROL_NS, on control-plane and meshed pods
+COMPONENT_LABEL = "meshctl.io/control-plane-component"
+VERSION_LABEL = "app.kubernetes.io/version"  # on the control plane's deployments
+PROXY_VERSION_ANNOTATION = "meshctl.io/proxy-version"
+PROXY_CONTAINER = "meshctl-proxy"
+PROXY_ADMIN_PORT = 4191
+
+CONFIG_MAP = "meshctl-config"
+CONFIG_KEY = "config.json"
+ANCHORS_CONFIG_MAP = "meshctl-identity-trust-anchors"
+ANCHORS_KEY = "ca-bundle.crt"
+ISSUER_SECRET = "meshctl-identity-issuer"
+
+CRD_GROUP = "meshctl.io"
+CRD_VERSION = "v1alpha1"
+CRDS = ("serviceprofiles.meshctl.io",)
+
+MIN_KUBERNETES = (1, 27)

@@ -1,0 +1,122 @@
+"""The mesh on a Kubernetes cluster, read through the API server (see conventions.py for the names).
+
+Every listing is one call per kind, however many pods the cluster runs: `status()` lists the pods that
+carry the mesh label across all namespaces (control plane and meshed workloads together), `proxies()`
+the meshed pods of `-n`'s namespace (or of all). Prometheus and the control plane's admin server are
+reached through loopback relays to the API server's service proxy.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from meshctl.errors import UnreachableError
+from meshctl.identity import workload_identity
+from meshctl.platform.base import ComponentStatus, MeshStatus, Platform, ProcessStatus, ProxyInfo
+from meshctl.platform.kubernetes.api import KubeApi, quote
+from meshctl.platform.kubernetes.conventions import (
+    COMPONENT_LABEL,
+    CONTROL_ADMIN_PORT,
+    CONTROL_DEPLOYMENT,
+    CONTROL_NS,
+    MESH_LABEL,
+    PROMETHEUS_DEPLOYMENT,
+    PROMETHEUS_PORT,
+    PROXY_ADMIN_PORT,
+)
+from meshctl.platform.kubernetes.pods import Pod, parse_pod
+from meshctl.platform.kubernetes.relay import Relay, service_proxy_path
+
+INSTALL_HINT = "install the mesh: `meshctl install | kubectl apply -f -`"
+_KINDS = {"control": "control-plane", "prometheus": "prometheus"}
+
+
+class KubernetesPlatform(Platform):
+    name = "kubernetes"
+
+    def __init__(self, api: KubeApi, namespace: str | None = None) -> None:
+        self.api = api
+        self.namespace = namespace
+        self._relays: dict[str, Relay] = {}
+        self._lock = threading.Lock()
+
+    def mesh_pods(self, namespace: str | None = None) -> list[Pod]:
+        """The control plane's and the meshed workloads' pods: one list call."""
+        path = "/api/v1/pods" if namespace is None else f"/api/v1/namespaces/{quote(namespace)}/pods"
+        return [parse_pod(item) for item in self.api.list(path, {"labelSelector": f"{MESH_LABEL}={CONTROL_NS}"})]
+
+    def status(self) -> MeshStatus:
+        pods = self.mesh_pods()
+        if not any(p.namespace == CONTROL_NS for p in pods):
+            raise UnreachableError(
+                f"no mesh control plane runs in namespace {CONTROL_NS} of context {self.api.context!r}",
+                hint=INSTALL_HINT,
+            )
+        return MeshStatus(
+            platform=self.name,
+            location=f"context {self.api.context} ({self.api.server})",
+            started_at=None,
+            urls={},
+            components=tuple(_component(p) for p in pods),
+            extra={"pods": tuple(pods)},
+        )
+
+    def proxies(self) -> list[ProxyInfo]:
+        return [_proxy(p) for p in self.mesh_pods(self.namespace) if p.namespace != CONTROL_NS and p.proxy]
+
+    def prometheus_url(self) -> str:
+        return f"http://{self._relay(PROMETHEUS_DEPLOYMENT, PROMETHEUS_PORT)}"
+
+    def control_plane_admin(self) -> str:
+        return self._relay(CONTROL_DEPLOYMENT, CONTROL_ADMIN_PORT)
+
+    def _relay(self, service: str, port: int) -> str:
+        with self._lock:
+            key = f"{service}:{port}"
+            if key not in self._relays:
+                self._relays[key] = Relay(self.api, service_proxy_path(CONTROL_NS, service, port))
+            return self._relays[key].address
+
+    def close(self) -> None:
+        with self._lock:
+            for relay in self._relays.values():
+                relay.close()
+            self._relays.clear()
+
+
+def pods_of(status: MeshStatus) -> tuple[Pod, ...]:
+    """The pods behind a kubernetes MeshStatus (what the checks judge)."""
+    pods: Any = status.extra.get("pods")
+    if not isinstance(pods, tuple):
+        raise UnreachableError("the mesh status does not come from the kubernetes platform")
+    return pods
+
+
+def _component(pod: Pod) -> ComponentStatus:
+    role = pod.labels.get(COMPONENT_LABEL)
+    kind = _KINDS.get(role or "", "control-plane") if pod.namespace == CONTROL_NS else "workload"
+    processes = tuple(ProcessStatus(role=c.name, pid=0, alive=c.running) for c in pod.containers)
+    return ComponentStatus(
+        name=pod.deployment,
+        kind=kind,
+        namespace=pod.namespace,
+        deployment=pod.deployment,
+        pod=pod.name,
+        addresses={"admin": f"{pod.ip}:{PROXY_ADMIN_PORT}"} if pod.ip and pod.proxy else {},
+        processes=processes,
+        ready=pod.ready,
+        detail=pod.problem() or ("" if pod.ready else pod.not_ready()),
+    )
+
+
+def _proxy(pod: Pod) -> ProxyInfo:
+    # The admin address is the pod's own: commands outside the cluster reach it through a port-forward.
+    return ProxyInfo(
+        pod=pod.name,
+        namespace=pod.namespace,
+        deployment=pod.deployment,
+        admin=f"{pod.ip}:{PROXY_ADMIN_PORT}" if pod.ip else "",  # "": no IP yet (Pending)
+        identity=workload_identity(pod.service_account, pod.namespace),
+        kind="sidecar",
+    )
