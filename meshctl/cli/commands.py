@@ -6,9 +6,12 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local
+    from meshctl.cli import apply, check, completion, local, profile, routes, stat
 
-    local.register(app)
+    local.register(app)  # up, down, status
     check.register(app)
+    routes.register(app)
+    stat.register(app)
+    profile.register(app)
     apply.register(app)
     completion.register(app)

@@ -1,0 +1,69 @@
+"""`meshctl stat`: the golden signals of deployments, pods or namespaces, from Prometheus.
+
+Three PromQL queries per refresh (counts, latency buckets, saturation), whatever the number of workloads.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.routes import URL_HELP, WINDOW_HELP
+from meshctl.errors import UsageError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("stat")
+    def stat_command(
+        ctx: typer.Context,
+        target: str = typer.Argument(..., help="deploy, deploy/NAME, pod, pod/NAME, ns or ns/NAME."),
+        namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace of the target."),
+        all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Workloads of every namespace."),
+        window: str = typer.Option("1m", "--window", "-w", help=WINDOW_HELP),
+        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table or json."),
+        watch: bool = typer.Option(False, "--watch", help="Refresh in place until Ctrl-C."),
+        interval: str = typer.Option("2s", "--interval", help="With --watch: time between refreshes."),
+        prometheus_url: str | None = typer.Option(
+            None, "--prometheus-url", envvar="MESHCTL_PROMETHEUS_URL", help=URL_HELP
+        ),
+    ) -> None:
+        """Success rate, RPS, latency percentiles, in-flight requests and TCP connections per workload."""
+        from dataclasses import replace
+
+        from meshctl.observe import render, runner
+        from meshctl.observe.scopes import workload_view
+        from meshctl.observe.stat import collect_stat
+        from meshctl.targets import Kind, parse_target
+
+        cli: CliContext = ctx.obj
+        fmt = output or cli.output
+        if fmt is OutputFormat.SHORT:
+            raise UsageError("stat prints table or json", hint="use -o table or -o json")
+        parsed = parse_target(target, namespace or cli.namespace or "default")
+        if all_namespaces:
+            if parsed.name is not None:
+                raise UsageError(f"-A lists every {parsed.kind.value}; {target} names one", hint="drop -A")
+            if parsed.kind is Kind.NAMESPACE:
+                all_namespaces = False  # `ns` already means every namespace
+        url = runner.prometheus_url(cli, prometheus_url)
+        proxies = runner.platform_proxies(cli, explicit_url=prometheus_url is not None)
+        scoped = parsed
+        if all_namespaces:
+            # Every namespace: the platform's proxies of every namespace, grouped by namespace and name.
+            scoped = replace(parsed, namespace="")
+        view = workload_view(scoped, proxies)
+        client, window_s = runner.open_client(cli, url, window)
+        kind = parsed.kind.value
+        report_namespace = None if all_namespaces or parsed.kind is Kind.NAMESPACE else parsed.namespace
+
+        def produce() -> runner.Frame:
+            report = collect_stat(client, view, window_s, kind=kind, namespace=report_namespace)
+            notes = render.stat_notes(report)
+            if fmt is OutputFormat.JSON:
+                return runner.Frame("", render.stat_json(report), notes)
+            return runner.Frame(render.stat_table(report, color=cli.stdout.isatty()), None, notes)
+
+        try:
+            runner.show(cli, produce, watch=watch, interval=interval)
+        finally:
+            client.close()
