@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
-from typer._click.exceptions import ClickException  # typer vendors click; pinned <0.30
+from typer._click.exceptions import ClickException  # typer vendors click since 0.26; pinned <0.29
 
 from meshctl import __version__
 from meshctl.cli.context import CliContext, OutputFormat, PlatformName, default_home

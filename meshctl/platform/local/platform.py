@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meshctl.errors import ConfigError, UnreachableError
 from meshctl.platform.base import ComponentStatus, MeshStatus, Platform, ProcessStatus, ProxyInfo, no_mesh
 from meshctl.platform.local import state
-from meshctl.platform.local.down import DownResult, down
 from meshctl.platform.local.probes import http_ok_many
 from meshctl.platform.local.processes import is_alive
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord
-from meshctl.platform.local.up import Reporter, UpOptions, UpResult, up
+
+if TYPE_CHECKING:  # up and down load the configuration and identity code: only those two commands need it
+    from meshctl.platform.local.down import DownResult
+    from meshctl.platform.local.up import Reporter, UpOptions, UpResult
 
 READY_PATHS = {"control-plane": "/ready", "workload": "/ready", "ingress": "/ready", "prometheus": "/-/ready"}
 PROBE_TIMEOUT_S = 1.0
@@ -31,9 +34,13 @@ class LocalPlatform(Platform):
     # --- lifecycle ----------------------------------------------------------------------------------
 
     def up(self, options: UpOptions, reporter: Reporter) -> UpResult:
+        from meshctl.platform.local.up import up
+
         return up(self.layout, options, reporter)
 
     def down(self) -> DownResult:
+        from meshctl.platform.local.down import down
+
         return down(self.layout)
 
     # --- what runs ----------------------------------------------------------------------------------
