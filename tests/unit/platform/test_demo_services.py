@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from meshctl.demo import authors, books, traffic, webapp
+from meshctl.demo import authors, books, catalogue, traffic, webapp
 from meshctl.demo.settings import ServiceSettings
 from meshctl.demo.web import HTTPFailure, Request, Response, Router
 
@@ -111,7 +111,7 @@ def test_created_books_are_bounded() -> None:
     shelf = books.Shelf()
     for i in range(books.MAX_CREATED + 10):
         shelf.add(f"b{i}", 1, 1)
-    assert len(shelf.all()) == len(books.BOOKS) + books.MAX_CREATED
+    assert len(shelf.all()) == len(catalogue.BOOKS) + books.MAX_CREATED
     assert shelf.get(books.FIRST_CREATED_ID) is None
 
 

@@ -67,7 +67,7 @@ def test_promtool_accepts_the_config(tmp_path: Path) -> None:
 
 def test_missing_binary_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MESHCTL_PROMETHEUS", raising=False)
-    monkeypatch.setattr(prometheus.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setattr(prometheus, "DEFAULT_BINARY", "/nonexistent/prometheus")
     with pytest.raises(MeshError) as caught:
         prometheus.find_prometheus()

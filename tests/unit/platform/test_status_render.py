@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -77,7 +78,8 @@ def test_json_has_stable_keys_and_numbers() -> None:
         "urls",
         "components",
     ]
-    (entry,) = data["components"]  # type: ignore[misc]
+    components = cast(list[dict[str, Any]], data["components"])
+    (entry,) = components
     assert list(entry) == [
         "name",
         "kind",
