@@ -246,7 +246,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{m.get('loadavg', '?')}; {m['nginx']}; {m['haproxy'][:30]}; {m['wrk'][:30]}; {m.get('h2load', '?')}; "
         f"Python {m['python']}.  ",
         f"Command: `{results['command']}` ({results.get('wall_s', 0):.0f} s). "
-        f"Raw results: `{results.get('json_name', '?')}`.",
+        f"Raw results: `bench/results/{results.get('json_name', '?')}` on the machine that ran it (not committed).",
         "",
         "Arms: "
         + "; ".join(f"**{name}** = {a['description']}" for name, a in results.get("arms", {}).items())
