@@ -15,30 +15,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+
+from tests.integration.local_mesh import UP_TIMEOUT_S, alive, eventually, meshctl
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus"),
 ]
 
-T = TypeVar("T")
 SUBNET = "127.79.0.0/16"
-UP_TIMEOUT_S = 180.0
 OLD_VERSION = "0.0.1"
-
-
-def meshctl(home: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MESHCTL_HOME": str(home)}
-    env.pop("MESHCTL_SUBNET", None)
-    return subprocess.run(
-        [sys.executable, "-m", "meshctl", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
 
 
 def check_json(home: Path, *args: str) -> tuple[int, dict[str, Any], str]:
@@ -51,20 +43,6 @@ def outcomes(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["code"]: c for category in document["categories"] for c in category["checks"]}
 
 
-def eventually(probe: Callable[[], T | None], within_s: float, what: str, every_s: float = 0.5) -> T:
-    """Poll until probe returns something truthy; bounded in time and count."""
-    deadline = time.monotonic() + within_s
-    last: T | None = None
-    for _ in range(int(within_s / every_s) + 2):
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(every_s)
-    raise AssertionError(f"{what}: not within {within_s:.0f}s (last: {last!r})")
-
-
 def record(home: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((home / "mesh.json").read_text())
     return data
@@ -73,14 +51,6 @@ def record(home: Path) -> dict[str, Any]:
 def pid_of(home: Path, pod: str, role: str) -> int:
     component = next(c for c in record(home)["components"] if c["pod"] == pod)
     return int(next(p["pid"] for p in component["processes"] if p["role"] == role))
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX"
 
 
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from meshctl.identity import workload_identity
-from tests.integration.test_local_mesh import UP_TIMEOUT_S, eventually, http_request, meshctl, status_json
+from tests.integration.local_mesh import UP_TIMEOUT_S, eventually, http_request, meshctl, status_json
 
 pytestmark = pytest.mark.integration
 

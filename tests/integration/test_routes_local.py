@@ -24,10 +24,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +37,7 @@ import pytest
 
 from meshctl.metrics.histogram import BOUNDS_MS
 from meshctl.observe.quantiles import bucket_of
+from tests.integration.local_mesh import UP_TIMEOUT_S, meshctl
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,7 +45,6 @@ pytestmark = [
 ]
 
 SUBNET = "127.182.0.0/16"
-UP_TIMEOUT_S = 180.0
 FAILURE_RATE = 0.3
 LATENCY_MS = 150.0
 WINDOW = "2m"
@@ -61,15 +58,6 @@ MIX: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
     "POST /books": ("POST", "/books", {"title": "A test book", "author_id": "{id}", "pages": 100}, 60),
 }
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
-
-
-def meshctl(home: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MESHCTL_HOME": str(home)}
-    for name in ("MESHCTL_SUBNET", "MESHCTL_PROMETHEUS_URL", "MESHCTL_PLATFORM"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "meshctl", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
 
 
 @dataclass
