@@ -27,7 +27,7 @@ from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset, 
 
 from meshctl.aio import spawn
 from meshctl.proxy.h2_server import drain_h2
-from tests.integration.test_proxy_grpc_support import AUTHORITY, NS, SERVICE, Backend, Mesh, _same
+from tests.integration.test_proxy_grpc_support import AUTHORITY, BACKEND_SCRIPT, NS, SERVICE, Backend, Mesh, _same
 
 pytestmark = pytest.mark.integration
 
@@ -182,24 +182,6 @@ def test_peer_with_another_identity_is_refused(backend: Backend) -> None:
         mesh.stop()
 
 
-BACKEND_SCRIPT = """
-import time
-from concurrent import futures
-import grpc
-same = lambda b: b
-def forever(request, context):
-    n = 0
-    while True:
-        yield b"%d" % n
-        n += 1
-        time.sleep(0.01)
-server = grpc.server(futures.ThreadPoolExecutor(4))
-server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-    "test.Echo", {"Forever": grpc.unary_stream_rpc_method_handler(forever, same, same)}),))
-print(server.add_insecure_port("127.0.0.1:0"), flush=True)
-server.start()
-server.wait_for_termination()
-"""
 
 
 def test_backend_killed_mid_stream_is_unavailable_not_a_hang() -> None:

@@ -26,7 +26,7 @@ from meshctl.proxy.h2_headers import RequestHead
 from meshctl.proxy.h2_pool import H2Pool
 from meshctl.proxy.h2_server import DownstreamProtocol, H2Stack
 from meshctl.proxy.h2_types import DeadlineExceeded, Failure
-from tests.integration.test_proxy_grpc_support import SERVICE, Backend, _same
+from tests.integration.test_proxy_grpc_support import BACKEND_SCRIPT, SERVICE, Backend, _same
 
 pytestmark = pytest.mark.integration
 
@@ -188,25 +188,6 @@ class socketless_port:  # noqa: N801 - used as a context manager
         return None
 
 
-BACKEND_SCRIPT = """
-import sys, time
-from concurrent import futures
-import grpc
-same = lambda b: b
-def forever(request, context):
-    n = 0
-    while True:
-        yield b"%d" % n
-        n += 1
-        time.sleep(0.01)
-server = grpc.server(futures.ThreadPoolExecutor(4))
-server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-    "test.Echo", {"Forever": grpc.unary_stream_rpc_method_handler(forever, same, same)}),))
-port = server.add_insecure_port("127.0.0.1:0")
-server.start()
-print(port, flush=True)
-server.wait_for_termination()
-"""
 
 
 def test_backend_killed_mid_stream_is_unavailable_not_a_hang() -> None:

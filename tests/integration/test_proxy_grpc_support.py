@@ -84,6 +84,28 @@ def runtime(pod: str, identity: str, cert: IssuedCertificate, *, inbound: tuple[
     return rt
 
 
+# A gRPC server in its own process that streams forever and prints its port: the tests kill it mid-stream.
+BACKEND_SCRIPT = """
+import sys, time
+from concurrent import futures
+import grpc
+same = lambda b: b
+def forever(request, context):
+    n = 0
+    while True:
+        yield b"%d" % n
+        n += 1
+        time.sleep(0.01)
+server = grpc.server(futures.ThreadPoolExecutor(4))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+    "test.Echo", {"Forever": grpc.unary_stream_rpc_method_handler(forever, same, same)}),))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+server.wait_for_termination()
+"""
+
+
 def _same(data: bytes) -> bytes:
     return data
 
