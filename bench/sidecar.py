@@ -22,9 +22,10 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from meshctl.control.ca import make_csr, new_key, private_key_pem, read_pair, sign_csr
-from meshctl.control.pem import IdentityFiles, read_certificates
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
+from meshctl.control.ca import sign_csr
+from meshctl.pki.keys import make_csr, new_key, private_key_pem, read_pair
+from meshctl.pki.pem import IdentityFiles, read_certificates
 from meshctl.proxy.config import load_proxy_config
 from meshctl.proxy.control_client import IssuedCertificate
 

@@ -96,7 +96,7 @@ def plan(resources: list[MeshResource], config_dir: Path) -> list[Change]:
 
 
 def write(changes: list[Change]) -> None:
-    from meshctl.control.files import write_atomic
+    from meshctl.files import write_atomic
 
     for change in changes:
         if change.action != "unchanged":

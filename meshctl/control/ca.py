@@ -8,25 +8,30 @@ not reject fresh certificates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from meshctl.control.pem import (
-    IdentityFiles,
-    read_certificates,
-    read_private_key,
-    write_certificates,
-    write_private_key,
-)
 from meshctl.errors import ConfigError
 from meshctl.identity import TRUST_DOMAIN, is_dns_label
+from meshctl.pki.keys import (
+    CN_MAX,
+    CertAndKey,
+    CertificateError,
+    ec_public_key,
+    identity_subject,
+    is_signed_by,
+    key_kind,
+    name,
+    new_key,
+    read_pair,
+    write_pair,
+)
+from meshctl.pki.pem import IdentityFiles, read_certificates
 
 ANCHOR_NAME = f"root.meshctl.{TRUST_DOMAIN}"
 ISSUER_NAME = f"identity.meshctl.{TRUST_DOMAIN}"
@@ -34,12 +39,7 @@ ANCHOR_LIFETIME = timedelta(days=365)
 ISSUER_LIFETIME = timedelta(days=365)
 LEAF_LIFETIME = timedelta(hours=24)
 CLOCK_SKEW = timedelta(seconds=20)
-CN_MAX = 64
 _MAX_CSR_BYTES = 16 * 1024
-
-
-class CertificateError(ValueError):
-    """A certificate cannot be issued or does not verify; the message says why."""
 
 
 class CsrError(CertificateError):
@@ -50,43 +50,8 @@ class IssuerError(CertificateError):
     """The CA is at fault (issuer expired, not yet valid); no request can succeed."""
 
 
-@dataclass(frozen=True)
-class CertAndKey:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    def key_pem(self) -> bytes:
-        return private_key_pem(self.key)
-
-
-def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _identity_subject(identity: str) -> x509.Name:
-    """CN = identity when it fits X.520's 64-character bound, else an empty subject.
-
-    Identities often exceed 64 characters; the DNS SAN is what peers verify (RFC 6125), so the CN is
-    only a convenience for people reading certificates. An empty subject makes the SAN critical.
-    """
-    return _name(identity) if len(identity) <= CN_MAX else x509.Name([])
 
 
 def _ca_usage() -> x509.KeyUsage:
@@ -126,8 +91,8 @@ def generate_trust_anchor(
     public = key.public_key()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .subject_name(name(common_name))
+        .issuer_name(name(common_name))
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start - CLOCK_SKEW)
@@ -153,7 +118,7 @@ def generate_issuer(
     public = key.public_key()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
+        .subject_name(name(common_name))
         .issuer_name(anchor.cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
@@ -172,19 +137,8 @@ def _authority_key_id(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     try:
         ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public_key(issuer))
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ec_public_key(issuer))
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
-def make_csr(identity: str, key: ec.EllipticCurvePrivateKey) -> bytes:
-    """A PKCS#10 request (DER) for `identity`: its DNS SAN (and its CN when short enough) name it."""
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(_identity_subject(identity))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(identity)]), critical=len(identity) > CN_MAX)
-        .sign(key, hashes.SHA256())
-    )
-    return csr.public_bytes(serialization.Encoding.DER)
 
 
 def check_identity_name(identity: str) -> None:
@@ -213,7 +167,7 @@ def sign_csr(
     csr = _load_csr(csr_der)
     public = csr.public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
-        raise CsrError(f"CSR key must be ECDSA P-256, got {_key_kind(public)}")
+        raise CsrError(f"CSR key must be ECDSA P-256, got {key_kind(public)}")
     names = _requested_names(csr)
     if not names:
         raise CsrError("CSR names no identity (no CN and no DNS SAN)")
@@ -222,7 +176,7 @@ def sign_csr(
         raise CsrError(f"CSR asks for {asked}, but the token is for identity {identity}")
     return (
         x509.CertificateBuilder()
-        .subject_name(_identity_subject(identity))
+        .subject_name(identity_subject(identity))
         .issuer_name(issuer.cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
@@ -270,41 +224,6 @@ def _requested_names(csr: x509.CertificateSigningRequest) -> set[str]:
     return names | set(san.get_values_for_type(x509.DNSName))
 
 
-def _key_kind(public: object) -> str:
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        return f"EC {public.curve.name}"
-    return type(public).__name__.lstrip("_").replace("PublicKey", "") or "unknown"
-
-
-def _ec_public_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
-    public = cert.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise CertificateError(f"{common_name(cert)}: expected an EC key, got {_key_kind(public)}")
-    return public
-
-
-def common_name(cert: x509.Certificate) -> str:
-    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else cert.subject.rfc4514_string()
-
-
-# --- identity material on disk ----------------------------------------------------------------------
-
-
-def write_pair(cert_path: Path, key_path: Path, pair: CertAndKey) -> None:
-    write_private_key(key_path, pair.key)
-    write_certificates(cert_path, [pair.cert])
-
-
-def read_pair(cert_path: Path, key_path: Path) -> CertAndKey:
-    """A certificate and its key; ConfigError when unreadable or when the key is not the cert's."""
-    certs = read_certificates(cert_path)
-    key = read_private_key(key_path)
-    if key.public_key() != _ec_public_key(certs[0]):
-        raise ConfigError(f"{key_path} is not the key of the certificate in {cert_path}")
-    return CertAndKey(certs[0], key)
-
-
 def ensure_identity_material(
     identity_dir: Path,
     *,
@@ -340,14 +259,3 @@ def load_issuer(identity_dir: Path) -> tuple[CertAndKey, list[x509.Certificate]]
             hint="issue a new issuer from the anchor, or restore the matching ca.pem",
         )
     return issuer, anchors
-
-
-def is_signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """True when `parent` names and signs `child` (the signature is checked, not just the names)."""
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True

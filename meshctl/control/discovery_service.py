@@ -16,10 +16,10 @@ from typing import Any
 
 import grpc
 
+from meshctl.api import mesh_pb2, mesh_pb2_grpc
 from meshctl.control.config import TokenEntry
 from meshctl.control.identity_service import MAX_TOKEN_BYTES, find_token
 from meshctl.control.metrics import ControlMetrics
-from meshctl.control.proto import mesh_pb2, mesh_pb2_grpc
 from meshctl.control.store import MeshStore
 
 log = logging.getLogger("meshctl.control.discovery")

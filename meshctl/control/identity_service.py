@@ -16,11 +16,12 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives import serialization
 
-from meshctl.control.ca import CertAndKey, CsrError, IssuerError, sign_csr
+from meshctl.api import mesh_pb2, mesh_pb2_grpc
+from meshctl.control.ca import CsrError, IssuerError, sign_csr
 from meshctl.control.config import TokenEntry
 from meshctl.control.metrics import ControlMetrics
-from meshctl.control.proto import mesh_pb2, mesh_pb2_grpc
 from meshctl.identity import parse_identity
+from meshctl.pki.keys import CertAndKey
 
 log = logging.getLogger("meshctl.control.identity")
 

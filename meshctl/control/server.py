@@ -20,25 +20,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from meshctl.aio import spawn
-from meshctl.control.ca import (
-    CertAndKey,
-    CertificateError,
-    load_issuer,
-    make_csr,
-    new_key,
-    private_key_pem,
-    sign_csr,
-)
+from meshctl.api import mesh_pb2_grpc
+from meshctl.control.ca import load_issuer, sign_csr
 from meshctl.control.config import ControlConfig
 from meshctl.control.discovery_service import DiscoveryService
 from meshctl.control.identity_service import IdentityService
 from meshctl.control.logs import get_log_level, set_log_level
 from meshctl.control.metrics import ControlMetrics
-from meshctl.control.proto import mesh_pb2_grpc
 from meshctl.control.store import MeshStore
 from meshctl.errors import ConfigError, ConflictError
 from meshctl.identity import control_plane_identity
 from meshctl.metrics.admin import AdminApp, start_admin_server, stop_admin_server
+from meshctl.pki.keys import CertAndKey, CertificateError, make_csr, new_key, private_key_pem
 
 log = logging.getLogger("meshctl.control")
 

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from meshctl.api import mesh_pb2
 from meshctl.control.config import ControlConfig, control_config_from_bytes
-from meshctl.control.proto import mesh_pb2
 from meshctl.errors import ConfigError
 from meshctl.resources import MeshResource, ResourceError, parse_text, resource_files
 from meshctl.resources.loader import MAX_FILE_BYTES

@@ -31,8 +31,8 @@ def _endpoint(ctx: CheckContext) -> ControlEndpoint:
 
 
 def _leaf(ctx: CheckContext) -> bytes:
-    from meshctl.control.pem import IdentityFiles
     from meshctl.health.probe import tls_peer
+    from meshctl.pki.pem import IdentityFiles
 
     endpoint = ctx.get(CONTROL_ENDPOINT)
     cafile = str(IdentityFiles(ctx.get(LAYOUT).identity).anchor_cert)
@@ -61,7 +61,7 @@ def api_tls(ctx: CheckContext) -> Outcome:
 def issued_by_current_issuer(ctx: CheckContext) -> Outcome:
     from cryptography import x509
 
-    from meshctl.control.ca import is_signed_by
+    from meshctl.pki.keys import is_signed_by
 
     leaf = x509.load_der_x509_certificate(ctx.get(CONTROL_LEAF))
     issuer = ctx.get(LOCAL_ISSUER).cert

@@ -107,9 +107,9 @@ def _certificate_problem(ctx: CheckContext, answer: ProxyAnswer) -> str | None:
     """None when the proxy's certificate chains to the current trust anchors for its identity."""
     import ssl
 
-    from meshctl.control.pem import IdentityFiles
     from meshctl.errors import UnreachableError
     from meshctl.health.probe import tls_peer
+    from meshctl.pki.pem import IdentityFiles
 
     component = ctx.get(RECORD).component(answer.proxy.pod)
     inbound = component.addresses.get("inbound") if component else None

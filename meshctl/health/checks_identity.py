@@ -45,7 +45,7 @@ def _supported(
     what: str, certs: Callable[[CheckContext], list[x509.Certificate]], hint: str
 ) -> Callable[[CheckContext], Outcome]:
     def run(ctx: CheckContext) -> Outcome:
-        from meshctl.control.certinfo import is_p256
+        from meshctl.pki.certinfo import is_p256
 
         bad = [c for c in certs(ctx) if not is_p256(c)]
         if bad:
@@ -59,7 +59,7 @@ def _valid_now(
     what: str, certs: Callable[[CheckContext], list[x509.Certificate]], hint: str
 ) -> Callable[[CheckContext], Outcome]:
     def run(ctx: CheckContext) -> Outcome:
-        from meshctl.control.certinfo import validity
+        from meshctl.pki.certinfo import validity
 
         now = ctx.now()
         for cert in certs(ctx):
@@ -79,7 +79,7 @@ def _lasting(
     what: str, certs: Callable[[CheckContext], list[x509.Certificate]], hint: str
 ) -> Callable[[CheckContext], Outcome]:
     def run(ctx: CheckContext) -> Outcome:
-        from meshctl.control.certinfo import validity
+        from meshctl.pki.certinfo import validity
 
         now = ctx.now()
         for cert in certs(ctx):
@@ -94,7 +94,7 @@ def _lasting(
 
 
 def _subject(cert: x509.Certificate) -> str:
-    from meshctl.control.ca import common_name
+    from meshctl.pki.keys import common_name
 
     return common_name(cert)
 
@@ -121,7 +121,7 @@ def identity_category(source: IdentitySource, *, requires: tuple[str, ...] = ())
         return Passed(_subject(material.cert))
 
     def issuer_signed(ctx: CheckContext) -> Outcome:
-        from meshctl.control.ca import is_signed_by
+        from meshctl.pki.keys import is_signed_by
 
         cert = ctx.get(source.issuer).cert
         if not any(is_signed_by(cert, anchor) for anchor in anchors(ctx)):
@@ -211,15 +211,15 @@ def identity_category(source: IdentitySource, *, requires: tuple[str, ...] = ())
 
 
 def _local_anchors(ctx: CheckContext) -> list[x509.Certificate]:
-    from meshctl.control.pem import IdentityFiles, read_certificates
     from meshctl.health.facts import LAYOUT
+    from meshctl.pki.pem import IdentityFiles, read_certificates
 
     return read_certificates(IdentityFiles(ctx.get(LAYOUT).identity).anchor_cert)
 
 
 def _local_issuer(ctx: CheckContext) -> IssuerMaterial:
-    from meshctl.control.pem import IdentityFiles, read_certificates, read_private_key
     from meshctl.health.facts import LAYOUT
+    from meshctl.pki.pem import IdentityFiles, read_certificates, read_private_key
 
     files = IdentityFiles(ctx.get(LAYOUT).identity)
     cert = read_certificates(files.issuer_cert)[0]

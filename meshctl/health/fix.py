@@ -103,8 +103,9 @@ def _canonical_argv(launcher: Launcher, layout: Layout, component: ComponentReco
 
 def reissue_issuer(layout: Layout) -> str:
     """A new issuer from the trust anchor (its key must be in the identity directory)."""
-    from meshctl.control.ca import generate_issuer, read_pair, write_pair
-    from meshctl.control.pem import IdentityFiles
+    from meshctl.control.ca import generate_issuer
+    from meshctl.pki.keys import read_pair, write_pair
+    from meshctl.pki.pem import IdentityFiles
 
     files = IdentityFiles(layout.identity)
     anchor = read_pair(files.anchor_cert, files.anchor_key)

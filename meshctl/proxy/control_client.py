@@ -25,9 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from meshctl import __version__
-from meshctl.control.ca import CertificateError, make_csr, new_key, private_key_pem
-from meshctl.control.certinfo import verify_leaf
-from meshctl.control.proto import mesh_pb2, mesh_pb2_grpc
+from meshctl.api import mesh_pb2, mesh_pb2_grpc
+from meshctl.pki.certinfo import verify_leaf
+from meshctl.pki.keys import CertificateError, make_csr, new_key, private_key_pem
 
 log = logging.getLogger("meshctl.proxy.control")
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.proxy.profiles import DEFAULT, CompiledProfile, CompiledRoute, compile_profile
 
 log = logging.getLogger("meshctl.proxy.router")

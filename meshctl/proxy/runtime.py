@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.balance import Balancer, make_balancer
 from meshctl.proxy.config import ProxyConfig

@@ -12,18 +12,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from meshctl.control.ca import (
-    CertAndKey,
-    generate_issuer,
-    generate_trust_anchor,
-    make_csr,
-    new_key,
-    private_key_pem,
-    read_pair,
-    write_pair,
-)
+from meshctl.control.ca import generate_issuer, generate_trust_anchor
 from meshctl.control.ca import sign_csr as _sign_csr
 from meshctl.identity import workload_identity
+from meshctl.pki.keys import CertAndKey, make_csr, new_key, private_key_pem, read_pair, write_pair
 from meshctl.proxy.control_client import IssuedCertificate
 
 

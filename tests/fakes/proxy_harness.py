@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.identity import workload_identity
 
 NAMESPACE = "bench"

@@ -90,3 +90,43 @@ def processes_mentioning(text: str) -> list[int]:
             if text in cmdline and alive(int(entry.name)):
                 found.append(int(entry.name))
     return found
+
+
+_SUBNET_LOCKS = Path(os.environ.get("TMPDIR", "/tmp")) / "meshctl-test-subnets"
+_held: list[int] = []  # lock file descriptors, held until this test process exits
+
+
+def free_subnet() -> str:
+    """A 127.N.0.0/16 that no other test process holds and where nothing listens on the mesh's addresses.
+
+    Test runs (two checkouts, or a run beside a user's mesh on 127.77/16) must never collide: each subnet is
+    claimed with an exclusive lock file for the life of the process that uses it.
+    """
+    import fcntl
+    import random
+    import socket
+
+    _SUBNET_LOCKS.mkdir(parents=True, exist_ok=True)
+    candidates = list(range(100, 250))
+    random.shuffle(candidates)
+    for n in candidates:
+        fd = os.open(_SUBNET_LOCKS / f"{n}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            in_use = probe.connect_ex((f"127.{n}.0.2", 8086)) == 0  # a mesh's control plane answers there
+        if in_use:
+            os.close(fd)
+            continue
+        _held.append(fd)
+        return f"127.{n}.0.0/16"
+    raise RuntimeError(f"no free loopback subnet: every 127.N/16 (100 ≤ N < 250) is locked in {_SUBNET_LOCKS}")
+
+
+def subnet_host(subnet: str, last: str) -> str:
+    """The address `last` ("0.4") in a 127.N.0.0/16 subnet: "127.N.0.4"."""
+    return ".".join(subnet.split(".")[:2]) + "." + last

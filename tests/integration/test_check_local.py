@@ -1,6 +1,6 @@
 """`meshctl check` against a real local mesh: healthy, then broken on purpose, one way at a time.
 
-The mesh runs in its own MESHCTL_HOME on 127.79.0.0/16 for the whole module. Each test breaks one thing
+The mesh runs in its own MESHCTL_HOME on a free loopback /16 for the whole module. Each test breaks one thing
 (a dead proxy, a stopped Prometheus, an expiring, expired or foreign issuer, a proxy of another version),
 asserts the check that must fail fails with its code, message and exit code, then repairs the mesh
 (with `meshctl check --fix --yes` where that is the remedy under test) so the next test starts healthy.
@@ -22,14 +22,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.local_mesh import UP_TIMEOUT_S, alive, eventually, meshctl
+from tests.integration.local_mesh import UP_TIMEOUT_S, alive, eventually, free_subnet, meshctl
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus"),
 ]
 
-SUBNET = "127.79.0.0/16"
+SUBNET = free_subnet()
 OLD_VERSION = "0.0.1"
 
 
@@ -95,8 +95,9 @@ def restore_issuer(home: Path, saved: dict[str, bytes]) -> None:
 
 
 def write_issuer(home: Path, *, lifetime: timedelta, now: datetime, foreign: bool = False) -> None:
-    from meshctl.control.ca import generate_issuer, generate_trust_anchor, read_pair, write_pair
-    from meshctl.control.pem import IdentityFiles
+    from meshctl.control.ca import generate_issuer, generate_trust_anchor
+    from meshctl.pki.keys import read_pair, write_pair
+    from meshctl.pki.pem import IdentityFiles
 
     files = IdentityFiles(home / "identity")
     anchor = generate_trust_anchor(now=now) if foreign else read_pair(files.anchor_cert, files.anchor_key)

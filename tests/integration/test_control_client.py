@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from meshctl.control.certinfo import dns_names, verify_leaf
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.identity import control_plane_identity
+from meshctl.pki.certinfo import dns_names, verify_leaf
 from meshctl.proxy.control_client import ControlClient, IssuedCertificate
 from tests.integration.test_control_plane import BOOKS, PROFILE, ControlProcess, Home, make_home
 

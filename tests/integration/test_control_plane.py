@@ -19,18 +19,12 @@ import grpc
 import pytest
 from cryptography import x509
 
-from meshctl.control.ca import (
-    ensure_identity_material,
-    generate_issuer,
-    make_csr,
-    new_key,
-    read_pair,
-    write_pair,
-)
-from meshctl.control.certinfo import dns_names, verify_leaf
+from meshctl.api import mesh_pb2, mesh_pb2_grpc
+from meshctl.control.ca import ensure_identity_material, generate_issuer
 from meshctl.control.config import hash_token
-from meshctl.control.proto import mesh_pb2, mesh_pb2_grpc
 from meshctl.identity import control_plane_identity, workload_identity
+from meshctl.pki.certinfo import dns_names, verify_leaf
+from meshctl.pki.keys import make_csr, new_key, read_pair, write_pair
 
 pytestmark = pytest.mark.integration
 

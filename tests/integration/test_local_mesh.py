@@ -23,11 +23,13 @@ from tests.integration.local_mesh import (
     UP_TIMEOUT_S,
     alive,
     eventually,
+    free_subnet,
     http_request,
     meshctl,
     processes_mentioning,
     prometheus_query,
     status_json,
+    subnet_host,
 )
 
 pytestmark = [
@@ -46,11 +48,12 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_demo_mesh_lifecycle(home: Path) -> None:
-    subnet = "127.78.0.0/16"
+    subnet = free_subnet()
     started = time.monotonic()
     up = meshctl(home, "up", "--subnet", subnet, "--rps", "5", "--timeout", "150", timeout=UP_TIMEOUT_S)
     assert up.returncode == 0, up.stdout + up.stderr
-    ingress, prom = "http://127.78.0.4:8080", "http://127.78.0.3:9090"
+    ingress = f"http://{subnet_host(subnet, '0.4')}:8080"
+    prom = f"http://{subnet_host(subnet, '0.3')}:9090"
     assert ingress in up.stdout and prom in up.stdout and str(home) in up.stdout
     assert "control plane ready" in up.stderr and "proxy books-0 ready" in up.stderr
     sys.stderr.write(f"meshctl up took {time.monotonic() - started:.1f}s\n")
@@ -68,7 +71,7 @@ def test_demo_mesh_lifecycle(home: Path) -> None:
     assert {c["deployment"] for c in workloads} == {"webapp", "books", "authors", "ratings"}
     assert max(sum(1 for c in workloads if c["deployment"] == d) for d in ("webapp", "books")) >= 2
     for c in workloads:
-        assert c["addresses"]["admin"].startswith("127.78.") and c["ready"] is True
+        assert c["addresses"]["admin"].startswith(subnet_host(subnet, "")[:-1]) and c["ready"] is True
         assert [p["role"] for p in c["processes"]] == ["app", "proxy"]
         assert all(isinstance(p["pid"], int) for p in c["processes"])
     assert status["urls"] == {"ingress": ingress, "prometheus": prom}
@@ -132,7 +135,7 @@ def test_demo_mesh_lifecycle(home: Path) -> None:
 
 
 def test_crashed_mesh_is_detected_and_replaced(home: Path) -> None:
-    subnet = "127.178.0.0/16"
+    subnet = free_subnet()
     first = meshctl(home, "up", "--no-demo", "--subnet", subnet)
     assert first.returncode == 0, first.stderr
     _, status = status_json(home)
@@ -152,19 +155,20 @@ def test_crashed_mesh_is_detected_and_replaced(home: Path) -> None:
 
 
 def test_a_taken_port_is_named(home: Path) -> None:
+    subnet = free_subnet()
     with socket.socket() as sock:
-        sock.bind(("127.180.0.2", 8086))
+        sock.bind((subnet_host(subnet, "0.2"), 8086))
         sock.listen()
-        done = meshctl(home, "up", "--no-demo", "--subnet", "127.180.0.0/16")
+        done = meshctl(home, "up", "--no-demo", "--subnet", subnet)
     assert done.returncode == 5
-    assert "127.180.0.2:8086 (control plane gRPC API) is already in use" in done.stderr
+    assert f"{subnet_host(subnet, '0.2')}:8086 (control plane gRPC API) is already in use" in done.stderr
     assert not (home / "mesh.json").exists()
 
 
 def test_missing_prometheus_says_how_to_install_it(home: Path, tmp_path: Path) -> None:
     env_home = home
     done = subprocess.run(
-        [sys.executable, "-m", "meshctl", "up", "--no-demo", "--subnet", "127.181.0.0/16"],
+        [sys.executable, "-m", "meshctl", "up", "--no-demo", "--subnet", free_subnet()],
         capture_output=True,
         text=True,
         timeout=60,

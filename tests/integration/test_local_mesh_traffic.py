@@ -19,12 +19,20 @@ from typing import Any
 import pytest
 
 from meshctl.identity import workload_identity
-from tests.integration.local_mesh import UP_TIMEOUT_S, eventually, http_request, meshctl, status_json
+from tests.integration.local_mesh import (
+    UP_TIMEOUT_S,
+    eventually,
+    free_subnet,
+    http_request,
+    meshctl,
+    status_json,
+    subnet_host,
+)
 
 pytestmark = pytest.mark.integration
 
-SUBNET = "127.191.0.0/16"
-INGRESS = "http://127.191.0.4:8080"
+SUBNET = free_subnet()
+INGRESS = f"http://{subnet_host(SUBNET, '0.4')}:8080"
 PAGES = 24
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import grpc
 import uvloop
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.identity import workload_identity
 from meshctl.metrics.registry import RouteStats
 from meshctl.proxy.config import parse_proxy_config

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.identity import workload_identity
 from meshctl.proxy import server
 from meshctl.proxy.config import parse_proxy_config

@@ -1,6 +1,6 @@
 """`meshctl routes` and `meshctl stat` against a real local mesh, checked against what a client observed.
 
-The mesh runs in its own MESHCTL_HOME on 127.182.0.0/16 with the traffic generator off (`--rps 0`), so
+The mesh runs in its own MESHCTL_HOME on a free loopback /16 with the traffic generator off (`--rps 0`), so
 the only requests are the ones this module sends through the ingress: a fast route (GET /), a slow one
 (GET /authors/{id}: the authors service sleeps LATENCY_MS x U(0.5, 1.5)) and one failing at a known rate
 (POST /books: books answers 500 for FAILURE_RATE of them).
@@ -37,14 +37,14 @@ import pytest
 
 from meshctl.metrics.histogram import BOUNDS_MS
 from meshctl.observe.quantiles import bucket_of
-from tests.integration.local_mesh import UP_TIMEOUT_S, meshctl
+from tests.integration.local_mesh import UP_TIMEOUT_S, free_subnet, meshctl, subnet_host
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus"),
 ]
 
-SUBNET = "127.182.0.0/16"
+SUBNET = free_subnet()
 FAILURE_RATE = 0.3
 LATENCY_MS = 150.0
 WINDOW = "2m"
@@ -220,8 +220,8 @@ def test_short_window_and_absent_prometheus_are_clear_errors(mesh: Mesh) -> None
     assert done.returncode == 2
     assert "shorter than two scrape intervals" in done.stderr and "--window 10s" in done.stderr
     done = meshctl(
-        mesh.home, "-n", "booksapp", "stat", "deploy", "--prometheus-url", "http://127.182.0.250:9"
+        mesh.home, "-n", "booksapp", "stat", "deploy", "--prometheus-url", f"http://{subnet_host(SUBNET, '0.250')}:9"
     )
     assert done.returncode == 3, done.stderr
-    assert "cannot reach Prometheus at http://127.182.0.250:9" in done.stderr
+    assert f"cannot reach Prometheus at http://{subnet_host(SUBNET, '0.250')}:9" in done.stderr
     assert "--prometheus-url" in done.stderr and "meshctl check" in done.stderr

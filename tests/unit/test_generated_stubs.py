@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTOS = ["meshctl/control/proto/mesh.proto", "meshctl/demo/proto/ratings.proto"]
+PROTOS = ["meshctl/api/mesh.proto", "meshctl/demo/proto/ratings.proto"]
 SUFFIXES = ["_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi"]
 
 

@@ -19,8 +19,8 @@ from bench.configs import (
     one_hop_snapshot,
     proxy_config,
 )
+from meshctl.api import mesh_pb2
 from meshctl.control.config import hash_token, parse_control_config
-from meshctl.control.proto import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.router import router_from_snapshot
 

@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshctl.control import ca
-from meshctl.control.ca import CertAndKey, CertificateError, CsrError, IssuerError
-from meshctl.control.certinfo import dns_names, is_p256, is_signed_by, load_chain, validity, verify_leaf
+from meshctl.control.ca import CsrError, IssuerError
 from meshctl.errors import ConfigError
 from meshctl.identity import control_plane_identity, workload_identity
+from meshctl.pki import keys
+from meshctl.pki.certinfo import dns_names, is_p256, is_signed_by, load_chain, validity, verify_leaf
+from meshctl.pki.keys import CertAndKey, CertificateError
 
 BOOKS = workload_identity("books", "booksapp")  # 60 characters: fits a CN
 WEBAPP = workload_identity("webapp", "booksapp")  # 61 characters
@@ -35,7 +37,7 @@ def issuer(anchor: CertAndKey) -> CertAndKey:
 
 
 def _leaf(issuer: CertAndKey, identity: str = BOOKS, **kwargs: object) -> x509.Certificate:
-    return ca.sign_csr(ca.make_csr(identity, ca.new_key()), identity, issuer, **kwargs)  # type: ignore[arg-type]
+    return ca.sign_csr(keys.make_csr(identity, keys.new_key()), identity, issuer, **kwargs)  # type: ignore[arg-type]
 
 
 E = TypeVar("E", bound=x509.ExtensionType)
@@ -112,14 +114,14 @@ def test_leaf_lifetime_is_configurable_and_capped_by_the_issuer(anchor: CertAndK
 
 
 def test_csr_for_another_name_is_refused(issuer: CertAndKey) -> None:
-    csr = ca.make_csr(WEBAPP, ca.new_key())
+    csr = keys.make_csr(WEBAPP, keys.new_key())
     with pytest.raises(CsrError) as caught:
         ca.sign_csr(csr, BOOKS, issuer)
     assert str(caught.value) == f"CSR asks for {WEBAPP}, but the token is for identity {BOOKS}"
 
 
 def test_csr_with_an_extra_name_is_refused(issuer: CertAndKey) -> None:
-    key = ca.new_key()
+    key = keys.new_key()
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, BOOKS)]))
@@ -156,7 +158,7 @@ def test_csr_with_a_key_other_than_p256_is_refused(
 
 
 def test_csr_with_a_bad_signature_is_refused(issuer: CertAndKey) -> None:
-    csr = bytearray(ca.make_csr(BOOKS, ca.new_key()))
+    csr = bytearray(keys.make_csr(BOOKS, keys.new_key()))
     csr[-1] ^= 0x01  # the last byte of the ECDSA signature's s
     with pytest.raises(CsrError, match="^CSR signature does not verify$"):
         ca.sign_csr(bytes(csr), BOOKS, issuer)
@@ -178,7 +180,7 @@ def test_expired_issuer_is_detected_and_signs_nothing(anchor: CertAndKey) -> Non
     assert window.expired() and not window.contains()
     assert window.remaining() < timedelta(0)
     with pytest.raises(IssuerError, match="^issuer certificate expired at "):
-        ca.sign_csr(ca.make_csr(BOOKS, ca.new_key()), BOOKS, expired)
+        ca.sign_csr(keys.make_csr(BOOKS, keys.new_key()), BOOKS, expired)
 
 
 def test_expiry_warning_window(anchor: CertAndKey) -> None:
@@ -209,7 +211,7 @@ def test_ensure_identity_material_creates_files_once(tmp_path: Path) -> None:
 def test_load_issuer_refuses_an_issuer_of_another_anchor(tmp_path: Path) -> None:
     ca.ensure_identity_material(tmp_path)
     stranger = ca.generate_issuer(ca.generate_trust_anchor())
-    ca.write_pair(tmp_path / "issuer.pem", tmp_path / "issuer.key.pem", stranger)
+    keys.write_pair(tmp_path / "issuer.pem", tmp_path / "issuer.key.pem", stranger)
     with pytest.raises(ConfigError, match="is not signed by a trust anchor"):
         ca.load_issuer(tmp_path)
 
@@ -218,7 +220,7 @@ def test_read_pair_refuses_a_key_of_another_certificate(tmp_path: Path) -> None:
     ca.ensure_identity_material(tmp_path)
     (tmp_path / "issuer.key.pem").write_bytes((tmp_path / "ca.key.pem").read_bytes())
     with pytest.raises(ConfigError, match="is not the key of the certificate"):
-        ca.read_pair(tmp_path / "issuer.pem", tmp_path / "issuer.key.pem")
+        keys.read_pair(tmp_path / "issuer.pem", tmp_path / "issuer.key.pem")
 
 
 def test_missing_files_are_a_config_error_with_a_hint(tmp_path: Path) -> None:

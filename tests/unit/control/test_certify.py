@@ -8,13 +8,14 @@ import grpc
 import pytest
 from cryptography import x509
 
+from meshctl.api import mesh_pb2
 from meshctl.control import ca
-from meshctl.control.ca import CertAndKey
-from meshctl.control.certinfo import dns_names, verify_leaf
 from meshctl.control.config import TokenEntry, hash_token
 from meshctl.control.identity_service import CertifyRefused, certify, find_token
-from meshctl.control.proto import mesh_pb2
 from meshctl.identity import workload_identity
+from meshctl.pki import keys
+from meshctl.pki.certinfo import dns_names, verify_leaf
+from meshctl.pki.keys import CertAndKey
 
 BOOKS = workload_identity("books", "booksapp")
 AUTHORS = workload_identity("authors", "booksapp")
@@ -38,7 +39,7 @@ def issuer(anchor: CertAndKey) -> CertAndKey:
 def _request(
     identity: str = BOOKS, token: bytes = b"books-token", csr_for: str | None = None
 ) -> mesh_pb2.CertifyRequest:
-    csr = ca.make_csr(csr_for or identity, ca.new_key())
+    csr = keys.make_csr(csr_for or identity, keys.new_key())
     return mesh_pb2.CertifyRequest(identity=identity, token=token, csr_der=csr)
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from meshctl.control.ca import ensure_identity_material, load_issuer
-from meshctl.control.pem import IdentityFiles, read_certificates
 from meshctl.health.fix import Plan, Remediation, apply_plan, plan_fixes, reissue_issuer, render_plan
 from meshctl.health.registry import Check, CheckContext, CheckOptions, Failed, Outcome, Passed, Warned, catalogue
 from meshctl.health.runner import CategoryResult, CheckResult, Report
+from meshctl.pki.pem import IdentityFiles, read_certificates
 from meshctl.platform.local import state
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord, ProcessRecord
 

@@ -10,10 +10,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from meshctl.control.ca import CertAndKey, generate_issuer, generate_trust_anchor
+from meshctl.control.ca import generate_issuer, generate_trust_anchor
 from meshctl.health.checks_identity import IdentitySource, IssuerMaterial, identity_category
 from meshctl.health.registry import CheckContext, CheckOptions, Fact, Failed, Outcome, Passed, Skipped, Warned
 from meshctl.health.runner import run_checks
+from meshctl.pki.keys import CertAndKey
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

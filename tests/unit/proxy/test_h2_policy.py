@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h2_dial import UpstreamAddress
 from meshctl.proxy.h2_headers import check_request

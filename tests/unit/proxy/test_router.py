@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.proxy.router import Endpoint, Router, router_from_snapshot, split_authority
 
 

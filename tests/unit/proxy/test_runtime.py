@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshctl.control.proto import mesh_pb2
+from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.runtime import build_runtime
 from meshctl.proxy.tls import build_contexts

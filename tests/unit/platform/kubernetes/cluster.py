@@ -14,7 +14,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from meshctl import __version__
-from meshctl.control.ca import CertAndKey, generate_issuer, generate_trust_anchor, private_key_pem
+from meshctl.control.ca import generate_issuer, generate_trust_anchor
+from meshctl.pki.keys import CertAndKey, private_key_pem
 from tests.fakes.kube_api import FakeKubeApi
 
 NS = "meshctl-system"

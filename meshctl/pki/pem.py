@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from meshctl.control.files import write_atomic
 from meshctl.errors import ConfigError
+from meshctl.files import write_atomic
 
 
 @dataclass(frozen=True)

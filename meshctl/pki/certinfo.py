@@ -12,8 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from meshctl.control.ca import CertificateError, is_signed_by
-from meshctl.control.pem import read_certificates
+from meshctl.pki.keys import CertificateError, is_signed_by
+from meshctl.pki.pem import read_certificates
 
 __all__ = [
     "Validity",

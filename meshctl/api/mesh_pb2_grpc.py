@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from meshctl.control.proto import mesh_pb2 as meshctl_dot_control_dot_proto_dot_mesh__pb2
+from meshctl.api import mesh_pb2 as meshctl_dot_api_dot_mesh__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in meshctl/control/proto/mesh_pb2_grpc.py depends on'
+        + ' but the generated code in meshctl/api/mesh_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,8 +36,8 @@ class IdentityStub:
         """
         self.Certify = channel.unary_unary(
                 '/meshctl.control.v1.Identity/Certify',
-                request_serializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.CertifyRequest.SerializeToString,
-                response_deserializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.CertifyResponse.FromString,
+                request_serializer=meshctl_dot_api_dot_mesh__pb2.CertifyRequest.SerializeToString,
+                response_deserializer=meshctl_dot_api_dot_mesh__pb2.CertifyResponse.FromString,
                 _registered_method=True)
 
 
@@ -58,8 +58,8 @@ def add_IdentityServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Certify': grpc.unary_unary_rpc_method_handler(
                     servicer.Certify,
-                    request_deserializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.CertifyRequest.FromString,
-                    response_serializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.CertifyResponse.SerializeToString,
+                    request_deserializer=meshctl_dot_api_dot_mesh__pb2.CertifyRequest.FromString,
+                    response_serializer=meshctl_dot_api_dot_mesh__pb2.CertifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,8 +87,8 @@ class Identity:
             request,
             target,
             '/meshctl.control.v1.Identity/Certify',
-            meshctl_dot_control_dot_proto_dot_mesh__pb2.CertifyRequest.SerializeToString,
-            meshctl_dot_control_dot_proto_dot_mesh__pb2.CertifyResponse.FromString,
+            meshctl_dot_api_dot_mesh__pb2.CertifyRequest.SerializeToString,
+            meshctl_dot_api_dot_mesh__pb2.CertifyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -111,8 +111,8 @@ class DiscoveryStub:
         """
         self.Watch = channel.unary_stream(
                 '/meshctl.control.v1.Discovery/Watch',
-                request_serializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.WatchRequest.SerializeToString,
-                response_deserializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.Snapshot.FromString,
+                request_serializer=meshctl_dot_api_dot_mesh__pb2.WatchRequest.SerializeToString,
+                response_deserializer=meshctl_dot_api_dot_mesh__pb2.Snapshot.FromString,
                 _registered_method=True)
 
 
@@ -132,8 +132,8 @@ def add_DiscoveryServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
-                    request_deserializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.WatchRequest.FromString,
-                    response_serializer=meshctl_dot_control_dot_proto_dot_mesh__pb2.Snapshot.SerializeToString,
+                    request_deserializer=meshctl_dot_api_dot_mesh__pb2.WatchRequest.FromString,
+                    response_serializer=meshctl_dot_api_dot_mesh__pb2.Snapshot.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,8 +161,8 @@ class Discovery:
             request,
             target,
             '/meshctl.control.v1.Discovery/Watch',
-            meshctl_dot_control_dot_proto_dot_mesh__pb2.WatchRequest.SerializeToString,
-            meshctl_dot_control_dot_proto_dot_mesh__pb2.Snapshot.FromString,
+            meshctl_dot_api_dot_mesh__pb2.WatchRequest.SerializeToString,
+            meshctl_dot_api_dot_mesh__pb2.Snapshot.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,7 +7,7 @@ configuration (endpoints and mesh resources, streamed as whole snapshots).
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from meshctl.control.proto import mesh_pb2 as _mesh_pb2
+from meshctl.api import mesh_pb2 as _mesh_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

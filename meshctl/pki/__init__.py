@@ -1,0 +1,1 @@
+"""Keys, CSRs, PEM files and certificate verification: the contracts of mesh identity."""
