@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import cast
 
-from meshctl.proxy.server import Downstream, Listener
+from meshctl.proxy.h1.downstream import Downstream, Listener
 from meshctl.proxy.tls import peer_identity
 
 log = logging.getLogger("meshctl.proxy.detect")
@@ -22,7 +22,7 @@ DETECT_S = 10.0  # a client that sends nothing decisive for this long is closed
 
 def _h2_protocol(listener: Listener, tls: bool, identity: str | None) -> asyncio.Protocol | None:
     try:
-        from meshctl.proxy.h2_server import make_h2_protocol
+        from meshctl.proxy.h2.server import make_h2_protocol
     except ImportError as exc:  # the HTTP/2 path failed to load: refuse h2, keep serving HTTP/1.1
         log.error("HTTP/2 is unavailable: %s", exc)
         return None

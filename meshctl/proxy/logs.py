@@ -1,7 +1,7 @@
 """Proxy logging: one line per event on stderr, values escaped, levels changeable at run time.
 
 A level spec is a default level plus optional per-logger overrides, comma separated:
-"info", "warn,meshctl.proxy.server=debug". The admin endpoint reads and sets it.
+"info", "warn,meshctl.proxy.h1.downstream=debug". The admin endpoint reads and sets it.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class Proxy:
     async def start_listeners(self) -> None:
         """Bind every configured listener (needs the first certificate for the inbound one)."""
         from meshctl.proxy.detect import Detect
-        from meshctl.proxy.server import Listener
+        from meshctl.proxy.h1.downstream import Listener
         from meshctl.proxy.tls import rotating_server_context
 
         runtime = self.runtime
@@ -85,7 +85,7 @@ class Proxy:
             listener.drain()
         h2_drain: asyncio.Future[Any] | None = None
         try:
-            from meshctl.proxy.h2_server import drain_h2
+            from meshctl.proxy.h2.server import drain_h2
 
             h2_drain = spawn(drain_h2(self.runtime, DRAIN_S), name="drain h2")
         except ImportError:

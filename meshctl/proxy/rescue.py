@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ssl
 
-from meshctl.proxy.h2_types import DeadlineExceeded, UpstreamLost
-from meshctl.proxy.h2_types import Failure as SyntheticResponse
-from meshctl.proxy.h2_types import UpstreamReset as H2StreamReset
+from meshctl.proxy.h2.types import DeadlineExceeded, UpstreamLost
+from meshctl.proxy.h2.types import Failure as SyntheticResponse
+from meshctl.proxy.h2.types import UpstreamReset as H2StreamReset
 
 __all__ = [
     "BadRequest",

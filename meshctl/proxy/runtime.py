@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from meshctl.api import mesh_pb2
 from meshctl.metrics.registry import ProxyMetrics
-from meshctl.proxy.balance import Balancer, make_balancer
 from meshctl.proxy.config import ProxyConfig
+from meshctl.proxy.policy.balance import Balancer, make_balancer
+from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
 from meshctl.proxy.rescue import SyntheticResponse, rescue
-from meshctl.proxy.router import Destination, Router, router_from_snapshot
 from meshctl.proxy.tls import TlsContexts, build_contexts
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from h2.connection import H2Connection
 from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset, TrailersReceived
 
 from meshctl.aio import spawn
-from meshctl.proxy.h2_server import drain_h2
+from meshctl.proxy.h2.server import drain_h2
 from tests.integration.test_proxy_grpc_support import AUTHORITY, BACKEND_SCRIPT, NS, SERVICE, Backend, Mesh, _same
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,12 @@ import grpc
 import pytest
 import uvloop
 
-from meshctl.proxy.h2_core import Outbox
-from meshctl.proxy.h2_dial import UpstreamAddress, plain_dialer
-from meshctl.proxy.h2_headers import RequestHead
-from meshctl.proxy.h2_pool import H2Pool
-from meshctl.proxy.h2_server import DownstreamProtocol, H2Stack
-from meshctl.proxy.h2_types import DeadlineExceeded, Failure
+from meshctl.proxy.h2.core import Outbox
+from meshctl.proxy.h2.dial import UpstreamAddress, plain_dialer
+from meshctl.proxy.h2.headers import RequestHead
+from meshctl.proxy.h2.pool import H2Pool
+from meshctl.proxy.h2.server import DownstreamProtocol, H2Stack
+from meshctl.proxy.h2.types import DeadlineExceeded, Failure
 from tests.integration.test_proxy_grpc_support import BACKEND_SCRIPT, SERVICE, Backend, _same
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ import uvloop
 
 from meshctl.api import mesh_pb2
 from meshctl.identity import workload_identity
-from meshctl.proxy import server
 from meshctl.proxy.config import parse_proxy_config
+from meshctl.proxy.h1 import downstream as server
 from meshctl.proxy.main import Proxy
 from meshctl.proxy.runtime import build_runtime
 from tests.fakes.mesh_pki import MeshPki

@@ -22,7 +22,7 @@ from bench.configs import (
 from meshctl.api import mesh_pb2
 from meshctl.control.config import hash_token, parse_control_config
 from meshctl.proxy.config import parse_proxy_config
-from meshctl.proxy.router import router_from_snapshot
+from meshctl.proxy.policy.resolve import router_from_snapshot
 
 
 def _plan(tmp: Path) -> MeshPlan:

@@ -11,7 +11,7 @@ import yaml
 from meshctl.cli.app import main
 from meshctl.errors import UsageError
 from meshctl.observe.openapi import base_path, path_regex, profile_from_openapi
-from meshctl.proxy.profiles import compile_profile
+from meshctl.proxy.policy.route import compile_profile
 from meshctl.resources import parse_text
 
 SPEC = {

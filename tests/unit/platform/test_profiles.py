@@ -6,7 +6,7 @@ from pathlib import Path
 
 from meshctl.platform.local.profiles import DEMO_ROUTES, profile_filename, render_profile, write_demo_profiles
 from meshctl.platform.local.state import Layout
-from meshctl.proxy.profiles import compile_profile
+from meshctl.proxy.policy.route import compile_profile
 from meshctl.resources import parse_text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from meshctl.proxy.balance import LeastRequest, PeakEwma, RoundRobin, make_balancer
+from meshctl.proxy.policy.balance import LeastRequest, PeakEwma, RoundRobin, make_balancer
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshctl.proxy.h1 import (
+from meshctl.proxy.h1.codec import (
     MAX_HEADERS,
     RequestHead,
     RequestReader,

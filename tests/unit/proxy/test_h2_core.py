@@ -13,10 +13,10 @@ from h2.settings import SettingCodes, Settings
 from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
 
-from meshctl.proxy.h2_core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers
-from meshctl.proxy.h2_ends import DownstreamH2, UpstreamH2
-from meshctl.proxy.h2_grpc import format_timeout, parse_timeout
-from meshctl.proxy.h2_headers import Malformed, check_request
+from meshctl.proxy.h2.core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers
+from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2.grpc import format_timeout, parse_timeout
+from meshctl.proxy.h2.headers import Malformed, check_request
 
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"svc:7000")]
 

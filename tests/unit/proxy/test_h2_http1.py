@@ -8,13 +8,13 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset, TrailersReceived
 
-from meshctl.proxy.h2_core import Outbox
-from meshctl.proxy.h2_ends import DownstreamH2
-from meshctl.proxy.h2_exchange import Exchange
-from meshctl.proxy.h2_headers import RequestHead
-from meshctl.proxy.h2_http1 import Http1Upstream
-from meshctl.proxy.h2_relay import DownstreamSession
-from meshctl.proxy.h2_types import Failure
+from meshctl.proxy.h2.core import Outbox
+from meshctl.proxy.h2.ends import DownstreamH2
+from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.headers import RequestHead
+from meshctl.proxy.h2.http1 import Http1Upstream
+from meshctl.proxy.h2.relay import DownstreamSession
+from meshctl.proxy.h2.types import Failure
 
 
 class FakeTransport:

@@ -7,12 +7,12 @@ from typing import Any
 
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
-from meshctl.proxy.h2_dial import UpstreamAddress
-from meshctl.proxy.h2_headers import check_request
-from meshctl.proxy.h2_policy import RoutePlan, RuntimePolicy
-from meshctl.proxy.h2_types import DeadlineExceeded, UpstreamLost
-from meshctl.proxy.router import Endpoint
+from meshctl.proxy.h2.dial import UpstreamAddress
+from meshctl.proxy.h2.headers import check_request
+from meshctl.proxy.h2.types import DeadlineExceeded, UpstreamLost
+from meshctl.proxy.policy.resolve import Endpoint
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
+from meshctl.proxy.stack import RoutePlan, RuntimePolicy
 
 NS = "booksapp"
 AUTH = f"books.{NS}.svc.cluster.local:7000"

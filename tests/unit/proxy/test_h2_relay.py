@@ -23,12 +23,12 @@ from h2.events import (
     TrailersReceived,
 )
 
-from meshctl.proxy.h2_core import Outbox
-from meshctl.proxy.h2_ends import DownstreamH2, UpstreamH2
-from meshctl.proxy.h2_exchange import Exchange
-from meshctl.proxy.h2_headers import RequestHead
-from meshctl.proxy.h2_relay import DownstreamSession, UpstreamSession
-from meshctl.proxy.h2_types import DeadlineExceeded, Failure, UpstreamLost, UpstreamReset
+from meshctl.proxy.h2.core import Outbox
+from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.headers import RequestHead
+from meshctl.proxy.h2.relay import DownstreamSession, UpstreamSession
+from meshctl.proxy.h2.types import DeadlineExceeded, Failure, UpstreamLost, UpstreamReset
 
 
 def grpc_request(path: bytes = b"/pkg.Svc/Call", **extra: bytes) -> list[tuple[bytes, bytes]]:

@@ -18,14 +18,14 @@ def restore() -> Iterator[None]:
 
 def test_level_specs() -> None:
     assert parse_level_spec("info") == (logging.INFO, {})
-    expected = (logging.WARNING, {"meshctl.proxy.server": logging.DEBUG})
-    assert parse_level_spec("warn,meshctl.proxy.server=debug") == expected
-    set_log_level("warn,meshctl.proxy.server=debug")
-    assert get_log_level() == "warn,meshctl.proxy.server=debug"
-    assert logging.getLogger("meshctl.proxy.server").getEffectiveLevel() == logging.DEBUG
-    assert logging.getLogger("meshctl.proxy.h1").getEffectiveLevel() == logging.WARNING
+    expected = (logging.WARNING, {"meshctl.proxy.h1.downstream": logging.DEBUG})
+    assert parse_level_spec("warn,meshctl.proxy.h1.downstream=debug") == expected
+    set_log_level("warn,meshctl.proxy.h1.downstream=debug")
+    assert get_log_level() == "warn,meshctl.proxy.h1.downstream=debug"
+    assert logging.getLogger("meshctl.proxy.h1.downstream").getEffectiveLevel() == logging.DEBUG
+    assert logging.getLogger("meshctl.proxy.h1.codec").getEffectiveLevel() == logging.WARNING
     set_log_level("error")
-    assert logging.getLogger("meshctl.proxy.server").getEffectiveLevel() == logging.ERROR
+    assert logging.getLogger("meshctl.proxy.h1.downstream").getEffectiveLevel() == logging.ERROR
 
 
 @pytest.mark.parametrize("spec", ["", "loud", "info,", "info,debug", "=debug", "a b=info", "x=loud"])

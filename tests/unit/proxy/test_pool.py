@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshctl.proxy.pool import Pool
+from meshctl.proxy.h1.upstream import Pool
 
 
 class Conn:

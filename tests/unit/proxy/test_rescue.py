@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from meshctl.proxy import h2_types
+from meshctl.proxy.h2 import types as h2_types
 from meshctl.proxy.rescue import (
     BadRequest,
     ConnectFailed,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from meshctl.api import mesh_pb2
-from meshctl.proxy.router import Endpoint, Router, router_from_snapshot, split_authority
+from meshctl.proxy.policy.resolve import Endpoint, Router, router_from_snapshot, split_authority
 
 
 def snapshot() -> mesh_pb2.Snapshot:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from meshctl.proxy.profiles import DEFAULT, CompiledProfile, compile_profile
+from meshctl.proxy.policy.route import DEFAULT, CompiledProfile, compile_profile
 from meshctl.resources import parse_text
 
 SPEC = {

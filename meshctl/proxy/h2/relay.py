@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from meshctl.proxy.h2_core import Body, Failed, Request, Reset, Response, Trailers, Window
-from meshctl.proxy.h2_ends import DownstreamH2, UpstreamH2
-from meshctl.proxy.h2_exchange import Exchange
-from meshctl.proxy.h2_headers import RequestHead
-from meshctl.proxy.h2_types import Connector, Plan, Timers
+from meshctl.proxy.h2.core import Body, Failed, Request, Reset, Response, Trailers, Window
+from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.headers import RequestHead
+from meshctl.proxy.h2.types import Connector, Plan, Timers
 
 
 class Policy(Protocol):

@@ -2,9 +2,9 @@
 
 An `H2Side` takes bytes and returns a short list of stream events (`Request`, `Response`, `Body`,
 `Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue flushes the
-`Outbox`, once per read. Header blocks are validated by h2_headers, so a malformed block resets one
+`Outbox`, once per read. Header blocks are validated by h2/headers.py, so a malformed block resets one
 stream instead of failing the connection. The two ends (server side facing downstream, client side
-facing upstream) and their guards live in h2_ends.
+facing upstream) and their guards live in h2/ends.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
-from meshctl.proxy.h2_headers import (
+from meshctl.proxy.h2.headers import (
     Header,
     Malformed,
     RequestHead,
@@ -133,7 +133,7 @@ def _configured(client_side: bool, limits: H2Limits) -> _Connection:
     config = H2Configuration(
         client_side=client_side,
         header_encoding=None,
-        validate_inbound_headers=False,  # h2_headers does it, resetting streams instead of connections
+        validate_inbound_headers=False,  # headers.py does it, resetting streams instead of connections
         normalize_inbound_headers=False,
         validate_outbound_headers=False,  # we only send blocks that were validated or built here
         normalize_outbound_headers=False,

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from meshctl.aio import spawn
-from meshctl.proxy.h2_core import H2Limits, Outbox
-from meshctl.proxy.h2_ends import UpstreamH2
-from meshctl.proxy.h2_exchange import Exchange
-from meshctl.proxy.h2_relay import UpstreamSession
-from meshctl.proxy.h2_types import UpstreamLost
+from meshctl.proxy.h2.core import H2Limits, Outbox
+from meshctl.proxy.h2.ends import UpstreamH2
+from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.relay import UpstreamSession
+from meshctl.proxy.h2.types import UpstreamLost
 from meshctl.proxy.rescue import ConnectFailed
 
 log = logging.getLogger("meshctl.proxy.h2")

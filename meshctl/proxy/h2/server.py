@@ -17,15 +17,15 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from meshctl.proxy.h2_core import H2Limits, Outbox
-from meshctl.proxy.h2_dial import UpstreamAddress, plain_dialer, tls_dialer
-from meshctl.proxy.h2_ends import DownstreamH2
-from meshctl.proxy.h2_exchange import Exchange
-from meshctl.proxy.h2_http1 import Http1Pool
-from meshctl.proxy.h2_policy import RuntimePolicy
-from meshctl.proxy.h2_pool import WRITE_BUFFER_LIMIT, H2Pool
-from meshctl.proxy.h2_relay import DownstreamSession, Policy
+from meshctl.proxy.h2.core import H2Limits, Outbox
+from meshctl.proxy.h2.dial import UpstreamAddress, plain_dialer, tls_dialer
+from meshctl.proxy.h2.ends import DownstreamH2
+from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.http1 import Http1Pool
+from meshctl.proxy.h2.pool import WRITE_BUFFER_LIMIT, H2Pool
+from meshctl.proxy.h2.relay import DownstreamSession, Policy
 from meshctl.proxy.runtime import ProxyRuntime
+from meshctl.proxy.stack import RuntimePolicy
 from meshctl.proxy.tls import peer_identity as presented_identity
 
 log = logging.getLogger("meshctl.proxy.h2")

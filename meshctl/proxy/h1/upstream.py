@@ -1,6 +1,6 @@
 """Upstream HTTP/1.1 connections: the protocol of one connection, and the pool of idle ones.
 
-`Upstream` is asyncio glue (with server.py and detect.py, the only HTTP/1.1 code on sockets): bound to one
+`Upstream` is asyncio glue (with downstream.py and detect.py, the only HTTP/1.1 code on sockets): bound to one
 downstream exchange at a time, it feeds response bytes to a ResponseReader whose events go to its owner.
 `Pool` is sans-IO: it keeps idle connections per endpoint (most recently used first); the glue puts one
 back only when both messages of its last exchange completed cleanly, and a periodic sweep closes those
@@ -15,15 +15,15 @@ import ssl
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
-from meshctl.proxy.h1 import Headers, ResponseHead, ResponseReader
+from meshctl.proxy.h1.codec import Headers, ResponseHead, ResponseReader
+from meshctl.proxy.policy.resolve import Endpoint
 from meshctl.proxy.rescue import ConnectFailed, IdentityMismatch, ProxyFailure, UpstreamReset
-from meshctl.proxy.router import Endpoint
 
 if TYPE_CHECKING:
-    from meshctl.proxy.server import Downstream
+    from meshctl.proxy.h1.downstream import Downstream
     from meshctl.proxy.tls import TlsContexts
 
-log = logging.getLogger("meshctl.proxy.pool")
+log = logging.getLogger("meshctl.proxy.h1.upstream")
 
 CONNECT_TIMEOUT_S = 3.0
 HIGH_WATER = 256 * 1024  # write buffer size at which the other side stops reading

@@ -18,10 +18,10 @@ import httptools
 from h2.errors import ErrorCodes
 
 from meshctl.aio import spawn
-from meshctl.proxy.h2_exchange import Exchange
-from meshctl.proxy.h2_headers import CONNECTION_SPECIFIC, Header
-from meshctl.proxy.h2_pool import Dialer
-from meshctl.proxy.h2_types import UpstreamLost
+from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.headers import CONNECTION_SPECIFIC, Header
+from meshctl.proxy.h2.pool import Dialer
+from meshctl.proxy.h2.types import UpstreamLost
 
 _SKIP_REQUEST = frozenset({b"te", b"host", b"cookie"}) | CONNECTION_SPECIFIC
 _SKIP_RESPONSE = CONNECTION_SPECIFIC | {b"te", b"trailer"}

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from meshctl.api import mesh_pb2
-from meshctl.proxy.profiles import DEFAULT, CompiledProfile, CompiledRoute, compile_profile
+from meshctl.proxy.policy.route import DEFAULT, CompiledProfile, CompiledRoute, compile_profile
 
-log = logging.getLogger("meshctl.proxy.router")
+log = logging.getLogger("meshctl.proxy.policy.resolve")
 
 CLUSTER_SUFFIX = ("svc", "cluster", "local")
 _CACHE_LIMIT = 4096  # distinct raw authorities remembered; cleared when full

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from meshctl.proxy.h2_headers import Header, safe_value
+from meshctl.proxy.h2.headers import Header, safe_value
 
 PROXY_ERROR = b"mesh-proxy-error"
 MAX_TIMEOUT_S = 24 * 3600.0  # cap on a forwarded deadline, as Envoy's max_grpc_timeout

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 
-from meshctl.proxy import h2_grpc as grpc
-from meshctl.proxy.h2_headers import Header, RequestHead
-from meshctl.proxy.h2_types import (
+from meshctl.proxy.h2 import grpc
+from meshctl.proxy.h2.headers import Header, RequestHead
+from meshctl.proxy.h2.types import (
     Connector,
     DeadlineExceeded,
     Failure,
@@ -28,7 +28,7 @@ from meshctl.proxy.h2_types import (
 )
 
 if TYPE_CHECKING:
-    from meshctl.proxy.h2_relay import DownstreamSession
+    from meshctl.proxy.h2.relay import DownstreamSession
 
 REPLAY_LIMIT = 64 * 1024  # a request is replayed on a refused stream only if its body fits (as Linkerd)
 MAX_ATTEMPTS = 3

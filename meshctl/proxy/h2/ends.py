@@ -31,7 +31,7 @@ from h2.events import (
 from h2.exceptions import H2Error
 from hyperframe.frame import GoAwayFrame
 
-from meshctl.proxy.h2_core import (
+from meshctl.proxy.h2.core import (
     Event,
     Failed,
     Goaway,
@@ -44,7 +44,7 @@ from meshctl.proxy.h2_core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2_headers import Header, Malformed, check_request, check_response
+from meshctl.proxy.h2.headers import Header, Malformed, check_request, check_response
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1

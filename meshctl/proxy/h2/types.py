@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from h2.errors import ErrorCodes
 
-from meshctl.proxy.h2_headers import Header
+from meshctl.proxy.h2.headers import Header
 
 if TYPE_CHECKING:
-    from meshctl.proxy.h2_exchange import Exchange
+    from meshctl.proxy.h2.exchange import Exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class UpstreamEnd(Protocol):
 
 
 class UpstreamLink(Protocol):
-    """An upstream connection as exchanges see it (h2_relay.UpstreamSession, h2_http1.Http1Upstream)."""
+    """An upstream connection as exchanges see it (relay.UpstreamSession, http1.Http1Upstream)."""
 
     exchanges: dict[int, Exchange]
     blocked: set[Exchange]  # exchanges waiting for upstream window

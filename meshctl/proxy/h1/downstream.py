@@ -1,4 +1,4 @@
-"""asyncio glue of the HTTP/1.1 path, client side (pool.py holds the upstream connection's protocol).
+"""asyncio glue of the HTTP/1.1 path, client side (upstream.py holds the upstream connection's protocol).
 
 Callback driven, as uvicorn's protocols: no task or future per request. A downstream connection
 parses a request, routes it, takes an idle upstream connection from the pool (or opens one: the one
@@ -18,9 +18,10 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol, cast
 
 from meshctl.aio import spawn
-from meshctl.proxy.balance import Balancer
-from meshctl.proxy.h1 import Headers, RequestHead, RequestReader, ResponseHead, chunk, last_chunk
-from meshctl.proxy.pool import HIGH_WATER, Pool, Upstream, open_upstream
+from meshctl.proxy.h1.codec import Headers, RequestHead, RequestReader, ResponseHead, chunk, last_chunk
+from meshctl.proxy.h1.upstream import HIGH_WATER, Pool, Upstream, open_upstream
+from meshctl.proxy.policy.balance import Balancer
+from meshctl.proxy.policy.resolve import Destination, Endpoint
 from meshctl.proxy.rescue import (
     NoEndpoints,
     ProxyFailure,
@@ -30,10 +31,9 @@ from meshctl.proxy.rescue import (
     UpstreamReset,
     render_http1,
 )
-from meshctl.proxy.router import Destination, Endpoint
 from meshctl.proxy.runtime import ProxyRuntime
 
-log = logging.getLogger("meshctl.proxy.server")
+log = logging.getLogger("meshctl.proxy.h1.downstream")
 
 HEADER_S = 10.0  # a request head must arrive within this
 RESPONSE_S = 10.0  # response head deadline without a route timeout

@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from meshctl.proxy.h2_headers import RequestHead
-from meshctl.proxy.h2_types import Failure
-from meshctl.proxy.profiles import DEFAULT
+from meshctl.proxy.h2.headers import RequestHead
+from meshctl.proxy.h2.types import Failure
+from meshctl.proxy.policy.resolve import Destination
+from meshctl.proxy.policy.route import DEFAULT
 from meshctl.proxy.rescue import NoEndpoints, UnknownService
-from meshctl.proxy.router import Destination
 from meshctl.proxy.runtime import ProxyRuntime
 
 log = logging.getLogger("meshctl.proxy.h2")
@@ -29,7 +29,7 @@ class RouteStats(Protocol):  # meshctl.metrics.registry.RouteStats
     def on_response(self, status_code: int, grpc_status: int | None, latency_ms: float, failure: bool) -> None: ...
 
 
-class Route(Protocol):  # meshctl.proxy.profiles.CompiledRoute
+class Route(Protocol):  # meshctl.proxy.policy.route.CompiledRoute
     @property
     def name(self) -> str: ...
 

@@ -1,0 +1,1 @@
+"""Request policy, one module per concern: resolve (authority → destination), route, balance, deadline."""
