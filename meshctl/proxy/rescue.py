@@ -1,129 +1,72 @@
 """The one place a failure becomes a response: HTTP status, gRPC status and a short reason.
 
-Every failure the proxy meets — no such service, no endpoint, refused connection, wrong peer
-identity, timeout, malformed request — is an exception here (or one of the HTTP/2 path's own), and
-`rescue` maps it to the response the client gets, so nothing escapes as a traceback or a hang.
+Every failure class in `errors.py` has a row here; the OS and TLS errors that reach an exchange map
+onto the same rows. Anything else is a bug in the proxy and answers 502 "proxy error" instead of
+escaping as a traceback or a hang.
 """
 
 from __future__ import annotations
 
 import ssl
 
-from meshctl.proxy.h2.types import DeadlineExceeded, UpstreamLost
-from meshctl.proxy.h2.types import Failure as SyntheticResponse
-from meshctl.proxy.h2.types import UpstreamReset as H2StreamReset
-
-__all__ = [
-    "BadRequest",
-    "ConnectFailed",
-    "HeadTooLarge",
-    "IdentityMismatch",
-    "NoEndpoints",
-    "ProxyFailure",
-    "ResponseTimeout",
-    "SyntheticResponse",
-    "UnknownService",
-    "UpstreamClosed",
-    "UpstreamReset",
-    "render_http1",
-    "rescue",
-]
+from meshctl.proxy import errors as e
+from meshctl.proxy.errors import Failure
 
 # gRPC status codes used here
-UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN = 14, 4, 13, 2
+UNKNOWN, DEADLINE_EXCEEDED, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED = 2, 4, 5, 7, 8
+UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 12, 13, 14
 
-
-class ProxyFailure(Exception):
-    """Base of the failures the proxy itself detects; the message is the log detail."""
-
-
-class UnknownService(ProxyFailure):
-    pass
-
-
-class NoEndpoints(ProxyFailure):
-    pass
-
-
-class ConnectFailed(ProxyFailure):
-    pass
-
-
-class IdentityMismatch(ProxyFailure):
-    pass
-
-
-class UpstreamReset(ProxyFailure):
-    """The upstream connection broke while the request or response was on it."""
-
-
-class UpstreamClosed(ProxyFailure):
-    """The upstream closed before the response head."""
-
-
-class ResponseTimeout(ProxyFailure):
-    pass
-
-
-class BadRequest(ProxyFailure):
-    pass
-
-
-class HeadTooLarge(BadRequest):
-    pass
-
-
-_UNKNOWN_SERVICE = SyntheticResponse(503, UNAVAILABLE, "unknown service")
-_NO_ENDPOINTS = SyntheticResponse(503, UNAVAILABLE, "no endpoints")
-_CONNECT = SyntheticResponse(502, UNAVAILABLE, "connect failed")
-_IDENTITY = SyntheticResponse(502, UNAVAILABLE, "peer identity mismatch")
-_RESET = SyntheticResponse(502, UNAVAILABLE, "upstream reset")
-_CLOSED = SyntheticResponse(502, UNAVAILABLE, "upstream closed")
-_TIMEOUT = SyntheticResponse(504, DEADLINE_EXCEEDED, "response timeout")
-_BAD_REQUEST = SyntheticResponse(400, INTERNAL, "bad request")
-_TOO_LARGE = SyntheticResponse(431, INTERNAL, "request header too large")
-_INTERNAL = SyntheticResponse(502, UNKNOWN, "proxy error")
+PROXY_ERROR = Failure(502, UNKNOWN, "proxy error")
 
 # Most specific first: a subclass must come before its base.
-_TABLE: tuple[tuple[type[BaseException], SyntheticResponse], ...] = (
-    (UnknownService, _UNKNOWN_SERVICE),
-    (NoEndpoints, _NO_ENDPOINTS),
-    (IdentityMismatch, _IDENTITY),
-    (ssl.SSLCertVerificationError, _IDENTITY),
-    (ConnectFailed, _CONNECT),
-    (ConnectionRefusedError, _CONNECT),
-    (UpstreamReset, _RESET),
-    (H2StreamReset, _RESET),
-    (UpstreamLost, _RESET),
-    (UpstreamClosed, _CLOSED),
-    (ConnectionError, _RESET),
-    (ResponseTimeout, _TIMEOUT),
-    (DeadlineExceeded, _TIMEOUT),
-    (TimeoutError, _TIMEOUT),
-    (HeadTooLarge, _TOO_LARGE),
-    (BadRequest, _BAD_REQUEST),
-    (LookupError, _NO_ENDPOINTS),
+TABLE: tuple[tuple[type[BaseException], Failure], ...] = (
+    (e.HeadTooLarge, Failure(431, INTERNAL, "request header too large")),
+    (e.BadRequest, Failure(400, INTERNAL, "bad request")),
+    (e.TooManyPipelined, Failure(503, RESOURCE_EXHAUSTED, "too many pipelined requests")),
+    (e.UnknownService, Failure(503, UNAVAILABLE, "unknown service")),
+    (e.NotExposed, Failure(404, UNIMPLEMENTED, "not exposed by the ingress")),
+    (e.NoEndpoints, Failure(503, UNAVAILABLE, "no endpoints")),
+    (e.IdentityMismatch, Failure(502, UNAVAILABLE, "peer identity mismatch")),
+    (ssl.SSLCertVerificationError, Failure(502, UNAVAILABLE, "peer identity mismatch")),
+    (e.ConnectFailed, Failure(502, UNAVAILABLE, "connect failed")),
+    (ConnectionRefusedError, Failure(502, UNAVAILABLE, "connect failed")),
+    (e.PoolExhausted, Failure(503, UNAVAILABLE, "pool exhausted")),
+    (e.UpstreamReset, Failure(502, UNAVAILABLE, "upstream reset")),
+    (e.UpstreamClosed, Failure(502, UNAVAILABLE, "upstream closed")),
+    (ConnectionError, Failure(502, UNAVAILABLE, "upstream reset")),
+    (e.ResponseTimeout, Failure(504, DEADLINE_EXCEEDED, "response timeout")),
+    (TimeoutError, Failure(504, DEADLINE_EXCEEDED, "response timeout")),
+    (e.Unauthorized, Failure(403, PERMISSION_DENIED, "unauthorized")),
+    (e.CircuitOpen, Failure(503, UNAVAILABLE, "circuit open")),
+    (e.RetryBudgetExhausted, Failure(503, UNAVAILABLE, "retry budget exhausted")),
+    (e.LoadShed, Failure(503, UNAVAILABLE, "load shed")),
 )
 
+PROXY_ERROR_HEADER = b"mesh-proxy-error"
+# A peer proxy's reasons that prove the request never reached its app: another endpoint may take it.
+NOT_DELIVERED = frozenset((b"connect failed", b"pool exhausted", b"load shed"))
 
-def rescue(exc: BaseException) -> SyntheticResponse:
-    """The response for a failure. Failures from other modules map by their class names (ConnectFailed ...)."""
-    for kind, response in _TABLE:
+# Failures that prove the request never reached an app: another endpoint may be tried.
+NEVER_SENT: tuple[type[BaseException], ...] = (
+    e.ConnectFailed, e.IdentityMismatch, ssl.SSLCertVerificationError, ConnectionRefusedError,
+)  # fmt: skip
+
+
+def rescue(exc: BaseException) -> Failure:
+    """The response for a failure."""
+    if isinstance(exc, e.FaultInjected):
+        return exc.failure
+    for kind, response in TABLE:
         if isinstance(exc, kind):
             return response
-    by_name = _BY_NAME.get(type(exc).__name__)
-    return by_name if by_name is not None else _INTERNAL
+    return PROXY_ERROR
 
 
-# The HTTP/2 pool raises its own ConnectFailed / PoolExhausted; matching by name keeps this module
-# free of the pool's imports (and of an import cycle).
-_BY_NAME = {"ConnectFailed": _CONNECT, "PoolExhausted": SyntheticResponse(503, UNAVAILABLE, "pool exhausted")}
-
-_REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 502: b"Bad Gateway",
-            503: b"Service Unavailable", 504: b"Gateway Timeout"}  # fmt: skip
+_REASONS = {400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found", 431: b"Request Header Fields Too Large",
+            502: b"Bad Gateway", 503: b"Service Unavailable", 504: b"Gateway Timeout"}  # fmt: skip
 
 
-def render_http1(response: SyntheticResponse, *, close: bool) -> bytes:
+def render_http1(response: Failure, *, close: bool) -> bytes:
     """The response as HTTP/1.1 bytes, with `mesh-proxy-error` and a short text body."""
     body = response.reason.encode("ascii", "replace") + b"\n"
     reason = _REASONS.get(response.http_status, b"Error")

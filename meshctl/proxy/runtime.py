@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 from meshctl.api import mesh_pb2
 from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.config import ProxyConfig
+from meshctl.proxy.errors import Failure
 from meshctl.proxy.policy.balance import Balancer, make_balancer
 from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
-from meshctl.proxy.rescue import SyntheticResponse, rescue
+from meshctl.proxy.rescue import rescue
 from meshctl.proxy.tls import TlsContexts, build_contexts
 
 if TYPE_CHECKING:
     from meshctl.proxy.control_client import IssuedCertificate  # keeps grpc out of this module's imports
+    from meshctl.proxy.stack import TapHub
 
 log = logging.getLogger("meshctl.proxy.runtime")
 
@@ -36,8 +38,9 @@ class ProxyRuntime:
         self.tls: TlsContexts | None = None
         self.snapshot_version: int | None = None
         self.local: Destination | None = None  # the service this proxy's pod backs
-        self.rescue: Callable[[BaseException], SyntheticResponse] = rescue
+        self.rescue: Callable[[BaseException], Failure] = rescue
         self._balancers: dict[str, Balancer] = {}
+        self.tap: TapHub | None = None  # set when the tap server runs; read once per request
         self._on_certificate: list[Callable[[TlsContexts], None]] = []
         self._on_snapshot: list[Callable[[Router], None]] = []
 

@@ -1,45 +1,60 @@
-"""The runtime's decisions for one HTTP/2 request, in the shape the exchange needs (`Plan`).
+"""The request pipeline both protocols share: the ordered steps that turn a request head into a plan.
 
-`RuntimePolicy` routes each request of a downstream connection: outbound (and ingress) through the
-router and the destination's balancer to a peer proxy, inbound to the local app. The `RoutePlan` it
-makes holds the route's metrics series (`on_request` counted at once), timeout and response
-classification and the picked endpoint; it reports the outcome exactly once — to the metrics and the
-balancer — and maps failures to responses through the runtime's single `rescue`.
+A `Stack` is built once per listener (inbound, outbound or ingress). For each request, `Stack.plan`
+runs the steps below in this order — the one place the order is written down — and returns one
+`RequestPlan` (a `__slots__` object, the only per-request allocation of the pipeline). The protocol
+paths (h1/exchange.py, h2/exchange.py) then drive the plan: `repick` for another attempt, `finish`
+once with the response the client got, `abandon` when the client left, `rescue` for failures. The
+plan reports the outcome to its observers in a fixed order: metrics, balancer, tap.
+
+Steps:
+  1. resolve  policy/resolve.py   the destination: the local service (inbound), an exposed host
+                                  (ingress), or discovery (outbound)
+  2. route    policy/route.py     the profile route: name, timeout, response classification
+  3. metrics  metrics/routes.py   the route's series, the request counted at once
+  4. deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
+  5. balance  policy/balance.py   an endpoint of the destination
+  6. tap      observe/tap.py      when somebody taps: the request's start (one flag read otherwise)
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Protocol
 
-from meshctl.proxy.h2.headers import RequestHead
-from meshctl.proxy.h2.types import Failure
+from meshctl.proxy.errors import Failure, NoEndpoints, UnknownService
+from meshctl.proxy.policy import deadline
+from meshctl.proxy.policy.balance import Balancer
 from meshctl.proxy.policy.resolve import Destination
-from meshctl.proxy.policy.route import DEFAULT
-from meshctl.proxy.rescue import NoEndpoints, UnknownService
+from meshctl.proxy.policy.route import DEFAULT, CompiledRoute
+from meshctl.proxy.rescue import NEVER_SENT
 from meshctl.proxy.runtime import ProxyRuntime
 
-log = logging.getLogger("meshctl.proxy.h2")
+if TYPE_CHECKING:
+    from meshctl.metrics.routes import RouteStats
+
+log = logging.getLogger("meshctl.proxy.stack")
+
+Headers = list[tuple[bytes, bytes]]
+MAX_ATTEMPTS = 3  # the first try and up to two more when the request provably reached no app
 
 
-class RouteStats(Protocol):  # meshctl.metrics.registry.RouteStats
-    def on_request(self) -> None: ...
+class Source(Protocol):
+    """The downstream connection a request came on (asked only when somebody taps)."""
 
-    def on_response(self, status_code: int, grpc_status: int | None, latency_ms: float, failure: bool) -> None: ...
+    peer_identity: str | None
 
-
-class Route(Protocol):  # meshctl.proxy.policy.route.CompiledRoute
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def timeout_s(self) -> float | None: ...
-
-    def is_failure(self, status: int, grpc_status: int | None = None) -> bool: ...
+    def peer_address(self) -> str: ...
 
 
-Observe = Callable[[object, float, bool], None]  # (endpoint, latency_ms, success)
+class TapStream(Protocol):  # meshctl.proxy.observe.tap.TapStream
+    def response(self, status: int, headers: Headers) -> None: ...
+
+    def body(self, request: bool, data: bytes) -> None: ...
+
+    def end(self, grpc_status: int | None, failure: str | None, request_bytes: int, response_bytes: int,
+            trailers: Headers | None) -> None: ...  # fmt: skip
 
 
 def default_failure(status: int, grpc_status: int | None) -> bool:
@@ -47,118 +62,175 @@ def default_failure(status: int, grpc_status: int | None) -> bool:
     return grpc_status != 0 if grpc_status is not None else status >= 500
 
 
-class RoutePlan:
-    __slots__ = ("failure", "timeout_s", "endpoint", "_stats", "_route", "_pick", "_observe", "_rescue",
-                 "_reported")  # fmt: skip
+class RequestPlan:
+    """What the pipeline decided for one request, and where its outcome is reported (exactly once)."""
 
-    def __init__(
-        self,
-        stats: RouteStats,
-        rescue: Callable[[BaseException], Failure],
-        route: Route | None = None,
-        pick: Callable[[], object] | None = None,
-        observe: Observe | None = None,
-        failure: Failure | None = None,
-    ) -> None:
-        self._stats = stats
-        self._rescue = rescue
-        self._route = route
-        self._pick = pick
-        self._observe = observe
-        self._reported = False
+    __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
+                 "attempts", "reported", "failed_reason")  # fmt: skip
+
+    def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
+        self.stack = stack
+        self.stats = stats
+        self.route = route
+        self.dest = dest
         self.timeout_s = route.timeout_s if route is not None else None
-        self.endpoint: object = None
-        self.failure = failure
-        stats.on_request()
-        if failure is None and pick is not None and not self.repick() and self.failure is None:
-            self.failure = rescue(LookupError("no endpoint available"))
+        self.failure: Failure | None = None
+        self.endpoint: Hashable = None
+        self.balancer: Balancer | None = None
+        self.tap: TapStream | None = None
+        self.attempts = 1
+        self.reported = False
+        self.failed_reason: str | None = None  # the proxy's reason when it answered with a failure
 
-    def repick(self) -> bool:
-        if self._pick is None:
-            return False
-        if self.endpoint is not None and self._observe is not None:
-            self._observe(self.endpoint, 0.0, False)  # the attempt there is over (refused, not answered)
-        try:
-            self.endpoint = self._pick()
-        except Exception as exc:
-            self.failure = self._rescue(exc)
-            return False
-        return self.endpoint is not None
+    def repick(self, exc: BaseException | None = None) -> bool:
+        """Another endpoint for a new attempt after one that never reached an app; False when none is left.
 
-    def finish(self, status: int, grpc_status: int | None, latency_ms: float) -> None:
-        if self._reported:
+        The attempt that ended is counted as an actual response and, when `exc` proves the endpoint was
+        unreachable, the balancer avoids that endpoint from now on.
+        """
+        balancer, dest = self.balancer, self.dest
+        if balancer is None or dest is None or self.attempts >= MAX_ATTEMPTS:
+            return False
+        previous = self.endpoint
+        status = self.stack.runtime.rescue(exc).http_status if exc is not None else 503
+        self.stats.on_actual_response(status, None, 0.0, True)
+        if previous is not None:
+            balancer.done(previous, 0.0, False, unreachable=isinstance(exc, NEVER_SENT))
+        self.endpoint = endpoint = balancer.pick(dest.endpoints)
+        if endpoint is None or endpoint == previous:
+            if endpoint is not None:
+                balancer.start(endpoint)
+                balancer.done(endpoint, 0.0, False)  # released at once: no attempt is made
+            self.endpoint = None
+            return False
+        balancer.start(endpoint)
+        self.attempts += 1
+        self.stats.on_actual_request()
+        return True
+
+    def finish(self, status: int, grpc_status: int | None, latency_ms: float, failed: bool | None = None) -> None:
+        """The response the client got (after any retries); latency is time to the response head.
+
+        `failed` overrides the route's classification (a response cut off after its head)."""
+        if self.reported:
             return
-        self._reported = True
-        route = self._route
-        failed = route.is_failure(status, grpc_status) if route is not None else default_failure(status, grpc_status)
-        self._stats.on_response(status, grpc_status, latency_ms, failed)
-        if self._observe is not None and self.endpoint is not None:
-            self._observe(self.endpoint, latency_ms, not failed)
+        self.reported = True
+        route = self.route
+        if failed is None:
+            failed = route.is_failure(status, grpc_status) if route else default_failure(status, grpc_status)
+        stats = self.stats
+        stats.on_response(status, grpc_status, latency_ms, failed)
+        stats.on_actual_response(status, grpc_status, latency_ms, failed)
+        balancer = self.balancer
+        if balancer is not None and self.endpoint is not None:
+            balancer.done(self.endpoint, latency_ms / 1000.0, not failed)
+        tap = self.tap
+        if tap is not None:
+            self.tap = None
+            tap.end(grpc_status, self.failed_reason, 0, 0, None)
 
     def abandon(self) -> None:
-        """The client cancelled: the balancer still learns the request is over (not as a success)."""
-        if not self._reported:
-            self._reported = True
-            if self._observe is not None and self.endpoint is not None:
-                self._observe(self.endpoint, 0.0, False)
+        """The client went away before a response: release what `finish` would (no response recorded)."""
+        if self.reported:
+            return
+        self.reported = True
+        if self.balancer is not None and self.endpoint is not None:
+            self.balancer.done(self.endpoint, 0.0, False)
+        tap = self.tap
+        if tap is not None:
+            self.tap = None
+            tap.end(None, "client went away", 0, 0, None)
 
     def rescue(self, exc: BaseException) -> Failure:
-        return self._rescue(exc)
+        """The response for a failure of this request, counted and logged once."""
+        failure = self.stack.rescue(exc)
+        self.failed_reason = failure.reason
+        return failure
 
 
-class RuntimePolicy:
-    """The Policy of one downstream connection: `direction` is "inbound", "outbound" or "ingress"."""
+class Stack:
+    """The pipeline of one listener. `kind` is "inbound", "outbound" or "ingress"."""
 
-    __slots__ = ("runtime", "direction", "tls", "app", "_ingress")
+    __slots__ = ("runtime", "kind", "direction", "inbound", "ingress", "tls", "app", "response_s")
 
-    def __init__(self, runtime: ProxyRuntime, direction: str, tls: bool, app: object | None = None) -> None:
+    def __init__(self, runtime: ProxyRuntime, kind: str, tls: bool, app: Hashable = None) -> None:
         self.runtime = runtime
-        self._ingress = direction == "ingress"
-        self.direction = "inbound" if direction == "inbound" else "outbound"  # ingress counts as outbound
-        self.tls = tls
+        self.kind = kind
+        self.inbound = kind == "inbound"
+        self.ingress = kind == "ingress"
+        self.direction = "inbound" if self.inbound else "outbound"  # ingress counts as outbound in metrics
+        self.tls = tls  # the downstream connection is mTLS (inbound)
         self.app = app  # the inbound pool key of the local app
+        self.response_s = deadline.RESPONSE_S
+
+    def plan(self, method: str, authority: str, path: str, headers: Headers, source: Source) -> RequestPlan:
+        runtime = self.runtime
+        # 1. resolve
+        dest: Destination | None
+        route: CompiledRoute | None
+        if self.inbound:
+            dest = runtime.local
+        elif self.ingress:
+            dest = runtime.resolve_ingress(authority)
+        else:
+            dest = runtime.resolve(authority)
+        # 2. route, 3. metrics
+        if dest is not None:
+            route = dest.match(method, path)
+            stats = runtime.metrics.route(self.direction, dest.authority, route.name, True, dest.namespace,
+                                          dest.service)  # fmt: skip
+        else:
+            route = DEFAULT if self.inbound else None
+            stats = runtime.metrics.route(self.direction, authority, DEFAULT.name, self.inbound, "", "")
+        stats.on_request()
+        stats.on_actual_request()
+        plan = RequestPlan(self, stats, route, dest)
+        # 4. deadline: the route's timeout is on the plan; the protocol applies it with the request's own
+        # 5. balance
+        if self.inbound:
+            plan.endpoint = self.app
+        elif dest is None:
+            plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}"))
+        else:
+            plan.balancer = balancer = runtime.balancer(dest)
+            endpoint = balancer.pick(dest.endpoints)
+            if endpoint is None:
+                plan.failure = plan.rescue(NoEndpoints(f"{dest.authority} has no ready endpoint"))
+            else:
+                plan.endpoint = endpoint
+                balancer.start(endpoint)
+        # 6. tap
+        tap = runtime.tap
+        if tap is not None and tap.active:
+            self._tap(plan, tap, method, authority, path, headers, source)
+        return plan
+
+    def _tap(self, plan: RequestPlan, tap: TapHub, method: str, authority: str, path: str, headers: Headers,
+             source: Source) -> None:  # fmt: skip
+        endpoint = plan.endpoint
+        route = plan.route.name if plan.route is not None else DEFAULT.name
+        dst_identity = self.runtime.config.identity if self.inbound else getattr(endpoint, "identity", None)
+        dst = f"{endpoint[0]}:{endpoint[1]}" if isinstance(endpoint, tuple) else str(endpoint or authority)
+        plan.tap = tap.begin(self.direction, source.peer_address(), dst, source.peer_identity, dst_identity,
+                             self.tls if self.inbound else dst_identity is not None, method, authority, path,
+                             route, headers)  # fmt: skip
 
     def rescue(self, exc: BaseException) -> Failure:
         failure = self.runtime.rescue(exc)
         self.runtime.metrics.proxy_error(failure.reason)
-        log.debug("h2 %s request failed: %s (%s)", self.direction, failure.reason, exc)
+        detail = _clean(str(exc) or type(exc).__name__)
+        log.info("%s %s: %s (%s)", self.kind, failure.http_status, failure.reason, detail)
         return failure
 
-    def plan(self, head: RequestHead) -> RoutePlan:
-        runtime = self.runtime
-        metrics = runtime.metrics
-        authority = head.authority.decode("latin-1")
-        method, path = head.method.decode("latin-1"), head.path.decode("latin-1")
-        if self.direction == "inbound":
-            local = runtime.local
-            route = local.match(method, path) if local is not None else DEFAULT
-            stats = metrics.route(
-                "inbound", local.authority if local is not None else authority, route.name, self.tls,
-                runtime.config.namespace, local.service if local is not None else "",
-            )  # fmt: skip
-            app = self.app
-            return RoutePlan(stats, self.rescue, route, pick=lambda: app)
-        dest = runtime.resolve_ingress(authority) if self._ingress else runtime.resolve(authority)
-        if dest is None:
-            stats = metrics.route("outbound", authority, DEFAULT.name, False, "", "")
-            return RoutePlan(stats, self.rescue, failure=self.rescue(UnknownService(authority)))
-        route = dest.match(method, path)
-        stats = metrics.route("outbound", dest.authority, route.name, True, dest.namespace, dest.service)
-        pick, observe = _balanced(runtime, dest)
-        return RoutePlan(stats, self.rescue, route, pick, observe)
+
+class TapHub(Protocol):  # meshctl.proxy.observe.tap.TapHub
+    active: bool
+
+    def begin(self, direction: str, src: str, dst: str, src_identity: str | None, dst_identity: str | None,
+              tls: bool, method: str, authority: str, path: str, route: str, headers: Headers) -> TapStream | None:
+        ...  # fmt: skip
 
 
-def _balanced(runtime: ProxyRuntime, dest: Destination) -> tuple[Callable[[], object], Observe]:
-    balancer = runtime.balancer(dest)
-
-    def pick() -> object:
-        endpoint = balancer.pick(dest.endpoints)
-        if endpoint is None:
-            raise NoEndpoints(dest.authority)
-        balancer.start(endpoint)
-        return endpoint
-
-    def observe(endpoint: object, latency_ms: float, ok: bool) -> None:
-        balancer.done(endpoint, latency_ms / 1000.0, ok)
-
-    return pick, observe
+def _clean(text: str) -> str:
+    """One log line per event: no CR/LF from peers."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")[:300]

@@ -20,12 +20,12 @@ import grpc
 import pytest
 import uvloop
 
+from meshctl.proxy.errors import DeadlineExceeded, Failure
 from meshctl.proxy.h2.core import Outbox
 from meshctl.proxy.h2.dial import UpstreamAddress, plain_dialer
 from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.pool import H2Pool
 from meshctl.proxy.h2.server import DownstreamProtocol, H2Stack
-from meshctl.proxy.h2.types import DeadlineExceeded, Failure
 from tests.integration.test_proxy_grpc_support import BACKEND_SCRIPT, SERVICE, Backend, _same
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ class Plan:
     failure: Failure | None = None
     timeout_s: float | None = None
 
-    def repick(self) -> bool:
+    def repick(self, exc: BaseException | None = None) -> bool:
         return False
 
     def finish(self, status: int, grpc_status: int | None, latency_ms: float) -> None:

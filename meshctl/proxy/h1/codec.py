@@ -14,7 +14,7 @@ from typing import Protocol
 
 import httptools
 
-from meshctl.proxy.rescue import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
+from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100

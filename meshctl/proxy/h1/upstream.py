@@ -1,10 +1,12 @@
-"""Upstream HTTP/1.1 connections: the protocol of one connection, and the pool of idle ones.
+"""Upstream HTTP/1.1 connections: the protocol of one connection, the pool of idle ones, and the dialer.
 
-`Upstream` is asyncio glue (with downstream.py and detect.py, the only HTTP/1.1 code on sockets): bound to one
-downstream exchange at a time, it feeds response bytes to a ResponseReader whose events go to its owner.
-`Pool` is sans-IO: it keeps idle connections per endpoint (most recently used first); the glue puts one
+`Upstream` is asyncio glue (with downstream.py and detect.py, the only HTTP/1.1 code on sockets): bound to
+one exchange at a time, it feeds response bytes to a ResponseReader whose events go to that exchange.
+`Pool` is sans-IO: it keeps idle connections per endpoint (most recently used first); a connection goes
 back only when both messages of its last exchange completed cleanly, and a periodic sweep closes those
-idle for longer than IDLE_S.
+idle for longer than IDLE_S. `Dialer` gives exchanges connections: an idle one, else a new one, with at
+most MAX_CONNECTING connects in flight per endpoint — further requests wait for the first connection
+that frees up (a burst does not become a storm of handshakes), and past MAX_WAITING they are shed.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
+from meshctl.aio import spawn
+from meshctl.proxy.errors import ConnectFailed, IdentityMismatch, LoadShed, ProxyFailure, UpstreamReset
 from meshctl.proxy.h1.codec import Headers, ResponseHead, ResponseReader
 from meshctl.proxy.policy.resolve import Endpoint
-from meshctl.proxy.rescue import ConnectFailed, IdentityMismatch, ProxyFailure, UpstreamReset
 
 if TYPE_CHECKING:
-    from meshctl.proxy.h1.downstream import Downstream
+    from meshctl.proxy.h1.exchange import Exchange
+    from meshctl.proxy.runtime import ProxyRuntime
     from meshctl.proxy.tls import TlsContexts
 
 log = logging.getLogger("meshctl.proxy.h1.upstream")
@@ -30,6 +35,9 @@ HIGH_WATER = 256 * 1024  # write buffer size at which the other side stops readi
 
 IDLE_S = 60.0
 MAX_IDLE_PER_KEY = 256
+MAX_CONNECTING = 8  # connects in flight per endpoint
+MAX_WAITING = 512  # requests waiting per endpoint for a connection; more are shed with 503
+SWEEP_S = 10.0
 
 
 class Pooled(Protocol):
@@ -110,7 +118,7 @@ class Upstream(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.reader = ResponseReader(self)
-        self.owner: Downstream | None = None
+        self.owner: Exchange | None = None
         self.transport: asyncio.Transport | None = None
         self.wbuf: list[bytes] = []
         self.closed = False
@@ -119,7 +127,7 @@ class Upstream(asyncio.Protocol):
         self.response_done = False
         self.reusable = False
 
-    def bind(self, owner: Downstream, head_request: bool) -> None:
+    def bind(self, owner: Exchange, head_request: bool) -> None:
         self.owner = owner
         self.reader.expect(head_request)
         self.response_done = self.reusable = False
@@ -245,3 +253,95 @@ async def open_upstream(
         up.close()
         raise ConnectFailed(f"connect to {host}:{port} failed: {getattr(exc, 'strerror', None) or exc}") from None
     return up
+
+
+class Dialer:
+    """Connections for the exchanges of one listener: pooled, capped and queued per endpoint."""
+
+    def __init__(self, runtime: ProxyRuntime, direction: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.runtime = runtime
+        self.direction = direction
+        self.loop = loop
+        self.pool: Pool[Upstream] = Pool(loop.time)
+        self.connecting: dict[Hashable, int] = {}
+        self.waiting: dict[Hashable, deque[Exchange]] = {}
+        self._sweeper: asyncio.TimerHandle | None = loop.call_later(SWEEP_S, self._sweep)
+
+    def connect(self, ex: Exchange, fresh: bool) -> None:
+        key = ex.endpoint
+        if not fresh:
+            up = self.pool.take(key)
+            if up is not None:
+                ex.attach(up, True)
+                return
+        if self.connecting.get(key, 0) < MAX_CONNECTING:
+            self._open(ex, key)
+            return
+        queue = self.waiting.get(key)
+        if queue is None:
+            queue = self.waiting[key] = deque()
+        if len(queue) >= MAX_WAITING:
+            ex.fail(LoadShed(f"{MAX_WAITING} requests already wait for a connection to {key}"))
+            return
+        queue.append(ex)
+
+    def release(self, key: Hashable, up: Upstream) -> None:
+        """A reusable connection is free: the oldest request waiting for the endpoint gets it, else the pool."""
+        ex = self._next_waiter(key)
+        if ex is not None:
+            ex.attach(up, True)
+            up.flush()
+            return
+        up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
+        self.pool.put(key, up)
+
+    def close_all(self, final: bool = False) -> None:
+        self.pool.close_all()
+        if final and self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _open(self, ex: Exchange, key: Hashable) -> None:
+        self.connecting[key] = self.connecting.get(key, 0) + 1
+        spawn(self._dial(ex, key), name=f"connect {key}")
+
+    async def _dial(self, ex: Exchange, key: Hashable) -> None:
+        runtime = self.runtime
+        try:
+            up = await open_upstream(key, runtime.tls, runtime.metrics, self.direction, self.pool)
+        except ProxyFailure as exc:
+            self._dialed(key)
+            ex.connect_failed(exc)
+            ex.flush()
+            return
+        self._dialed(key)
+        if ex.done or ex.up is not None or ex.endpoint != key:
+            self.release(key, up)  # the exchange ended or moved on meanwhile: the connection serves another
+        else:
+            ex.attach(up, False)
+            up.flush()
+
+    def _dialed(self, key: Hashable) -> None:
+        """A connect slot is free: the next waiter (if any) dials."""
+        left = self.connecting.get(key, 1) - 1
+        if left:
+            self.connecting[key] = left
+        else:
+            self.connecting.pop(key, None)
+        ex = self._next_waiter(key)
+        if ex is not None:
+            self._open(ex, key)
+
+    def _next_waiter(self, key: Hashable) -> Exchange | None:
+        queue = self.waiting.get(key)
+        while queue:
+            ex = queue.popleft()
+            if not ex.done and ex.up is None and ex.endpoint == key:
+                return ex
+        if queue is not None:
+            del self.waiting[key]
+        return None
+
+    def _sweep(self) -> None:
+        self.pool.sweep()
+        self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)

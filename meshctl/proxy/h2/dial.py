@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+from meshctl.proxy.errors import ConnectFailed, IdentityMismatch
 from meshctl.proxy.h2.pool import Dialer
-from meshctl.proxy.rescue import ConnectFailed, IdentityMismatch
 
 CONNECT_TIMEOUT_S = 5.0
 

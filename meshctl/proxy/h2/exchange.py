@@ -14,18 +14,12 @@ from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 
+from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, UpstreamReset
 from meshctl.proxy.h2 import grpc
 from meshctl.proxy.h2.headers import Header, RequestHead
-from meshctl.proxy.h2.types import (
-    Connector,
-    DeadlineExceeded,
-    Failure,
-    Plan,
-    TimerHandle,
-    UpstreamLink,
-    UpstreamLost,
-    UpstreamReset,
-)
+from meshctl.proxy.h2.types import Connector, Plan, TimerHandle, UpstreamLink
+from meshctl.proxy.policy import deadline
+from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER
 
 if TYPE_CHECKING:
     from meshctl.proxy.h2.relay import DownstreamSession
@@ -74,11 +68,8 @@ class Exchange:
         if plan.failure is not None:
             self._answer_failure(plan.failure)
             return
-        timeout = plan.timeout_s
-        if self.grpc and self.head.grpc_timeout is not None:
-            asked = grpc.parse_timeout(self.head.grpc_timeout)
-            if asked is not None and (timeout is None or asked < timeout):
-                timeout = asked
+        asked = grpc.parse_timeout(self.head.grpc_timeout) if self.grpc and self.head.grpc_timeout else None
+        timeout = deadline.effective(plan.timeout_s, asked)
         if timeout is not None:
             self.deadline = self.started + timeout
             self.timer = self.down.timers.call_at(self.deadline, self._expired)
@@ -167,6 +158,10 @@ class Exchange:
 
     # -- response direction -----------------------------------------------------------------------
     def on_response(self, status: int, headers: list[Header], end: bool) -> None:
+        if status >= 502 and self.replay is not None and self.req_sent_end and _not_delivered(headers):
+            self._detach_up(reset=not end)
+            if self._retry(ConnectFailed("the peer proxy could not reach its app")):
+                return
         self.replay = None
         self.status = status
         self.latency_ms = (self.down.timers.time() - self.started) * 1000.0
@@ -233,12 +228,14 @@ class Exchange:
     def upstream_lost(self, reason: str) -> None:
         self._detach_up(reset=False)
         if not self.done:
-            self.fail(UpstreamLost(reason))
+            self.fail(UpstreamReset(reason))
 
-    def _retry(self) -> bool:
-        """A refused stream was never processed: send it again while its whole body is still at hand."""
+    def _retry(self, exc: BaseException | None = None) -> bool:
+        """The request was never processed (refused stream, no connection, the peer proxy never reached its
+        app): send it again, to another endpoint when `exc` says this one is unreachable, while its whole
+        body is still at hand."""
         replay = self.replay
-        if replay is None or self.answered or self.attempts >= MAX_ATTEMPTS or not self.plan.repick():
+        if replay is None or self.answered or self.attempts >= MAX_ATTEMPTS or not self.plan.repick(exc):
             return False
         self.attempts += 1
         self.req_q.extendleft(reversed(replay))
@@ -255,8 +252,11 @@ class Exchange:
 
     def fail(self, exc: BaseException) -> None:
         """Answer the client with the failure `exc` maps to and release both streams."""
-        if not self.done:
-            self._answer_failure(self.plan.rescue(exc))
+        if self.done:
+            return
+        if self.up is None and isinstance(exc, NEVER_SENT) and self._retry(exc):
+            return
+        self._answer_failure(self.plan.rescue(exc))
 
     def _answer_failure(self, failure: Failure) -> None:
         self._detach_up(reset=True)
@@ -327,3 +327,11 @@ class Exchange:
         self.resp_q.clear()
         self.replay = None
         self.down.forget(self)
+
+
+def _not_delivered(headers: list[Header]) -> bool:
+    """The peer proxy answered for an app it never reached (its `mesh-proxy-error` says so)."""
+    for name, value in headers:
+        if name == PROXY_ERROR_HEADER:
+            return value in NOT_DELIVERED
+    return False

@@ -18,10 +18,10 @@ import httptools
 from h2.errors import ErrorCodes
 
 from meshctl.aio import spawn
+from meshctl.proxy.errors import UpstreamReset
 from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.headers import CONNECTION_SPECIFIC, Header
 from meshctl.proxy.h2.pool import Dialer
-from meshctl.proxy.h2.types import UpstreamLost
 
 _SKIP_REQUEST = frozenset({b"te", b"host", b"cookie"}) | CONNECTION_SPECIFIC
 _SKIP_RESPONSE = CONNECTION_SPECIFIC | {b"te", b"trailer"}
@@ -285,7 +285,7 @@ class Http1Pool:
         else:
             assert isinstance(conn, Http1Upstream)
             if not exchange.attach(conn):
-                exchange.fail(UpstreamLost("the app connection closed during setup"))
+                exchange.fail(UpstreamReset("the app connection closed during setup"))
         self.outbox_flush()
 
     def release(self, conn: Http1Upstream) -> None:

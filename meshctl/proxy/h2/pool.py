@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from meshctl.aio import spawn
+from meshctl.proxy.errors import ConnectFailed, PoolExhausted, UpstreamReset
 from meshctl.proxy.h2.core import H2Limits, Outbox
 from meshctl.proxy.h2.ends import UpstreamH2
 from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.relay import UpstreamSession
-from meshctl.proxy.h2.types import UpstreamLost
-from meshctl.proxy.rescue import ConnectFailed
 
 log = logging.getLogger("meshctl.proxy.h2")
 
@@ -34,10 +33,6 @@ MAX_CONNECTIONS = 4  # per endpoint
 MAX_WAITING = 1000  # requests queued per endpoint while every connection is full
 IDLE_S = 60.0
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # a peer that never reads is cut off past this
-
-
-class PoolExhausted(Exception):
-    """Every connection to the endpoint is full and too many requests already wait."""
 
 
 # Open a connection to an endpoint (a pool key) running the factory's protocol; raise rescue's failures.
@@ -263,7 +258,7 @@ class H2Pool:
         self._closing = True
         for entry in list(self._endpoints.values()):
             for exchange in list(entry.waiting):
-                exchange.fail(UpstreamLost("proxy shutting down"))
+                exchange.fail(UpstreamReset("proxy shutting down"))
             entry.waiting.clear()
             for conn in list(entry.conns):
                 if conn.session.idle:

@@ -21,11 +21,12 @@ from meshctl.proxy.h2.core import H2Limits, Outbox
 from meshctl.proxy.h2.dial import UpstreamAddress, plain_dialer, tls_dialer
 from meshctl.proxy.h2.ends import DownstreamH2
 from meshctl.proxy.h2.exchange import Exchange
+from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.http1 import Http1Pool
 from meshctl.proxy.h2.pool import WRITE_BUFFER_LIMIT, H2Pool
 from meshctl.proxy.h2.relay import DownstreamSession, Policy
 from meshctl.proxy.runtime import ProxyRuntime
-from meshctl.proxy.stack import RuntimePolicy
+from meshctl.proxy.stack import RequestPlan, Stack
 from meshctl.proxy.tls import peer_identity as presented_identity
 
 log = logging.getLogger("meshctl.proxy.h2")
@@ -74,13 +75,39 @@ class FlushingTimers:
         self.outbox.flush()
 
 
+class ConnectionPolicy:
+    """The listener's request stack as one downstream HTTP/2 connection asks it (heads are bytes here)."""
+
+    __slots__ = ("stack", "peer_identity", "conn")
+
+    def __init__(self, stack: Stack, peer_identity: str | None) -> None:
+        self.stack = stack
+        self.peer_identity = peer_identity
+        self.conn: DownstreamProtocol | None = None
+
+    def plan(self, head: RequestHead) -> RequestPlan:
+        path = head.path
+        query = path.find(b"?")
+        return self.stack.plan(
+            head.method.decode("latin-1"), head.authority.decode("latin-1"),
+            (path if query < 0 else path[:query]).decode("latin-1"), head.headers, self,
+        )  # fmt: skip
+
+    def peer_address(self) -> str:
+        transport = self.conn.transport if self.conn is not None else None
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
+
+
 class H2Stack:
     """What every HTTP/2 connection of one proxy shares: the outbox, the upstream pool, live connections."""
 
-    def __init__(self, pool: Pool, outbox: Outbox, limits: H2Limits | None = None) -> None:
+    def __init__(self, pool: Pool, outbox: Outbox, limits: H2Limits | None = None,
+                 requests: Stack | None = None) -> None:  # fmt: skip
         self.pool = pool
         self.outbox = outbox
         self.limits = limits or H2Limits()
+        self.requests = requests  # the listener's request pipeline (stack.py)
         self._timers: FlushingTimers | None = None
         self.live: set[DownstreamProtocol] = set()
         self.draining = False
@@ -239,14 +266,15 @@ def make_h2_protocol(
     `direction` is "inbound", "outbound" or "ingress" (a str enum member works). Call on the loop,
     then `connection_made` and `data_received` with the bytes already read (the preface included).
     The protocol counts the connection in tcp_open_total/tcp_close_total (peer="src") itself.
-    `peer_identity` (the client's mTLS identity) is not used for routing yet.
+    `peer_identity` is the client's mTLS identity (inbound), as the request stack sees it.
     """
     kind = str(getattr(direction, "value", direction))
     stacks = _stacks.setdefault(runtime, {})
     stack = stacks.get(kind)
     if stack is None:
         stack = stacks[kind] = _build_stack(runtime, kind)
-    app = _app_address(runtime) if kind == "inbound" else None
+    assert stack.requests is not None
+    policy = ConnectionPolicy(stack.requests, peer_identity)
     metrics, counted = runtime.metrics, "inbound" if kind == "inbound" else "outbound"
 
     def on_tcp(opened: bool) -> None:
@@ -255,7 +283,9 @@ def make_h2_protocol(
         else:
             metrics.tcp_closed(counted, "src", tls)
 
-    return DownstreamProtocol(stack, RuntimePolicy(runtime, kind, tls, app), on_tcp)
+    protocol = DownstreamProtocol(stack, policy, on_tcp)
+    policy.conn = protocol
+    return protocol
 
 
 async def drain_h2(runtime: ProxyRuntime, grace_s: float = 10.0) -> None:
@@ -294,4 +324,5 @@ def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
             return runtime.tls.client_h2 if runtime.tls is not None else None
 
         pool = H2Pool(tls_dialer(context, presented_identity), outbox, on_tcp=on_tcp)
-    return H2Stack(pool, outbox)
+    app = _app_address(runtime) if kind == "inbound" else None
+    return H2Stack(pool, outbox, requests=Stack(runtime, kind, kind == "inbound", app))

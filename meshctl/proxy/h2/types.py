@@ -1,44 +1,22 @@
 """The contracts between an HTTP/2 exchange and the rest of the proxy (all structural, all sans-IO).
 
-`Plan` is the runtime's decision for one request, `Connector` finds it an upstream stream slot,
-`UpstreamLink`/`UpstreamEnd` are an upstream connection as an exchange drives it, `Timers` is the part
-of an event loop it needs, and the exceptions are the failures the exchange itself detects (the
-runtime's `rescue` maps them to a status like any other failure).
+`Plan` is the request plan (stack.RequestPlan) as an exchange uses it, `Connector` finds it an upstream
+stream slot, `UpstreamLink`/`UpstreamEnd` are an upstream connection as an exchange drives it, and
+`Timers` is the part of an event loop it needs. Failures are `meshctl.proxy.errors` classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from h2.errors import ErrorCodes
 
+from meshctl.proxy.errors import Failure
 from meshctl.proxy.h2.headers import Header
 
 if TYPE_CHECKING:
     from meshctl.proxy.h2.exchange import Exchange
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """How a failure is answered: an HTTP status (plain requests) or grpc-status (gRPC), and a reason."""
-
-    http_status: int
-    grpc_status: int
-    reason: str
-
-
-class UpstreamReset(Exception):
-    """The upstream reset the stream before the response was complete."""
-
-
-class UpstreamLost(Exception):
-    """The upstream connection failed while the request was on it."""
-
-
-class DeadlineExceeded(Exception):
-    """The request's grpc-timeout or route timeout passed."""
 
 
 class Plan(Protocol):
@@ -48,8 +26,8 @@ class Plan(Protocol):
     timeout_s: float | None  # route timeout
     endpoint: Any  # pool key of the endpoint for the current attempt
 
-    def repick(self) -> bool:
-        """Choose an endpoint for another attempt; False when there is none."""
+    def repick(self, exc: BaseException | None = None) -> bool:
+        """Choose an endpoint for another attempt (avoiding this one when `exc` proves it unreachable)."""
         ...
 
     def finish(self, status: int, grpc_status: int | None, latency_ms: float) -> None:

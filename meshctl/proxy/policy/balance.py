@@ -1,8 +1,13 @@
 """Endpoint balancing: peak-EWMA power of two choices (default), round robin, least request.
 
 Every balancer has the same three calls on the hot path: pick(endpoints) before a request,
-start(endpoint) when it is sent, done(endpoint, latency_s, ok) when it ends. State is kept per
-endpoint and survives snapshot updates (retain() drops endpoints that left).
+start(endpoint) when it is sent, done(endpoint, latency_s, ok, unreachable) when it ends. State is kept
+per endpoint and survives snapshot updates (retain() drops endpoints that left).
+
+An endpoint that could not be reached (connection refused, handshake failed, its proxy says its app is
+gone) is avoided at once, whatever its latency history, for a backoff that doubles with each further
+failure (UNREACHABLE_BACKOFF_S up to MAX_BACKOFF_S); when it is over, one request probes it. A fast
+failure must never look cheaper than a slow success.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ E = TypeVar("E")
 DECAY_S = 10.0  # peak-EWMA time constant: how long a slow response keeps counting against an endpoint
 DEFAULT_RTT_S = 0.001  # cost of an endpoint that has never answered: cheap, so new endpoints get traffic
 FAILURE_PENALTY_S = 1.0  # a failed request counts as at least this slow
+UNREACHABLE_BACKOFF_S = 0.25  # first avoidance of an unreachable endpoint; doubles per failure in a row
+MAX_BACKOFF_S = 10.0
 
 
 class Balancer(Protocol):
@@ -24,18 +31,20 @@ class Balancer(Protocol):
 
     def start(self, endpoint: object) -> None: ...
 
-    def done(self, endpoint: object, latency_s: float, ok: bool) -> None: ...
+    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None: ...
 
     def retain(self, endpoints: Iterable[object]) -> None: ...
 
 
 class _Load:
-    __slots__ = ("ewma", "stamp", "pending")
+    __slots__ = ("ewma", "stamp", "pending", "failures", "avoid_until")
 
     def __init__(self, now: float) -> None:
         self.ewma = DEFAULT_RTT_S
         self.stamp = now
         self.pending = 0
+        self.failures = 0  # unreachable in a row
+        self.avoid_until = 0.0
 
 
 class _Stateful:
@@ -43,6 +52,7 @@ class _Stateful:
         self._clock = clock
         self._random = (rng or random.Random()).random  # balancing needs no cryptographic randomness
         self._loads: dict[object, _Load] = {}
+        self._avoiding = 0  # endpoints with unreachable failures: 0 keeps the check off the hot path
 
     def _load(self, endpoint: object) -> _Load:
         load = self._loads.get(endpoint)
@@ -56,7 +66,42 @@ class _Stateful:
         j = int(self._random() * (n - 1))
         if j >= i:
             j += 1
-        return endpoints[i], endpoints[j]
+        a, b = endpoints[i], endpoints[j]
+        if self._avoiding:
+            now = self._clock()
+            a_out, b_out = self._avoided(a, now), self._avoided(b, now)
+            if a_out or b_out:
+                return self._reachable(endpoints, a, b, a_out, b_out, now)
+        return a, b
+
+    def _avoided(self, endpoint: object, now: float) -> bool:
+        load = self._loads.get(endpoint)
+        return load is not None and load.avoid_until > now
+
+    def _reachable(self, endpoints: Sequence[E], a: E, b: E, a_out: bool, b_out: bool, now: float) -> tuple[E, E]:
+        """The pair to compare when one of them is being avoided: a reachable one if there is any."""
+        if a_out != b_out:
+            keep = b if a_out else a
+            return keep, keep
+        live = [e for e in endpoints if not self._avoided(e, now)]
+        if live:
+            pick = live[int(self._random() * len(live))]
+            return pick, pick
+        # Every endpoint is being avoided: probe the one whose backoff ends first.
+        first = min(endpoints, key=lambda e: self._loads[e].avoid_until)
+        return first, first
+
+    def _unreachable(self, load: _Load) -> None:
+        if not load.failures:
+            self._avoiding += 1
+        load.failures += 1
+        backoff = min(UNREACHABLE_BACKOFF_S * (2 ** min(load.failures - 1, 16)), MAX_BACKOFF_S)
+        load.avoid_until = self._clock() + backoff
+
+    def _reachable_again(self, load: _Load) -> None:
+        if load.failures:
+            load.failures = 0
+            self._avoiding = max(0, self._avoiding - 1)
 
     def start(self, endpoint: object) -> None:
         self._load(endpoint).pending += 1
@@ -65,6 +110,7 @@ class _Stateful:
         keep = set(endpoints)
         for gone in [e for e in self._loads if e not in keep]:
             del self._loads[gone]
+        self._avoiding = sum(1 for load in self._loads.values() if load.failures)
 
 
 class PeakEwma(_Stateful):
@@ -81,14 +127,21 @@ class PeakEwma(_Stateful):
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
         a, b = self._two(endpoints)
+        if a is b:
+            return a
         now = self._clock()
         return a if self._cost(a, now) <= self._cost(b, now) else b
 
-    def done(self, endpoint: object, latency_s: float, ok: bool) -> None:
+    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
         load = self._loads.get(endpoint)
         if load is None:
             return
         load.pending = max(0, load.pending - 1)
+        if unreachable:
+            self._unreachable(load)
+            return
+        if latency_s > 0.0:
+            self._reachable_again(load)
         if not ok:
             latency_s = max(latency_s, FAILURE_PENALTY_S)
         now = self._clock()
@@ -107,41 +160,63 @@ class LeastRequest(_Stateful):
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
         a, b = self._two(endpoints)
+        if a is b:
+            return a
         la, lb = self._loads.get(a), self._loads.get(b)
         return a if (la.pending if la else 0) <= (lb.pending if lb else 0) else b
 
-    def done(self, endpoint: object, latency_s: float, ok: bool) -> None:
+    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
         load = self._loads.get(endpoint)
         if load is not None:
             load.pending = max(0, load.pending - 1)
+            if unreachable:
+                self._unreachable(load)
+            elif latency_s > 0.0:
+                self._reachable_again(load)
 
 
 class RoundRobin:
-    """Each endpoint in turn, in snapshot order."""
+    """Each endpoint in turn, in snapshot order; unreachable ones are skipped while their backoff runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self._next = 0
+        self._avoid: dict[object, tuple[int, float]] = {}  # endpoint -> (failures in a row, avoid until)
 
     def pick(self, endpoints: Sequence[E]) -> E | None:
-        if not endpoints:
+        n = len(endpoints)
+        if not n:
             return None
-        i = self._next % len(endpoints)
+        i = self._next % n
+        if self._avoid:
+            now = self._clock()
+            for step in range(n):
+                entry = self._avoid.get(endpoints[(i + step) % n])
+                if entry is None or entry[1] <= now:
+                    i = (i + step) % n
+                    break
         self._next = i + 1
         return endpoints[i]
 
     def start(self, endpoint: object) -> None:
         pass
 
-    def done(self, endpoint: object, latency_s: float, ok: bool) -> None:
-        pass
+    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
+        if unreachable:
+            failures = self._avoid.get(endpoint, (0, 0.0))[0] + 1
+            backoff = min(UNREACHABLE_BACKOFF_S * (2 ** min(failures - 1, 16)), MAX_BACKOFF_S)
+            self._avoid[endpoint] = (failures, self._clock() + backoff)
+        elif latency_s > 0.0 and self._avoid:
+            self._avoid.pop(endpoint, None)
 
     def retain(self, endpoints: Iterable[object]) -> None:
-        pass
+        keep = set(endpoints)
+        self._avoid = {e: v for e, v in self._avoid.items() if e in keep}
 
 
 def make_balancer(kind: str, clock: Callable[[], float], rng: random.Random | None = None) -> Balancer:
     if kind == "round-robin":
-        return RoundRobin()
+        return RoundRobin(clock)
     if kind == "least-request":
         return LeastRequest(clock, rng)
     if kind == "ewma":

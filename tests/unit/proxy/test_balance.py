@@ -81,7 +81,7 @@ def test_least_request() -> None:
 
 
 def test_round_robin_order() -> None:
-    balancer = RoundRobin()
+    balancer = RoundRobin(lambda: 0.0)
     assert [balancer.pick(["a", "b", "c"]) for _ in range(7)] == ["a", "b", "c", "a", "b", "c", "a"]
     assert balancer.pick([]) is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
 from meshctl.proxy.h1.codec import (
     MAX_HEADERS,
     RequestHead,
@@ -13,7 +14,7 @@ from meshctl.proxy.h1.codec import (
     chunk,
     last_chunk,
 )
-from meshctl.proxy.rescue import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset, render_http1, rescue
+from meshctl.proxy.rescue import render_http1, rescue
 
 
 class Requests:

@@ -8,13 +8,13 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset, TrailersReceived
 
+from meshctl.proxy.errors import Failure
 from meshctl.proxy.h2.core import Outbox
 from meshctl.proxy.h2.ends import DownstreamH2
 from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.http1 import Http1Upstream
 from meshctl.proxy.h2.relay import DownstreamSession
-from meshctl.proxy.h2.types import Failure
 
 
 class FakeTransport:
@@ -47,7 +47,7 @@ class Plan:
     def __init__(self) -> None:
         self.finished: list[tuple[int, int | None]] = []
 
-    def repick(self) -> bool:
+    def repick(self, exc: BaseException | None = None) -> bool:
         return False
 
     def finish(self, status: int, grpc_status: int | None, latency_ms: float) -> None:

@@ -23,12 +23,12 @@ from h2.events import (
     TrailersReceived,
 )
 
+from meshctl.proxy.errors import DeadlineExceeded, Failure, UpstreamReset
 from meshctl.proxy.h2.core import Outbox
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.relay import DownstreamSession, UpstreamSession
-from meshctl.proxy.h2.types import DeadlineExceeded, Failure, UpstreamLost, UpstreamReset
 
 
 def grpc_request(path: bytes = b"/pkg.Svc/Call", **extra: bytes) -> list[tuple[bytes, bytes]]:
@@ -80,7 +80,7 @@ class FakePlan:
     abandoned: int = 0
     endpoints: list[Any] = field(default_factory=list)
 
-    def repick(self) -> bool:
+    def repick(self, exc: BaseException | None = None) -> bool:
         return True
 
     def finish(self, status: int, grpc_status: int | None, latency_ms: float) -> None:
@@ -92,7 +92,7 @@ class FakePlan:
     def rescue(self, exc: BaseException) -> Failure:
         if isinstance(exc, DeadlineExceeded):
             return Failure(504, 4, "deadline exceeded")
-        if isinstance(exc, UpstreamReset | UpstreamLost):
+        if isinstance(exc, UpstreamReset):
             return Failure(502, 14, str(exc))
         return Failure(500, 13, "internal")
 

@@ -6,8 +6,8 @@ import ssl
 
 import pytest
 
-from meshctl.proxy.h2 import types as h2_types
-from meshctl.proxy.rescue import (
+from meshctl.proxy import errors
+from meshctl.proxy.errors import (
     BadRequest,
     ConnectFailed,
     HeadTooLarge,
@@ -17,9 +17,8 @@ from meshctl.proxy.rescue import (
     UnknownService,
     UpstreamClosed,
     UpstreamReset,
-    render_http1,
-    rescue,
 )
+from meshctl.proxy.rescue import TABLE, render_http1, rescue
 
 
 @pytest.mark.parametrize(
@@ -31,9 +30,8 @@ from meshctl.proxy.rescue import (
         (ConnectionRefusedError(), 502, 14, "connect failed"),
         (UpstreamReset("x"), 502, 14, "upstream reset"),
         (UpstreamClosed("x"), 502, 14, "upstream closed"),
-        (h2_types.UpstreamLost(), 502, 14, "upstream reset"),
         (ResponseTimeout("x"), 504, 4, "response timeout"),
-        (h2_types.DeadlineExceeded(), 504, 4, "response timeout"),
+        (errors.DeadlineExceeded(), 504, 4, "response timeout"),
         (TimeoutError(), 504, 4, "response timeout"),
         (BadRequest("x"), 400, 13, "bad request"),
         (HeadTooLarge("x"), 431, 13, "request header too large"),
@@ -47,11 +45,16 @@ def test_mapping(exc: BaseException, http: int, grpc: int, reason: str) -> None:
     assert (response.http_status, response.grpc_status, response.reason) == (http, grpc, reason)
 
 
-def test_foreign_connect_failed_maps_by_name() -> None:
-    class ConnectFailed(Exception):  # noqa: N818 - the HTTP/2 pool's own class has this name
-        pass
-
-    assert rescue(ConnectFailed()).http_status == 502
+def test_every_failure_class_has_its_own_row() -> None:
+    """No failure class falls through to "proxy error": each one is answered for what it is."""
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.ProxyFailure)]
+    mapped = {kind for kind, _ in TABLE}
+    missing = [c.__name__ for c in classes if c is not errors.ProxyFailure and c is not errors.FaultInjected
+               and not any(issubclass(c, kind) for kind in mapped)]  # fmt: skip
+    assert not missing
+    assert rescue(errors.FaultInjected("x", 418, 3)).http_status == 418
+    assert rescue(errors.Unauthorized("x")).grpc_status == 7
+    assert rescue(errors.NotExposed("x")).http_status == 404
 
 
 def test_render() -> None:

@@ -1,0 +1,318 @@
+"""One proxied HTTP/1.1 request/response cycle, shaped like the HTTP/2 path's Exchange.
+
+An exchange owns what belongs to one request: its head and request plan (stack.py), the upstream
+connection it is bound to, request bytes waiting for that connection, and the response's framing.
+The downstream connection (downstream.py) feeds it the request as the codec parses it and writes
+what it appends to the client buffer; the upstream connection feeds it the response. It never touches
+a socket: the connection and the connector are passed in, so tests drive it with fakes and a fake
+clock. Every way it ends leaves through `_finish` or `abandon`, which report to the plan exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Protocol
+
+from meshctl.proxy.errors import ConnectFailed, Failure, ProxyFailure, ResponseTimeout, UpstreamClosed
+from meshctl.proxy.h1.codec import Headers, RequestHead, ResponseHead, chunk, last_chunk
+from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
+
+if TYPE_CHECKING:
+    from meshctl.proxy.stack import RequestPlan, Stack
+
+REPLAY_LIMIT = 64 * 1024  # a request is replayed on another endpoint only if its whole body fits
+HIGH_WATER = 256 * 1024  # request bytes buffered before a connection: the client stops being read
+
+# what the connection's deadline is for (downstream.py arms it)
+HEADER, RESPONSE, PROGRESS, IDLE = 0, 1, 2, 3
+
+
+class UpstreamConn(Protocol):
+    """An upstream HTTP/1.1 connection as an exchange drives it (upstream.Upstream)."""
+
+    wbuf: list[bytes]
+    reusable: bool
+    closed: bool
+
+    def bind(self, owner: Exchange, head_request: bool) -> None: ...
+
+    def unbind(self) -> None: ...
+
+    def pause_reading(self, paused: bool) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Client(Protocol):
+    """The downstream connection, as its exchanges see it."""
+
+    stack: Stack
+    wbuf: list[bytes]
+    close_after: bool
+    writing_paused: bool
+    peer_identity: str | None
+
+    def peer_address(self) -> str: ...
+
+    def now(self) -> float: ...
+
+    def arm(self, kind: int, seconds: float) -> None: ...
+
+    def progress(self) -> None: ...
+
+    def buffering(self, full: bool) -> None: ...
+
+    def connect(self, ex: Exchange, fresh: bool) -> None: ...
+
+    def exchange_done(self, ex: Exchange, reuse: UpstreamConn | None) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def abort(self, reason: str) -> None: ...
+
+
+class Exchange:
+    __slots__ = ("client", "head", "plan", "up", "pending", "pending_size", "req_done", "resp_status", "rechunk",
+                 "t0", "ttfb", "reused", "replay", "done", "refusal")  # fmt: skip
+
+    def __init__(self, client: Client, head: RequestHead, refusal: ProxyFailure | None = None) -> None:
+        self.client = client
+        self.head = head
+        self.plan: RequestPlan | None = None
+        self.up: UpstreamConn | None = None
+        self.pending: list[bytes] = []  # request bytes waiting for an upstream connection
+        self.pending_size = 0
+        self.req_done = False  # the whole request has been read from the client
+        self.resp_status = 0  # final status once its head went out
+        self.rechunk = False
+        self.t0 = 0.0
+        self.ttfb = 0.0
+        self.reused = False
+        self.replay: list[bytes] | None = None  # body bytes sent so far, while another attempt is possible
+        self.done = False
+        self.refusal = refusal  # answered with this failure when its turn comes (read too far ahead)
+
+    @property
+    def endpoint(self) -> Hashable:
+        return self.plan.endpoint if self.plan is not None else None
+
+    # -- start (its turn on the connection) -----------------------------------------------------------
+    def start(self) -> None:
+        client, head = self.client, self.head
+        self.t0 = client.now()
+        if self.refusal is not None:  # never routed: answered with its reason, then the connection closes
+            client.close_after = True
+            self._answer(client.stack.rescue(self.refusal))
+            return
+        self.plan = plan = client.stack.plan(head.method, head.authority, head.path, head.headers, client)
+        if self.req_done or not (head.chunked or head.content_length):
+            client.arm(RESPONSE, plan.timeout_s or client.stack.response_s)
+        else:
+            client.arm(PROGRESS, 0.0)
+        self.pending.insert(0, head.serialize())
+        if plan.failure is not None:
+            self._answer(plan.failure)
+            return
+        if not head.chunked and (head.content_length or 0) <= REPLAY_LIMIT:
+            self.replay = []  # the whole request fits in memory: it can be sent again if never delivered
+        client.connect(self, False)
+
+    def attach(self, up: UpstreamConn, reused: bool) -> None:
+        self.up = up
+        self.reused = reused
+        up.bind(self, self.head.method == "HEAD")
+        if self.client.writing_paused:
+            up.pause_reading(True)
+        up.wbuf.extend(self.pending)
+        self.pending = []
+        if self.pending_size:
+            self.pending_size = 0
+            self.client.buffering(False)
+
+    # -- request direction (from the client's codec) --------------------------------------------------
+    def on_body(self, data: bytes) -> None:
+        if self.plan is not None:
+            self.client.progress()
+        self._send_up(chunk(data) if self.head.chunked else data)
+        if self.replay is not None:
+            self.replay.append(data)
+
+    def on_end(self, trailers: Headers | None) -> None:
+        if self.head.chunked:
+            self._send_up(last_chunk(trailers))
+        self.req_done = True
+        if self.plan is not None and not self.resp_status:
+            self.client.arm(RESPONSE, self.plan.timeout_s or self.client.stack.response_s)
+
+    def _send_up(self, data: bytes) -> None:
+        up = self.up
+        if up is not None:
+            up.wbuf.append(data)
+            return
+        self.pending.append(data)
+        self.pending_size += len(data)
+        if self.pending_size > HIGH_WATER:
+            self.client.buffering(True)
+
+    # -- response direction (from the upstream connection) --------------------------------------------
+    def on_response_head(self, head: ResponseHead) -> None:
+        if self.done:
+            return
+        client = self.client
+        request = self.head
+        if head.status < 200:
+            if head.status == 100 or head.status >= 102:
+                client.wbuf.append(head.serialize(request.version, True)[0])
+            return
+        retryable = head.status >= 502 and self.replay is not None and self.req_done
+        if retryable and self._not_delivered(head) and self._retry(ConnectFailed("the peer proxy lost its app")):
+            return
+        self.replay = None
+        self.ttfb = client.now() - self.t0
+        self.resp_status = head.status
+        keep = request.keep_alive and not client.close_after
+        data, self.rechunk, close = head.serialize(request.version, keep)
+        client.close_after = close or not keep
+        client.wbuf.append(data)
+        client.arm(PROGRESS, 0.0)
+        plan = self.plan
+        if plan is not None and plan.tap is not None:
+            plan.tap.response(head.status, head.headers)
+
+    def on_response_body(self, data: bytes) -> None:
+        if self.done:
+            return
+        self.client.progress()
+        self.client.wbuf.append(chunk(data) if self.rechunk else data)
+
+    def on_response_end(self, trailers: Headers | None) -> None:
+        if self.done:
+            return
+        if self.rechunk:
+            self.client.wbuf.append(last_chunk(trailers))
+        if not self.req_done:
+            # Answered before the request was read: the rest of it is unread, so neither side is reusable.
+            self.client.close_after = self.req_done = True
+            if self.up is not None:
+                self.up.reusable = False
+        self._report(self.resp_status)
+        self._finish()
+
+    def connect_failed(self, exc: ProxyFailure) -> None:
+        """No connection to the endpoint: nothing was sent, so another endpoint may take the request."""
+        if self.done:
+            return
+        plan = self.plan
+        if isinstance(exc, NEVER_SENT) and plan is not None and plan.repick(exc):
+            self.client.connect(self, False)  # `pending` still holds every byte of the request
+            return
+        self.fail(exc)
+
+    def upstream_failed(self, exc: ProxyFailure) -> None:
+        """The upstream connection broke during this exchange."""
+        self._drop_up()
+        if self.done:
+            return
+        # A pooled connection the server closed just before our request: once more on a fresh one.
+        bodiless = self.replay is not None and not self.replay and not self.head.content_length
+        if not self.resp_status and self.reused and isinstance(exc, UpstreamClosed) and bodiless:
+            self._resend(fresh=True)
+            return
+        self.fail(exc)
+
+    def upstream_full(self, full: bool) -> None:
+        self.client.buffering(full)
+
+    def flush(self) -> None:
+        self.client.flush()
+
+    # -- another attempt ---------------------------------------------------------------------------------
+    @staticmethod
+    def _not_delivered(head: ResponseHead) -> bool:
+        for name, value in head.headers:
+            if len(name) == 16 and name.lower() == PROXY_ERROR_HEADER:
+                return value.strip().lower() in NOT_DELIVERED
+        return False
+
+    def _retry(self, exc: BaseException | None) -> bool:
+        """The peer proxy says its app never got the request: send it to another endpoint."""
+        plan = self.plan
+        if plan is None or not plan.repick(exc):
+            return False
+        self._drop_up()
+        self._resend(fresh=False)
+        return True
+
+    def _resend(self, fresh: bool) -> None:
+        replay = self.replay or []
+        head = self.head
+        self.pending = [head.serialize(), *((chunk(b) for b in replay) if head.chunked else replay)]
+        if head.chunked:
+            self.pending.append(last_chunk(None))
+        self.client.connect(self, fresh)
+
+    # -- endings ---------------------------------------------------------------------------------------
+    def _report(self, status: int) -> None:
+        plan = self.plan
+        if plan is not None:
+            plan.finish(status, None, self.ttfb * 1000.0)
+
+    def fail(self, exc: BaseException) -> None:
+        """Answer with the failure `exc` maps to, or cut the client off when a response had begun."""
+        if self.done:
+            return
+        plan = self.plan
+        failure = plan.rescue(exc) if plan is not None else self.client.stack.rescue(exc)
+        self._drop_up()
+        if self.resp_status:
+            self.done = True
+            if plan is not None:
+                plan.finish(self.resp_status, None, self.ttfb * 1000.0, failed=True)
+            self.client.abort(failure.reason)
+            return
+        self._answer(failure)
+
+    def _answer(self, failure: Failure) -> None:
+        client, head = self.client, self.head
+        self.ttfb = client.now() - self.t0
+        if self.plan is not None:
+            self.plan.finish(failure.http_status, None, self.ttfb * 1000.0, failed=True)
+        body_unread = not self.req_done and (head.chunked or bool(head.content_length))
+        close = body_unread or client.close_after or not head.keep_alive
+        client.wbuf.append(render_http1(failure, close=close))
+        client.close_after = close
+        self.req_done = True
+        self._finish()
+
+    def expired(self) -> None:
+        """The connection's response deadline passed with no response head."""
+        if not self.done and not self.resp_status:
+            self.fail(ResponseTimeout("no response head before the deadline"))
+
+    def abandon(self) -> None:
+        """The client went away (or the connection was cut): release everything, report no response."""
+        if self.done:
+            return
+        self.done = True
+        self._drop_up()
+        if self.plan is not None:
+            self.plan.abandon()
+
+    def _finish(self) -> None:
+        """Both messages are complete: hand the upstream back (or close it) and let the connection go on."""
+        self.done = True
+        self.replay = None
+        up = self.up
+        self.up = None
+        if up is not None:
+            up.unbind()
+        self.client.exchange_done(self, up)
+
+    def _drop_up(self) -> None:
+        up = self.up
+        if up is not None:
+            self.up = None
+            up.unbind()
+            up.close()
