@@ -206,7 +206,7 @@ class Exchange:
             return
         plan = self.plan
         if isinstance(exc, NEVER_SENT) and plan is not None and plan.repick(exc):
-            self.client.connect(self, False)  # `pending` still holds every byte of the request
+            self._connect(False)  # `pending` still holds every byte of the request
             return
         self.fail(exc)
 
@@ -251,7 +251,14 @@ class Exchange:
         self.pending = [head.serialize(), *((chunk(b) for b in replay) if head.chunked else replay)]
         if head.chunked:
             self.pending.append(last_chunk(None))
+        self._connect(fresh)
+
+    def _connect(self, fresh: bool) -> None:
+        """Another attempt, started from an upstream callback: nobody else flushes what it queued."""
         self.client.connect(self, fresh)
+        up = self.up
+        if up is not None:
+            up.flush()
 
     # -- endings ---------------------------------------------------------------------------------------
     def _report(self, status: int) -> None:

@@ -1,0 +1,244 @@
+"""The HTTP/1.1 exchange without sockets: a fake client connection, fake upstream connections, a fake clock,
+and the real request stack (routing, balancing, metrics) underneath."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from meshctl.proxy.errors import ConnectFailed, UpstreamClosed
+from meshctl.proxy.h1.codec import RequestHead, RequestReader, ResponseHead, ResponseReader
+from meshctl.proxy.h1.exchange import PROGRESS, REPLAY_LIMIT, RESPONSE, Exchange
+from meshctl.proxy.stack import Stack
+from tests.unit.proxy.test_stack import AUTH, NS, make_runtime
+
+
+class FakeUpstream:
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.wbuf: list[bytes] = []
+        self.sent = b""
+        self.reusable = False
+        self.closed = False
+        self.owner: Exchange | None = None
+        self.reader = ResponseReader(self)
+
+    def bind(self, owner: Exchange, head_request: bool) -> None:
+        self.owner = owner
+        self.reader.expect(head_request)
+
+    def unbind(self) -> None:
+        self.owner = None
+
+    def pause_reading(self, paused: bool) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.sent += b"".join(self.wbuf)
+        self.wbuf = []
+
+    def close(self) -> None:
+        self.closed = True
+
+    def answer(self, wire: bytes) -> None:
+        """The upstream's bytes, parsed as the real connection parses them."""
+        self.reader.feed(wire)
+
+    # ResponseSink: what upstream.Upstream forwards to its owner
+    def on_response_head(self, head: ResponseHead) -> None:
+        self.reusable = head.keep_alive
+        if self.owner is not None:
+            self.owner.on_response_head(head)
+
+    def on_response_body(self, data: bytes) -> None:
+        if self.owner is not None:
+            self.owner.on_response_body(data)
+
+    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        if self.owner is not None:
+            self.owner.on_response_end(trailers)
+
+
+class FakeClient:
+    """The downstream connection as an exchange sees it; connections are handed out by the test."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.wbuf: list[bytes] = []
+        self.close_after = False
+        self.writing_paused = False
+        self.peer_identity: str | None = None
+        self.clock = 100.0
+        self.armed: list[tuple[int, float]] = []
+        self.dials: list[tuple[Hashable, bool]] = []
+        self.done: list[Exchange] = []
+        self.aborted: str | None = None
+
+    def peer_address(self) -> str:
+        return "127.0.0.9:5555"
+
+    def now(self) -> float:
+        return self.clock
+
+    def arm(self, kind: int, seconds: float) -> None:
+        self.armed.append((kind, seconds))
+
+    def progress(self) -> None:
+        pass
+
+    def buffering(self, full: bool) -> None:
+        pass
+
+    def connect(self, ex: Exchange, fresh: bool) -> None:
+        self.dials.append((ex.endpoint, fresh))
+
+    def exchange_done(self, ex: Exchange, reuse: object) -> None:
+        self.done.append(ex)
+
+    def flush(self) -> None:
+        pass
+
+    def abort(self, reason: str) -> None:
+        self.aborted = reason
+
+    @property
+    def written(self) -> bytes:
+        return b"".join(self.wbuf)
+
+
+def request(wire: bytes) -> tuple[RequestHead, list[bytes]]:
+    heads: list[RequestHead] = []
+    body: list[bytes] = []
+
+    class Sink:
+        def on_request_head(self, head: RequestHead) -> None:
+            heads.append(head)
+
+        def on_request_body(self, data: bytes) -> None:
+            body.append(data)
+
+        def on_request_end(self, trailers: object) -> None:
+            pass
+
+    RequestReader(Sink()).feed(wire)
+    return heads[0], body
+
+
+def started(wire: bytes, kind: str = "outbound") -> tuple[FakeClient, Exchange]:
+    runtime = make_runtime()
+    client = FakeClient(Stack(runtime, kind, False))
+    head, body = request(wire)
+    ex = Exchange(client, head)
+    ex.start()
+    for chunk in body:
+        ex.on_body(chunk)
+    ex.on_end(None)
+    return client, ex
+
+
+def attach(ex: Exchange) -> FakeUpstream:
+    up = FakeUpstream(ex.endpoint)
+    ex.attach(up, reused=False)
+    up.flush()
+    return up
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
+def test_a_request_goes_up_and_its_response_comes_back_once_counted() -> None:
+    client, ex = started(b"GET /books/1 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    assert client.dials == [(ex.endpoint, False)] and (RESPONSE, 10.0) in client.armed
+    up = attach(ex)
+    assert up.sent.startswith(b"GET /books/1 HTTP/1.1\r\nHost: books:7000\r\n")
+    client.clock += 0.25
+    up.answer(OK)
+    assert client.written.startswith(b"HTTP/1.1 200 OK\r\n") and client.written.endswith(b"ok")
+    assert client.done == [ex] and ex.done
+    stats = client.stack.runtime.metrics.route("outbound", AUTH, "[DEFAULT]", True, NS, "books")
+    assert stats.requests == 1 and stats.latency.sum == 250.0
+
+
+def test_a_refused_connect_is_retried_on_another_endpoint_with_the_whole_request() -> None:
+    client, ex = started(b"POST /b HTTP/1.1\r\nHost: books:7000\r\ncontent-length: 5\r\n\r\nhello")
+    first = ex.endpoint
+    ex.connect_failed(ConnectFailed("refused"))
+    assert client.dials[-1] == (ex.endpoint, False) and ex.endpoint != first
+    up = attach(ex)
+    assert up.sent.endswith(b"\r\n\r\nhello")
+    up.answer(OK)
+    assert client.written.startswith(b"HTTP/1.1 200")
+    stats = client.stack.runtime.metrics.route("outbound", AUTH, "[DEFAULT]", True, NS, "books")
+    assert (stats.requests, stats.actual_requests) == (1, 2)
+
+
+def test_a_peer_proxy_that_never_reached_its_app_is_retried_elsewhere() -> None:
+    client, ex = started(b"GET /books/2 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    first = attach(ex)
+    first.answer(b"HTTP/1.1 502 Bad Gateway\r\nmesh-proxy-error: connect failed\r\ncontent-length: 0\r\n\r\n")
+    assert first.closed and client.written == b""  # nothing of the failed attempt reached the client
+    second = attach(ex)
+    assert second.key != first.key and second.sent.startswith(b"GET /books/2 ")
+    second.answer(OK)
+    assert client.written.startswith(b"HTTP/1.1 200")
+
+
+def test_an_app_failure_is_passed_through_not_retried() -> None:
+    client, ex = started(b"GET /books/3 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    up = attach(ex)
+    up.answer(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")  # the app's own 502
+    assert client.written.startswith(b"HTTP/1.1 502") and len(client.dials) == 1
+
+
+def test_a_body_too_large_to_keep_is_never_replayed() -> None:
+    body = b"x" * (REPLAY_LIMIT + 1)
+    client, ex = started(b"PUT /b HTTP/1.1\r\nHost: books:7000\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    up = attach(ex)
+    up.answer(b"HTTP/1.1 502 Bad Gateway\r\nmesh-proxy-error: connect failed\r\ncontent-length: 0\r\n\r\n")
+    assert client.written.startswith(b"HTTP/1.1 502") and len(client.dials) == 1
+
+
+def test_a_pooled_connection_closed_under_a_bodiless_request_is_resent_on_a_fresh_one() -> None:
+    client, ex = started(b"GET /books/4 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    up = FakeUpstream(ex.endpoint)
+    ex.attach(up, reused=True)
+    ex.upstream_failed(UpstreamClosed("closed"))
+    assert client.dials[-1] == (ex.endpoint, True)
+    attach(ex).answer(OK)
+    assert client.written.startswith(b"HTTP/1.1 200")
+
+
+def test_no_response_before_the_deadline_is_504_with_the_reason() -> None:
+    client, ex = started(b"GET /books/5 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    attach(ex)
+    client.clock += 10.0
+    ex.expired()
+    assert client.written.startswith(b"HTTP/1.1 504 Gateway Timeout\r\nmesh-proxy-error: response timeout\r\n")
+    assert client.done == [ex]
+
+
+def test_an_unknown_service_is_answered_without_a_connection() -> None:
+    client, ex = started(b"GET / HTTP/1.1\r\nHost: nowhere:80\r\n\r\n")
+    assert client.dials == [] and client.written.startswith(b"HTTP/1.1 503")
+    assert b"mesh-proxy-error: unknown service\r\n" in client.written
+
+
+def test_a_request_still_sending_waits_on_the_progress_deadline() -> None:
+    runtime = make_runtime()
+    client = FakeClient(Stack(runtime, "outbound", False))
+    head, _ = request(b"POST /b HTTP/1.1\r\nHost: books:7000\r\ncontent-length: 5\r\n\r\n")
+    ex = Exchange(client, head)
+    ex.start()
+    assert client.armed[-1] == (PROGRESS, 0.0)
+    ex.on_body(b"hello")
+    ex.on_end(None)
+    assert client.armed[-1] == (RESPONSE, 10.0)
+
+
+def test_a_cut_response_is_reported_as_a_failure_and_the_client_cut_off() -> None:
+    client, ex = started(b"GET /books/6 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    up = attach(ex)
+    up.answer(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+    ex.upstream_failed(UpstreamClosed("gone"))
+    assert client.aborted == "upstream closed"
+    stats = client.stack.runtime.metrics.route("outbound", AUTH, "[DEFAULT]", True, NS, "books")
+    assert {k: v.count for k, v in stats.responses.items()} == {(200, None, True): 1}
