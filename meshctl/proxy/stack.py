@@ -66,7 +66,7 @@ class RequestPlan:
     """What the pipeline decided for one request, and where its outcome is reported (exactly once)."""
 
     __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
-                 "attempts", "reported", "failed_reason")  # fmt: skip
+                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers")  # fmt: skip
 
     def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
         self.stack = stack
@@ -81,6 +81,8 @@ class RequestPlan:
         self.attempts = 1
         self.reported = False
         self.failed_reason: str | None = None  # the proxy's reason when it answered with a failure
+        self.tap_bytes = [0, 0]  # request, response body bytes (counted only while tapped)
+        self.tap_trailers: Headers | None = None
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
@@ -127,7 +129,14 @@ class RequestPlan:
         tap = self.tap
         if tap is not None:
             self.tap = None
-            tap.end(grpc_status, self.failed_reason, 0, 0, None)
+            tap.end(grpc_status, self.failed_reason, self.tap_bytes[0], self.tap_bytes[1], self.tap_trailers)
+
+    def tapped(self, request: bool, data: bytes) -> None:
+        """A body chunk of a tapped request (callers check `plan.tap` first: untapped requests pay nothing)."""
+        tap = self.tap
+        if tap is not None:
+            self.tap_bytes[0 if request else 1] += len(data)
+            tap.body(request, data)
 
     def abandon(self) -> None:
         """The client went away before a response: release what `finish` would (no response recorded)."""
@@ -139,7 +148,7 @@ class RequestPlan:
         tap = self.tap
         if tap is not None:
             self.tap = None
-            tap.end(None, "client went away", 0, 0, None)
+            tap.end(None, "client went away", self.tap_bytes[0], self.tap_bytes[1], None)
 
     def rescue(self, exc: BaseException) -> Failure:
         """The response for a failure of this request, counted and logged once."""

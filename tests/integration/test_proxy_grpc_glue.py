@@ -40,6 +40,12 @@ class Plan:
     failure: Failure | None = None
     timeout_s: float | None = None
 
+    tap = None  # nobody taps in these tests
+    tap_trailers: list[tuple[bytes, bytes]] | None = None
+
+    def tapped(self, request: bool, data: bytes) -> None:
+        raise AssertionError("an untapped request must not report body chunks")
+
     def repick(self, exc: BaseException | None = None) -> bool:
         return False
 

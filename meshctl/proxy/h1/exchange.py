@@ -133,8 +133,11 @@ class Exchange:
 
     # -- request direction (from the client's codec) --------------------------------------------------
     def on_body(self, data: bytes) -> None:
-        if self.plan is not None:
+        plan = self.plan
+        if plan is not None:
             self.client.progress()
+            if plan.tap is not None:
+                plan.tapped(True, data)
         self._send_up(chunk(data) if self.head.chunked else data)
         if self.replay is not None:
             self.replay.append(data)
@@ -186,12 +189,17 @@ class Exchange:
             return
         self.client.progress()
         self.client.wbuf.append(chunk(data) if self.rechunk else data)
+        plan = self.plan
+        if plan is not None and plan.tap is not None:
+            plan.tapped(False, data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
         if self.done:
             return
         if self.rechunk:
             self.client.wbuf.append(last_chunk(trailers))
+        if trailers and self.plan is not None and self.plan.tap is not None:
+            self.plan.tap_trailers = trailers
         if not self.req_done:
             # Answered before the request was read: the rest of it is unread, so neither side is reusable.
             self.client.close_after = self.req_done = True

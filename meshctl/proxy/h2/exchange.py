@@ -104,6 +104,8 @@ class Exchange:
     def on_request_data(self, data: bytes, end: bool) -> None:
         if data:
             self.req_q.append(data)
+            if self.plan.tap is not None:
+                self.plan.tapped(True, data)
         self.req_end = self.req_end or end
         if self.up is not None:
             self.pump_request()
@@ -169,6 +171,9 @@ class Exchange:
             self.grpc_status = grpc.status_of(headers)
         self.answered = True
         self.down.side.send_headers(self.sid, headers, end_stream=end)
+        tap = self.plan.tap
+        if tap is not None:
+            tap.response(status, headers)
         if end:
             self.resp_end = self.resp_sent_end = True
             self._finish()
@@ -176,11 +181,15 @@ class Exchange:
     def on_response_data(self, data: bytes, end: bool) -> None:
         if data:
             self.resp_q.append(data)
+            if self.plan.tap is not None:
+                self.plan.tapped(False, data)
         self.resp_end = self.resp_end or end
         self.pump_response()
 
     def on_response_trailers(self, headers: list[Header]) -> None:
         self.resp_trailers = headers
+        if self.plan.tap is not None:
+            self.plan.tap_trailers = headers
         self.resp_end = True
         if self.grpc:
             self.grpc_status = grpc.status_of(headers)

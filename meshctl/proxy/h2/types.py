@@ -17,6 +17,7 @@ from meshctl.proxy.h2.headers import Header
 
 if TYPE_CHECKING:
     from meshctl.proxy.h2.exchange import Exchange
+    from meshctl.proxy.stack import TapStream
 
 
 class Plan(Protocol):
@@ -39,6 +40,15 @@ class Plan(Protocol):
         ...
 
     def rescue(self, exc: BaseException) -> Failure: ...
+
+    @property
+    def tap(self) -> TapStream | None:
+        """The tap of this request, when somebody taps it."""
+        ...
+
+    tap_trailers: list[Header] | None
+
+    def tapped(self, request: bool, data: bytes) -> None: ...
 
 
 class Connector(Protocol):

@@ -242,3 +242,64 @@ def test_a_cut_response_is_reported_as_a_failure_and_the_client_cut_off() -> Non
     assert client.aborted == "upstream closed"
     stats = client.stack.runtime.metrics.route("outbound", AUTH, "[DEFAULT]", True, NS, "books")
     assert {k: v.count for k, v in stats.responses.items()} == {(200, None, True): 1}
+
+
+class RecordingTap:
+    """A tap hub that records what the pipeline tells it."""
+
+    def __init__(self, active: bool = True) -> None:
+        self.active = active
+        self.events: list[tuple[object, ...]] = []
+
+    def begin(self, direction: str, src: str, dst: str, src_identity: str | None, dst_identity: str | None,
+              tls: bool, method: str, authority: str, path: str, route: str,
+              headers: list[tuple[bytes, bytes]]) -> RecordingTap:  # fmt: skip
+        self.events.append(("begin", direction, src, dst, dst_identity, tls, method, authority, path, route))
+        return self
+
+    def response(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.events.append(("response", status))
+
+    def body(self, request: bool, data: bytes) -> None:
+        self.events.append(("body", request, data))
+
+    def end(self, grpc_status: int | None, failure: str | None, request_bytes: int, response_bytes: int,
+            trailers: list[tuple[bytes, bytes]] | None) -> None:  # fmt: skip
+        self.events.append(("end", grpc_status, failure, request_bytes, response_bytes))
+
+
+def tapped(wire: bytes, tap: RecordingTap) -> tuple[FakeClient, Exchange]:
+    runtime = make_runtime()
+    runtime.tap = tap
+    client = FakeClient(Stack(runtime, "outbound", False))
+    head, body = request(wire)
+    ex = Exchange(client, head)
+    ex.start()
+    for piece in body:
+        ex.on_body(piece)
+    ex.on_end(None)
+    return client, ex
+
+
+def test_a_tapped_request_reports_its_start_response_bodies_and_end_once() -> None:
+    tap = RecordingTap()
+    client, ex = tapped(b"POST /books/7 HTTP/1.1\r\nHost: books:7000\r\ncontent-length: 3\r\n\r\nabc", tap)
+    attach(ex).answer(OK)
+    begin, *rest = tap.events
+    assert begin[:2] == ("begin", "outbound") and begin[2] == "127.0.0.9:5555"
+    assert begin[4] in ("b1", "b2") and begin[5] is True
+    assert begin[6:] == ("POST", "books:7000", "/books/7", "[DEFAULT]")
+    assert rest == [("body", True, b"abc"), ("response", 200), ("body", False, b"ok"), ("end", None, None, 3, 2)]
+
+
+def test_a_failed_tapped_request_ends_with_the_proxys_reason() -> None:
+    tap = RecordingTap()
+    tapped(b"GET / HTTP/1.1\r\nHost: nowhere:80\r\n\r\n", tap)
+    assert tap.events[-1] == ("end", None, "unknown service", 0, 0)
+
+
+def test_nobody_tapping_costs_one_flag_read() -> None:
+    tap = RecordingTap(active=False)
+    client, ex = tapped(b"GET /books/8 HTTP/1.1\r\nHost: books:7000\r\n\r\n", tap)
+    attach(ex).answer(OK)
+    assert tap.events == [] and ex.plan is not None and ex.plan.tap is None

@@ -47,6 +47,12 @@ class Plan:
     def __init__(self) -> None:
         self.finished: list[tuple[int, int | None]] = []
 
+    tap = None  # nobody taps in these tests
+    tap_trailers: list[tuple[bytes, bytes]] | None = None
+
+    def tapped(self, request: bool, data: bytes) -> None:
+        raise AssertionError("an untapped request must not report body chunks")
+
     def repick(self, exc: BaseException | None = None) -> bool:
         return False
 

@@ -80,6 +80,12 @@ class FakePlan:
     abandoned: int = 0
     endpoints: list[Any] = field(default_factory=list)
 
+    tap = None  # nobody taps in these tests
+    tap_trailers: list[tuple[bytes, bytes]] | None = None
+
+    def tapped(self, request: bool, data: bytes) -> None:
+        raise AssertionError("an untapped request must not report body chunks")
+
     def repick(self, exc: BaseException | None = None) -> bool:
         return True
 
