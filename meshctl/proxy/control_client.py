@@ -1,18 +1,21 @@
 """The proxy's link to the control plane: its certificate (Identity.Certify) and the mesh (Discovery.Watch).
 
-Runs on two daemon threads with *sync* gRPC, so grpc never touches the proxy's event loop; callbacks are
-invoked on those threads (the proxy hops them onto its loop). The key is made here and never leaves the
-process. The certificate is renewed at 70 % of its lifetime (clamped to 10 s .. 24 h, as Linkerd does);
-failures are retried with jittered backoff from 0.5 s to 30 s while the last good certificate and
-snapshot stay in use. The control plane must present a certificate for its identity that chains to the
-trust anchors.
+Two tasks on the proxy's own event loop share one HTTP/2 connection (grpc_client.py): no grpcio and no
+`cryptography` in the long-running proxy (issuance.py makes each key and CSR in a child process and
+checks the issued certificate with an in-memory TLS handshake). Callbacks run on the loop. A fresh key
+is made for every certificate; the certificate is renewed at 70 % of its lifetime (clamped to
+10 s .. 24 h, as Linkerd does); failures are retried with jittered backoff from 0.5 s to 30 s while the
+last good certificate and snapshot stay in use. The control plane must present a certificate for its
+identity that chains to the trust anchors; a connection whose PINGs go unanswered is replaced.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
-import threading
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,14 +23,13 @@ from os import PathLike
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from google.protobuf.message import DecodeError
 
 from meshctl import __version__
-from meshctl.api import mesh_pb2, mesh_pb2_grpc
-from meshctl.pki.certinfo import verify_leaf
-from meshctl.pki.keys import CertificateError, make_csr, new_key, private_key_pem
+from meshctl.aio import spawn
+from meshctl.api import mesh_pb2
+from meshctl.proxy.grpc_client import GrpcConnection, GrpcError
+from meshctl.proxy.issuance import IssuanceError, der_to_pem, request_csr, verify_issued
 
 log = logging.getLogger("meshctl.proxy.control")
 
@@ -35,6 +37,11 @@ RENEW_AT = 0.7
 MIN_REFRESH = timedelta(seconds=10)
 MAX_REFRESH = timedelta(hours=24)
 CERTIFY_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
+KEEPALIVE_S = 10.0  # a PING this often on an open connection ...
+KEEPALIVE_TIMEOUT_S = 5.0  # ... answered within this, or the connection is replaced
+CERTIFY = "/meshctl.control.v1.Identity/Certify"
+WATCH = "/meshctl.control.v1.Discovery/Watch"
 
 _T = TypeVar("_T")
 
@@ -124,75 +131,82 @@ class ControlClient:
         self._on_certificate = on_certificate
         self._on_snapshot = on_snapshot
         self._backoff = (backoff_initial, backoff_max)
-        self._key = new_key()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
+        self._conn: GrpcConnection | None = None
+        self._connecting: asyncio.Future[GrpcConnection] | None = None
         self._anchors_pem = b""
-        self._watch: grpc.CallIterator[mesh_pb2.Snapshot] | None = None
-        self._threads: list[threading.Thread] = []
+        self._tasks: list[asyncio.Future[None]] = []
+        self._stopped = False
         self.certificate: IssuedCertificate | None = None
         self.snapshot: mesh_pb2.Snapshot | None = None
         self.connected = False  # a Watch stream is delivering
 
     def start(self) -> None:
-        for name, target in (
-            ("control-identity", self._identity_loop),
-            ("control-discovery", self._watch_loop),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Start both loops on the running event loop."""
+        self._tasks = [spawn(self._identity_loop(), name="control identity"),
+                       spawn(self._watch_loop(), name="control discovery")]  # fmt: skip
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Cancel the calls in flight and wait (bounded) for both threads to end."""
-        self._stop.set()
-        with self._lock:
-            if self._watch is not None:
-                self._watch.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
-            if self._channel is not None:
-                self._channel.close()
-                self._channel = None
-        for thread in self._threads:
-            thread.join(timeout)
+    async def stop(self) -> None:
+        """Cancel both loops and close the connection."""
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close("proxy stopping")
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.lost), 0.5)  # GOAWAY and close_notify, briefly
+            except TimeoutError:
+                conn.abort()  # a server that does not answer close_notify must not hold the proxy's exit
 
-    # --- channel ----------------------------------------------------------------------------------
+    # --- connection ---------------------------------------------------------------------------------
 
-    def _get_channel(self) -> grpc.Channel:
-        with self._lock:
-            if self._stop.is_set():
-                raise _Stopped
-            if self._channel is None:
-                self._anchors_pem = Path(self._config.trust_anchors).read_bytes()
-                identity = self._config.control.identity
-                options = [
-                    ("grpc.ssl_target_name_override", identity),  # verify the server as this identity
-                    ("grpc.default_authority", identity),
-                    ("grpc.keepalive_time_ms", 10_000),
-                    ("grpc.keepalive_timeout_ms", 5_000),
-                    ("grpc.keepalive_permit_without_calls", 1),
-                    ("grpc.http2.max_pings_without_data", 0),
-                    ("grpc.initial_reconnect_backoff_ms", int(self._backoff[0] * 1000)),
-                    ("grpc.min_reconnect_backoff_ms", int(self._backoff[0] * 1000)),
-                    ("grpc.max_reconnect_backoff_ms", int(self._backoff[1] * 1000)),
-                    ("grpc.enable_retries", 0),
-                ]
-                credentials = grpc.ssl_channel_credentials(root_certificates=self._anchors_pem)
-                self._channel = grpc.secure_channel(_target(self._config.control.address), credentials, options)
-            return self._channel
+    async def _connection(self) -> GrpcConnection:
+        """The shared connection, opened when there is none (one attempt at a time for both loops)."""
+        conn = self._conn
+        if conn is not None and not conn.closed.done():
+            return conn
+        if self._connecting is None:
+            self._connecting = spawn(self._connect(), name="control connect")
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    async def _connect(self) -> GrpcConnection:
+        self._anchors_pem = Path(self._config.trust_anchors).read_bytes()
+        identity = self._config.control.identity
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=self._anchors_pem.decode("ascii"))
+        ctx.set_alpn_protocols(["h2"])
+        host, _, port = _target(self._config.control.address).rpartition(":")
+        loop = asyncio.get_running_loop()
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: GrpcConnection(identity), host, int(port), ssl=ctx,
+                                   server_hostname=identity, ssl_handshake_timeout=CONNECT_TIMEOUT_S),
+            CONNECT_TIMEOUT_S,
+        )  # fmt: skip
+        self._conn = conn
+        spawn(self._keepalive(conn), name="control keepalive")
+        return conn
+
+    async def _keepalive(self, conn: GrpcConnection) -> None:
+        while not conn.closed.done():
+            await asyncio.wait({conn.closed}, timeout=KEEPALIVE_S)
+            if not conn.closed.done() and not await conn.ping(KEEPALIVE_TIMEOUT_S):
+                conn.close("the control plane stopped answering PINGs")
 
     # --- identity ---------------------------------------------------------------------------------
 
-    def _identity_loop(self) -> None:
+    async def _identity_loop(self) -> None:
         backoff = Backoff(*self._backoff)
-        while not self._stop.is_set():
+        while not self._stopped:
             try:
-                issued = self._certify()
-            except _Stopped:
-                return
-            except (grpc.RpcError, OSError, CertificateError, ValueError) as exc:
-                if self._stop.is_set():
-                    return
+                issued = await self._certify()
+            except (GrpcError, OSError, IssuanceError, ValueError, TimeoutError, DecodeError) as exc:
                 delay = backoff.next()
                 held = self.certificate
                 kept = (
@@ -212,33 +226,28 @@ class ControlClient:
                     delay,
                 )
                 _deliver(self._on_certificate, issued, "certificate")
-            self._stop.wait(delay)
+            await asyncio.sleep(delay)
 
-    def _certify(self) -> IssuedCertificate:
-        channel = self._get_channel()
+    async def _certify(self) -> IssuedCertificate:
         identity = self._config.identity
         token = Path(self._config.token_file).read_bytes().strip()
-        request = mesh_pb2.CertifyRequest(identity=identity, token=token, csr_der=make_csr(identity, self._key))
-        response = mesh_pb2_grpc.IdentityStub(channel).Certify(request, timeout=CERTIFY_TIMEOUT_S)
-        leaf = x509.load_der_x509_certificate(response.leaf_der)
-        intermediates = [x509.load_der_x509_certificate(der) for der in response.intermediates_der]
-        if leaf.public_key() != self._key.public_key():
-            raise CertificateError("the issued certificate is not for this proxy's key")
-        verify_leaf([leaf, *intermediates], x509.load_pem_x509_certificates(self._anchors_pem), identity)
-        chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, *intermediates))
+        key_pem, csr_der = await request_csr(identity)
+        conn = await self._connection()
+        request = mesh_pb2.CertifyRequest(identity=identity, token=token, csr_der=csr_der)
+        reply = await conn.call(CERTIFY, request.SerializeToString(), CERTIFY_TIMEOUT_S).unary()
+        response = mesh_pb2.CertifyResponse.FromString(reply)
+        chain = b"".join(der_to_pem(der) for der in (response.leaf_der, *response.intermediates_der))
+        not_after = verify_issued(chain, key_pem, self._anchors_pem, identity)
         return IssuedCertificate(
-            key_pem=private_key_pem(self._key),
-            cert_chain_pem=chain,
-            trust_anchors_pem=self._anchors_pem,
-            identity=identity,
-            not_after=leaf.not_valid_after_utc,
-        )
+            key_pem=key_pem, cert_chain_pem=chain, trust_anchors_pem=self._anchors_pem, identity=identity,
+            not_after=not_after,
+        )  # fmt: skip
 
     # --- discovery --------------------------------------------------------------------------------
 
-    def _watch_loop(self) -> None:
+    async def _watch_loop(self) -> None:
         backoff = Backoff(*self._backoff)
-        while not self._stop.is_set():
+        while not self._stopped:
             try:
                 request = mesh_pb2.WatchRequest(
                     proxy_id=self._config.pod,
@@ -247,31 +256,20 @@ class ControlClient:
                     proxy_version=__version__,
                     token=Path(self._config.token_file).read_bytes().strip(),  # read again: it may be rotated
                 )
-                call = self._open_watch(request)
-                for snapshot in call:
-                    self._received(snapshot)
+                conn = await self._connection()
+                call = conn.call(WATCH, request.SerializeToString())
+                while (message := await call.next()) is not None:
+                    self._received(mesh_pb2.Snapshot.FromString(message))
                     backoff.reset()
                 reason = "stream ended by the control plane"
-            except _Stopped:
-                return
-            except (grpc.RpcError, OSError, ValueError) as exc:  # ValueError: the channel was closed
-                if self._stop.is_set():
-                    return
+            except (GrpcError, OSError, ValueError, TimeoutError, DecodeError) as exc:
                 reason = _reason(exc)
             finally:
                 self.connected = False
             delay = backoff.next()
             state = f"keeping snapshot {self.snapshot.version}" if self.snapshot else "no snapshot yet"
             log.warning("discovery disconnected (%s); %s; reconnecting in %.1fs", reason, state, delay)
-            self._stop.wait(delay)
-
-    def _open_watch(self, request: mesh_pb2.WatchRequest) -> grpc.CallIterator[mesh_pb2.Snapshot]:
-        channel = self._get_channel()
-        with self._lock:  # so that stop() either sees this call to cancel it, or it is never made
-            if self._stop.is_set():
-                raise _Stopped
-            self._watch = mesh_pb2_grpc.DiscoveryStub(channel).Watch(request)
-            return self._watch
+            await asyncio.sleep(delay)
 
     def _received(self, snapshot: mesh_pb2.Snapshot) -> None:
         if not self.connected:
@@ -284,15 +282,13 @@ class ControlClient:
         _deliver(self._on_snapshot, snapshot, "snapshot")
 
 
-class _Stopped(Exception):
-    """The client was stopped while a call was being prepared."""
-
-
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, grpc.RpcError) and isinstance(exc, grpc.Call):
-        return f"{exc.code().name}: {exc.details()}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the control plane's certificate: {exc.verify_message}"
     if isinstance(exc, OSError):
         return f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+    if isinstance(exc, TimeoutError):
+        return "timed out"
     return str(exc)
 
 

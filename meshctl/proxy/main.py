@@ -13,7 +13,6 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from meshctl.aio import spawn
@@ -136,20 +135,14 @@ async def serve(config: ProxyConfig) -> int:
     admin = await start_admin_server(config.admin.listen.host, config.admin.listen.port, app)
     log.info("admin on %s", config.admin.listen)
 
-    def hop(callback: Callable[[Any], None]) -> Callable[[Any], None]:
-        def deliver(value: Any) -> None:
-            loop.call_soon_threadsafe(callback, value)
-
-        return deliver
-
-    client = ControlClient(config, on_certificate=hop(runtime.on_certificate), on_snapshot=hop(runtime.on_snapshot))
+    client = ControlClient(config, on_certificate=runtime.on_certificate, on_snapshot=runtime.on_snapshot)
     client.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: draining in-flight requests")
     await proxy.stop()
-    await loop.run_in_executor(None, client.stop)
+    await client.stop()
     await stop_admin_server(admin)
     if failure:
         raise failure[0]

@@ -8,17 +8,16 @@ with another identity fails the handshake.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import ssl
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from meshctl.proxy.issuance import load_chain
+
 if TYPE_CHECKING:
-    from meshctl.proxy.control_client import IssuedCertificate  # keeps grpc out of this module's imports
+    from meshctl.proxy.control_client import IssuedCertificate
 
 ALPN_SERVER = ["h2", "http/1.1"]
 
@@ -32,24 +31,12 @@ class TlsContexts:
     client_h2: ssl.SSLContext  # HTTP/2 to another proxy's inbound
 
 
-def _load_chain(ctx: ssl.SSLContext, cert: IssuedCertificate) -> None:
-    # The ssl module loads keys from files only: a private 0600 file that lives for one call.
-    fd, path = tempfile.mkstemp(prefix="meshctl-leaf-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(cert.cert_chain_pem.rstrip(b"\n") + b"\n" + cert.key_pem)
-        ctx.load_cert_chain(path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
 def _base(purpose: int, cert: IssuedCertificate) -> ssl.SSLContext:
     ctx = ssl.SSLContext(purpose)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cadata=cert.trust_anchors_pem.decode("ascii"))
-    _load_chain(ctx, cert)
+    load_chain(ctx, cert.cert_chain_pem, cert.key_pem)
     return ctx
 
 

@@ -1,15 +1,23 @@
-"""ControlClient against a real control plane process: certificate + snapshot, outage, reconnection."""
+"""ControlClient against a real control plane process: certificate + snapshot, outage, reconnection.
+
+The client runs on an event loop of its own thread, as it runs on the proxy's loop; the test thread
+waits on what the callbacks record.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+import uvloop
 from cryptography import x509
 
 from meshctl.api import mesh_pb2
@@ -19,6 +27,39 @@ from meshctl.proxy.control_client import ControlClient, IssuedCertificate
 from tests.integration.test_control_plane import BOOKS, PROFILE, ControlProcess, Home, make_home
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
+
+
+class LoopThread:
+    """A uvloop running in a thread; `run(coro)` executes there and returns its result."""
+
+    def __init__(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="proxy loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    running = LoopThread()
+    yield running
+    running.close()
+
+
+def started(loop: LoopThread, client: ControlClient) -> ControlClient:
+    async def start() -> None:
+        client.start()
+
+    loop.run(start())
+    return client
 
 
 @dataclass(frozen=True)
@@ -77,10 +118,9 @@ def control(home: Home) -> Iterator[ControlProcess]:
         process.stop(signal.SIGKILL)
 
 
-def test_client_gets_a_certificate_and_snapshots(home: Home, control: ControlProcess) -> None:
+def test_client_gets_a_certificate_and_snapshots(home: Home, control: ControlProcess, loop: LoopThread) -> None:
     received = Received()
-    client = ControlClient(_config(home), received.on_certificate, received.on_snapshot)
-    client.start()
+    client = started(loop, ControlClient(_config(home), received.on_certificate, received.on_snapshot))
     try:
         received.wait(lambda: bool(received.certificates and received.snapshots))
         issued = received.certificates[0]
@@ -95,15 +135,16 @@ def test_client_gets_a_certificate_and_snapshots(home: Home, control: ControlPro
         received.wait(lambda: len(received.snapshots) >= 2)
         assert [r.kind for r in received.snapshots[-1].resources] == ["ServiceProfile"]
     finally:
-        client.stop()
+        loop.run(client.stop())
 
 
-def test_client_keeps_state_while_the_control_plane_is_away_and_reconnects(home: Home, control: ControlProcess) -> None:
+def test_client_keeps_state_while_the_control_plane_is_away_and_reconnects(
+    home: Home, control: ControlProcess, loop: LoopThread
+) -> None:
     received = Received()
-    client = ControlClient(
+    client = started(loop, ControlClient(
         _config(home), received.on_certificate, received.on_snapshot, backoff_initial=0.2, backoff_max=1.0
-    )
-    client.start()
+    ))  # fmt: skip
     try:
         received.wait(lambda: bool(received.certificates and received.snapshots) and client.connected)
         certificate, snapshot = client.certificate, client.snapshot
@@ -124,27 +165,62 @@ def test_client_keeps_state_while_the_control_plane_is_away_and_reconnects(home:
         finally:
             restarted.stop()
     finally:
-        client.stop()
+        loop.run(client.stop())
 
 
-def test_client_refuses_a_server_with_another_identity(home: Home, control: ControlProcess) -> None:
+def test_client_refuses_a_server_with_another_identity(home: Home, control: ControlProcess, loop: LoopThread) -> None:
     received = Received()
-    client = ControlClient(
+    client = started(loop, ControlClient(
         _config(home, control_identity=BOOKS), received.on_certificate, received.on_snapshot, backoff_max=0.5
-    )
-    client.start()
+    ))  # fmt: skip
     time.sleep(2.0)
-    client.stop()
+    loop.run(client.stop())
     assert received.certificates == [] and received.snapshots == []
     assert "watch opened" not in control.output() and "certified" not in control.output()
 
 
-def test_stop_is_prompt_even_when_the_control_plane_is_unreachable(tmp_path: Path) -> None:
+def test_stop_is_prompt_even_when_the_control_plane_is_unreachable(tmp_path: Path, loop: LoopThread) -> None:
     home = make_home(tmp_path)  # nothing listens on its address
-    client = ControlClient(_config(home), lambda _: None, lambda _: None)
-    client.start()
+    client = started(loop, ControlClient(_config(home), lambda _: None, lambda _: None))
     time.sleep(0.3)
-    started = time.monotonic()
-    client.stop()
-    assert time.monotonic() - started < 2.5
+    begun = time.monotonic()
+    loop.run(client.stop())
+    assert time.monotonic() - begun < 2.5
     assert client.certificate is None and client.snapshot is None
+
+
+def test_a_silent_control_plane_is_noticed_by_keepalive(home: Home, control: ControlProcess, loop: LoopThread,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A control plane that stops answering (SIGSTOP: no RST, no FIN) is detected by unanswered PINGs."""
+    from meshctl.proxy import control_client
+
+    monkeypatch.setattr(control_client, "KEEPALIVE_S", 0.3)
+    monkeypatch.setattr(control_client, "KEEPALIVE_TIMEOUT_S", 0.3)
+    received = Received()
+    client = started(loop, ControlClient(_config(home), received.on_certificate, received.on_snapshot,
+                                         backoff_initial=0.2, backoff_max=0.5))  # fmt: skip
+    try:
+        received.wait(lambda: client.connected)
+        assert control.proc is not None
+        control.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.connected
+    finally:
+        assert control.proc is not None
+        control.proc.send_signal(signal.SIGCONT)
+        loop.run(client.stop())
+
+
+def test_the_proxy_process_carries_neither_grpcio_nor_cryptography() -> None:
+    """Both stay out of the long-running sidecar: together they cost ~25 MiB of RSS and idle threads."""
+    import subprocess
+
+    probe = (
+        "import sys, meshctl.proxy.main, meshctl.proxy.control_client, meshctl.proxy.h2.server, "
+        "meshctl.metrics.admin, meshctl.metrics.adminapp; "
+        "print(sorted(m for m in ('grpc', 'cryptography') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
