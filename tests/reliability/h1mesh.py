@@ -39,6 +39,7 @@ NS = "booksapp"
 BOOKS_ID = workload_identity("books", NS)
 WEB_ID = workload_identity("webapp", NS)
 INGRESS_ID = workload_identity("ingress", NS)
+AUTHORS_ID = workload_identity("authors", NS)
 AUTHORITY = f"books.{NS}.svc.cluster.local:7000"
 START_S = 10.0
 _CHUNK_SIZE = re.compile(rb"^[0-9a-fA-F]{1,8}$")
@@ -195,7 +196,11 @@ class H1Mesh:
         endpoint = mesh_pb2.Endpoint(address="127.0.0.1", port=self.ports["inbound"], identity=BOOKS_ID,
                                      pod="books-0", ready=True)  # fmt: skip
         service = mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="http", endpoints=[endpoint])
-        snapshot = mesh_pb2.Snapshot(version=1, services=[service])
+        # Discovery says the authors endpoint is authors, but books-0's inbound answers there.
+        impostor = mesh_pb2.Endpoint(address="127.0.0.1", port=self.ports["inbound"], identity=AUTHORS_ID,
+                                     pod="authors-0", ready=True)  # fmt: skip
+        authors = mesh_pb2.Service(name="authors", namespace=NS, port=7001, protocol="http", endpoints=[impostor])
+        snapshot = mesh_pb2.Snapshot(version=1, services=[service, authors])
         common: dict[str, Any] = {
             "namespace": NS, "control": {"address": "127.0.0.1:1", "identity": "unused"},
             "trust_anchors": "unused", "token_file": "unused",
