@@ -1,13 +1,14 @@
 """Endpoint readiness from the endpoint proxies themselves (local platform).
 
 Every endpoint whose config names a `probe` (its proxy's admin address) is probed with `GET /ready`
-about twice a second, all at once with a short timeout. A refused connection or any answer but 200 makes
-the endpoint not ready at the next snapshot: the proxy is gone, still starting, or draining after SIGTERM.
-A timeout counts only when it repeats, so one slow answer on a busy machine does not take an endpoint
-away. An endpoint that has never answered 200 is not ready: traffic goes only to proxies that serve.
+twice a second (ten times a second while one is not ready), all at once with a short timeout. A refused
+connection or any answer but 200 makes the endpoint not ready at the next snapshot: the proxy is gone,
+still starting, or draining after SIGTERM. A timeout counts only when it repeats, so one slow answer on
+a busy machine does not take an endpoint away. An endpoint that has never answered 200 is not ready:
+traffic goes only to proxies that serve.
 
-On Kubernetes the platform's own readiness (the EndpointSlice `ready` condition) is the source instead;
-endpoints without a probe keep the `ready` their config gives them.
+Where the platform knows readiness itself (Kubernetes: the EndpointSlice `ready` condition), endpoints
+come without a probe and keep the `ready` their config gives them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from meshctl.control.config import Address
 log = logging.getLogger("meshctl.control.readiness")
 
 INTERVAL_S = 0.5
+NOT_READY_INTERVAL_S = 0.1  # while an endpoint is not ready: a starting proxy is routed to at once
 TIMEOUT_S = 0.4
 TIMEOUTS_TO_FAIL = 2  # consecutive timeouts before a silent proxy counts as not ready
 MAX_CONCURRENT = 64
@@ -74,7 +76,8 @@ class ReadinessProber:
         while True:
             started = loop.time()
             await self.probe_all()
-            await asyncio.sleep(max(0.0, self._interval_s - (loop.time() - started)))
+            interval = self._interval_s if all(self.ready.values()) else min(self._interval_s, NOT_READY_INTERVAL_S)
+            await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
 
     async def probe_all(self) -> None:
         targets = sorted(set(self._targets()), key=str)

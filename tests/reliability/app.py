@@ -45,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     Handler.pod = args.pod
+    ThreadingHTTPServer.request_queue_size = 256  # the default backlog of 5 refuses bursts of connects
     server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True
     print("ready", flush=True)

@@ -132,6 +132,9 @@ class ProcMesh:
             self.spawn(f"{pod.name}/proxy", "meshctl.proxy", "--config", config)
         for pod in self.pods.values():
             wait_http_ok(pod.admin, "/ready", START_S, self.procs[f"{pod.name}/proxy"])
+        deadline = time.monotonic() + START_S  # and the client routes to every replica
+        while len(self.books_endpoints()) < self.books and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self
 
     def spawn(self, name: str, module: str, *args: str) -> None:
@@ -210,6 +213,10 @@ class LoadResult:
     failed: Counter[str] = field(default_factory=Counter)  # "502 <mesh-proxy-error>" → count
     lost: Counter[str] = field(default_factory=Counter)  # no response: "timeout", "reset", ...
     slowest_s: float = 0.0
+    outcomes: list[tuple[float, str]] = field(default_factory=list)  # (second it was due, "ok" or the failure)
+
+    def failures_after(self, second: float) -> list[str]:
+        return [outcome for due, outcome in self.outcomes if due >= second and outcome != "ok"]
 
     @property
     def answered(self) -> int:
@@ -262,8 +269,9 @@ def load(
                 actions.pop(0)[1]()
             time.sleep(max(0.0, due - time.monotonic()))
             futures.append(pool.submit(one, i))
-        for future in futures:
+        for i, future in enumerate(futures):
             kind, detail = future.result()
+            result.outcomes.append((i / rps, "ok" if kind == "ok" else f"{kind}: {detail}"))
             result.sent += 1
             if kind == "ok":
                 result.ok += 1
