@@ -189,6 +189,12 @@ class ControlPlane:
             "cert_lifetime_hours": config.cert_lifetime_hours,
             "snapshot_version": snapshot.version if snapshot else None,
             "services": [f"{s.name}.{s.namespace}:{s.port}" for s in snapshot.services] if snapshot else [],
+            "endpoints": {
+                f"{s.name}.{s.namespace}:{s.port}": [
+                    f"{e.address}:{e.port} {e.pod} {'ready' if e.ready else 'not ready'}" for e in s.endpoints
+                ]
+                for s in (snapshot.services if snapshot else [])
+            },
             "resources": [f"{r.kind.lower()}/{r.name}" for r in snapshot.resources] if snapshot else [],
             "invalid_files": {str(k): v for k, v in self.store.invalid_files.items()} if self.store else {},
             "watch_streams": self.metrics.watch_streams,

@@ -51,6 +51,8 @@ def test_a_killed_proxy_leaves_the_snapshot_and_comes_back_when_restarted(mesh: 
     took = endpoints_within(mesh, DROP_WITHIN_S, {"books-0"})
     assert took < DROP_WITHIN_S
     assert "endpoint proxy" in mesh.log("control") and "is not ready" in mesh.log("control")
+    status, dump = http_get(mesh.control_admin, "/config.json")
+    assert status == 200 and f"{mesh.pods['books-1'].inbound} books-1 not ready" in dump
 
     mesh.spawn("books-1/proxy", "meshctl.proxy", "--config", str(mesh.root / "proxies" / "books-1.json"))
     endpoints_within(mesh, 15.0, {"books-0", "books-1"})
