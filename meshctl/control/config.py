@@ -64,6 +64,7 @@ class EndpointConfig:
     identity: str
     ready: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
+    probe: Address | None = None  # the endpoint proxy's admin address: its /ready decides `ready` (local)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,20 +260,21 @@ def _endpoint(value: object, path: str, problems: list[Problem]) -> EndpointConf
     node = mapping(value, path, problems)
     if node is None:
         return None
-    known_keys(node, path, problems, ("address", "port", "pod", "identity", "ready", "labels"))
+    known_keys(node, path, problems, ("address", "port", "pod", "identity", "ready", "labels", "probe"))
     before = len(problems)
     address = string(node.get("address"), child(path, "address"), problems, "an IP address")
     port = integer(node.get("port"), child(path, "port"), problems, minimum=1, maximum=65535)
     pod = _label(node.get("pod"), child(path, "pod"), problems)
     identity = _identity(node.get("identity"), child(path, "identity"), problems)
     ready = boolean(node.get("ready", True), child(path, "ready"), problems)
+    probe = None if node.get("probe") is None else _address(node["probe"], child(path, "probe"), problems)
     labels_node = mapping(node.get("labels", {}), child(path, "labels"), problems, "an object of strings")
     labels = {k: v for k, v in (labels_node or {}).items() if isinstance(v, str)}
     if labels_node is not None and len(labels) != len(labels_node):
         problems.append(Problem(child(path, "labels"), "expected string values"))
     if len(problems) > before or address is None or port is None or pod is None or identity is None:
         return None
-    return EndpointConfig(address, port, pod, identity, ready is not False, labels)
+    return EndpointConfig(address, port, pod, identity, ready is not False, labels, probe)
 
 
 def _label(value: object, path: str, problems: list[Problem]) -> str | None:

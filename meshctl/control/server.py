@@ -27,6 +27,7 @@ from meshctl.control.discovery_service import DiscoveryService
 from meshctl.control.identity_service import IdentityService
 from meshctl.control.logs import get_log_level, set_log_level
 from meshctl.control.metrics import ControlMetrics
+from meshctl.control.readiness import ReadinessProber
 from meshctl.control.store import MeshStore
 from meshctl.errors import ConfigError, ConflictError
 from meshctl.identity import control_plane_identity
@@ -98,6 +99,7 @@ class ControlPlane:
         self._admin: asyncio.AbstractServer | None = None
         self._identity: ServerIdentity | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
         self.anchors: list[x509.Certificate] = []
         self.ready = False
 
@@ -115,7 +117,8 @@ class ControlPlane:
                 f"the control plane cannot certify itself: {exc}",
                 hint="issue a new issuer certificate (or remove the identity directory and run `meshctl up`)",
             ) from None
-        self.store = store = MeshStore(self._config_path, config)
+        prober = ReadinessProber(lambda: store.probes(), lambda: store.readiness_changed())
+        self.store = store = MeshStore(self._config_path, config, prober.is_ready)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         mesh_pb2_grpc.add_IdentityServicer_to_server(
             IdentityService(
@@ -149,6 +152,7 @@ class ControlPlane:
         )
         self._admin = await start_admin_server(config.admin.host, config.admin.port, app)
         self._poller = spawn(store.poll(), name="control-config-poller")
+        self._prober = spawn(prober.run(), name="control-readiness-prober")
         self.ready = True
         log.info(
             "control plane serving on %s (identity %s, certificate until %s), admin on %s",
@@ -163,8 +167,9 @@ class ControlPlane:
         self.ready = False
         if self.store is not None:
             self.store.close()
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in (self._poller, self._prober):
+            if task is not None:
+                task.cancel()
         if self._server is not None:
             await self._server.stop(grace)
         if self._admin is not None:
@@ -184,6 +189,12 @@ class ControlPlane:
             "cert_lifetime_hours": config.cert_lifetime_hours,
             "snapshot_version": snapshot.version if snapshot else None,
             "services": [f"{s.name}.{s.namespace}:{s.port}" for s in snapshot.services] if snapshot else [],
+            "endpoints": {
+                f"{s.name}.{s.namespace}:{s.port}": [
+                    f"{e.address}:{e.port} {e.pod} {'ready' if e.ready else 'not ready'}" for e in s.endpoints
+                ]
+                for s in (snapshot.services if snapshot else [])
+            },
             "resources": [f"{r.kind.lower()}/{r.name}" for r in snapshot.resources] if snapshot else [],
             "invalid_files": {str(k): v for k, v in self.store.invalid_files.items()} if self.store else {},
             "watch_streams": self.metrics.watch_streams,

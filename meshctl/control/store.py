@@ -15,11 +15,12 @@ import errno
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meshctl.api import mesh_pb2
-from meshctl.control.config import ControlConfig, control_config_from_bytes
+from meshctl.control.config import Address, ControlConfig, EndpointConfig, control_config_from_bytes
 from meshctl.errors import ConfigError
 from meshctl.resources import MeshResource, ResourceError, parse_text, resource_files
 from meshctl.resources.loader import MAX_FILE_BYTES
@@ -62,8 +63,12 @@ class _FileState:
 
 
 class MeshStore:
-    def __init__(self, config_path: Path | None, config: ControlConfig) -> None:
+    def __init__(
+        self, config_path: Path | None, config: ControlConfig, probed_ready: Callable[[Address], bool] | None = None
+    ) -> None:
+        """`probed_ready(probe)` says whether an endpoint with a readiness probe is ready (see readiness.py)."""
         self.config = config
+        self._probed_ready = probed_ready
         self._config_file = None if config_path is None else _WatchedFile(config_path)
         self._files: dict[Path, _FileState] = {}
         self._content = b""
@@ -88,6 +93,18 @@ class MeshStore:
             return False
         self._dirty = False
         return self._rebuild()
+
+    def readiness_changed(self) -> None:
+        """An endpoint proxy became ready or stopped being ready: publish a new snapshot."""
+        self._rebuild()
+
+    def probes(self) -> list[Address]:
+        return [e.probe for s in self.config.services for e in s.endpoints if e.probe is not None]
+
+    def _ready(self, endpoint: EndpointConfig) -> bool:
+        if endpoint.probe is None or self._probed_ready is None:
+            return endpoint.ready
+        return endpoint.ready and self._probed_ready(endpoint.probe)
 
     @property
     def invalid_files(self) -> dict[Path, str]:
@@ -185,7 +202,7 @@ class MeshStore:
                     port=e.port,
                     identity=e.identity,
                     pod=e.pod,
-                    ready=e.ready,
+                    ready=self._ready(e),
                     labels=dict(e.labels),
                 )
                 for e in service.endpoints

@@ -10,7 +10,11 @@ and the control plane is restarted to use it.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +26,15 @@ from meshctl.health.registry import CheckContext, Failed, Warned
 from meshctl.health.runner import Report
 
 if TYPE_CHECKING:
-    from meshctl.platform.local.state import ComponentRecord, Layout
+    from meshctl.platform.local.state import ComponentRecord, Layout, ProcessRecord
     from meshctl.platform.local.up import Launcher
 
 STOP_GRACE_S = 10.0
+SERVE_WAIT_S = 20.0  # a restarted process must listen within this
+SETTLE_S = 0.5
+# The address (in the component's record) a restarted process must listen on, by role.
+SERVES_ON = {"control": "admin", "proxy": "admin", "prometheus": "web", "app": "app"}
+_running: list[subprocess.Popen[bytes]] = []
 REISSUE_CODES = ("MC4005", "MC4007", "MC4008", "MC4009")
 # What a restart answers: the failure itself and the failures that follow from it.
 CONTROL_CODES = ("MC2001", "MC2002", "MC3004", "MC5001", "MC5002", "MC5003", "MC5004", "MC6004", "MC7001")
@@ -85,11 +94,58 @@ def restart(layout: Layout, pod: str, role: str, *, canonical: bool) -> str:
         component.processes.remove(old)
         launcher = Launcher(layout, record, _Notes(), sys.executable)
         argv = _canonical_argv(launcher, layout, component, role) if canonical else old.argv
-        _, new = launcher.start(component, role, argv or old.argv, Path(old.log).name.removesuffix(".log"))
+        child, new = launcher.start(component, role, argv or old.argv, Path(old.log).name.removesuffix(".log"))
         component.processes.remove(new)
         component.processes.insert(index, new)  # keep the order `up` recorded
         state.write_record(layout, record)
-        return f"{pod}: {role} restarted (pid {new.pid}, log {new.log})"
+        _running.append(child)  # it outlives this command, as `up`'s do: not a leaked child
+        where = _confirm_serving(child, new, component.addresses.get(SERVES_ON.get(role, "")))
+        return f"{pod}: {role} restarted (pid {new.pid}{where}, log {new.log})"
+
+
+def _confirm_serving(child: subprocess.Popen[bytes], process: ProcessRecord, address: str | None) -> str:
+    """A restart counts once the new process itself listens on its address and is still alive a moment
+    later; a re-check could read another process's port or a state from before the restart."""
+    from meshctl.platform.local.processes import log_tail
+
+    deadline = time.monotonic() + SERVE_WAIT_S
+    listening = address is None
+    while child.poll() is None and not listening and time.monotonic() < deadline:
+        listening = listens(child.pid, address or "")
+        if not listening:
+            time.sleep(0.1)
+    if child.poll() is None:
+        time.sleep(SETTLE_S)  # a process that binds and then fails exits within this
+    if child.poll() is not None:
+        last = (log_tail(process.log) or "").strip().splitlines()
+        raise MeshError(
+            f"{process.role} exited with code {child.returncode} right after the restart"
+            + (f": {last[-1].strip()}" if last else ""),
+            hint=f"see its log: {process.log}",
+        )
+    if not listening:
+        raise MeshError(
+            f"{process.role} (pid {child.pid}) does not listen on {address} {SERVE_WAIT_S:g}s after the restart",
+            hint=f"see {process.log}",
+        )
+    return f", listening on {address}" if address else ""
+
+
+def listens(pid: int, address: str) -> bool:
+    """True when process `pid` holds the listening TCP socket of `address` ("127.0.0.1:8086")."""
+    host, _, port = address.rpartition(":")
+    try:
+        local = f"{socket.inet_aton(host)[::-1].hex().upper()}:{int(port):04X}"
+        inodes = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == local and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+        if not inodes:
+            return False
+        return any(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except (OSError, ValueError):
+        return False
 
 
 def _canonical_argv(launcher: Launcher, layout: Layout, component: ComponentRecord, role: str) -> list[str] | None:
@@ -178,8 +234,11 @@ def apply_plan(plan: Plan, on_step: Callable[[Remediation, str], None]) -> list[
     for remediation in plan.remediations:
         try:
             done = remediation.apply()
-        except (MeshError, OSError) as exc:
-            done = f"failed: {exc.message if isinstance(exc, MeshError) else exc}"
+        except MeshError as exc:
+            done = f"failed: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
+            errors.append(f"{remediation.summary}: {done}")
+        except OSError as exc:
+            done = f"failed: {exc}"
             errors.append(f"{remediation.summary}: {done}")
         on_step(remediation, done)
     return errors

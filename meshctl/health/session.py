@@ -122,13 +122,17 @@ class Session:
             text_out.write(f"  {outcome}\n")
             text_out.flush()
 
-        apply_plan(plan, done)
+        failures = apply_plan(plan, done)
         text_out.write(
             f"\nChecking again (waiting up to {max(self.request.wait_s, RECHECK_WAIT_S):g}s for recovery)\n\n"
         )
         text_out.flush()
         final, _ = self.check(max(self.request.wait_s, RECHECK_WAIT_S))
         self._emit(final, _plan_json(plan, dry_run=False, results=results))
+        if failures:  # a fix that did not take is a failure, whatever a re-check reads
+            noun = "remediation" if len(failures) == 1 else "remediations"
+            self.stderr.write(f"--fix: {len(failures)} {noun} failed: {'; '.join(failures)}\n")
+            return 1
         return 0 if final.success else 1
 
 

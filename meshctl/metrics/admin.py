@@ -3,8 +3,12 @@
 Requests are answered synchronously from the parser callbacks (the routes only read in-memory state),
 so there is no task per request. The server is built to face careless and hostile clients alike:
 malformed requests get 400, heads over 16 KiB 431, bodies over 4 KiB 413, a request must arrive
-within 10 s of its first byte and an idle keep-alive connection lives 10 s; a client that stops
-reading stops being read and is cut off at the deadline.
+within 10 s of its first byte and a connection that sends nothing (before its first request or between
+two) lives 2 s; a client that stops reading stops being read and is cut off at the deadline.
+
+Connections are limited per peer address, so one client holding idle sockets cannot starve the kubelet,
+Prometheus or the control plane's readiness probe: a peer gets at most 8, and when the server is full a
+newcomer takes the place of the longest idle connection of the peer that holds the most.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ _SLICE = 512  # bytes fed to the parser at a time; the precision of the head lim
 class AdminLimits:
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 4 * 1024
-    deadline_s: float = 10.0  # per request from its first byte, and per idle keep-alive period
-    max_connections: int = 64
+    deadline_s: float = 10.0  # per request from its first byte
+    idle_s: float = 2.0  # a connection with no request in progress (capped by deadline_s)
+    max_connections: int = 128
+    max_per_peer: int = 8  # connections from one address; the rest of the room stays for others
 
 
 class _ServerState:
@@ -52,7 +58,40 @@ class _ServerState:
         self.app = app
         self.limits = limits
         self.connections: set[_AdminConnection] = set()
+        self.per_peer: dict[str | None, int] = {}
         self.stopping = False
+
+    def admit(self, connection: _AdminConnection) -> str | None:
+        """Register a new connection, or say why it is refused."""
+        peer = connection.peer_host
+        if self.stopping:
+            return "the admin endpoint is stopping"
+        if self.per_peer.get(peer, 0) >= self.limits.max_per_peer:
+            return f"too many admin connections from {peer}"
+        if len(self.connections) >= self.limits.max_connections:
+            victim = self._idle_of_busiest_peer(peer)
+            if victim is None:
+                return "too many admin connections"
+            victim.close_if_idle()
+        self.connections.add(connection)
+        self.per_peer[peer] = self.per_peer.get(peer, 0) + 1
+        return None
+
+    def release(self, connection: _AdminConnection) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            left = self.per_peer.get(connection.peer_host, 1) - 1
+            if left > 0:
+                self.per_peer[connection.peer_host] = left
+            else:
+                self.per_peer.pop(connection.peer_host, None)
+
+    def _idle_of_busiest_peer(self, newcomer: str | None) -> _AdminConnection | None:
+        busiest = max(self.per_peer, key=lambda peer: self.per_peer[peer], default=None)
+        if busiest is None or busiest == newcomer:
+            return None
+        idle = [c for c in self.connections if c.peer_host == busiest and c.idle]
+        return min(idle, key=lambda c: c.idle_since, default=None)  # the one idle the longest
 
 
 _STATES: weakref.WeakKeyDictionary[asyncio.AbstractServer, _ServerState] = weakref.WeakKeyDictionary()
@@ -115,7 +154,8 @@ class _AdminConnection(asyncio.Protocol):
         self._limits = state.limits
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._peer_host: str | None = None
+        self.peer_host: str | None = None
+        self.idle_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._in_request = False
@@ -135,15 +175,19 @@ class _AdminConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self._peer_host = peer[0] if isinstance(peer, tuple) and peer else None
-        if len(self._state.connections) >= self._limits.max_connections or self._state.stopping:
-            self._fail(503, "too many admin connections")
+        self.peer_host = peer[0] if isinstance(peer, tuple) and peer else None
+        refusal = self._state.admit(self)
+        if refusal is not None:
+            self._fail(503, refusal)
             return
-        self._state.connections.add(self)
-        self._arm()
+        self._arm(idle=True)
+
+    @property
+    def idle(self) -> bool:
+        return not self._in_request and not self._closing
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._state.connections.discard(self)
+        self._state.release(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -226,14 +270,14 @@ class _AdminConnection(asyncio.Protocol):
         parser = self._parser
         method = parser.get_method().decode("ascii")
         keep_alive = parser.should_keep_alive() and not parser.should_upgrade() and not self._state.stopping
-        request = AdminRequest(method, self._url.decode("latin-1"), bytes(self._body), self._peer_host)
+        request = AdminRequest(method, self._url.decode("latin-1"), bytes(self._body), self.peer_host)
         response = self._state.app.handle(request)
         self._write(
             response, keep_alive, head_only=method == "HEAD", http10=parser.get_http_version() == "1.0"
         )
         self._in_request = False
         if keep_alive:
-            self._arm()
+            self._arm(idle=True)
         else:
             self._close()
 
@@ -259,7 +303,7 @@ class _AdminConnection(asyncio.Protocol):
 
     def _fail(self, status: int, reason: str) -> None:
         """Answer a request that cannot be served and close the connection."""
-        log.debug("admin: %s from %s: %s", status, self._peer_host, reason)
+        log.debug("admin: %s from %s: %s", status, self.peer_host, reason)
         self._write(AdminResponse(status, reason.encode() + b"\n"), False, head_only=False, http10=False)
         self._close()
 
@@ -269,11 +313,14 @@ class _AdminConnection(asyncio.Protocol):
             self._transport.close()
             self._arm()  # a peer that never reads what is left gets cut off at the deadline
 
-    def _arm(self) -> None:
+    def _arm(self, *, idle: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._limits.deadline_s, self._on_deadline)
+        limits, loop = self._limits, asyncio.get_running_loop()
+        if idle:
+            self.idle_since = loop.time()
+        delay = min(limits.idle_s, limits.deadline_s) if idle else limits.deadline_s
+        self._timer = loop.call_later(delay, self._on_deadline)
 
     def _on_deadline(self) -> None:
         self._timer = None

@@ -127,7 +127,7 @@ async def serve(config: ProxyConfig) -> int:
     runtime.when_certificate(on_first_certificate)
     app = AdminApp(
         metrics=runtime.metrics,
-        ready=lambda: runtime.ready,
+        ready=lambda: runtime.ready and not proxy.stopping,  # draining: discovery drops this endpoint
         get_log_level=get_log_level,
         set_log_level=set_log_level,
         config_dump=runtime.config_dump,
@@ -137,8 +137,13 @@ async def serve(config: ProxyConfig) -> int:
 
     client = ControlClient(config, on_certificate=runtime.on_certificate, on_snapshot=runtime.on_snapshot)
     client.start()
+
+    def on_signal() -> None:
+        proxy.stopping = True  # /ready answers 503 from now on, while in-flight requests drain
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await stop.wait()
     log.info("shutting down: draining in-flight requests")
     await proxy.stop()

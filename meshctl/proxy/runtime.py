@@ -107,6 +107,8 @@ class ProxyRuntime:
             "config": self.config.to_json(),
             "snapshot_version": self.snapshot_version,
             "services": sorted(d.authority for d in self.router.destinations),
+            # the endpoints requests go to (the ready ones), as "address:port pod"
+            "endpoints": {d.authority: [f"{e} {e.pod}" for e in d.endpoints] for d in self.router.destinations},
             "local_service": self.local.authority if self.local else None,
             "certificate": None if tls is None else {"identity": tls.identity, "not_after": tls.not_after.isoformat()},
             "ready": self.ready,

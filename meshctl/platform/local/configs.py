@@ -77,6 +77,7 @@ def control_config(layout: Layout, topology: Topology, tokens: dict[str, dict[st
                 "pod": pod.pod,
                 "identity": pod.identity,
                 "labels": {"deployment": pod.deployment},
+                "probe": pod.admin,  # the control plane publishes the endpoint only while its proxy is ready
             }
         )
     return {

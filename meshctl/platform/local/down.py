@@ -33,6 +33,7 @@ class DownResult:
 
 def down(layout: Layout, *, grace_s: float = GRACE_S) -> DownResult:
     t0 = time.monotonic()
+    state.check_home(layout.home, writing=True)
     if not layout.home.is_dir():
         return DownResult(False, 0, [], 0.0)
     with state.exclusive(layout, "down"):

@@ -11,12 +11,13 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshctl.errors import ConfigError, ConflictError
+from meshctl.errors import ConfigError, ConflictError, UsageError
 
 STATE_VERSION = 1
 
@@ -81,7 +82,7 @@ class Layout:
         return self.logs / f"{name}.log"
 
     def create(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_home(self.home)
         for directory in (self.config, self.proxies, self.logs, self.prometheus, self.prometheus_data):
             directory.mkdir(parents=True, exist_ok=True)
         for private in (self.identity, self.tokens):
@@ -153,11 +154,54 @@ def parse_record(text: str) -> MeshRecord:
 
 
 def read_record(layout: Layout) -> MeshRecord | None:
+    check_home(layout.home, writing=False)
     try:
         text = layout.mesh_json.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise _bad_home(layout.home, f"cannot read {layout.mesh_json}: {exc.strerror or exc}") from None
     return parse_record(text)
+
+
+_HOME_HINT = "point MESHCTL_HOME (or --home) at a directory of your own, e.g. ~/.meshctl"
+
+
+def _bad_home(home: Path, problem: str, hint: str = _HOME_HINT) -> UsageError:
+    return UsageError(f"the state directory {home} cannot be used: {problem}", hint=hint)
+
+
+def check_home(home: Path, *, writing: bool) -> None:
+    """Refuse, with one line and a hint, a state directory that is a file, a dangling symlink, another
+    user's or (when `writing`) not writable. A directory that does not exist yet is fine."""
+    try:
+        st = home.stat()
+    except FileNotFoundError:
+        if home.is_symlink():
+            raise _bad_home(home, f"it is a symlink to {os.readlink(home)}, which does not exist",
+                            hint=f"create the target directory, or remove the symlink {home}") from None  # fmt: skip
+        return
+    except NotADirectoryError:
+        parent = next((p for p in home.parents if p.exists() and not p.is_dir()), home.parent)
+        raise _bad_home(home, f"{parent} is a file, not a directory") from None
+    except OSError as exc:  # e.g. a parent without search permission
+        raise _bad_home(home, exc.strerror or str(exc)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise _bad_home(home, "it is a file, not a directory",
+                        hint=f"remove or rename the file, or {_HOME_HINT}")  # fmt: skip
+    if st.st_uid != os.geteuid():
+        raise _bad_home(home, f"it belongs to another user (uid {st.st_uid})", hint=_HOME_HINT)
+    if not os.access(home, os.R_OK | os.X_OK | (os.W_OK if writing else 0)):
+        raise _bad_home(home, "permission denied", hint=f"make it yours and writable: `chmod u+rwx {home}`")
+
+
+def make_home(home: Path) -> None:
+    """Create the state directory (and its parents) or say in one line why it cannot be."""
+    check_home(home, writing=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _bad_home(home, f"cannot create it: {exc.strerror or exc}") from None
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -182,7 +226,7 @@ def remove_record(layout: Layout) -> None:
 @contextlib.contextmanager
 def exclusive(layout: Layout, action: str) -> Iterator[None]:
     """Only one `up` or `down` at a time per state directory."""
-    layout.home.mkdir(parents=True, exist_ok=True)
+    make_home(layout.home)
     fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
