@@ -10,6 +10,7 @@ from typer._click.exceptions import ClickException  # typer vendors click since 
 
 from meshctl import __version__
 from meshctl.cli.context import CliContext, OutputFormat, PlatformName, default_home
+from meshctl.cli.style import Palette, Tone
 from meshctl.errors import ExitCode, MeshError
 
 app = typer.Typer(
@@ -94,11 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(message: str, hint: str | None) -> None:
-    tty = sys.stderr.isatty()
-    red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
-    sys.stderr.write(f"{red}Error:{reset} {message}\n")
+    paint = Palette.for_stream(sys.stderr)
+    sys.stderr.write(f"{paint(Tone.BAD, 'Error:')} {message}\n")
     if hint:
-        sys.stderr.write(f"{dim}hint:{reset} {hint}\n")
+        sys.stderr.write(f"{paint(Tone.DIM, 'hint:')} {hint}\n")
 
 
 def run() -> None:

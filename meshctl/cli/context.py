@@ -20,6 +20,7 @@ class OutputFormat(StrEnum):
     TABLE = "table"
     WIDE = "wide"
     JSON = "json"
+    YAML = "yaml"
     SHORT = "short"
 
 
@@ -63,6 +64,17 @@ class CliContext:
 def _console(stream: TextIO) -> Console:
     from rich.console import Console
 
-    # Colour and markup only on a terminal; NO_COLOR is honoured by rich itself.
-    tty = stream.isatty()
-    return Console(file=stream, force_terminal=None if tty else False, highlight=False, soft_wrap=not tty)
+    from meshctl.cli import style
+
+    # One decision for rich and for our own renderers: meshctl.cli.style's.
+    color = style.color_enabled(stream)
+    tty = style.can_redraw(stream)
+    return Console(
+        file=stream,
+        force_terminal=tty or color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=style.width(stream),
+        highlight=False,
+        soft_wrap=not tty,
+    )

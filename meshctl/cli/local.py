@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.style import Palette, Tone, color_enabled
 from meshctl.errors import ExitCode, MeshError, UsageError
 
 if TYPE_CHECKING:
@@ -31,11 +32,10 @@ class StreamReporter:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
+        self.paint = Palette.for_stream(stream)
 
     def step(self, message: str) -> None:
-        mark = "\x1b[32m✓\x1b[0m" if self.tty else "✓"
-        self.stream.write(f"  {mark} {message}\n")
+        self.stream.write(f"  {self.paint(Tone.GOOD, '✓')} {message}\n")
         self.stream.flush()
 
     def note(self, message: str) -> None:
@@ -95,15 +95,15 @@ def render_table(status: MeshStatus, wide: bool = False, color: bool = False) ->
         for c in status.components
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    paint = Palette(color)
     lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
     if status.extra.get("state") == "starting":
         lines[0] += " — still starting"
     lines.append("")
     for row in [header, *rows]:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        if color and row is not header:
-            code = "32" if row[3] == "running" else "31"
-            cells[3] = f"\x1b[{code}m{cells[3]}\x1b[0m"
+        if row is not header:
+            cells[3] = paint(Tone.GOOD if row[3] == "running" else Tone.BAD, cells[3])
         lines.append("   ".join([*cells, row[-1]]).rstrip())
     lines.append("")
     running = sum(1 for c in status.components if c.running)
@@ -268,7 +268,7 @@ def register(app: typer.Typer) -> None:
         if fmt is OutputFormat.JSON:
             cli.stdout.write(json.dumps(status_json(status), indent=2) + "\n")
         else:
-            cli.stdout.write(render_table(status, wide=fmt is OutputFormat.WIDE, color=cli.stdout.isatty()))
+            cli.stdout.write(render_table(status, wide=fmt is OutputFormat.WIDE, color=color_enabled(cli.stdout)))
         if not status.all_running:
             down = [c.pod for c in status.components if not c.running]
             raise MeshError(

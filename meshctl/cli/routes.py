@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Per-route golden signals of a workload (inbound), or of its calls to a service (--to)."""
-        from meshctl.observe import render, runner
+        from meshctl.cli import sources, style, tables
+        from meshctl.cli import watch as live
         from meshctl.observe.profiles import profile_routes
         from meshctl.observe.routes import collect_routes
         from meshctl.observe.scopes import route_view
@@ -45,13 +46,13 @@ def register(app: typer.Typer) -> None:
         ns = namespace or cli.namespace or "default"
         parsed = parse_target(target, ns)
         to_target = parse_target(to, to_namespace or ns, default_kind=Kind.SERVICE) if to else None
-        url = runner.prometheus_url(cli, prometheus_url)
-        proxies = runner.platform_proxies(cli, explicit_url=prometheus_url is not None)
+        url = sources.prometheus_url(cli, prometheus_url)
+        proxies = sources.platform_proxies(cli, explicit_url=prometheus_url is not None)
         view = route_view(parsed, to_target, proxies)
-        config = runner.profile_config_dir(cli) if proxies is not None else None
-        client, window_s = runner.open_client(cli, url, window)
+        config = sources.profile_config_dir(cli) if proxies is not None else None
+        client, window_s = sources.open_client(cli, url, window)
 
-        def produce() -> runner.Frame:
+        def produce() -> live.Frame:
             profiles = profile_routes(config) if config is not None else None
             report = collect_routes(
                 client,
@@ -62,13 +63,13 @@ def register(app: typer.Typer) -> None:
                 to=str(to_target) if to_target else None,
                 profiles=profiles,
             )
-            notes = render.routes_notes(report)
+            notes = tables.routes_notes(report)
             if fmt is OutputFormat.JSON:
-                return runner.Frame("", render.routes_json(report), notes)
-            color = cli.stdout.isatty()
-            return runner.Frame(render.routes_table(report, wide=fmt is OutputFormat.WIDE, color=color), None, notes)
+                return live.Frame("", tables.routes_json(report), notes)
+            color = style.color_enabled(cli.stdout)
+            return live.Frame(tables.routes_table(report, wide=fmt is OutputFormat.WIDE, color=color), None, notes)
 
         try:
-            runner.show(cli, produce, watch=watch, interval=interval)
+            live.show(cli, produce, watch=watch, interval=interval)
         finally:
             client.close()

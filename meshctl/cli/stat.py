@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         """Success rate, RPS, latency percentiles, in-flight requests and TCP connections per workload."""
         from dataclasses import replace
 
-        from meshctl.observe import render, runner
+        from meshctl.cli import sources, style, tables
+        from meshctl.cli import watch as live
         from meshctl.observe.scopes import workload_view
         from meshctl.observe.stat import collect_stat
         from meshctl.targets import Kind, parse_target
@@ -45,25 +46,25 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"-A lists every {parsed.kind.value}; {target} names one", hint="drop -A")
             if parsed.kind is Kind.NAMESPACE:
                 all_namespaces = False  # `ns` already means every namespace
-        url = runner.prometheus_url(cli, prometheus_url)
-        proxies = runner.platform_proxies(cli, explicit_url=prometheus_url is not None)
+        url = sources.prometheus_url(cli, prometheus_url)
+        proxies = sources.platform_proxies(cli, explicit_url=prometheus_url is not None)
         scoped = parsed
         if all_namespaces:
             # Every namespace: the platform's proxies of every namespace, grouped by namespace and name.
             scoped = replace(parsed, namespace="")
         view = workload_view(scoped, proxies)
-        client, window_s = runner.open_client(cli, url, window)
+        client, window_s = sources.open_client(cli, url, window)
         kind = parsed.kind.value
         report_namespace = None if all_namespaces or parsed.kind is Kind.NAMESPACE else parsed.namespace
 
-        def produce() -> runner.Frame:
+        def produce() -> live.Frame:
             report = collect_stat(client, view, window_s, kind=kind, namespace=report_namespace)
-            notes = render.stat_notes(report)
+            notes = tables.stat_notes(report)
             if fmt is OutputFormat.JSON:
-                return runner.Frame("", render.stat_json(report), notes)
-            return runner.Frame(render.stat_table(report, color=cli.stdout.isatty()), None, notes)
+                return live.Frame("", tables.stat_json(report), notes)
+            return live.Frame(tables.stat_table(report, color=style.color_enabled(cli.stdout)), None, notes)
 
         try:
-            runner.show(cli, produce, watch=watch, interval=interval)
+            live.show(cli, produce, watch=watch, interval=interval)
         finally:
             client.close()

@@ -1,4 +1,4 @@
-"""What `routes` and `stat` report: frozen values, rendered by meshctl.observe.render."""
+"""What `routes` and `stat` report: frozen values, rendered by meshctl.cli.tables."""
 
 from __future__ import annotations
 

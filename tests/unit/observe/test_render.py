@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from meshctl.observe.models import RoutesReport, StatReport
-from meshctl.observe.render import (
+from meshctl.cli.tables import (
     routes_json,
     routes_notes,
     routes_table,
@@ -13,6 +12,7 @@ from meshctl.observe.render import (
     stat_notes,
     stat_table,
 )
+from meshctl.observe.models import RoutesReport, StatReport
 from tests.unit.observe.conftest import golden
 
 

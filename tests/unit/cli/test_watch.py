@@ -6,9 +6,9 @@ import io
 
 import pytest
 
+from meshctl.cli import sources, watch
 from meshctl.cli.context import CliContext
 from meshctl.errors import UsageError
-from meshctl.observe import runner
 
 
 def _cli(debug: bool = False) -> tuple[CliContext, io.StringIO, io.StringIO]:
@@ -18,29 +18,29 @@ def _cli(debug: bool = False) -> tuple[CliContext, io.StringIO, io.StringIO]:
 
 def test_one_table_frame_and_its_notes() -> None:
     cli, out, err = _cli()
-    runner.show(cli, lambda: runner.Frame("A   B\n", None, ["a note"]), watch=False, interval="2s")
+    watch.show(cli, lambda: watch.Frame("A   B\n", None, ["a note"]), watch=False, interval="2s")
     assert out.getvalue() == "A   B\n" and err.getvalue() == "a note\n"
 
 
 def test_one_json_frame_is_indented() -> None:
     cli, out, _ = _cli()
-    runner.show(cli, lambda: runner.Frame("", {"rps": 1.5}, []), watch=False, interval="2s")
+    watch.show(cli, lambda: watch.Frame("", {"rps": 1.5}, []), watch=False, interval="2s")
     assert out.getvalue() == '{\n  "rps": 1.5\n}\n'
 
 
 def test_watch_off_a_terminal_prints_whole_frames_until_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
     cli, out, _ = _cli()
     sleeps: list[float] = []
-    monkeypatch.setattr("meshctl.observe.runner.time.sleep", sleeps.append)
+    monkeypatch.setattr("meshctl.cli.watch.time.sleep", sleeps.append)
     frames = iter([{"n": 1}, {"n": 2}])
 
-    def produce() -> runner.Frame:
+    def produce() -> watch.Frame:
         document = next(frames, None)
         if document is None:
             raise KeyboardInterrupt
-        return runner.Frame("", document, [])
+        return watch.Frame("", document, [])
 
-    runner.show(cli, produce, watch=True, interval="3s")
+    watch.show(cli, produce, watch=True, interval="3s")
     assert out.getvalue() == '{"n":1}\n{"n":2}\n'  # one JSON document per line
     assert sleeps == [3.0, 3.0]
 
@@ -48,11 +48,11 @@ def test_watch_off_a_terminal_prints_whole_frames_until_interrupted(monkeypatch:
 def test_watch_interval_is_checked() -> None:
     cli, _, _ = _cli()
     with pytest.raises(UsageError):
-        runner.show(cli, lambda: runner.Frame("", None, []), watch=True, interval="0s")
+        watch.show(cli, lambda: watch.Frame("", None, []), watch=True, interval="0s")
 
 
 def test_prometheus_url_flag_must_be_http() -> None:
     cli, _, _ = _cli()
-    assert runner.prometheus_url(cli, "http://127.0.0.1:9090/") == "http://127.0.0.1:9090"
+    assert sources.prometheus_url(cli, "http://127.0.0.1:9090/") == "http://127.0.0.1:9090"
     with pytest.raises(UsageError):
-        runner.prometheus_url(cli, "127.0.0.1:9090")
+        sources.prometheus_url(cli, "127.0.0.1:9090")

@@ -1,7 +1,7 @@
 """Renderers of RoutesReport and StatReport: aligned tables (table, wide) and JSON documents.
 
-Pure functions of a report: no I/O, no rich, no clock, so golden files pin their bytes. Colour (ANSI) is
-added only when the caller says the output is a terminal. JSON numbers are numbers; no traffic is null.
+Pure functions of a report: no I/O, no rich, no clock, so golden files pin their bytes. Colour comes from
+the one palette (meshctl.cli.style), only when the caller says so. JSON numbers are numbers; no traffic is null.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from meshctl.cli.style import Palette, Tone
 from meshctl.observe.models import Counts, Latency, RouteRow, RoutesReport, StatReport, WorkloadRow
 
 NO_VALUE = "-"
@@ -17,7 +18,6 @@ NOT_IN_PROFILE = "*"  # marks a route seen in the window that the current Servic
 # Success-rate thresholds of the colours: green from GOOD, yellow from FAIR, red below.
 GOOD = 0.99
 FAIR = 0.95
-_GREEN, _YELLOW, _RED, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[0m"
 
 
 # --- cells ------------------------------------------------------------------------------------------
@@ -40,11 +40,10 @@ def latency_cell(value: float | None) -> str:
     return f"{value:.1f}ms" if value < 10 else f"{value:.0f}ms"
 
 
-def _colour(cell: str, rate: float | None) -> str:
+def _colour(paint: Palette, cell: str, rate: float | None) -> str:
     if rate is None:
         return cell
-    code = _GREEN if rate >= GOOD else _YELLOW if rate >= FAIR else _RED
-    return f"{code}{cell}{_RESET}"
+    return paint(Tone.GOOD if rate >= GOOD else Tone.WARN if rate >= FAIR else Tone.BAD, cell)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int, rates: Sequence[dict[int, float | None]],
@@ -54,13 +53,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int, rate
     `rates[i]` maps the column indexes of row i to colour by success rate (only when `color`).
     """
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    paint = Palette(color)
     lines = []
     for index, row in enumerate([header, *rows]):
         cells = []
         for column, cell in enumerate(row):
             padded = cell.ljust(widths[column]) if column < left else cell.rjust(widths[column])
-            if color and index > 0 and column in rates[index - 1]:
-                padded = _colour(padded, rates[index - 1][column])
+            if index > 0 and column in rates[index - 1]:
+                padded = _colour(paint, padded, rates[index - 1][column])
             cells.append(padded)
         lines.append("   ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
