@@ -40,7 +40,9 @@ class CliContext:
     platform_name: PlatformName = PlatformName.LOCAL
     namespace: str | None = None
     kube_context: str | None = None
-    output: OutputFormat = OutputFormat.TABLE
+    output: OutputFormat = OutputFormat.TABLE  # settled per command by meshctl.cli.flags.resolve_output
+    output_flag: str | None = None  # -o as given before the sub-command, if it was
+    kubeconfig: Path | None = None
     debug: bool = False
     home: Path = field(default_factory=default_home)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)

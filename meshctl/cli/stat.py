@@ -7,20 +7,32 @@ from __future__ import annotations
 
 import typer
 
+from meshctl.cli.completers import namespace_names, targets
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.examples import examples
 from meshctl.cli.routes import URL_HELP, WINDOW_HELP
 from meshctl.errors import UsageError
 
+STAT_EXAMPLES = examples(
+    ("Golden signals of every deployment of booksapp", "meshctl stat deploy -n booksapp"),
+    ("One deployment's pods", "meshctl stat pod -n booksapp"),
+    ("Every workload of every namespace", "meshctl stat deploy -A"),
+    ("One row per namespace, as JSON", "meshctl stat ns -o json"),
+)
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("stat")
+    @app.command("stat", epilog=STAT_EXAMPLES)
     def stat_command(
         ctx: typer.Context,
-        target: str = typer.Argument(..., help="deploy, deploy/NAME, pod, pod/NAME, ns or ns/NAME."),
-        namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace of the target."),
+        target: str = typer.Argument(
+            ..., help="deploy, deploy/NAME, pod, pod/NAME, ns or ns/NAME.", autocompletion=targets
+        ),
+        namespace: str | None = typer.Option(
+            None, "-n", "--namespace", metavar="NAME", help="Namespace of the target.", autocompletion=namespace_names
+        ),
         all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Workloads of every namespace."),
         window: str = typer.Option("1m", "--window", "-w", help=WINDOW_HELP),
-        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table or json."),
         watch: bool = typer.Option(False, "--watch", help="Refresh in place until Ctrl-C."),
         interval: str = typer.Option("2s", "--interval", help="With --watch: time between refreshes."),
         prometheus_url: str | None = typer.Option(
@@ -37,9 +49,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.targets import Kind, parse_target
 
         cli: CliContext = ctx.obj
-        fmt = output or cli.output
-        if fmt is OutputFormat.SHORT:
-            raise UsageError("stat prints table or json", hint="use -o table or -o json")
+        fmt = cli.output
         parsed = parse_target(target, namespace or cli.namespace or "default")
         if all_namespaces:
             if parsed.name is not None:
@@ -60,11 +70,11 @@ def register(app: typer.Typer) -> None:
         def produce() -> live.Frame:
             report = collect_stat(client, view, window_s, kind=kind, namespace=report_namespace)
             notes = tables.stat_notes(report)
-            if fmt is OutputFormat.JSON:
+            if fmt in (OutputFormat.JSON, OutputFormat.YAML):
                 return live.Frame("", tables.stat_json(report), notes)
             return live.Frame(tables.stat_table(report, color=style.color_enabled(cli.stdout)), None, notes)
 
         try:
-            live.show(cli, produce, watch=watch, interval=interval)
+            live.show(cli, produce, watch=watch, interval=interval, output=fmt)
         finally:
             client.close()

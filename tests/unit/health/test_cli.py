@@ -12,6 +12,7 @@ import typer
 
 from meshctl.cli import check
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.flags import accept_global_flags
 from meshctl.errors import MeshError, UsageError
 
 
@@ -28,11 +29,13 @@ def invoke(home: Path, *args: str, output: OutputFormat = OutputFormat.TABLE) ->
 
     @app.callback()
     def root(ctx: typer.Context) -> None:
-        ctx.obj = CliContext(home=home, output=output, stdout=stdout, stderr=io.StringIO())
+        ctx.obj = CliContext(home=home, output_flag=output.value, stdout=stdout, stderr=io.StringIO())
 
     check.register(app)
+    command = typer.main.get_command(app)
+    accept_global_flags(command)  # -o and the other global flags, as meshctl's own entry point adds them
     try:
-        app(args=list(args), prog_name="meshctl", standalone_mode=False)
+        command.main(args=list(args), prog_name="meshctl", standalone_mode=False)
     except MeshError as exc:
         return Done(int(exc.exit_code), stdout.getvalue(), exc)
     return Done(0, stdout.getvalue(), None)
