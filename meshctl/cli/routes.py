@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         proxies = sources.platform_proxies(cli, explicit_url=prometheus_url is not None)
         view = route_view(parsed, to_target, proxies)
         config = sources.profile_config_dir(cli) if proxies is not None else None
-        client, window_s = sources.open_client(cli, url, window)
+        client, window_s, interval_s = sources.open_client(cli, url, window)
 
         def produce() -> live.Frame:
             profiles = profile_routes(config) if config is not None else None
@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
                 namespace=parsed.namespace,
                 to=str(to_target) if to_target else None,
                 profiles=profiles,
+                scrape_interval_s=interval_s,
             )
             notes = tables.routes_notes(report)
             if fmt in (OutputFormat.JSON, OutputFormat.YAML):

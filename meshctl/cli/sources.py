@@ -50,13 +50,15 @@ def profile_config_dir(cli: CliContext) -> Any:
     return platform.layout.config if isinstance(platform, LocalPlatform) else None
 
 
-def open_client(cli: CliContext, url: str, window: str) -> tuple[PrometheusClient, int]:
-    """A client whose queries --debug lists on stderr, and the window checked against the scrape interval."""
+def open_client(cli: CliContext, url: str, window: str) -> tuple[PrometheusClient, int, float | None]:
+    """A client whose queries --debug lists on stderr, the window checked against the scrape interval, and
+    that interval (None when Prometheus does not say)."""
 
     def show(record: QueryRecord) -> None:
         cli.stderr.write(f"# {record.kind} {record.seconds * 1000:.1f} ms, {record.series} series: {record.expr}\n")
 
     window_s = parse_window(window)
     client = PrometheusClient(url, on_query=show if cli.debug else None)
-    check_window(window_s, client.scrape_interval_s())
-    return client, window_s
+    interval_s = client.scrape_interval_s()
+    check_window(window_s, interval_s)
+    return client, window_s, interval_s

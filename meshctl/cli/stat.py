@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
             # Every namespace: the platform's proxies of every namespace, grouped by namespace and name.
             scoped = replace(parsed, namespace="")
         view = workload_view(scoped, proxies)
-        client, window_s = sources.open_client(cli, url, window)
+        client, window_s, _ = sources.open_client(cli, url, window)
         kind = parsed.kind.value
         report_namespace = None if all_namespaces or parsed.kind is Kind.NAMESPACE else parsed.namespace
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshctl.cli.style import Palette, Tone
-from meshctl.observe.models import Counts, Latency, RouteRow, RoutesReport, StatReport, WorkloadRow
+from meshctl.observe.models import DEFAULT_ROUTE, Counts, Latency, RouteRow, RoutesReport, StatReport, WorkloadRow
+from meshctl.observe.window import format_duration
 
 NO_VALUE = "-"
 NOT_IN_PROFILE = "*"  # marks a route seen in the window that the current ServiceProfile no longer names
@@ -28,7 +29,7 @@ def success_cell(counts: Counts) -> str:
     return NO_VALUE if rate is None else f"{rate * 100:.2f}%"
 
 
-def rps_cell(counts: Counts, window_s: int) -> str:
+def rps_cell(counts: Counts, window_s: float) -> str:
     return NO_VALUE if counts.total <= 0 else f"{counts.rps(window_s):.2f}rps"
 
 
@@ -91,7 +92,7 @@ def routes_table(report: RoutesReport, *, wide: bool = False, color: bool = Fals
     rows: list[list[str]] = []
     rates: list[dict[int, float | None]] = []
     for route in report.rows:
-        window = report.window_s
+        window = report.span_s  # the window, or the part of it that holds data
         cells = [_route_name(route), _service_name(route, report.namespace)]
         cells += [success_cell(route.effective), rps_cell(route.effective, window)]
         colours: dict[int, float | None] = {2: route.effective.success_rate}
@@ -105,8 +106,8 @@ def routes_table(report: RoutesReport, *, wide: bool = False, color: bool = Fals
 
 
 def routes_notes(report: RoutesReport) -> list[str]:
-    """What the table cannot say: for stderr."""
-    notes = []
+    """What the table cannot say, for stderr: a reason for every empty or odd row."""
+    notes = _coverage_notes(report)
     if any(not row.in_profile for row in report.rows):
         notes.append(f"{NOT_IN_PROFILE} a route with traffic in the window that the service's profile no longer names")
     for service in report.unprofiled:
@@ -114,8 +115,42 @@ def routes_notes(report: RoutesReport) -> list[str]:
             f"{service} has no ServiceProfile, so all its requests are [DEFAULT]; "
             "write one with `meshctl profile --open-api SPEC` and `meshctl apply -f`"
         )
-    if report.rows and not any(row.has_traffic for row in report.rows):
-        notes.append(f"no requests in the last {report.window_s}s (a longer --window may show some)")
+    profiled = {row.service for row in report.rows} - {s.partition(".")[0] for s in report.unprofiled}
+    for row in report.rows:
+        if row.route == DEFAULT_ROUTE and row.has_traffic and row.service in profiled:
+            notes.append(f"[DEFAULT] of {row.service}: requests that matched no route of its ServiceProfile")
+        if row.has_traffic and row.latency.p50 is None:
+            notes.append(f"{row.route} of {row.service}: responses without a latency in the window, so latency is -")
+    idle = [row for row in report.rows if not row.has_traffic]
+    if report.rows and len(idle) == len(report.rows):
+        notes.append(f"no requests in the last {format_duration(report.span_s)} (a longer --window may show some)")
+    elif idle:
+        names = ", ".join(f"{row.route} ({row.service})" for row in idle)
+        notes.append(f"{NO_VALUE} no requests in the window for {names}: the profile names the route, nobody called it")
+    return notes
+
+
+def _coverage_notes(report: RoutesReport) -> list[str]:
+    coverage = report.coverage
+    if coverage is None:
+        return []
+    notes = []
+    if coverage.covered_s is not None and coverage.covered_s < report.window_s:
+        covered = format_duration(coverage.covered_s)
+        notes.append(
+            f"window covers {covered} of data, not {format_duration(report.window_s)}: Prometheus has scraped "
+            f"these proxies for {covered} only; rates are per second of those {covered}"
+        )
+    for pod in coverage.unscraped:
+        notes.append(
+            f"{pod}: Prometheus has no scrape target for its proxy yet, so its requests are missing here "
+            "(it picks up new proxies within seconds; `meshctl check --proxy` says if it does not)"
+        )
+    for pod in coverage.failing:
+        notes.append(
+            f"{pod}: Prometheus' last scrape of its proxy failed, so its latest requests are missing here "
+            "(`meshctl check --proxy` says why)"
+        )
     return notes
 
 
@@ -123,7 +158,7 @@ def _number(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _counts_json(counts: Counts, window_s: int) -> dict[str, Any]:
+def _counts_json(counts: Counts, window_s: float) -> dict[str, Any]:
     return {
         "requests": round(counts.total),
         "success_rate": _number(counts.success_rate, 6),
@@ -142,19 +177,23 @@ def routes_json(report: RoutesReport) -> dict[str, Any]:
         "direction": report.direction,
         "to": report.to,
         "window_s": report.window_s,
+        "covered_s": None if report.coverage is None else _number(report.coverage.covered_s, 3),
+        "rate_span_s": report.span_s,
         "routes": [
             {
                 "route": row.route,
                 "service": row.service,
                 "namespace": row.namespace,
                 "in_profile": row.in_profile,
-                **_counts_json(row.effective, report.window_s),
+                **_counts_json(row.effective, report.span_s),
                 "latency_ms": _latency_json(row.latency),
-                "actual": None if row.actual is None else _counts_json(row.actual, report.window_s),
+                "actual": None if row.actual is None else _counts_json(row.actual, report.span_s),
             }
             for row in report.rows
         ],
         "unprofiled": list(report.unprofiled),
+        "unscraped": [] if report.coverage is None else list(report.coverage.unscraped),
+        "failing_scrapes": [] if report.coverage is None else list(report.coverage.failing),
     }
 
 
