@@ -65,8 +65,9 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def can_redraw(stream: TextIO) -> bool:
-    """Whether output may move the cursor to redraw in place (a real, capable terminal)."""
-    return is_terminal(stream) and os.environ.get("TERM") != "dumb"
+    """Whether output may move the cursor to redraw in place: a capable terminal, and no NO_COLOR (whoever
+    sets it reads or records the terminal as plain text, where cursor escapes are noise too)."""
+    return is_terminal(stream) and os.environ.get("TERM") != "dumb" and not _set("NO_COLOR")
 
 
 def width(stream: TextIO) -> int:

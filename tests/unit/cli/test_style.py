@@ -58,6 +58,9 @@ def test_dumb_terminal_is_never_redrawn(monkeypatch: pytest.MonkeyPatch, termina
     monkeypatch.setenv("TERM", "dumb")
     assert not style.can_redraw(terminal)
     assert not style.can_redraw(io.StringIO())
+    monkeypatch.delenv("TERM")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not style.can_redraw(terminal)  # no cursor escapes either
 
 
 def test_width_of_pipes_is_fixed_and_columns_wins(monkeypatch: pytest.MonkeyPatch) -> None:
