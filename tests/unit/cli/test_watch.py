@@ -7,7 +7,7 @@ import io
 import pytest
 
 from meshctl.cli import sources, watch
-from meshctl.cli.context import CliContext
+from meshctl.cli.context import CliContext, OutputFormat
 from meshctl.errors import UsageError
 
 
@@ -56,3 +56,24 @@ def test_prometheus_url_flag_must_be_http() -> None:
     assert sources.prometheus_url(cli, "http://127.0.0.1:9090/") == "http://127.0.0.1:9090"
     with pytest.raises(UsageError):
         sources.prometheus_url(cli, "127.0.0.1:9090")
+
+
+def test_watch_off_a_terminal_streams_yaml_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    cli, out, _ = _cli()
+    monkeypatch.setattr("meshctl.cli.watch.time.sleep", lambda _: None)
+    frames = iter([{"n": 1}, {"n": 2}])
+
+    def produce() -> watch.Frame:
+        document = next(frames, None)
+        if document is None:
+            raise KeyboardInterrupt
+        return watch.Frame("", document, [])
+
+    watch.show(cli, produce, watch=True, interval="2s", output=OutputFormat.YAML)
+    assert out.getvalue() == "---\nn: 1\n---\nn: 2\n"  # a stream of YAML documents
+
+
+def test_one_yaml_frame() -> None:
+    cli, out, _ = _cli()
+    watch.show(cli, lambda: watch.Frame("", {"rps": 1.5}, []), watch=False, interval="2s", output=OutputFormat.YAML)
+    assert out.getvalue() == "rps: 1.5\n"
