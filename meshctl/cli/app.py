@@ -19,6 +19,11 @@ from meshctl.cli.style import Palette, Tone
 from meshctl.errors import ExitCode, MeshError
 
 COMPLETE_VAR = "_MESHCTL_COMPLETE"  # set by the scripts in completions/ when the shell asks for words
+ROOT_EXAMPLES = examples(
+    ("Start the demo mesh, then see every component", "meshctl up && meshctl status"),
+    ("Global flags go before or after the sub-command, as with kubectl", "meshctl check --context prod -o json"),
+    ("Tab completion for this bash", "source <(meshctl completion bash)"),
+)
 
 app = typer.Typer(
     name="meshctl",
@@ -27,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    epilog=ROOT_EXAMPLES,
 )
 
 
@@ -51,10 +57,6 @@ def _global_options(
         None, "--home", envvar="MESHCTL_HOME", help="State directory of the local mesh [default: ~/.meshctl]."
     ),
 ) -> None:
-    """Run, check, measure, watch and debug the mesh — locally or on Kubernetes.
-
-    Global flags go before or after the sub-command: `meshctl check --context prod -o json`.
-    """
     ctx.obj = CliContext(
         platform_name=platform,
         namespace=namespace,
