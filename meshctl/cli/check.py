@@ -149,9 +149,15 @@ def register(app: typer.Typer) -> None:
 
 
 def _write_yaml(cli: CliContext, json_text: str) -> None:
+    """Each JSON document the engine wrote, as YAML (`---` between them when there are several)."""
     import json
 
     from meshctl.cli.watch import document_text
 
-    if json_text.strip():
-        cli.stdout.write(document_text(json.loads(json_text), OutputFormat.YAML))
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while json_text[at:].strip():
+        document, end = decoder.raw_decode(json_text, len(json_text) - len(json_text[at:].lstrip()))
+        documents.append(document)
+        at = end
+    for index, document in enumerate(documents):
+        cli.stdout.write(("---\n" if index else "") + document_text(document, OutputFormat.YAML))
