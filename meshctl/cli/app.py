@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import typer
+from typer._click import Command
 from typer._click.exceptions import ClickException  # typer vendors click since 0.26; pinned <0.29
 
 from meshctl import __version__
+from meshctl.cli.completers import namespace_names
 from meshctl.cli.context import CliContext, OutputFormat, PlatformName, default_home
+from meshctl.cli.examples import examples
+from meshctl.cli.flags import accept_global_flags, set_kubeconfig
+from meshctl.cli.style import Palette, Tone
 from meshctl.errors import ExitCode, MeshError
+
+COMPLETE_VAR = "_MESHCTL_COMPLETE"  # set by the scripts in completions/ when the shell asks for words
+ROOT_EXAMPLES = examples(
+    ("Start the demo mesh, then see every component", "meshctl up && meshctl status"),
+    ("Global flags go before or after the sub-command, as with kubectl", "meshctl check --context prod -o json"),
+    ("Tab completion for this bash", "source <(meshctl completion bash)"),
+)
 
 app = typer.Typer(
     name="meshctl",
@@ -19,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    epilog=ROOT_EXAMPLES,
 )
 
 
@@ -28,9 +42,16 @@ def _global_options(
     platform: PlatformName = typer.Option(
         PlatformName.LOCAL, "--platform", envvar="MESHCTL_PLATFORM", help="Where the mesh runs."
     ),
-    namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace of the targets."),
-    context: str | None = typer.Option(None, "--context", help="Kubernetes context (kubernetes platform)."),
-    output: OutputFormat = typer.Option(OutputFormat.TABLE, "-o", "--output", help="Output format."),
+    namespace: str | None = typer.Option(
+        None, "-n", "--namespace", metavar="NAME", help="Namespace of the targets.", autocompletion=namespace_names
+    ),
+    context: str | None = typer.Option(None, "--context", metavar="NAME", help="Kubernetes context."),
+    kubeconfig: str | None = typer.Option(
+        None, "--kubeconfig", metavar="FILE", help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
+    ),
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="FORMAT", help="table, wide, short, json or yaml: each command says which."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
     home: Path = typer.Option(
         None, "--home", envvar="MESHCTL_HOME", help="State directory of the local mesh [default: ~/.meshctl]."
@@ -40,37 +61,58 @@ def _global_options(
         platform_name=platform,
         namespace=namespace,
         kube_context=context,
-        output=output,
+        output_flag=output,
         debug=debug,
         home=home.expanduser() if home else default_home(),
     )
+    if kubeconfig:
+        set_kubeconfig(ctx.obj, kubeconfig)
 
 
-@app.command("version")
+VERSION_EXAMPLES = examples(("The CLI's version, for a script", "meshctl version -o json"))
+
+
+@app.command("version", epilog=VERSION_EXAMPLES)
 def _version(ctx: typer.Context) -> None:
     """Print the CLI version."""
     cli: CliContext = ctx.obj
-    if cli.output is OutputFormat.JSON:
-        cli.stdout.write(f'{{"client": "{__version__}"}}\n')
+    if cli.output in (OutputFormat.JSON, OutputFormat.YAML):
+        from meshctl.cli.watch import document_text
+
+        cli.stdout.write(document_text({"client": __version__}, cli.output))
     else:
         cli.stdout.write(f"meshctl {__version__}\n")
 
 
-def _register_commands() -> None:
-    # Each command module imports its heavy dependencies inside the command body, so that
-    # `meshctl --help` stays fast.
-    from meshctl.cli import commands
+_registered = False
 
-    commands.register(app)
+
+def build_command() -> Command:
+    """The click command tree: every sub-command registered, the global flags accepted after each."""
+    global _registered
+    if not _registered:
+        # Each command module imports its heavy dependencies inside the command body, so that
+        # `meshctl --help` stays fast.
+        from meshctl.cli import commands
+
+        commands.register(app)
+        _registered = True
+    command = typer.main.get_command(app)
+    accept_global_flags(command)
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure leaves here as one message, a hint and an exit code."""
-    _register_commands()
+    command = build_command()
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if COMPLETE_VAR in os.environ:
+        from typer._completion_classes import completion_init
+
+        completion_init()  # typer's bash/zsh/fish classes answer the scripts in completions/
     try:
-        code = app(args=args, prog_name="meshctl", standalone_mode=False)
+        code = command.main(args=args, prog_name="meshctl", complete_var=COMPLETE_VAR, standalone_mode=False)
     except MeshError as exc:
         if debug:
             raise
@@ -94,11 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(message: str, hint: str | None) -> None:
-    tty = sys.stderr.isatty()
-    red, dim, reset = ("\x1b[31m", "\x1b[2m", "\x1b[0m") if tty else ("", "", "")
-    sys.stderr.write(f"{red}Error:{reset} {message}\n")
+    paint = Palette.for_stream(sys.stderr)
+    sys.stderr.write(f"{paint(Tone.BAD, 'Error:')} {message}\n")
     if hint:
-        sys.stderr.write(f"{dim}hint:{reset} {hint}\n")
+        sys.stderr.write(f"{paint(Tone.DIM, 'hint:')} {hint}\n")
 
 
 def run() -> None:

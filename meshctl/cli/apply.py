@@ -7,7 +7,6 @@ running control plane picks up within a second.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import typer
 
 from meshctl.cli.context import CliContext, OutputFormat, PlatformName
+from meshctl.cli.examples import examples
 from meshctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def write(changes: list[Change]) -> None:
 
 
 def render(changes: list[Change], output: OutputFormat, dry_run: bool) -> str:
-    if output is OutputFormat.JSON:
+    if output in (OutputFormat.JSON, OutputFormat.YAML):
         items = [
             {
                 "resource": change.resource.ref,
@@ -119,13 +119,21 @@ def render(changes: list[Change], output: OutputFormat, dry_run: bool) -> str:
             }
             for change in changes
         ]
-        return json.dumps({"items": items, "dryRun": dry_run}, indent=2) + "\n"
+        from meshctl.cli.watch import document_text
+
+        return document_text({"items": items, "dryRun": dry_run}, output)
     suffix = " (dry run)" if dry_run else ""
     return "".join(f"{change.resource.ref} {change.action}{suffix}\n" for change in changes)
 
 
+APPLY_EXAMPLES = examples(
+    ("Store a ServiceProfile; the proxies receive it live", "meshctl apply -f books-profile.yaml"),
+    ("Every resource of a directory, checked but not stored", "meshctl apply -f profiles/ --dry-run"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("apply")
+    @app.command("apply", epilog=APPLY_EXAMPLES)
     def apply_command(
         ctx: typer.Context,
         filenames: list[str] = typer.Option(
@@ -134,7 +142,6 @@ def register(app: typer.Typer) -> None:
             "--filename",
             help="File, directory (its .yaml/.yml/.json files) or - for stdin; repeatable.",
         ),
-        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table or json."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would change; write nothing."),
     ) -> None:
         """Create or update mesh resources (ServiceProfile ...) from YAML, like `kubectl apply -f`."""
@@ -147,4 +154,4 @@ def register(app: typer.Typer) -> None:
         changes = plan(collect(filenames, sys.stdin.read), cli.home / "config")
         if not dry_run:
             write(changes)
-        cli.stdout.write(render(changes, output or cli.output, dry_run))
+        cli.stdout.write(render(changes, cli.output, dry_run))

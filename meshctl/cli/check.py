@@ -6,11 +6,14 @@ Everything heavy (the catalogue, cryptography, the platform) is imported inside 
 
 from __future__ import annotations
 
+import io
 import re
 
 import typer
 
+from meshctl.cli.completers import check_codes
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.examples import examples
 from meshctl.errors import ExitCode, MeshError, UsageError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -43,10 +46,25 @@ def checks_failed(codes: list[str]) -> MeshError:
     )
 
 
+CHECK_EXAMPLES = examples(
+    ("Is the mesh healthy, data plane included?", "meshctl check --proxy"),
+    ("One namespace's proxies, retrying failures for a minute", "meshctl check --proxy -n booksapp --wait 1m"),
+    ("Can the mesh be installed here?", "meshctl check --pre"),
+    ("Only the problems", "meshctl check -o short"),
+    ("Every check as JSON, for a script", "meshctl check -o json"),
+    ("Repair what failed on the local mesh, then check again", "meshctl check --fix --yes"),
+)
+EXPLAIN_EXAMPLES = examples(
+    ("Every check code", "meshctl check explain"),
+    ("What MC4007 verifies, why it fails and how to fix it", "meshctl check explain MC4007"),
+)
+
+
 def register(app: typer.Typer) -> None:
     check_app = typer.Typer(
         name="check",
         help="Check the health of the mesh, category by category (exit 1 when a check fails).",
+        epilog=CHECK_EXAMPLES,
         invoke_without_command=True,
         no_args_is_help=False,
         add_completion=False,
@@ -58,9 +76,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         pre: bool = typer.Option(False, "--pre", help="Check that the mesh can be installed here."),
         proxy: bool = typer.Option(False, "--proxy", help="Also check the data plane (every proxy, or -n's)."),
-        namespace: str | None = typer.Option(None, "-n", "--namespace", help="With --proxy: only this namespace."),
+        namespace: str | None = typer.Option(
+            None, "-n", "--namespace", metavar="NAME", help="With --proxy: only this namespace."
+        ),
+        all_namespaces: bool = typer.Option(
+            False, "-A", "--all-namespaces", help="With --proxy: the proxies of every namespace (the default)."
+        ),
         wait: str = typer.Option("0s", "--wait", metavar="DURATION", help="Retry failing checks this long (5m)."),
-        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table, short or json."),
         fix: bool = typer.Option(False, "--fix", help="Propose remediations of failures (local platform)."),
         yes: bool = typer.Option(False, "--yes", "-y", help="With --fix: apply them, then check again."),
         subnet: str | None = typer.Option(
@@ -79,38 +101,63 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--yes applies the remediations of --fix", hint="use `meshctl check --fix --yes`")
         if fix and (pre or cli.platform_name.value != "local"):
             raise UsageError("--fix repairs a running local mesh", hint="drop --fix (or --pre / --platform)")
-        fmt = output or cli.output
+        fmt = cli.output
+        if all_namespaces and (namespace or cli.namespace):
+            raise UsageError("-A checks every namespace; -n names one", hint="drop -A or -n")
         options = CheckOptions(
             platform=cli.platform_name.value,
             home=cli.home,
             kube_context=cli.kube_context,
-            namespace=namespace or cli.namespace,
+            namespace=None if all_namespaces else namespace or cli.namespace,
             subnet=subnet,
             modes=modes_for(pre, proxy),
             cli_version=__version__,
         )
+        yaml_out = fmt is OutputFormat.YAML
         request = CheckRequest(
             options=options,
-            output="table" if fmt in (OutputFormat.TABLE, OutputFormat.WIDE) else fmt.value,
+            output="json" if yaml_out else fmt.value,
             wait_s=parse_duration(wait),
             fix=fix,
             yes=yes,
         )
-        session = Session(request, lambda: cli.platform, cli.stdout, cli.stderr)
-        if session.run():
+        # YAML is the JSON document re-encoded: the engine renders JSON, the CLI the rest.
+        buffer = io.StringIO()
+        session = Session(request, lambda: cli.platform, buffer if yaml_out else cli.stdout, cli.stderr)
+        failed = session.run()
+        if yaml_out:
+            _write_yaml(cli, buffer.getvalue())
+        if failed:
             raise checks_failed(session.failed_codes)
 
-    @check_app.command("explain")
+    @check_app.command("explain", epilog=EXPLAIN_EXAMPLES)
     def explain_command(
         ctx: typer.Context,
-        code: str | None = typer.Argument(None, help="A check code such as MC4007; none lists every code."),
+        code: str | None = typer.Argument(
+            None, help="A check code such as MC4007; none lists every code.", autocompletion=check_codes
+        ),
     ) -> None:
         """Explain a check: what it verifies, why it fails and how to fix it."""
+        from meshctl.cli.style import color_enabled
         from meshctl.health.explain import explain, listing
-        from meshctl.health.session import wants_color
 
         cli: CliContext = ctx.obj
-        text = listing() if code is None else explain(code, color=wants_color(cli.stdout))
+        text = listing() if code is None else explain(code, color=color_enabled(cli.stdout))
         cli.stdout.write(text)
 
     app.add_typer(check_app)
+
+
+def _write_yaml(cli: CliContext, json_text: str) -> None:
+    """Each JSON document the engine wrote, as YAML (`---` between them when there are several)."""
+    import json
+
+    from meshctl.cli.watch import document_text
+
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while json_text[at:].strip():
+        document, end = decoder.raw_decode(json_text, len(json_text) - len(json_text[at:].lstrip()))
+        documents.append(document)
+        at = end
+    for index, document in enumerate(documents):
+        cli.stdout.write(("---\n" if index else "") + document_text(document, OutputFormat.YAML))

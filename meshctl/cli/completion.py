@@ -6,6 +6,8 @@ from enum import StrEnum
 
 import typer
 
+from meshctl.cli.examples import examples
+
 
 class Shell(StrEnum):
     BASH = "bash"
@@ -17,18 +19,25 @@ def completion_script(shell: Shell) -> str:
     from typer._click.shell_completion import get_completion_class
     from typer._completion_classes import completion_init
 
-    from meshctl.cli.app import app
+    from meshctl.cli.app import COMPLETE_VAR, build_command
 
     completion_init()  # typer's own classes, whatever was imported before: the scripts must not vary
     cls = get_completion_class(shell.value)
     if cls is None:  # pragma: no cover - click ships all three
         raise RuntimeError(f"click has no completion for {shell.value}")
-    command = typer.main.get_command(app)
-    return cls(command, {}, "meshctl", "_MESHCTL_COMPLETE").source()
+    return cls(build_command(), {}, "meshctl", COMPLETE_VAR).source()
+
+
+COMPLETION_EXAMPLES = examples(
+    ("bash, for this shell", "source <(meshctl completion bash)"),
+    ("bash, for every new shell", "meshctl completion bash > ~/.local/share/bash-completion/completions/meshctl"),
+    ("zsh (a directory on $fpath)", "meshctl completion zsh > ~/.zfunc/_meshctl"),
+    ("fish", "meshctl completion fish > ~/.config/fish/completions/meshctl.fish"),
+)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("completion")
+    @app.command("completion", epilog=COMPLETION_EXAMPLES)
     def completion(
         ctx: typer.Context,
         shell: Shell = typer.Argument(..., help="bash, zsh or fish"),

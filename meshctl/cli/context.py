@@ -20,6 +20,7 @@ class OutputFormat(StrEnum):
     TABLE = "table"
     WIDE = "wide"
     JSON = "json"
+    YAML = "yaml"
     SHORT = "short"
 
 
@@ -39,7 +40,9 @@ class CliContext:
     platform_name: PlatformName = PlatformName.LOCAL
     namespace: str | None = None
     kube_context: str | None = None
-    output: OutputFormat = OutputFormat.TABLE
+    output: OutputFormat = OutputFormat.TABLE  # settled per command by meshctl.cli.flags.resolve_output
+    output_flag: str | None = None  # -o as given before the sub-command, if it was
+    kubeconfig: Path | None = None
     debug: bool = False
     home: Path = field(default_factory=default_home)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
@@ -63,6 +66,17 @@ class CliContext:
 def _console(stream: TextIO) -> Console:
     from rich.console import Console
 
-    # Colour and markup only on a terminal; NO_COLOR is honoured by rich itself.
-    tty = stream.isatty()
-    return Console(file=stream, force_terminal=None if tty else False, highlight=False, soft_wrap=not tty)
+    from meshctl.cli import style
+
+    # One decision for rich and for our own renderers: meshctl.cli.style's.
+    color = style.color_enabled(stream)
+    tty = style.can_redraw(stream)
+    return Console(
+        file=stream,
+        force_terminal=tty or color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=style.width(stream),
+        highlight=False,
+        soft_wrap=not tty,
+    )

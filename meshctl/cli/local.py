@@ -7,7 +7,6 @@ stdout. Heavy modules are imported inside the commands so `meshctl --help` stays
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -17,7 +16,10 @@ from typing import TYPE_CHECKING, TextIO
 
 import typer
 
+from meshctl.cli.completers import namespace_names
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.examples import examples
+from meshctl.cli.style import Palette, Tone, color_enabled
 from meshctl.errors import ExitCode, MeshError, UsageError
 
 if TYPE_CHECKING:
@@ -31,11 +33,10 @@ class StreamReporter:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
+        self.paint = Palette.for_stream(stream)
 
     def step(self, message: str) -> None:
-        mark = "\x1b[32m✓\x1b[0m" if self.tty else "✓"
-        self.stream.write(f"  {mark} {message}\n")
+        self.stream.write(f"  {self.paint(Tone.GOOD, '✓')} {message}\n")
         self.stream.flush()
 
     def note(self, message: str) -> None:
@@ -95,15 +96,15 @@ def render_table(status: MeshStatus, wide: bool = False, color: bool = False) ->
         for c in status.components
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    paint = Palette(color)
     lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
     if status.extra.get("state") == "starting":
         lines[0] += " — still starting"
     lines.append("")
     for row in [header, *rows]:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        if color and row is not header:
-            code = "32" if row[3] == "running" else "31"
-            cells[3] = f"\x1b[{code}m{cells[3]}\x1b[0m"
+        if row is not header:
+            cells[3] = paint(Tone.GOOD if row[3] == "running" else Tone.BAD, cells[3])
         lines.append("   ".join([*cells, row[-1]]).rstrip())
     lines.append("")
     running = sum(1 for c in status.components if c.running)
@@ -169,9 +170,31 @@ def render_up(result: UpResult, home: str) -> str:
 
 # --- commands -------------------------------------------------------------------------------------------
 
+UP_EXAMPLES = examples(
+    ("The demo mesh on loopback, state in ~/.meshctl", "meshctl up"),
+    ("Another mesh beside it: its own state directory and subnet", "meshctl --home /tmp/m2 up --subnet 127.78.0.0/16"),
+    ("Only the control plane and Prometheus, no demo", "meshctl up --no-demo"),
+    ("A demo that fails more and is busier", "meshctl up --failure-rate 0.5 --rps 50"),
+)
+DOWN_EXAMPLES = examples(
+    ("Stop the mesh; logs, config and identity stay", "meshctl down"),
+    ("Stop it and remove its state directory without asking", "meshctl down --purge --yes"),
+)
+STATUS_EXAMPLES = examples(
+    ("Every component and whether it runs", "meshctl status"),
+    ("Only the booksapp namespace, with every address", "meshctl status -n booksapp -o wide"),
+    ("For a script", "meshctl status -o json"),
+)
+
+
+def _document(cli: CliContext, document: dict[str, object]) -> None:
+    from meshctl.cli.watch import document_text
+
+    cli.stdout.write(document_text(document, cli.output))
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("up")
+    @app.command("up", epilog=UP_EXAMPLES)
     def up_command(
         ctx: typer.Context,
         demo: bool = typer.Option(
@@ -213,7 +236,7 @@ def register(app: typer.Typer) -> None:
             raise MeshError(
                 "interrupted: everything `meshctl up` had started was stopped", exit_code=ExitCode.INTERRUPTED
             ) from None
-        if cli.output is OutputFormat.JSON:
+        if cli.output in (OutputFormat.JSON, OutputFormat.YAML):
             summary = {
                 "home": str(platform.home),
                 "started_at": result.record.started_at,
@@ -221,11 +244,11 @@ def register(app: typer.Typer) -> None:
                 "urls": result.record.urls,
                 "processes": len(result.record.processes()),
             }
-            cli.stdout.write(json.dumps(summary, indent=2) + "\n")
+            _document(cli, summary)
         else:
             cli.stdout.write(render_up(result, str(platform.home)))
 
-    @app.command("down")
+    @app.command("down", epilog=DOWN_EXAMPLES)
     def down_command(
         ctx: typer.Context,
         purge: bool = typer.Option(False, "--purge", help="Also remove the state directory (asks first)."),
@@ -244,6 +267,19 @@ def register(app: typer.Typer) -> None:
                 if not typer.confirm(f"Remove {platform.home} (identity, config, logs, metrics)?", err=True):
                     raise MeshError("nothing was stopped or removed", exit_code=ExitCode.FAILED)
         result = platform.down()
+        if cli.output in (OutputFormat.JSON, OutputFormat.YAML):
+            _document(
+                cli,
+                {
+                    "home": str(platform.home),
+                    "was_running": result.was_running,
+                    "stopped": result.stopped,
+                    "killed": len(result.killed),
+                    "elapsed_s": round(result.elapsed_s, 3),
+                    "purged": purge_home(platform.home) if purge else False,
+                },
+            )
+            return
         if result.was_running:
             noun = "process" if result.stopped == 1 else "processes"
             cli.stdout.write(f"Stopped the mesh in {platform.home}: {result.stopped} {noun} in {result.elapsed_s:.1f}s")
@@ -256,19 +292,35 @@ def register(app: typer.Typer) -> None:
         elif result.was_running:
             cli.stdout.write("Logs, config and identity are kept (`meshctl down --purge` removes them).\n")
 
-    @app.command("status")
+    @app.command("status", epilog=STATUS_EXAMPLES)
     def status_command(
         ctx: typer.Context,
-        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table, wide or json."),
+        namespace: str | None = typer.Option(
+            None,
+            "-n",
+            "--namespace",
+            metavar="NAME",
+            help="Only the components of this namespace.",
+            autocompletion=namespace_names,
+        ),
+        all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Every namespace (the default)."),
     ) -> None:
         """List every component of the local mesh and whether it runs (exit 1 when something is down)."""
+        from dataclasses import replace
+
         cli: CliContext = ctx.obj
         status = _local(cli).status()
-        fmt = output or cli.output
-        if fmt is OutputFormat.JSON:
-            cli.stdout.write(json.dumps(status_json(status), indent=2) + "\n")
+        ns = None if all_namespaces else namespace or cli.namespace
+        if ns is not None:
+            if not any(c.namespace == ns for c in status.components):
+                known = ", ".join(sorted({c.namespace for c in status.components})) or "none"
+                raise UsageError(f"the mesh has no namespace {ns!r}", hint=f"its namespaces: {known}")
+            status = replace(status, components=tuple(c for c in status.components if c.namespace == ns))
+        fmt = cli.output
+        if fmt in (OutputFormat.JSON, OutputFormat.YAML):
+            _document(cli, status_json(status))
         else:
-            cli.stdout.write(render_table(status, wide=fmt is OutputFormat.WIDE, color=cli.stdout.isatty()))
+            cli.stdout.write(render_table(status, wide=fmt is OutputFormat.WIDE, color=color_enabled(cli.stdout)))
         if not status.all_running:
             down = [c.pod for c in status.components if not c.running]
             raise MeshError(

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.examples import examples
 from meshctl.errors import UsageError
 
 MAX_SPEC_BYTES = 8 * 1024 * 1024
@@ -37,16 +38,26 @@ def _read_spec(path: str) -> object:
         raise UsageError(f"{path} is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
 
 
+PROFILE_EXAMPLES = examples(
+    (
+        "The routes of the books service from its OpenAPI spec",
+        "meshctl profile books --open-api books.yaml -n booksapp",
+    ),
+    ("Straight into the mesh", "meshctl profile books --open-api books.yaml -n booksapp | meshctl apply -f -"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("profile")
+    @app.command("profile", epilog=PROFILE_EXAMPLES)
     def profile_command(
         ctx: typer.Context,
         service: str = typer.Argument(..., help="The service the profile is for (its name, e.g. books)."),
         open_api: str = typer.Option(
             ..., "--open-api", metavar="FILE", help="OpenAPI 3 / Swagger 2 spec, JSON or YAML ('-': stdin)."
         ),
-        namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace of the service."),
-        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="yaml (table) or json."),
+        namespace: str | None = typer.Option(
+            None, "-n", "--namespace", metavar="NAME", help="Namespace of the service."
+        ),
     ) -> None:
         """Print a ServiceProfile with one route per operation of an OpenAPI spec."""
         import json
@@ -67,7 +78,7 @@ def register(app: typer.Typer) -> None:
         # Validated as `apply` validates it: what is printed is what the mesh accepts.
         (resource,) = parse_text(yaml.safe_dump(document, sort_keys=False), f"profile of {service}")
         validated = resource.to_document()
-        if (output or cli.output) is OutputFormat.JSON:
+        if cli.output is OutputFormat.JSON:
             cli.stdout.write(json.dumps(validated, indent=2) + "\n")
         else:
             cli.stdout.write(yaml.safe_dump(validated, sort_keys=False, allow_unicode=True, width=120))

@@ -8,23 +8,41 @@ from __future__ import annotations
 
 import typer
 
+from meshctl.cli.completers import namespace_names, targets
 from meshctl.cli.context import CliContext, OutputFormat
-from meshctl.errors import UsageError
+from meshctl.cli.examples import examples
 
 WINDOW_HELP = "Time window of the rates and percentiles (at least two scrape intervals)."
 URL_HELP = "Prometheus that scrapes the proxies [default: the mesh's own]."
 
 
+ROUTES_EXAMPLES = examples(
+    ("Success, RPS and latency of each route webapp serves", "meshctl routes deploy/webapp -n booksapp"),
+    ("Webapp's calls to the books service, per route", "meshctl routes deploy/webapp --to svc/books -n booksapp"),
+    ("Effective (after retries) and actual success side by side", "meshctl routes deploy/books -n booksapp -o wide"),
+    ("Refreshed every 2 s over the last 5 minutes", "meshctl routes deploy/webapp -n booksapp -w 5m --watch"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("routes")
+    @app.command("routes", epilog=ROUTES_EXAMPLES)
     def routes_command(
         ctx: typer.Context,
-        target: str = typer.Argument(..., help="deploy/NAME, pod/NAME, svc/NAME or ns/NAME."),
-        to: str | None = typer.Option(None, "--to", help="Outbound view: the target's requests to this service."),
-        namespace: str | None = typer.Option(None, "-n", "--namespace", help="Namespace of the target."),
-        to_namespace: str | None = typer.Option(None, "--to-namespace", help="Namespace of --to [default: -n]."),
+        target: str = typer.Argument(..., help="deploy/NAME, pod/NAME, svc/NAME or ns/NAME.", autocompletion=targets),
+        to: str | None = typer.Option(
+            None, "--to", help="Outbound view: the target's requests to this service.", autocompletion=targets
+        ),
+        namespace: str | None = typer.Option(
+            None, "-n", "--namespace", metavar="NAME", help="Namespace of the target.", autocompletion=namespace_names
+        ),
+        to_namespace: str | None = typer.Option(
+            None,
+            "--to-namespace",
+            metavar="NAME",
+            help="Namespace of --to [default: -n].",
+            autocompletion=namespace_names,
+        ),
         window: str = typer.Option("1m", "--window", "-w", help=WINDOW_HELP),
-        output: OutputFormat | None = typer.Option(None, "-o", "--output", help="table, wide or json."),
         watch: bool = typer.Option(False, "--watch", help="Refresh in place until Ctrl-C."),
         interval: str = typer.Option("2s", "--interval", help="With --watch: time between refreshes."),
         prometheus_url: str | None = typer.Option(
@@ -32,26 +50,25 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Per-route golden signals of a workload (inbound), or of its calls to a service (--to)."""
-        from meshctl.observe import render, runner
+        from meshctl.cli import sources, style, tables
+        from meshctl.cli import watch as live
         from meshctl.observe.profiles import profile_routes
         from meshctl.observe.routes import collect_routes
         from meshctl.observe.scopes import route_view
         from meshctl.targets import Kind, parse_target
 
         cli: CliContext = ctx.obj
-        fmt = output or cli.output
-        if fmt is OutputFormat.SHORT:
-            raise UsageError("routes prints table, wide or json", hint="use -o table, -o wide or -o json")
+        fmt = cli.output
         ns = namespace or cli.namespace or "default"
         parsed = parse_target(target, ns)
         to_target = parse_target(to, to_namespace or ns, default_kind=Kind.SERVICE) if to else None
-        url = runner.prometheus_url(cli, prometheus_url)
-        proxies = runner.platform_proxies(cli, explicit_url=prometheus_url is not None)
+        url = sources.prometheus_url(cli, prometheus_url)
+        proxies = sources.platform_proxies(cli, explicit_url=prometheus_url is not None)
         view = route_view(parsed, to_target, proxies)
-        config = runner.profile_config_dir(cli) if proxies is not None else None
-        client, window_s = runner.open_client(cli, url, window)
+        config = sources.profile_config_dir(cli) if proxies is not None else None
+        client, window_s, interval_s = sources.open_client(cli, url, window)
 
-        def produce() -> runner.Frame:
+        def produce() -> live.Frame:
             profiles = profile_routes(config) if config is not None else None
             report = collect_routes(
                 client,
@@ -61,14 +78,15 @@ def register(app: typer.Typer) -> None:
                 namespace=parsed.namespace,
                 to=str(to_target) if to_target else None,
                 profiles=profiles,
+                scrape_interval_s=interval_s,
             )
-            notes = render.routes_notes(report)
-            if fmt is OutputFormat.JSON:
-                return runner.Frame("", render.routes_json(report), notes)
-            color = cli.stdout.isatty()
-            return runner.Frame(render.routes_table(report, wide=fmt is OutputFormat.WIDE, color=color), None, notes)
+            notes = tables.routes_notes(report)
+            if fmt in (OutputFormat.JSON, OutputFormat.YAML):
+                return live.Frame("", tables.routes_json(report), notes)
+            color = style.color_enabled(cli.stdout)
+            return live.Frame(tables.routes_table(report, wide=fmt is OutputFormat.WIDE, color=color), None, notes)
 
         try:
-            runner.show(cli, produce, watch=watch, interval=interval)
+            live.show(cli, produce, watch=watch, interval=interval, output=fmt)
         finally:
             client.close()

@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from meshctl.cli.style import Palette, Tone
 from meshctl.errors import UsageError
 from meshctl.health.registry import CATALOGUES, CODE_PATTERN, Category, Check, catalogue
 
@@ -84,6 +85,7 @@ def render_markdown(text: str, *, color: bool) -> str:
     """Headings in bold, code spans highlighted, the rest as written: enough for short documents."""
     if not color:
         return text if text.endswith("\n") else text + "\n"
+    paint = Palette(color)
     out: list[str] = []
     fenced = False
     for line in text.splitlines():
@@ -91,11 +93,11 @@ def render_markdown(text: str, *, color: bool) -> str:
             fenced = not fenced
             continue
         if fenced:
-            out.append(f"    \x1b[36m{line}\x1b[0m")
+            out.append("    " + paint(Tone.CODE, line))
             continue
         heading = _HEADING.match(line)
         if heading:
-            out.append(f"\x1b[1m{heading[2]}\x1b[0m")
+            out.append(paint(Tone.STRONG, heading[2]))
             continue
-        out.append(_CODE_SPAN.sub(lambda m: f"\x1b[36m{m[1]}\x1b[0m", line))
+        out.append(_CODE_SPAN.sub(lambda m: paint(Tone.CODE, m[1]), line))
     return "\n".join(out) + "\n"

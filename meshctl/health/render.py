@@ -8,15 +8,17 @@ only when asked for (the CLI asks only on a TTY); the text is the same either wa
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any, TextIO
 
+from meshctl.cli import style
+from meshctl.cli.style import Tone
 from meshctl.health.registry import Category, Check, Failed, Outcome, Passed, Skipped, Warned, outcome_name
 from meshctl.health.runner import CategoryResult, CheckResult, Observer, Report
 
 PASS, WARN, FAIL, SKIP = "√", "‼", "×", "-"
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-_GREEN, _YELLOW, _RED, _DIM, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
+# Tones of the one palette (meshctl.cli.style), under the names this module has always used.
+_GREEN, _YELLOW, _RED, _DIM = Tone.GOOD, Tone.WARN, Tone.ALERT, Tone.DIM
 INDENT = "    "
 
 
@@ -29,12 +31,7 @@ def hint_of(check: Check, outcome: Outcome) -> str:
     return specific or check.hint
 
 
-class _Paint:
-    def __init__(self, color: bool) -> None:
-        self.color = color
-
-    def __call__(self, code: str, text: str) -> str:
-        return f"{code}{text}{_RESET}" if self.color else text
+_Paint = style.Palette
 
 
 def check_lines(result: CheckResult, color: bool = False) -> list[str]:
@@ -45,7 +42,7 @@ def check_lines(result: CheckResult, color: bool = False) -> list[str]:
         return [f"{paint(_GREEN, PASS)} {check.description}"]
     if isinstance(outcome, Skipped):
         return [paint(_DIM, f"{SKIP} {check.description} (skipped: {outcome.reason})")]
-    glyph = paint(_YELLOW, WARN) if isinstance(outcome, Warned) else paint(_BOLD + _RED, FAIL)
+    glyph = paint(_YELLOW, WARN) if isinstance(outcome, Warned) else paint(_RED, FAIL)
     lines = [f"{glyph} {check.description}"]
     lines += [INDENT + line for line in outcome.reason.splitlines() or [""]]
     lines += [INDENT + line for line in hint_of(check, outcome).splitlines()]
@@ -69,7 +66,7 @@ def category_lines(result: CategoryResult, color: bool = False) -> list[str]:
 
 def status_line(report: Report, color: bool = False) -> str:
     paint = _Paint(color)
-    glyph = paint(_GREEN, PASS) if report.success else paint(_BOLD + _RED, FAIL)
+    glyph = paint(_GREEN, PASS) if report.success else paint(_RED, FAIL)
     return f"Status check results are {glyph}"
 
 
@@ -207,7 +204,7 @@ class LiveTable(Observer):
         return lines
 
     def _redraw(self, lines: list[str]) -> None:
-        width = max(20, shutil.get_terminal_size((100, 24)).columns)
+        width = style.width(self.stream)
         erase = f"\x1b[{self._drawn_rows}F\x1b[J" if self._drawn_rows else "\x1b[J"
         self._write(erase + "".join(line + "\n" for line in lines))
         self._drawn_rows = sum(max(1, -(-_visible_length(line) // width)) for line in lines)
@@ -217,13 +214,4 @@ class LiveTable(Observer):
         self.stream.flush()
 
 
-def _visible_length(line: str) -> int:
-    length, escape = 0, False
-    for char in line:
-        if char == "\x1b":
-            escape = True
-        elif escape:
-            escape = char != "m"
-        else:
-            length += 1
-    return length
+_visible_length = style.visible_length

@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from meshctl.cli.style import can_redraw, color_enabled
 from meshctl.errors import UsageError
 from meshctl.health.registry import Category, CheckContext, CheckOptions, Mode, catalogue, select
 from meshctl.health.render import LiveTable, render_short, report_json
@@ -42,7 +42,7 @@ def modes_for(pre: bool, proxy: bool) -> frozenset[Mode]:
 
 
 def wants_color(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return color_enabled(stream)
 
 
 class Session:
@@ -69,7 +69,7 @@ class Session:
         observer: Observer = Observer()
         live: LiveTable | None = None
         if self.request.output == "table":
-            observer = live = LiveTable(self.stdout, color=self.color, live=self.stdout.isatty())
+            observer = live = LiveTable(self.stdout, color=self.color, live=can_redraw(self.stdout))
         report = run_checks(self.categories(), ctx, observer, wait_s=wait_s)
         self.failed_codes = [r.check.code for r in report.results if not r.ok]
         if live is not None:

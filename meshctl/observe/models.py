@@ -1,4 +1,4 @@
-"""What `routes` and `stat` report: frozen values, rendered by meshctl.observe.render."""
+"""What `routes` and `stat` report: frozen values, rendered by meshctl.cli.tables."""
 
 from __future__ import annotations
 
@@ -58,10 +58,27 @@ class RoutesReport:
     window_s: int
     rows: tuple[RouteRow, ...]
     unprofiled: tuple[str, ...] = ()  # "books.booksapp": services with no ServiceProfile
+    coverage: Coverage | None = None  # None: not measured (the proxies' scrape targets are unknown)
 
     @property
     def direction(self) -> str:
         return "inbound" if self.to is None else "outbound"
+
+    @property
+    def span_s(self) -> float:
+        """Seconds the rates are computed over: the window, or less when it holds less data."""
+        if self.coverage is None or self.coverage.covered_s is None:
+            return float(self.window_s)
+        return max(1.0, min(float(self.window_s), self.coverage.covered_s))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the window Prometheus holds data for, and which proxies it does not scrape."""
+
+    covered_s: float | None  # seconds of scrapes in the window (None: no proxy scraped in it)
+    unscraped: tuple[str, ...] = ()  # pods the platform lists that Prometheus has no target for
+    failing: tuple[str, ...] = ()  # pods whose last scrape failed (up == 0)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,20 @@ def route_buckets(scopes: Sequence[Scope], window_s: int) -> str:
     return f"sum by ({_by((*ROUTE_KEY, 'le'))}) ({change})"
 
 
+COVERAGE_SAMPLES, COVERAGE_UP = "samples", "up"
+
+
+def scrape_coverage(proxies: Sequence[Scope], window_s: int) -> str:
+    """Per scrape target of the proxies: how many scrapes the window holds, and whether the last one worked.
+
+    The number of scrapes times the scrape interval is the span of data the window really covers: right
+    after `meshctl up` that is seconds, not the minute asked for.
+    """
+    samples = " or ".join(f"count_over_time({selector('up', s)}[{format_duration(window_s)}])" for s in proxies)
+    now = _union("up", proxies)
+    return f"{_tag(samples, SIGNAL_LABEL, COVERAGE_SAMPLES)} or {_tag(now, SIGNAL_LABEL, COVERAGE_UP)}"
+
+
 # --- workloads --------------------------------------------------------------------------------------
 
 

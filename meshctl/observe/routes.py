@@ -1,4 +1,4 @@
-"""`meshctl routes`: two PromQL queries (counts, latency buckets), assembled into a RoutesReport.
+"""`meshctl routes`: three PromQL queries (counts, latency buckets, scrape coverage) make a RoutesReport.
 
 `assemble_routes` is pure so its arithmetic is tested without a Prometheus.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from meshctl.observe import promql
-from meshctl.observe.models import DEFAULT_ROUTE, Counts, Latency, RouteRow, RoutesReport
+from meshctl.observe.models import DEFAULT_ROUTE, Counts, Coverage, Latency, RouteRow, RoutesReport
 from meshctl.observe.prometheus import PrometheusClient, Sample
 from meshctl.observe.quantiles import QUANTILES, Bucket, parse_le, quantile
 from meshctl.observe.scopes import RouteView
@@ -25,6 +25,7 @@ def collect_routes(
     namespace: str,
     to: str | None,
     profiles: Mapping[tuple[str, str], Sequence[str]] | None,
+    scrape_interval_s: float | None = None,
 ) -> RoutesReport:
     counts = client.query(promql.route_counts(view.scopes, window_s))
     buckets = client.query(promql.route_buckets(view.scopes, window_s))
@@ -32,7 +33,33 @@ def collect_routes(
     unprofiled: tuple[str, ...] = ()
     if profiles is not None:
         unprofiled = tuple(f"{svc}.{ns}" for ns, svc in view.services if (ns, svc) not in profiles)
-    return RoutesReport(target, namespace, to, window_s, rows, unprofiled)
+    coverage = None
+    if view.proxies and scrape_interval_s:
+        samples = client.query(promql.scrape_coverage(view.proxies, window_s))
+        coverage = assemble_coverage(samples, view.pods, scrape_interval_s, window_s)
+    return RoutesReport(target, namespace, to, window_s, rows, unprofiled, coverage)
+
+
+def assemble_coverage(
+    samples: Iterable[Sample], pods: Sequence[str], scrape_interval_s: float, window_s: int
+) -> Coverage:
+    """The span of data in the window (the best-covered proxy's scrapes × the interval) and the pods
+    Prometheus does not scrape (no target) or cannot (its last scrape failed)."""
+    scrapes: dict[str, float] = {}
+    failing: set[str] = set()
+    for sample in samples:
+        pod = sample.labels.get("pod", "")
+        if sample.labels.get(promql.SIGNAL_LABEL) == promql.COVERAGE_SAMPLES:
+            scrapes[pod] = max(scrapes.get(pod, 0.0), sample.value)
+        elif sample.value < 1:
+            failing.add(pod)
+    covered = None
+    if scrapes:
+        # n scrapes cover about n intervals; one interval short of the window is a full window (alignment).
+        covered = max(scrapes.values()) * scrape_interval_s
+        covered = float(window_s) if covered >= window_s - scrape_interval_s else covered
+    unscraped = tuple(pod for pod in pods if pod not in scrapes)
+    return Coverage(covered, unscraped, tuple(sorted(failing)))
 
 
 def assemble_routes(

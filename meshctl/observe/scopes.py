@@ -24,6 +24,8 @@ class RouteView:
 
     scopes: tuple[Scope, ...]
     services: tuple[tuple[str, str], ...]  # (namespace, service) whose routes are listed even without traffic
+    proxies: tuple[Scope, ...] = ()  # the scrape targets (`up`) of the proxies that record these series
+    pods: tuple[str, ...] = ()  # those proxies' pods, as the platform knows them (empty: unknown)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def route_view(target: Target, to: Target | None, proxies: Sequence[ProxyInfo] |
         services = {(p.namespace, p.service) for p in chosen or () if p.service}
         if target.kind is Kind.SERVICE and target.name:
             services.add((target.namespace, target.name))
-        return RouteView((scope,), tuple(sorted(services)))
+        return RouteView((scope,), tuple(sorted(services)), *_recorders(target, chosen))
     destinations = _destinations(to, proxies)
     if target.kind is Kind.SERVICE:
         # A service does not send requests; the pods that back it do.
@@ -79,7 +81,21 @@ def route_view(target: Target, to: Target | None, proxies: Sequence[ProxyInfo] |
     scope = (
         eq("direction", "outbound"), *source, eq("dst_namespace", to.namespace), one_of("dst_service", destinations)
     )
-    return RouteView((scope,), tuple((to.namespace, name) for name in destinations))
+    return RouteView((scope,), tuple((to.namespace, name) for name in destinations), *_recorders(target, chosen))
+
+
+def _recorders(target: Target, chosen: Sequence[ProxyInfo] | None) -> tuple[tuple[Scope, ...], tuple[str, ...]]:
+    """The scrape targets of the proxies a routes view reads, and their pods (when the platform knows)."""
+    pods = tuple(sorted({p.pod for p in chosen or ()}))
+    if target.kind is Kind.SERVICE:
+        if not chosen:
+            return (), pods
+        workload: tuple[Matcher, ...] = (
+            eq("namespace", target.namespace), one_of("deployment", sorted({p.deployment for p in chosen}))
+        )
+    else:
+        workload = _workload(target)
+    return ((eq("component", "proxy"), *workload),), pods
 
 
 def _destinations(to: Target, proxies: Sequence[ProxyInfo] | None) -> list[str]:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 
 from meshctl.cli import check
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.flags import accept_global_flags
 from meshctl.errors import MeshError, UsageError
 
 
@@ -28,11 +30,13 @@ def invoke(home: Path, *args: str, output: OutputFormat = OutputFormat.TABLE) ->
 
     @app.callback()
     def root(ctx: typer.Context) -> None:
-        ctx.obj = CliContext(home=home, output=output, stdout=stdout, stderr=io.StringIO())
+        ctx.obj = CliContext(home=home, output_flag=output.value, stdout=stdout, stderr=io.StringIO())
 
     check.register(app)
+    command = typer.main.get_command(app)
+    accept_global_flags(command)  # -o and the other global flags, as meshctl's own entry point adds them
     try:
-        app(args=list(args), prog_name="meshctl", standalone_mode=False)
+        command.main(args=list(args), prog_name="meshctl", standalone_mode=False)
     except MeshError as exc:
         return Done(int(exc.exit_code), stdout.getvalue(), exc)
     return Done(0, stdout.getvalue(), None)
@@ -75,6 +79,17 @@ def test_global_json_output_is_one_document(tmp_path: Path) -> None:
     assert document["success"] is False and document["platform"] == "local"
     codes = [c["code"] for category in document["categories"] for c in category["checks"]]
     assert codes[0] == "MC1001" and "MC8001" not in codes
+
+
+def test_yaml_output_is_the_json_document(tmp_path: Path) -> None:
+    as_json = json.loads(invoke(tmp_path, "check", "-o", "json").stdout)
+    done = invoke(tmp_path, "check", "-o", "yaml")
+    assert done.code == 1
+    document = yaml.safe_load(done.stdout)
+    for timing in ("duration_s",):  # the two runs took their own time
+        as_json.pop(timing), document.pop(timing)
+    assert [c["id"] for c in document["categories"]] == [c["id"] for c in as_json["categories"]]
+    assert document["counts"] == as_json["counts"] and document["success"] is False
 
 
 def test_local_output_flag_and_proxy_mode(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from meshctl.observe.models import RoutesReport, StatReport
-from meshctl.observe.render import (
+from meshctl.cli.tables import (
     routes_json,
     routes_notes,
     routes_table,
@@ -13,6 +13,9 @@ from meshctl.observe.render import (
     stat_notes,
     stat_table,
 )
+from meshctl.observe.models import Coverage, RoutesReport, StatReport
+from meshctl.observe.prometheus import Sample
+from meshctl.observe.routes import assemble_coverage
 from tests.unit.observe.conftest import golden
 
 
@@ -41,9 +44,40 @@ def test_routes_rows_are_sorted_with_default_last(routes_report: RoutesReport) -
     assert [row.in_profile for row in routes_report.rows] == [True, True, True, False, True, True]
 
 
-def test_routes_notes_explain_markers(routes_report: RoutesReport) -> None:
+def test_routes_notes_explain_every_odd_row(routes_report: RoutesReport) -> None:
     notes = routes_notes(routes_report)
-    assert len(notes) == 1 and "no longer names" in notes[0]
+    assert len(notes) == 3
+    assert "no longer names" in notes[0]  # GET /old *
+    assert notes[1].startswith("[DEFAULT] of webapp: requests that matched no route")
+    assert notes[2].startswith("- no requests in the window for GET / (webapp)")
+
+
+def test_a_window_with_little_data_says_so_and_rates_use_what_it_covers(routes_report: RoutesReport) -> None:
+    short = replace(routes_report, coverage=Coverage(8.0, unscraped=("books-0",), failing=("authors-0",)))
+    notes = routes_notes(short)
+    assert notes[0].startswith("window covers 8s of data, not 1m: ")
+    assert notes[1].startswith("books-0: Prometheus has no scrape target for its proxy yet")
+    assert notes[2].startswith("authors-0: Prometheus' last scrape of its proxy failed")
+    document = routes_json(short)
+    post = next(r for r in document["routes"] if r["route"] == "POST /books")
+    assert document["covered_s"] == 8.0 and document["rate_span_s"] == 8.0
+    assert post["rps"] == 7.5  # 60 requests over the 8 s covered, not over the 60 s asked for
+    assert "7.50rps" in routes_table(short)
+
+
+def test_coverage_from_scrape_counts() -> None:
+    def sample(pod: str, signal: str, value: float) -> Sample:
+        return Sample({"pod": pod, "signal": signal}, value)
+
+    fresh = assemble_coverage(
+        [sample("webapp-0", "samples", 2), sample("webapp-0", "up", 1), sample("webapp-1", "up", 0),
+         sample("webapp-1", "samples", 1)],
+        ["webapp-0", "webapp-1", "webapp-2"], 5.0, 60,
+    )  # fmt: skip
+    assert fresh == Coverage(10.0, unscraped=("webapp-2",), failing=("webapp-1",))
+    steady = assemble_coverage([sample("webapp-0", "samples", 11)], ["webapp-0"], 5.0, 60)
+    assert steady.covered_s == 60.0  # 11 or 12 scrapes of 5 s: the whole minute
+    assert assemble_coverage([], ["webapp-0"], 5.0, 60) == Coverage(None, unscraped=("webapp-0",))
 
 
 def test_colour_only_when_asked(routes_report: RoutesReport) -> None:

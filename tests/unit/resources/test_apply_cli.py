@@ -11,6 +11,7 @@ import typer
 
 from meshctl.cli import apply
 from meshctl.cli.context import CliContext, PlatformName
+from meshctl.cli.flags import accept_global_flags
 from meshctl.errors import ExitCode, UsageError
 from meshctl.resources import ResourceError
 
@@ -50,7 +51,9 @@ def _run(
     apply.register(app)
     if monkeypatch is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    app(args=["apply", *args], standalone_mode=False)
+    command = typer.main.get_command(app)
+    accept_global_flags(command)  # -o and the other global flags, as meshctl's own entry point adds them
+    command.main(args=["apply", *args], standalone_mode=False)
     return out.getvalue()
 
 

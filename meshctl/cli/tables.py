@@ -1,7 +1,7 @@
 """Renderers of RoutesReport and StatReport: aligned tables (table, wide) and JSON documents.
 
-Pure functions of a report: no I/O, no rich, no clock, so golden files pin their bytes. Colour (ANSI) is
-added only when the caller says the output is a terminal. JSON numbers are numbers; no traffic is null.
+Pure functions of a report: no I/O, no rich, no clock, so golden files pin their bytes. Colour comes from
+the one palette (meshctl.cli.style), only when the caller says so. JSON numbers are numbers; no traffic is null.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from meshctl.observe.models import Counts, Latency, RouteRow, RoutesReport, StatReport, WorkloadRow
+from meshctl.cli.style import Palette, Tone
+from meshctl.observe.models import DEFAULT_ROUTE, Counts, Latency, RouteRow, RoutesReport, StatReport, WorkloadRow
+from meshctl.observe.window import format_duration
 
 NO_VALUE = "-"
 NOT_IN_PROFILE = "*"  # marks a route seen in the window that the current ServiceProfile no longer names
@@ -17,7 +19,6 @@ NOT_IN_PROFILE = "*"  # marks a route seen in the window that the current Servic
 # Success-rate thresholds of the colours: green from GOOD, yellow from FAIR, red below.
 GOOD = 0.99
 FAIR = 0.95
-_GREEN, _YELLOW, _RED, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[0m"
 
 
 # --- cells ------------------------------------------------------------------------------------------
@@ -28,7 +29,7 @@ def success_cell(counts: Counts) -> str:
     return NO_VALUE if rate is None else f"{rate * 100:.2f}%"
 
 
-def rps_cell(counts: Counts, window_s: int) -> str:
+def rps_cell(counts: Counts, window_s: float) -> str:
     return NO_VALUE if counts.total <= 0 else f"{counts.rps(window_s):.2f}rps"
 
 
@@ -40,11 +41,10 @@ def latency_cell(value: float | None) -> str:
     return f"{value:.1f}ms" if value < 10 else f"{value:.0f}ms"
 
 
-def _colour(cell: str, rate: float | None) -> str:
+def _colour(paint: Palette, cell: str, rate: float | None) -> str:
     if rate is None:
         return cell
-    code = _GREEN if rate >= GOOD else _YELLOW if rate >= FAIR else _RED
-    return f"{code}{cell}{_RESET}"
+    return paint(Tone.GOOD if rate >= GOOD else Tone.WARN if rate >= FAIR else Tone.BAD, cell)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int, rates: Sequence[dict[int, float | None]],
@@ -54,13 +54,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int, rate
     `rates[i]` maps the column indexes of row i to colour by success rate (only when `color`).
     """
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    paint = Palette(color)
     lines = []
     for index, row in enumerate([header, *rows]):
         cells = []
         for column, cell in enumerate(row):
             padded = cell.ljust(widths[column]) if column < left else cell.rjust(widths[column])
-            if color and index > 0 and column in rates[index - 1]:
-                padded = _colour(padded, rates[index - 1][column])
+            if index > 0 and column in rates[index - 1]:
+                padded = _colour(paint, padded, rates[index - 1][column])
             cells.append(padded)
         lines.append("   ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
@@ -91,7 +92,7 @@ def routes_table(report: RoutesReport, *, wide: bool = False, color: bool = Fals
     rows: list[list[str]] = []
     rates: list[dict[int, float | None]] = []
     for route in report.rows:
-        window = report.window_s
+        window = report.span_s  # the window, or the part of it that holds data
         cells = [_route_name(route), _service_name(route, report.namespace)]
         cells += [success_cell(route.effective), rps_cell(route.effective, window)]
         colours: dict[int, float | None] = {2: route.effective.success_rate}
@@ -105,8 +106,8 @@ def routes_table(report: RoutesReport, *, wide: bool = False, color: bool = Fals
 
 
 def routes_notes(report: RoutesReport) -> list[str]:
-    """What the table cannot say: for stderr."""
-    notes = []
+    """What the table cannot say, for stderr: a reason for every empty or odd row."""
+    notes = _coverage_notes(report)
     if any(not row.in_profile for row in report.rows):
         notes.append(f"{NOT_IN_PROFILE} a route with traffic in the window that the service's profile no longer names")
     for service in report.unprofiled:
@@ -114,8 +115,42 @@ def routes_notes(report: RoutesReport) -> list[str]:
             f"{service} has no ServiceProfile, so all its requests are [DEFAULT]; "
             "write one with `meshctl profile --open-api SPEC` and `meshctl apply -f`"
         )
-    if report.rows and not any(row.has_traffic for row in report.rows):
-        notes.append(f"no requests in the last {report.window_s}s (a longer --window may show some)")
+    profiled = {row.service for row in report.rows} - {s.partition(".")[0] for s in report.unprofiled}
+    for row in report.rows:
+        if row.route == DEFAULT_ROUTE and row.has_traffic and row.service in profiled:
+            notes.append(f"[DEFAULT] of {row.service}: requests that matched no route of its ServiceProfile")
+        if row.has_traffic and row.latency.p50 is None:
+            notes.append(f"{row.route} of {row.service}: responses without a latency in the window, so latency is -")
+    idle = [row for row in report.rows if not row.has_traffic]
+    if report.rows and len(idle) == len(report.rows):
+        notes.append(f"no requests in the last {format_duration(report.span_s)} (a longer --window may show some)")
+    elif idle:
+        names = ", ".join(f"{row.route} ({row.service})" for row in idle)
+        notes.append(f"{NO_VALUE} no requests in the window for {names}: the profile names the route, nobody called it")
+    return notes
+
+
+def _coverage_notes(report: RoutesReport) -> list[str]:
+    coverage = report.coverage
+    if coverage is None:
+        return []
+    notes = []
+    if coverage.covered_s is not None and coverage.covered_s < report.window_s:
+        covered = format_duration(coverage.covered_s)
+        notes.append(
+            f"window covers {covered} of data, not {format_duration(report.window_s)}: Prometheus has scraped "
+            f"these proxies for {covered} only; rates are per second of those {covered}"
+        )
+    for pod in coverage.unscraped:
+        notes.append(
+            f"{pod}: Prometheus has no scrape target for its proxy yet, so its requests are missing here "
+            "(it picks up new proxies within seconds; `meshctl check --proxy` says if it does not)"
+        )
+    for pod in coverage.failing:
+        notes.append(
+            f"{pod}: Prometheus' last scrape of its proxy failed, so its latest requests are missing here "
+            "(`meshctl check --proxy` says why)"
+        )
     return notes
 
 
@@ -123,7 +158,7 @@ def _number(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _counts_json(counts: Counts, window_s: int) -> dict[str, Any]:
+def _counts_json(counts: Counts, window_s: float) -> dict[str, Any]:
     return {
         "requests": round(counts.total),
         "success_rate": _number(counts.success_rate, 6),
@@ -142,19 +177,23 @@ def routes_json(report: RoutesReport) -> dict[str, Any]:
         "direction": report.direction,
         "to": report.to,
         "window_s": report.window_s,
+        "covered_s": None if report.coverage is None else _number(report.coverage.covered_s, 3),
+        "rate_span_s": report.span_s,
         "routes": [
             {
                 "route": row.route,
                 "service": row.service,
                 "namespace": row.namespace,
                 "in_profile": row.in_profile,
-                **_counts_json(row.effective, report.window_s),
+                **_counts_json(row.effective, report.span_s),
                 "latency_ms": _latency_json(row.latency),
-                "actual": None if row.actual is None else _counts_json(row.actual, report.window_s),
+                "actual": None if row.actual is None else _counts_json(row.actual, report.span_s),
             }
             for row in report.rows
         ],
         "unprofiled": list(report.unprofiled),
+        "unscraped": [] if report.coverage is None else list(report.coverage.unscraped),
+        "failing_scrapes": [] if report.coverage is None else list(report.coverage.failing),
     }
 
 
