@@ -77,8 +77,12 @@ def register(app: typer.Typer) -> None:
         cli: CliContext = ctx.obj
         if yes and not fix:
             raise UsageError("--yes applies the remediations of --fix", hint="use `meshctl check --fix --yes`")
-        if fix and (pre or cli.platform_name.value != "local"):
-            raise UsageError("--fix repairs a running local mesh", hint="drop --fix (or --pre / --platform)")
+        if fix:
+            from meshctl.platform.base import Capability, require
+
+            require(cli.platform_name.value, Capability.FIX, "meshctl check --fix")
+            if pre:
+                raise UsageError("--fix repairs a running local mesh", hint="drop --fix or --pre")
         fmt = output or cli.output
         options = CheckOptions(
             platform=cli.platform_name.value,

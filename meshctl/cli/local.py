@@ -58,13 +58,13 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _local(cli: CliContext) -> LocalPlatform:
-    from meshctl.platform.local.platform import LocalPlatform
+def _lifecycle(cli: CliContext, command: str) -> LocalPlatform:
+    """The platform, for a command that runs the mesh itself (refused, before connecting, where it cannot)."""
+    from meshctl.platform.base import Capability, require
+    from meshctl.platform.local import as_local
 
-    platform = cli.platform
-    if not isinstance(platform, LocalPlatform):  # pragma: no cover - open_platform refuses the others
-        raise UsageError(f"this command runs the local mesh, not the {platform.name} platform")
-    return platform
+    require(cli.platform_name.value, Capability.LIFECYCLE, command)
+    return as_local(cli.platform, Capability.LIFECYCLE, command)
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -95,7 +95,10 @@ def render_table(status: MeshStatus, wide: bool = False, color: bool = False) ->
         for c in status.components
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
+    if status.platform == "local":
+        lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
+    else:
+        lines = [f"Mesh on {status.platform} in {status.location}"]
     if status.extra.get("state") == "starting":
         lines[0] += " — still starting"
     lines.append("")
@@ -199,7 +202,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.platform.local.up import UpOptions
 
         cli: CliContext = ctx.obj
-        platform = _local(cli)
+        platform = _lifecycle(cli, "meshctl up")
         options = UpOptions(
             subnet=subnet,
             demo=DemoOptions(failure_rate=failure_rate, latency_ms=latency_ms, rps=rps) if demo else None,
@@ -235,7 +238,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.platform.local.down import check_purgeable, purge_home
 
         cli: CliContext = ctx.obj
-        platform = _local(cli)
+        platform = _lifecycle(cli, "meshctl down")
         if purge:
             check_purgeable(platform.home)
             if not yes:
@@ -263,7 +266,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List every component of the local mesh and whether it runs (exit 1 when something is down)."""
         cli: CliContext = ctx.obj
-        status = _local(cli).status()
+        status = cli.platform.status()
         fmt = output or cli.output
         if fmt is OutputFormat.JSON:
             cli.stdout.write(json.dumps(status_json(status), indent=2) + "\n")
