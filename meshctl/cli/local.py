@@ -89,7 +89,7 @@ def render_table(status: MeshStatus, wide: bool = False, color: bool = False) ->
             c.pod,
             c.kind,
             c.state,
-            ",".join(str(p.pid) for p in c.processes) or "-",
+            ",".join(str(p.pid) for p in c.processes if p.pid) or "-",  # no pids on Kubernetes
             _addresses(c, wide),
         ]
         for c in status.components

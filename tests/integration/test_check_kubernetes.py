@@ -290,3 +290,15 @@ def test_a_fresh_prometheus_is_waited_for_until_its_first_scrape(
     assert code == 1
     assert "still waiting for the first scrape after 10s: 10 proxies not scraped:" in out
     assert "booksapp/books-0: not scraped yet" in out
+
+
+def test_status_lists_the_mesh_pods_of_the_cluster(
+    fake: FakeKubeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    healthy(fake, 3)
+    code, out = run(fake, tmp_path, capsys, "status")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"Mesh on kubernetes in context fake ({fake.url})"
+    assert any(line.split()[:5] == ["booksapp", "books-0", "workload", "running", "-"] for line in lines)
+    assert lines[-1] == "5 of 5 components running"
