@@ -2,6 +2,9 @@
 local listener becomes one port-forward through the API server (the official client's websocket
 `v4.channel.k8s.io` protocol), and bytes are relayed both ways until either side closes.
 
+The kubelet dials the port on localhost inside the pod's network namespace, so the proxy sees a forwarded
+connection coming from loopback: its admin endpoint and tap, which refuse anything else, serve it.
+
 One forward per connection keeps connections independent: a long-lived HTTP/2 stream (the tap) and short
 HTTP requests (metrics, log level) can share a handle. Threads, not asyncio: the client's port-forward is
 a blocking socket pair, and the CLI's callers are synchronous as often as not.
