@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import typer
 
-from meshctl.cli.context import CliContext, OutputFormat, PlatformName
+from meshctl.cli.context import CliContext, OutputFormat
 from meshctl.cli.examples import examples
 from meshctl.errors import UsageError
 
@@ -146,11 +146,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create or update mesh resources (ServiceProfile ...) from YAML, like `kubectl apply -f`."""
         cli: CliContext = ctx.obj
-        if cli.platform_name is PlatformName.KUBERNETES:
-            raise UsageError(
-                "on Kubernetes, mesh resources are custom resources of the cluster",
-                hint="use `kubectl apply -f FILE` (the CRDs come with `meshctl install`)",
-            )
+        from meshctl.platform.base import Capability, require
+
+        # On Kubernetes, mesh resources are custom resources of the cluster: kubectl applies them.
+        require(cli.platform_name.value, Capability.RESOURCE_FILES, "meshctl apply")
         changes = plan(collect(filenames, sys.stdin.read), cli.home / "config")
         if not dry_run:
             write(changes)

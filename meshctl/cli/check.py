@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from enum import StrEnum
 
 import typer
 
@@ -36,11 +37,17 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def checks_failed(codes: list[str]) -> MeshError:
+class FailOn(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+def checks_failed(codes: list[str], fail_on: FailOn = FailOn.ERROR) -> MeshError:
     """The run's verdict for the error boundary: exit 1, and on stderr which codes to read about."""
     shown = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+    verdict = "did not pass (--fail-on warning)" if fail_on is FailOn.WARNING else "failed"
     return MeshError(
-        f"{len(codes)} {'check' if len(codes) == 1 else 'checks'} failed: {shown}",
+        f"{len(codes)} {'check' if len(codes) == 1 else 'checks'} {verdict}: {shown}",
         hint=f"`meshctl check explain {codes[0]}` says how to fix it" if codes else None,
         exit_code=ExitCode.FAILED,
     )
@@ -88,19 +95,29 @@ def register(app: typer.Typer) -> None:
         subnet: str | None = typer.Option(
             None, "--subnet", envvar="MESHCTL_SUBNET", help="With --pre: the subnet `meshctl up` would use."
         ),
+        suppress: list[str] = typer.Option(
+            [], "--suppress", metavar="CODE[,CODE]", help="Show these checks but never fail on them (repeatable)."
+        ),
+        fail_on: FailOn = typer.Option(
+            FailOn.ERROR, "--fail-on", help="The least severe outcome that fails the run (exit 1): error or warning."
+        ),
     ) -> None:
         """Check the health of the mesh, category by category (exit 1 when a check fails)."""
         if ctx.invoked_subcommand is not None:
             return
         from meshctl import __version__
-        from meshctl.health.registry import CheckOptions
-        from meshctl.health.session import CheckRequest, Session, modes_for
+        from meshctl.health.registry import CheckOptions, Severity
+        from meshctl.health.session import CheckRequest, Session, modes_for, suppressed_codes
 
         cli: CliContext = ctx.obj
         if yes and not fix:
             raise UsageError("--yes applies the remediations of --fix", hint="use `meshctl check --fix --yes`")
-        if fix and (pre or cli.platform_name.value != "local"):
-            raise UsageError("--fix repairs a running local mesh", hint="drop --fix (or --pre / --platform)")
+        if fix:
+            from meshctl.platform.base import Capability, require
+
+            require(cli.platform_name.value, Capability.FIX, "meshctl check --fix")
+            if pre:
+                raise UsageError("--fix repairs a running local mesh", hint="drop --fix or --pre")
         fmt = cli.output
         if all_namespaces and (namespace or cli.namespace):
             raise UsageError("-A checks every namespace; -n names one", hint="drop -A or -n")
@@ -120,6 +137,8 @@ def register(app: typer.Typer) -> None:
             wait_s=parse_duration(wait),
             fix=fix,
             yes=yes,
+            suppress=suppressed_codes(suppress, options.platform),
+            fail_on=Severity(fail_on.value),
         )
         # YAML is the JSON document re-encoded: the engine renders JSON, the CLI the rest.
         buffer = io.StringIO()
@@ -128,7 +147,7 @@ def register(app: typer.Typer) -> None:
         if yaml_out:
             _write_yaml(cli, buffer.getvalue())
         if failed:
-            raise checks_failed(session.failed_codes)
+            raise checks_failed(session.failed_codes, fail_on)
 
     @check_app.command("explain", epilog=EXPLAIN_EXAMPLES)
     def explain_command(

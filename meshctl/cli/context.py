@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from meshctl.platform.base import Platform
+    from meshctl.platform.base import Platform, PlatformSpec
 
 
 class OutputFormat(StrEnum):
@@ -56,11 +56,19 @@ class CliContext:
     def err(self) -> Console:
         return _console(self.stderr)
 
+    def platform_spec(self) -> PlatformSpec:
+        """The platform the global flags name, in the platform's own terms."""
+        from meshctl.platform.base import PlatformSpec
+
+        return PlatformSpec(
+            name=self.platform_name.value, home=self.home, namespace=self.namespace, context=self.kube_context
+        )
+
     @cached_property
     def platform(self) -> Platform:
         from meshctl.platform.base import open_platform
 
-        return open_platform(self)
+        return open_platform(self.platform_spec())
 
 
 def _console(stream: TextIO) -> Console:

@@ -59,13 +59,13 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _local(cli: CliContext) -> LocalPlatform:
-    from meshctl.platform.local.platform import LocalPlatform
+def _lifecycle(cli: CliContext, command: str) -> LocalPlatform:
+    """The platform, for a command that runs the mesh itself (refused, before connecting, where it cannot)."""
+    from meshctl.platform.base import Capability, require
+    from meshctl.platform.local import as_local
 
-    platform = cli.platform
-    if not isinstance(platform, LocalPlatform):  # pragma: no cover - open_platform refuses the others
-        raise UsageError(f"this command runs the local mesh, not the {platform.name} platform")
-    return platform
+    require(cli.platform_name.value, Capability.LIFECYCLE, command)
+    return as_local(cli.platform, Capability.LIFECYCLE, command)
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -90,14 +90,17 @@ def render_table(status: MeshStatus, wide: bool = False, color: bool = False) ->
             c.pod,
             c.kind,
             c.state,
-            ",".join(str(p.pid) for p in c.processes) or "-",
+            ",".join(str(p.pid) for p in c.processes if p.pid) or "-",  # no pids on Kubernetes
             _addresses(c, wide),
         ]
         for c in status.components
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     paint = Palette(color)
-    lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
+    if status.platform == "local":
+        lines = [f"Local mesh in {status.location} (subnet {status.extra.get('subnet')}), started {status.started_at}"]
+    else:
+        lines = [f"Mesh on {status.platform} in {status.location}"]
     if status.extra.get("state") == "starting":
         lines[0] += " — still starting"
     lines.append("")
@@ -222,7 +225,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.platform.local.up import UpOptions
 
         cli: CliContext = ctx.obj
-        platform = _local(cli)
+        platform = _lifecycle(cli, "meshctl up")
         options = UpOptions(
             subnet=subnet,
             demo=DemoOptions(failure_rate=failure_rate, latency_ms=latency_ms, rps=rps) if demo else None,
@@ -258,7 +261,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.platform.local.down import check_purgeable, purge_home
 
         cli: CliContext = ctx.obj
-        platform = _local(cli)
+        platform = _lifecycle(cli, "meshctl down")
         if purge:
             check_purgeable(platform.home)
             if not yes:
@@ -309,7 +312,7 @@ def register(app: typer.Typer) -> None:
         from dataclasses import replace
 
         cli: CliContext = ctx.obj
-        status = _local(cli).status()
+        status = cli.platform.status()
         ns = None if all_namespaces else namespace or cli.namespace
         if ns is not None:
             if not any(c.namespace == ns for c in status.components):

@@ -44,10 +44,7 @@ def platform_proxies(cli: CliContext, explicit_url: bool) -> list[ProxyInfo] | N
 
 def profile_config_dir(cli: CliContext) -> Any:
     """Where the platform keeps ServiceProfiles as files (the local platform), else None."""
-    from meshctl.platform.local.platform import LocalPlatform
-
-    platform = cli.platform
-    return platform.layout.config if isinstance(platform, LocalPlatform) else None
+    return cli.platform.resource_dir()
 
 
 def open_client(cli: CliContext, url: str, window: str) -> tuple[PrometheusClient, int, float | None]:

@@ -205,36 +205,3 @@ def identity_category(source: IdentitySource, *, requires: tuple[str, ...] = ())
         ),
         requires=requires,
     )
-
-
-# --- the local platform's identity directory ----------------------------------------------------------------
-
-
-def _local_anchors(ctx: CheckContext) -> list[x509.Certificate]:
-    from meshctl.health.facts import LAYOUT
-    from meshctl.pki.pem import IdentityFiles, read_certificates
-
-    return read_certificates(IdentityFiles(ctx.get(LAYOUT).identity).anchor_cert)
-
-
-def _local_issuer(ctx: CheckContext) -> IssuerMaterial:
-    from meshctl.health.facts import LAYOUT
-    from meshctl.pki.pem import IdentityFiles, read_certificates, read_private_key
-
-    files = IdentityFiles(ctx.get(LAYOUT).identity)
-    cert = read_certificates(files.issuer_cert)[0]
-    key = read_private_key(files.issuer_key)
-    return IssuerMaterial(cert, key.public_key() == cert.public_key())
-
-
-LOCAL_ANCHORS: Fact[list[x509.Certificate]] = Fact("trust anchors", _local_anchors)
-LOCAL_ISSUER: Fact[IssuerMaterial] = Fact("issuer", _local_issuer)
-
-LOCAL_SOURCE = IdentitySource(
-    anchors=LOCAL_ANCHORS,
-    issuer=LOCAL_ISSUER,
-    anchor_where="$MESHCTL_HOME/identity/ca.pem",
-    issuer_where="$MESHCTL_HOME/identity/issuer.pem",
-    reissue_hint="issue a new issuer from the trust anchor: `meshctl check --fix --yes`",
-    rotate_anchor_hint="create new identity material: `meshctl down`, remove $MESHCTL_HOME/identity, `meshctl up`",
-)

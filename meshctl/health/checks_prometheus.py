@@ -3,10 +3,16 @@
 Only the Platform abstraction is used (status, proxies, prometheus_url): one request to the targets API
 answers for every proxy, however many pods there are. MC8004 (`--proxy`) asks Prometheus for the
 proxies' series with one query.
+
+Right after a mesh starts, Prometheus may not have loaded a proxy as a target or scraped it yet: MC6003 and
+MC8004 then ask again, for up to FIRST_SCRAPE_WAIT_S (two scrape intervals of the local platform), and
+say they are waiting for the first scrape, as `linkerd check` waits for pods, instead of failing at once.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from meshctl.errors import UnreachableError
@@ -15,6 +21,8 @@ from meshctl.health.probe import url_get
 from meshctl.health.registry import Category, Check, CheckContext, Fact, Failed, Outcome, Passed, Severity
 
 PROMETHEUS_TIMEOUT_S = 2.0
+FIRST_SCRAPE_WAIT_S = 10.0  # how long MC6003 and MC8004 wait for Prometheus' first scrape of a proxy
+FIRST_SCRAPE_POLL_S = 0.5
 START_HINT = "start it again: `meshctl check --fix --yes` (or `meshctl down && meshctl up`)"
 
 
@@ -71,21 +79,44 @@ def _target_state(targets: list[dict[str, Any]]) -> dict[tuple[str, str], dict[s
     return {(t["labels"].get("namespace", ""), t["labels"].get("pod", "")): t for t in targets if "labels" in t}
 
 
-def scrapes_proxies(ctx: CheckContext) -> Outcome:
-    by_pod = _target_state(ctx.get(TARGETS))
+def _until_scraped(
+    ctx: CheckContext, first: Any, again: Callable[[], Any], pending: Callable[[Any], list[str]]
+) -> tuple[Any, list[str]]:
+    """Ask `again` while `pending` names proxies not scraped yet, up to FIRST_SCRAPE_WAIT_S; the last answer
+    and what is still pending."""
+    deadline = time.monotonic() + FIRST_SCRAPE_WAIT_S
+    answer = first
+    while pending(answer) and time.monotonic() + FIRST_SCRAPE_POLL_S < deadline:
+        time.sleep(FIRST_SCRAPE_POLL_S)
+        answer = again()
+    return answer, pending(answer)
+
+
+def _scrape_problems(ctx: CheckContext, targets: list[dict[str, Any]], first_only: bool) -> list[str]:
+    """What is wrong with each proxy's target; with `first_only`, only the proxies not scraped yet."""
+    by_pod = _target_state(targets)
     problems: list[str] = []
     for proxy in ctx.get(PROXIES):
         target = by_pod.get((proxy.namespace, proxy.pod))
         if target is None:
             problems.append(f"{proxy.namespace}/{proxy.pod}: not a scrape target")
-        elif target.get("health") != "up":
-            why = target.get("lastError") or ("not scraped yet" if target.get("health") == "unknown" else "down")
-            problems.append(f"{proxy.namespace}/{proxy.pod}: {why}")
+        elif target.get("health") == "unknown":
+            problems.append(f"{proxy.namespace}/{proxy.pod}: not scraped yet")
+        elif target.get("health") != "up" and not first_only:
+            problems.append(f"{proxy.namespace}/{proxy.pod}: {target.get('lastError') or 'down'}")
+    return problems
+
+
+def scrapes_proxies(ctx: CheckContext) -> Outcome:
+    targets, waiting = _until_scraped(
+        ctx, ctx.get(TARGETS), lambda: _targets(ctx), lambda answer: _scrape_problems(ctx, answer, True)
+    )
+    problems = _scrape_problems(ctx, targets, False)
     if problems:
-        return Failed(
-            f"{plural(len(problems), 'proxy', 'proxies')} not scraped:\n" + "\n".join(problems[:10]),
-            "a proxy that is down is reported by MC2003; otherwise see the Prometheus log",
-        )
+        reason = f"{plural(len(problems), 'proxy', 'proxies')} not scraped:\n" + "\n".join(problems[:10])
+        if waiting:
+            reason = f"still waiting for the first scrape after {FIRST_SCRAPE_WAIT_S:g}s: {reason}"
+        return Failed(reason, "a proxy that is down is reported by MC2003; otherwise see the Prometheus log")
     return Passed(plural(len(ctx.get(PROXIES)), "proxy", "proxies"))
 
 
@@ -101,11 +132,16 @@ def scrapes_control(ctx: CheckContext) -> Outcome:
 
 def metrics_present(ctx: CheckContext) -> Outcome:
     """--proxy: the selected proxies have series in Prometheus (what `meshctl stat/routes` will query)."""
-    present = ctx.get(SERIES_PODS)
-    missing = [f"{p.namespace}/{p.pod}" for p in selected(ctx, ctx.get(PROXIES)) if (p.namespace, p.pod) not in present]
+    proxies = selected(ctx, ctx.get(PROXIES))
+
+    def missing_from(present: set[tuple[str, str]]) -> list[str]:
+        return [f"{p.namespace}/{p.pod}" for p in proxies if (p.namespace, p.pod) not in present]
+
+    _, missing = _until_scraped(ctx, ctx.get(SERIES_PODS), lambda: _series_pods(ctx), missing_from)
     if missing:
         return Failed(
-            f"no proxy metrics in Prometheus for {plural(len(missing), 'pod')}: {listing(missing)}",
+            f"no proxy metrics in Prometheus for {plural(len(missing), 'pod')} after waiting "
+            f"{FIRST_SCRAPE_WAIT_S:g}s for the first scrape: {listing(missing)}",
             "wait a scrape interval (`meshctl check --proxy --wait 30s`); if it stays, check MC6003",
         )
     return Passed()
@@ -117,7 +153,7 @@ METRICS_PRESENT = Check(
     "wait a scrape interval (`meshctl check --proxy --wait 30s`); if it stays, see MC6003",
     metrics_present,
     severity=Severity.WARNING,
-    timeout=3.0,
+    timeout=FIRST_SCRAPE_WAIT_S + 2 * PROMETHEUS_TIMEOUT_S,
     requires=("MC8001", "MC6002"),
 )
 
@@ -141,7 +177,7 @@ def prometheus_category(*, requires: tuple[str, ...] = ()) -> Category:
                 "Prometheus scrapes every proxy",
                 "wait a scrape interval (`meshctl check --wait 30s`); a proxy that is down is reported by MC2003",
                 scrapes_proxies,
-                timeout=3.0,
+                timeout=FIRST_SCRAPE_WAIT_S + 2 * PROMETHEUS_TIMEOUT_S,
                 requires=("MC6002",),
             ),
             Check(

@@ -1,6 +1,6 @@
-"""Facts the checks share: the state directory and mesh record (local), the live status and proxies (any
-platform), what the control plane and each proxy say about themselves. Each is loaded once per run
-(see registry.Fact).
+"""Facts the checks of every platform share: the live status and proxies, what the control plane and each
+proxy say about themselves. Each is loaded once per run (see registry.Fact); a platform's own facts live
+under its package (meshctl/platform/<name>/facts.py).
 """
 
 from __future__ import annotations
@@ -9,38 +9,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from meshctl.errors import MeshError, UnreachableError
+from meshctl.errors import UnreachableError
 from meshctl.health.probe import concurrently, http_get
 from meshctl.health.registry import CheckContext, Fact
 
 if TYPE_CHECKING:
     from meshctl.platform.base import MeshStatus, ProxyInfo
-    from meshctl.platform.local.platform import LocalPlatform
-    from meshctl.platform.local.state import Layout, MeshRecord
 
 ADMIN_TIMEOUT_S = 1.5
 _BUILD_INFO = re.compile(r'^(?P<metric>\w+_build_info)\{[^}]*\bversion="(?P<version>[^"]*)"', re.MULTILINE)
-
-
-def local_platform(ctx: CheckContext) -> LocalPlatform:
-    from meshctl.platform.local.platform import LocalPlatform
-
-    platform = ctx.platform
-    if not isinstance(platform, LocalPlatform):
-        raise MeshError(f"this check runs on the local platform, not on {platform.name}")
-    return platform
-
-
-def _layout(ctx: CheckContext) -> Layout:
-    from meshctl.platform.local.state import Layout
-
-    if ctx.options.home is None:
-        raise MeshError("no state directory given")
-    return Layout(ctx.options.home)
-
-
-def _record(ctx: CheckContext) -> MeshRecord:
-    return local_platform(ctx).record()
 
 
 def _status(ctx: CheckContext) -> MeshStatus:
@@ -51,8 +28,6 @@ def _proxies(ctx: CheckContext) -> list[ProxyInfo]:
     return ctx.platform.proxies()
 
 
-LAYOUT: Fact[Layout] = Fact("layout", _layout)
-RECORD: Fact[MeshRecord] = Fact("mesh record", _record)
 STATUS: Fact[MeshStatus] = Fact("mesh status", _status)
 PROXIES: Fact[list[ProxyInfo]] = Fact("proxies", _proxies)
 
@@ -111,10 +86,14 @@ class ProxyAnswer:
         return f"{self.proxy.namespace}/{self.proxy.pod}"
 
 
-def ask_proxy(proxy: ProxyInfo) -> ProxyAnswer:
+def ask_proxy(ctx: CheckContext, proxy: ProxyInfo) -> ProxyAnswer:
     try:
-        ready = http_get(proxy.admin, "/ready", ADMIN_TIMEOUT_S).status == 200
-        metrics = http_get(proxy.admin, "/metrics", ADMIN_TIMEOUT_S)
+        port = int(proxy.admin.rpartition(":")[2])
+        with ctx.platform.proxy_port(proxy, port) as admin:
+            ready = http_get(str(admin), "/ready", ADMIN_TIMEOUT_S).status == 200
+            metrics = http_get(str(admin), "/metrics", ADMIN_TIMEOUT_S)
+    except ValueError:
+        return ProxyAnswer(proxy, error=f"no admin address ({proxy.admin or 'none yet'})")
     except UnreachableError as exc:
         return ProxyAnswer(proxy, error=exc.message)
     version = build_version(metrics.text, "proxy_build_info") if metrics.status == 200 else None
@@ -123,7 +102,7 @@ def ask_proxy(proxy: ProxyInfo) -> ProxyAnswer:
 
 def _proxy_answers(ctx: CheckContext) -> list[ProxyAnswer]:
     proxies: list[ProxyInfo] = ctx.get(PROXIES)
-    return concurrently(ask_proxy, proxies)
+    return concurrently(lambda proxy: ask_proxy(ctx, proxy), proxies)
 
 
 PROXY_ANSWERS: Fact[list[ProxyAnswer]] = Fact("proxy admin answers", _proxy_answers)

@@ -17,7 +17,9 @@ API note (stable; both platforms register against it)
 - Checks share facts through `CheckContext.get(fact)`: a `Fact` is a named, typed loader memoised per
   context (loaded once even when checks ask concurrently; a retry under `--wait` loads it afresh).
 - Each platform lists its categories in order in a module named in `CATALOGUES` with
-  `def categories() -> list[Category]` (imported lazily, only when that platform is checked).
+  `def categories() -> list[Category]` (imported lazily, only when that platform is checked). A platform's
+  own checks, facts and fixes live in its package (meshctl/platform/<name>/); meshctl/health holds the
+  engine (registry, runner, render, session, explain, fix) and the checks every platform shares.
 - Codes: MC1xxx platform reachable / version / pre-install, MC2xxx mesh installed and running, MC3xxx
   configuration, MC4xxx identity, MC5xxx control-plane API, MC6xxx Prometheus, MC7xxx versions, MC8xxx data
   plane (`--proxy`). In every group, MCx000-MCx099 are local or shared checks and MCx100-MCx199 are
@@ -173,7 +175,7 @@ def select(categories: list[Category], modes: frozenset[Mode]) -> list[Category]
 
 # Each platform's catalogue, imported only when that platform is checked: "module:function".
 CATALOGUES: dict[str, str] = {
-    "local": "meshctl.health.checks_local:categories",
+    "local": "meshctl.platform.local.checks:categories",
     "kubernetes": "meshctl.platform.kubernetes.checks:categories",
 }
 

@@ -15,7 +15,7 @@ from meshctl.cli.style import Tone
 from meshctl.health.registry import Category, Check, Failed, Outcome, Passed, Skipped, Warned, outcome_name
 from meshctl.health.runner import CategoryResult, CheckResult, Observer, Report
 
-PASS, WARN, FAIL, SKIP = "√", "‼", "×", "-"
+PASS, WARN, FAIL, SKIP, SUPPRESSED = "√", "‼", "×", "-", "~"
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 # Tones of the one palette (meshctl.cli.style), under the names this module has always used.
 _GREEN, _YELLOW, _RED, _DIM = Tone.GOOD, Tone.WARN, Tone.ALERT, Tone.DIM
@@ -42,6 +42,9 @@ def check_lines(result: CheckResult, color: bool = False) -> list[str]:
         return [f"{paint(_GREEN, PASS)} {check.description}"]
     if isinstance(outcome, Skipped):
         return [paint(_DIM, f"{SKIP} {check.description} (skipped: {outcome.reason})")]
+    if result.suppressed:
+        first = (outcome.reason.splitlines() or [""])[0]
+        return [paint(_DIM, f"{SUPPRESSED} {check.description} (suppressed {check.code}: {first})")]
     glyph = paint(_YELLOW, WARN) if isinstance(outcome, Warned) else paint(_RED, FAIL)
     lines = [f"{glyph} {check.description}"]
     lines += [INDENT + line for line in outcome.reason.splitlines() or [""]]
@@ -56,11 +59,8 @@ def header_lines(category: Category) -> list[str]:
 
 def category_lines(result: CategoryResult, color: bool = False) -> list[str]:
     lines = header_lines(result.category)
-    if result.skipped is not None:
-        lines.append(_Paint(color)(_DIM, f"{SKIP} skipped: {result.skipped}"))
-    else:
-        for check_result in result.results:
-            lines += check_lines(check_result, color)
+    for check_result in result.results:  # a skipped category lists its checks, each with why
+        lines += check_lines(check_result, color)
     return [*lines, ""]
 
 
@@ -79,23 +79,31 @@ def render_short(report: Report, color: bool = False) -> str:
     """Only the warnings and failures, under their category, then the status line."""
     lines: list[str] = []
     for category in report.categories:
-        problems = [r for r in category.results if isinstance(r.outcome, Warned | Failed)]
+        problems = [r for r in category.results if isinstance(r.outcome, Warned | Failed) and not r.suppressed]
         if problems:
             lines += header_lines(category.category)
             for result in problems:
                 lines += check_lines(result, color)
             lines.append("")
-    skipped = report.counts()["skipped"]
-    if skipped:
-        noun = "check" if skipped == 1 else "checks"
-        lines += [_Paint(color)(_DIM, f"{skipped} {noun} skipped (they need the failing ones)"), ""]
+    trailers = ((report.skipped, "skipped (they need the failing ones)"), (_suppressed(report), "suppressed"))
+    for results, what in trailers:
+        if results:
+            noun = "check" if len(results) == 1 else "checks"
+            lines.append(_Paint(color)(_DIM, f"{len(results)} {noun} {what}:"))
+            lines += [line for result in results for line in check_lines(result, color)]
+            lines.append("")
     return "\n".join([*lines, status_line(report, color)]) + "\n"
+
+
+def _suppressed(report: Report) -> list[CheckResult]:
+    return [r for r in report.results if r.suppressed]
 
 
 def report_json(report: Report) -> dict[str, Any]:
     """One JSON document: every category and check with its code, outcome, reason, hint and duration."""
     return {
         "success": report.success,
+        "fail_on": report.fail_on.value,
         "platform": report.platform,
         "duration_s": round(report.duration_s, 3),
         "counts": report.counts(),
@@ -128,6 +136,7 @@ def _check_json(result: CheckResult) -> dict[str, Any]:
         "description": result.check.description,
         "severity": result.check.severity.value,
         "outcome": outcome_name(outcome),
+        "suppressed": result.suppressed,
         "reason": None if isinstance(outcome, Passed) else outcome.reason,
         "detail": (outcome.detail or None) if isinstance(outcome, Passed) else None,
         "hint": hint_of(result.check, outcome),

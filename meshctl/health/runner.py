@@ -5,6 +5,10 @@ that hangs is abandoned at its timeout and can never keep the CLI from exiting. 
 checks it requires are done; a category whose required category failed is skipped as a whole. Under
 `--wait` a check that does not pass is tried again every `retry_interval` until it passes or the deadline
 is reached; the observer hears of each retry (the table renderer turns that into a live spinner).
+
+`--suppress CODE` keeps a check in the run and in the output, marked suppressed: its failure or warning no
+longer counts against the run (checks that require it still see it did not pass). `--fail-on warning`
+makes warnings count as failures do.
 """
 
 from __future__ import annotations
@@ -38,10 +42,18 @@ class CheckResult:
     outcome: Outcome
     duration_s: float  # from the first attempt's start to the last attempt's end
     attempts: int
+    suppressed: bool = False  # a failure or warning `--suppress` named: shown, not held against the run
 
     @property
     def ok(self) -> bool:
+        """Passed or warned: what checks that require this one wait for."""
         return not isinstance(self.outcome, Failed)
+
+    def fails_run(self, fail_on: Severity) -> bool:
+        """Whether this result makes the run fail (exit 1)."""
+        if self.suppressed:
+            return False
+        return isinstance(self.outcome, Failed) or (fail_on is Severity.WARNING and isinstance(self.outcome, Warned))
 
 
 @dataclass(frozen=True)
@@ -61,19 +73,30 @@ class Report:
     platform: str
     categories: tuple[CategoryResult, ...]
     duration_s: float
+    fail_on: Severity = Severity.ERROR  # `--fail-on`: the least severe outcome that fails the run
 
     @property
     def results(self) -> list[CheckResult]:
         return [r for c in self.categories for r in c.results]
 
     @property
+    def failing(self) -> list[CheckResult]:
+        """The results that make the run fail, in order."""
+        return [r for r in self.results if r.fails_run(self.fail_on)]
+
+    @property
     def success(self) -> bool:
-        return not any(c.failed for c in self.categories)
+        return not self.failing
+
+    @property
+    def skipped(self) -> list[CheckResult]:
+        return [r for r in self.results if isinstance(r.outcome, Skipped)]
 
     def counts(self) -> dict[str, int]:
         counts = {"passed": 0, "warned": 0, "failed": 0, "skipped": 0}
         for result in self.results:
             counts[type(result.outcome).__name__.lower()] += 1
+        counts["suppressed"] = sum(1 for r in self.results if r.suppressed)
         return counts
 
 
@@ -161,9 +184,13 @@ class Runner:
         wait_s: float = 0.0,
         retry_interval_s: float = RETRY_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        suppress: frozenset[str] = frozenset(),
+        fail_on: Severity = Severity.ERROR,
     ) -> None:
         self.ctx = ctx
         self.observer = observer or Observer()
+        self.suppress = suppress
+        self.fail_on = fail_on
         self.wait_s = wait_s
         self.retry_interval_s = retry_interval_s
         self.clock = clock
@@ -183,7 +210,7 @@ class Runner:
                 result = self._run_category(category)
             finished.append(result)
             self.observer.category_finished(result)
-        return Report(self.ctx.options.platform, tuple(finished), self.clock() - t0)
+        return Report(self.ctx.options.platform, tuple(finished), self.clock() - t0, self.fail_on)
 
     def _skip(self, category: Category, reason: str) -> CategoryResult:
         results = tuple(CheckResult(c, Skipped(reason), 0.0, 0) for c in category.checks)
@@ -255,7 +282,9 @@ class Runner:
     def _settle(self, category: Category, state: _State, outcome: Outcome) -> None:
         outcome = apply_severity(state.check, outcome)
         now = self.clock()
+        # A suppressed check's answer holds nothing up, so --wait does not wait for it.
         retry = state.check.retry and not isinstance(outcome, Passed | Skipped)
+        retry = retry and state.check.code not in self.suppress
         if retry and now + self.retry_interval_s < self.deadline:
             state.retry_at = now + self.retry_interval_s
             self.observer.check_retrying(category, state.check, outcome, state.attempt)
@@ -266,7 +295,8 @@ class Runner:
 
     def _finish(self, category: Category, state: _State, outcome: Outcome) -> None:
         started = state.started if state.started is not None else self.clock()
-        state.result = CheckResult(state.check, outcome, max(0.0, self.clock() - started), state.attempt)
+        suppressed = state.check.code in self.suppress and isinstance(outcome, Failed | Warned)
+        state.result = CheckResult(state.check, outcome, max(0.0, self.clock() - started), state.attempt, suppressed)
         self.done[state.check.code] = state.result
         self.observer.check_finished(category, state.result)
 
@@ -287,7 +317,11 @@ def run_checks(
     wait_s: float = 0.0,
     retry_interval_s: float = RETRY_INTERVAL_S,
     clock: Callable[[], float] = time.monotonic,
+    suppress: frozenset[str] = frozenset(),
+    fail_on: Severity = Severity.ERROR,
 ) -> Report:
     """Run the categories in order; returns every result (the observer has seen them as they came)."""
-    runner = Runner(ctx, observer, wait_s=wait_s, retry_interval_s=retry_interval_s, clock=clock)
+    runner = Runner(
+        ctx, observer, wait_s=wait_s, retry_interval_s=retry_interval_s, clock=clock, suppress=suppress, fail_on=fail_on
+    )
     return runner.run(categories)

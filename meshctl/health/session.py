@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from meshctl.cli.style import can_redraw, color_enabled
 from meshctl.errors import UsageError
-from meshctl.health.registry import Category, CheckContext, CheckOptions, Mode, catalogue, select
+from meshctl.health.registry import (
+    CODE_PATTERN,
+    Category,
+    CheckContext,
+    CheckOptions,
+    Mode,
+    Severity,
+    catalogue,
+    select,
+)
 from meshctl.health.render import LiveTable, render_short, report_json
 from meshctl.health.runner import Observer, Report, run_checks
 
@@ -29,6 +38,24 @@ class CheckRequest:
     wait_s: float = 0.0
     fix: bool = False
     yes: bool = False
+    suppress: frozenset[str] = frozenset()  # codes whose failures and warnings do not fail the run
+    fail_on: Severity = Severity.ERROR  # WARNING: a warning fails the run too
+
+
+def suppressed_codes(values: list[str], platform: str) -> frozenset[str]:
+    """The codes of `--suppress A --suppress B,C`, each one a check of the platform's catalogue."""
+    codes = [code.strip().upper() for value in values for code in value.split(",") if code.strip()]
+    malformed = [code for code in codes if not CODE_PATTERN.match(code)]
+    if malformed:
+        raise UsageError(f"--suppress: {malformed[0]!r} is not a check code", hint="codes look like MC6003")
+    known = {check.code for category in catalogue(platform) for check in category.checks}
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise UsageError(
+            f"--suppress: no check of the {platform} platform has the code {unknown[0]}",
+            hint="`meshctl check explain` lists every code",
+        )
+    return frozenset(codes)
 
 
 def modes_for(pre: bool, proxy: bool) -> frozenset[Mode]:
@@ -70,14 +97,18 @@ class Session:
         live: LiveTable | None = None
         if self.request.output == "table":
             observer = live = LiveTable(self.stdout, color=self.color, live=can_redraw(self.stdout))
-        report = run_checks(self.categories(), ctx, observer, wait_s=wait_s)
-        self.failed_codes = [r.check.code for r in report.results if not r.ok]
+        request = self.request
+        report = run_checks(
+            self.categories(), ctx, observer, wait_s=wait_s, suppress=request.suppress, fail_on=request.fail_on
+        )
+        self.failed_codes = [r.check.code for r in report.failing]
         if live is not None:
             live.finish(report)
         return report, ctx
 
     def run(self) -> int:
-        """Exit code: 0 when no check failed (warnings alone pass), 1 otherwise.
+        """Exit code: 0 when no check failed (warnings alone pass unless --fail-on warning), 1 otherwise;
+        suppressed checks never fail the run.
 
         With --fix --yes the first pass shows the mesh as it is (no waiting: the failures are what gets
         fixed) and --wait applies to the check after the remediations.

@@ -1,7 +1,9 @@
 """What every platform offers the commands: the mesh's components, its proxies and its Prometheus.
 
-Commands ask `cli.platform` (see `open_platform`) and never care whether the mesh is processes on loopback
-or pods in a cluster. Lifecycle commands (`up`, `down`) exist only where the platform can run a mesh itself.
+Commands ask `open_platform(spec)` for the platform a `PlatformSpec` names and never care whether the mesh is
+processes on loopback or pods in a cluster. What only some platforms can do (run the mesh itself, install it,
+forward ports) is declared as `Capability` values; a command asks `platform.require(...)`, which refuses
+with a one-line error and a hint, instead of testing the platform's class.
 """
 
 from __future__ import annotations
@@ -9,13 +11,66 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from pathlib import Path
 
 from meshctl.errors import ExitCode, UnreachableError, UsageError
+from meshctl.platform.ports import DirectPort, PortHandle
 from meshctl.targets import Kind, Target
 
-if TYPE_CHECKING:
-    from meshctl.cli.context import CliContext
+LOCAL = "local"
+KUBERNETES = "kubernetes"
+PLATFORMS = (LOCAL, KUBERNETES)
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """Which platform to open and how: plain values, so the platform never depends on the CLI's types."""
+
+    name: str = LOCAL  # one of PLATFORMS
+    home: Path = Path("~/.meshctl")  # the local platform's state directory
+    namespace: str | None = None  # `-n`: the namespace whose proxies `proxies()` lists (None: all)
+    context: str | None = None  # the kubeconfig context (None: its current one)
+    kubeconfig: str | None = None  # the kubeconfig path(s) (None: $KUBECONFIG, else ~/.kube/config)
+    prometheus_url: str | None = None  # a Prometheus to use instead of the platform's own
+
+
+class Capability(StrEnum):
+    """What a platform may or may not offer beyond reading the mesh."""
+
+    LIFECYCLE = "lifecycle"  # `meshctl up` / `down`: the platform runs the mesh itself
+    INSTALL_INJECT = "install-inject"  # `meshctl install` / `inject`: manifests for a cluster
+    EPHEMERAL_DEBUG_CONTAINERS = "ephemeral-debug-containers"  # `meshctl debug` attaches a container to a pod
+    PORT_FORWARD = "port-forward"  # proxy ports are reached through the API server, not directly
+    RESOURCE_FILES = "resource-files"  # mesh resources are files `meshctl apply` writes (not cluster objects)
+    FIX = "fix"  # `meshctl check --fix` can restart components and reissue identity
+
+
+CAPABILITIES: dict[str, frozenset[Capability]] = {
+    LOCAL: frozenset({Capability.LIFECYCLE, Capability.RESOURCE_FILES, Capability.FIX}),
+    KUBERNETES: frozenset({Capability.INSTALL_INJECT, Capability.EPHEMERAL_DEBUG_CONTAINERS, Capability.PORT_FORWARD}),
+}
+
+# What to do instead, per missing capability: the hint of the refusal.
+_WITHOUT: dict[Capability, str] = {
+    Capability.LIFECYCLE: "on Kubernetes the cluster runs the mesh: install it with "
+    "`meshctl install | kubectl apply -f -`, or use --platform local",
+    Capability.INSTALL_INJECT: "the local platform installs itself: run `meshctl up`, or use --platform kubernetes",
+    Capability.EPHEMERAL_DEBUG_CONTAINERS: "debug containers need a cluster: use --platform kubernetes",
+    Capability.PORT_FORWARD: "the local platform reaches proxies directly: no forward is needed",
+    Capability.RESOURCE_FILES: "use `kubectl apply -f FILE` (the CRDs come with `meshctl install`)",
+    Capability.FIX: "repair the cluster's workloads with kubectl (`meshctl check explain CODE` says how)",
+}
+
+
+def require(platform: str, capability: Capability, command: str) -> None:
+    """Refuse (UsageError, exit 2) a command that needs what the named platform does not offer; callers ask
+    before opening the platform, so a refusal never waits for a cluster."""
+    if capability not in CAPABILITIES.get(platform, frozenset()):
+        raise UsageError(
+            f"{command} is not available on the {platform} platform (it needs {capability.value})",
+            hint=_WITHOUT[capability],
+        )
 
 
 @dataclass(frozen=True)
@@ -86,9 +141,31 @@ class ProxyInfo:
 
 
 class Platform(ABC):
-    """Read access to a running mesh; implemented by the local platform (and later Kubernetes)."""
+    """Read access to a running mesh; implemented by the local and the kubernetes platform."""
 
     name: str
+    capabilities: frozenset[Capability] = frozenset()
+
+    def require(self, capability: Capability, command: str) -> None:
+        """Refuse (UsageError, exit 2) a command that needs what this platform does not offer."""
+        if capability not in self.capabilities:
+            require(self.name, capability, command)
+
+    def proxy_port(self, proxy: ProxyInfo, port: int) -> PortHandle:
+        """A reachable (host, port) for one port of a proxy (its admin or tap port), for plain HTTP requests
+        and long-lived HTTP/2 streams alike: `with platform.proxy_port(p, 4191) as address: ...`. Here the
+        proxy's own address (its admin host, the port asked for); Kubernetes forwards through the API server."""
+        host, _, _ = proxy.admin.rpartition(":")
+        if not host:
+            raise UnreachableError(f"{proxy.namespace}/{proxy.pod} has no address yet", hint="wait for it to start")
+        return DirectPort(host, port)
+
+    def resource_dir(self) -> Path | None:
+        """Where the mesh's resources (ServiceProfiles ...) are files (Capability.RESOURCE_FILES), else None."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 (most platforms hold nothing open)
+        """Let go of what the platform holds open (relays, clients); the platform is not used afterwards."""
 
     @abstractmethod
     def status(self) -> MeshStatus:
@@ -134,17 +211,17 @@ def select(proxies: Iterable[ProxyInfo], target: Target) -> list[ProxyInfo]:
     return [p for p in proxies if matches(p)]
 
 
-def open_platform(cli: CliContext) -> Platform:
-    """The platform the global flags select (`--platform`, `--home`)."""
-    from meshctl.cli.context import PlatformName
-
-    if cli.platform_name is PlatformName.KUBERNETES:
+def open_platform(spec: PlatformSpec) -> Platform:
+    """The platform a spec names (the CLI builds the spec from `--platform`, `--home`, `--context` ...)."""
+    if spec.name == KUBERNETES:
         from meshctl.platform.kubernetes import open_kubernetes
 
-        return open_kubernetes(cli)
+        return open_kubernetes(spec)
+    if spec.name != LOCAL:
+        raise UsageError(f"unknown platform {spec.name!r}", hint=f"use one of: {', '.join(PLATFORMS)}")
     from meshctl.platform.local.platform import LocalPlatform
 
-    return LocalPlatform(cli.home)
+    return LocalPlatform(spec.home.expanduser(), prometheus_url=spec.prometheus_url)
 
 
 def no_mesh(location: str) -> UnreachableError:

@@ -4,8 +4,10 @@ A real HTTP server on 127.0.0.1 (a thread) serving JSON as kube-apiserver does: 
 group collections (`/api/v1/pods`, `/api/v1/namespaces/{ns}/configmaps/{name}`, `/apis/apps/v1/...`,
 custom resources once their CRD exists), `kind: XList` shapes with `apiVersion` and `metadata`,
 `labelSelector` (`k=v`, `k!=v`, `k`, `!k`) and `fieldSelector` (`metadata.name`, `metadata.namespace`),
-`Status` objects for 401/404, SelfSubjectAccessReview (POST), and the service proxy
-(`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`) to handlers the test installs. Every request
+`Status` objects for 401/404, SelfSubjectAccessReview (POST), the service proxy
+(`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`) to handlers the test installs, and a pod's
+port-forward (websocket, `v4.channel.k8s.io`, see portforward.py) to the local address the test names
+with `forward_to(namespace, pod, port, address)`. Every request
 is counted per method and path, so tests can assert that the client's request count does not depend on
 the size of the cluster. `kubeconfig(path)` writes a kubeconfig pointing at it with a bearer token.
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.fakes.portforward import V4_PROTOCOL, PortForwardSession, accept_key
 
 # group/version + plural -> (kind, namespaced)
 BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
@@ -88,6 +92,7 @@ class FakeKubeApi:
         self.version: dict[str, str] = {"major": "1", "minor": "30", "gitVersion": "v1.30.4", "platform": "linux/amd64"}
         self.store: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.proxies: dict[tuple[str, str, str], ProxyHandler] = {}  # (namespace, service, port)
+        self.pod_ports: dict[tuple[str, str, int], tuple[str, int]] = {}  # (namespace, pod, port) -> address
         self.judge: AccessJudge = lambda attributes: True
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -112,6 +117,10 @@ class FakeKubeApi:
             if obj["metadata"]["name"] == name and obj["metadata"].get("namespace") == namespace:
                 return obj
         raise KeyError(f"{plural}/{name}")
+
+    def forward_to(self, namespace: str, pod: str, port: int, address: tuple[str, int]) -> None:
+        """What listens on `port` inside the pod: a real local address the port-forward dials."""
+        self.pod_ports[(namespace, pod, port)] = address
 
     def _kind(self, api_version: str, plural: str) -> tuple[str, bool] | None:
         if (api_version, plural) in BUILTIN:
@@ -138,7 +147,41 @@ class FakeKubeApi:
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:  # noqa: N802
-                self._answer("GET", b"")
+                if self.headers.get("Upgrade", "").lower() == "websocket":
+                    self._upgrade()
+                else:
+                    self._answer("GET", b"")
+
+            def _upgrade(self) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                with fake._lock:
+                    fake.requests[f"GET {parts.path}"] += 1
+                self.close_connection = True
+                query = urllib.parse.parse_qs(parts.query)
+                refusal = fake.forward_refusal(parts.path, query, self.headers.get("Authorization"))
+                offered = [p.strip() for p in (self.headers.get("Sec-WebSocket-Protocol") or "").split(",")]
+                if refusal is None and V4_PROTOCOL not in offered:
+                    refusal = 400, status_object(400, "BadRequest", f"subprotocol {V4_PROTOCOL} not offered")
+                if refusal is not None:
+                    payload = json.dumps(refusal[1]).encode()
+                    self.send_response(refusal[0])
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                segments = [urllib.parse.unquote(s) for s in parts.path.strip("/").split("/")]
+                namespace, pod = segments[3], segments[5]
+                ports = [int(p) for value in query["ports"] for p in value.split(",")]
+                self.send_response(101)
+                self.send_header("Upgrade", "websocket")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Sec-WebSocket-Accept", accept_key(self.headers.get("Sec-WebSocket-Key", "")))
+                self.send_header("Sec-WebSocket-Protocol", V4_PROTOCOL)
+                self.end_headers()
+                self.wfile.flush()
+                targets = [fake.pod_ports.get((namespace, pod, port)) for port in ports]
+                PortForwardSession(self.rfile, self.connection, ports, targets, pod).run()
 
             def do_POST(self) -> None:  # noqa: N802
                 self._answer("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
@@ -188,6 +231,33 @@ class FakeKubeApi:
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
+
+    def forward_refusal(
+        self, path: str, query: dict[str, list[str]], authorization: str | None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Why a port-forward request is refused (status and Status object), or None to upgrade."""
+        segments = [urllib.parse.unquote(s) for s in path.strip("/").split("/")]
+        shape = len(segments) == 7 and segments[:3] == ["api", "v1", "namespaces"]
+        if not (shape and segments[4] == "pods" and segments[6] == "portforward"):
+            return 404, status_object(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if authorization != f"Bearer {self.token}":
+            return 401, status_object(401, "Unauthorized", "Unauthorized")
+        namespace, pod = segments[3], segments[5]
+        attributes = {"namespace": namespace, "verb": "create", "resource": "pods", "subresource": "portforward"}
+        allowed = self.judge(attributes | {"name": pod})
+        if not allowed:
+            return 403, status_object(403, "Forbidden", f'pods "{pod}" is forbidden: cannot create pods/portforward')
+        try:
+            self.find("v1", "pods", pod, namespace)
+        except KeyError:
+            return 404, status_object(404, "NotFound", f'pods "{pod}" not found')
+        try:
+            ports = [int(p) for value in query.get("ports", []) for p in value.split(",")]
+        except ValueError:
+            ports = []
+        if not ports or not all(0 < p < 65536 for p in ports):
+            return 400, status_object(400, "BadRequest", "query parameter ports must name ports between 1 and 65535")
+        return None
 
     def total_requests(self) -> int:
         with self._lock:

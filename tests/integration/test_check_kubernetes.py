@@ -276,3 +276,29 @@ def test_old_kubernetes_fails_mc1110(fake: FakeKubeApi, tmp_path: Path, capsys: 
     fake.version.update(minor="24", gitVersion="v1.24.0")
     code, results = check_json(fake, tmp_path, capsys)
     assert code == 1 and results["MC1110"] == "failed"
+
+
+def test_a_fresh_prometheus_is_waited_for_until_its_first_scrape(
+    fake: FakeKubeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster: Cluster = healthy(fake, 10)
+    cluster.unscraped_answers = 3  # Prometheus has the targets but has not scraped them yet, three times asked
+    code, results = check_json(fake, tmp_path, capsys)
+    assert code == 0 and results["MC6003"] == "passed"
+    cluster.unscraped_answers = 1000  # never scraped: the check gives up after its wait and says why
+    code, out = run(fake, tmp_path, capsys, "check")
+    assert code == 1
+    assert "still waiting for the first scrape after 10s: 10 proxies not scraped:" in out
+    assert "booksapp/books-0: not scraped yet" in out
+
+
+def test_status_lists_the_mesh_pods_of_the_cluster(
+    fake: FakeKubeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    healthy(fake, 3)
+    code, out = run(fake, tmp_path, capsys, "status")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"Mesh on kubernetes in context fake ({fake.url})"
+    assert any(line.split()[:5] == ["booksapp", "books-0", "workload", "running", "-"] for line in lines)
+    assert lines[-1] == "5 of 5 components running"

@@ -104,6 +104,16 @@ def write_issuer(home: Path, *, lifetime: timedelta, now: datetime, foreign: boo
     write_pair(files.issuer_cert, files.issuer_key, generate_issuer(anchor, lifetime=lifetime, now=now))
 
 
+def test_check_proxy_passes_right_after_up(home: Path) -> None:
+    """`meshctl up && meshctl check --proxy` (the README's steps), with no --wait: up returns only once
+    Prometheus has scraped every proxy, so the scrape and metrics checks pass on the first attempt."""
+    code, document, stderr = check_json(home, "--proxy")
+    found = outcomes(document)
+    assert code == 0, json.dumps([c for c in found.values() if c["outcome"] != "passed"]) + stderr
+    assert found["MC6003"]["outcome"] == found["MC8004"]["outcome"] == "passed"
+    assert found["MC6003"]["attempts"] == 1
+
+
 def test_every_check_passes_on_the_healthy_mesh(home: Path) -> None:
     document = healthy(home, "--proxy")
     assert document["success"] is True

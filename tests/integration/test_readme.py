@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SUBNET = free_subnet()
 README_SUBNET = "127.77."
-CHECK_PROXY_REASON = "check --proxy right after up waits for Prometheus' first scrape (fixed on the platform branch)"
 
 
 def _blocks(text: str) -> list[list[str]]:
@@ -94,9 +93,7 @@ def test_the_readme_starts_the_demo_mesh(shell: Shell) -> None:
 
 
 @pytest.mark.parametrize("step", [s for s in STEPS if s != "meshctl down"])
-def test_readme_step(shell: Shell, step: str, request: pytest.FixtureRequest) -> None:
-    if step.startswith("meshctl check --proxy"):
-        request.applymarker(pytest.mark.xfail(reason=CHECK_PROXY_REASON, strict=False))
+def test_readme_step(shell: Shell, step: str) -> None:
     done = shell.run(step)
     assert done.returncode == 0, f"{step}\n{done.stdout}\n{done.stderr}"
     _readable(done)

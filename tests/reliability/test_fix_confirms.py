@@ -21,8 +21,9 @@ import pytest
 
 from meshctl.control.ca import ensure_identity_material
 from meshctl.errors import MeshError
-from meshctl.health.fix import Plan, Remediation, apply_plan, restart
+from meshctl.health.fix import Plan, Remediation, apply_plan
 from meshctl.platform.local import state
+from meshctl.platform.local.fix import restart
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord, ProcessRecord
 from tests.integration.local_mesh import free_subnet, subnet_host
 

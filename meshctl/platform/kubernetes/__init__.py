@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from meshctl.cli.context import CliContext
+    from meshctl.platform.base import PlatformSpec
     from meshctl.platform.kubernetes.platform import KubernetesPlatform
 
 
-def open_kubernetes(cli: CliContext) -> KubernetesPlatform:
-    """The platform for the global flags: the kubeconfig's `--context` (else its current one) and `-n`."""
+def open_kubernetes(spec: PlatformSpec) -> KubernetesPlatform:
+    """The platform for a spec: the kubeconfig's context (else its current one) and the namespace."""
     from meshctl.platform.kubernetes.api import connect
     from meshctl.platform.kubernetes.platform import KubernetesPlatform
 
-    return KubernetesPlatform(connect(cli.kube_context), cli.namespace)
+    api = connect(spec.context, spec.kubeconfig)
+    return KubernetesPlatform(api, spec.namespace, prometheus_url=spec.prometheus_url)

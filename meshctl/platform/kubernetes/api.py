@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.parse
 from typing import Any
@@ -53,6 +54,8 @@ class KubeApi:
         self.server = server
         self._lock = threading.Lock()
         self.requests = 0  # how many requests this client made (for tests and --debug)
+        self._stream_client: Any = None
+        self._stream_lock = threading.Lock()
 
     def get(self, path: str, query: dict[str, str] | None = None, *, timeout_s: float = READ_TIMEOUT_S) -> Any:
         return json.loads(self._call("GET", path, query, None, timeout_s))
@@ -69,6 +72,30 @@ class KubeApi:
         requests grow with the size of the cluster)."""
         items: list[dict[str, Any]] = self.get(path, query).get("items") or []
         return items
+
+    def portforward(self, namespace: str, pod: str, port: int) -> Any:
+        """A `kubernetes.stream.ws_client.PortForward` to one port of a pod (websocket, v4.channel.k8s.io);
+        `.socket(port)` is the connection to it. UnreachableError when the API server refuses or is away."""
+        from kubernetes.client import ApiClient
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import portforward
+
+        # `portforward` swaps the ApiClient's transport for a websocket while it connects: that client serves
+        # no other request, and one connect at a time uses it.
+        with self._stream_lock:
+            if self._stream_client is None:
+                self._stream_client = ApiClient(self._client.configuration)
+            with self._lock:
+                self.requests += 1
+            try:
+                pods = _PodPortForwardApi(self._stream_client)
+                return portforward(pods.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+            except (ApiException, OSError) as exc:
+                raise UnreachableError(
+                    f"port-forward to {namespace}/{pod}:{port} through {self.server} failed: {_handshake_why(exc)}",
+                    hint=f"check that the pod runs (`kubectl get pod -n {namespace} {pod}`) and that context "
+                    f"{self.context!r} may create pods/portforward",
+                ) from None
 
     def _call(
         self,
@@ -122,6 +149,37 @@ def _why(exc: BaseException) -> str:
         if marker.lower() in text.lower():
             return marker.lower()
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class _PodPortForwardApi:
+    """The one method of the generated CoreV1Api that `kubernetes.stream.portforward` calls, serialised as the
+    generated one does. Importing CoreV1Api itself builds some 250 pydantic models: seconds of a CLI's life."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client  # `portforward` finds the client here and swaps its transport
+
+    def connect_get_namespaced_pod_portforward(self, name: str, namespace: str, ports: str, **options: Any) -> Any:
+        request = self.api_client.param_serialize(
+            "GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/portforward",
+            query_params=[("ports", ports)], header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        return self.api_client.call_api(*request, _request_timeout=options.get("_request_timeout")).response
+
+
+_HANDSHAKE = re.compile(r"Handshake status (?P<status>\d+) (?P<reason>[^-]*?)\s*-\+-\+-")
+_MESSAGE = re.compile(r'"message":\s*"(?P<message>(?:[^"\\]|\\.)*)"')
+
+
+def _handshake_why(exc: BaseException) -> str:
+    """The API server's answer to a refused websocket upgrade ("404 Not Found: pods "x" not found"), which
+    the client only passes on as text."""
+    text = str(getattr(exc, "reason", None) or exc)
+    status = _HANDSHAKE.search(text)
+    if status is None:
+        return _why(exc)
+    message = _MESSAGE.search(text)
+    detail = ": " + message["message"].replace('\\"', '"') if message else ""
+    return f"{status['status']} {status['reason']}{detail}"
 
 
 def quote(name: str) -> str:

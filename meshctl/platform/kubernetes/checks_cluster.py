@@ -113,7 +113,8 @@ API = Category(
     id="kubernetes-api",
     name="the Kubernetes API",
     checks=(
-        Check("MC1100", "the kubeconfig names a usable context", CONTEXT_HINT, kubeconfig, timeout=3.0, retry=False),
+        # 6 s: the first attempt imports the kubernetes client, seconds on a busy machine.
+        Check("MC1100", "the kubeconfig names a usable context", CONTEXT_HINT, kubeconfig, timeout=6.0, retry=False),
         Check("MC1101", "the Kubernetes API can be reached", REACH_HINT, reachable, timeout=6.0, requires=("MC1100",)),
         Check(
             "MC1102",

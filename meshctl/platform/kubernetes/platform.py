@@ -13,7 +13,15 @@ from typing import Any
 
 from meshctl.errors import UnreachableError
 from meshctl.identity import workload_identity
-from meshctl.platform.base import ComponentStatus, MeshStatus, Platform, ProcessStatus, ProxyInfo
+from meshctl.platform.base import (
+    CAPABILITIES,
+    KUBERNETES,
+    ComponentStatus,
+    MeshStatus,
+    Platform,
+    ProcessStatus,
+    ProxyInfo,
+)
 from meshctl.platform.kubernetes.api import KubeApi, quote
 from meshctl.platform.kubernetes.conventions import (
     COMPONENT_LABEL,
@@ -26,19 +34,24 @@ from meshctl.platform.kubernetes.conventions import (
     PROXY_ADMIN_PORT,
 )
 from meshctl.platform.kubernetes.pods import Pod, parse_pod
+from meshctl.platform.kubernetes.portforward import ForwardedPort
 from meshctl.platform.kubernetes.relay import Relay, service_proxy_path
+from meshctl.platform.ports import PortHandle
 
 INSTALL_HINT = "install the mesh: `meshctl install | kubectl apply -f -`"
 _KINDS = {"control": "control-plane", "prometheus": "prometheus"}
 
 
 class KubernetesPlatform(Platform):
-    name = "kubernetes"
+    name = KUBERNETES
+    capabilities = CAPABILITIES[KUBERNETES]
 
-    def __init__(self, api: KubeApi, namespace: str | None = None) -> None:
+    def __init__(self, api: KubeApi, namespace: str | None = None, *, prometheus_url: str | None = None) -> None:
         self.api = api
         self.namespace = namespace
+        self._prometheus_url = prometheus_url
         self._relays: dict[str, Relay] = {}
+        self._forwards: list[ForwardedPort] = []
         self._lock = threading.Lock()
 
     def mesh_pods(self, namespace: str | None = None) -> list[Pod]:
@@ -66,7 +79,17 @@ class KubernetesPlatform(Platform):
         return [_proxy(p) for p in self.mesh_pods(self.namespace) if p.namespace != CONTROL_NS and p.proxy]
 
     def prometheus_url(self) -> str:
+        if self._prometheus_url:
+            return self._prometheus_url
         return f"http://{self._relay(PROMETHEUS_DEPLOYMENT, PROMETHEUS_PORT)}"
+
+    def proxy_port(self, proxy: ProxyInfo, port: int) -> PortHandle:
+        """A port-forward to the proxy's pod through the API server (as `kubectl port-forward`), exposed on
+        127.0.0.1: the pod IP in `proxy.admin` is not reachable from outside the cluster."""
+        forward = ForwardedPort(self.api, proxy.namespace, proxy.pod, port)
+        with self._lock:
+            self._forwards = [f for f in self._forwards if f.is_open] + [forward]
+        return forward
 
     def control_plane_admin(self) -> str:
         return self._relay(CONTROL_DEPLOYMENT, CONTROL_ADMIN_PORT)
@@ -83,6 +106,9 @@ class KubernetesPlatform(Platform):
             for relay in self._relays.values():
                 relay.close()
             self._relays.clear()
+            for forward in self._forwards:
+                forward.close()
+            self._forwards.clear()
 
 
 def pods_of(status: MeshStatus) -> tuple[Pod, ...]:

@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meshctl.errors import ConfigError, UnreachableError
-from meshctl.platform.base import ComponentStatus, MeshStatus, Platform, ProcessStatus, ProxyInfo, no_mesh
+from meshctl.platform.base import (
+    CAPABILITIES,
+    LOCAL,
+    ComponentStatus,
+    MeshStatus,
+    Platform,
+    ProcessStatus,
+    ProxyInfo,
+    no_mesh,
+)
 from meshctl.platform.local import state
 from meshctl.platform.local.probes import http_ok_many
 from meshctl.platform.local.processes import is_alive
@@ -25,11 +34,13 @@ def _ready_address(component: ComponentRecord) -> str | None:
 
 
 class LocalPlatform(Platform):
-    name = "local"
+    name = LOCAL
+    capabilities = CAPABILITIES[LOCAL]
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, prometheus_url: str | None = None) -> None:
         self.home = home
         self.layout = Layout(home)
+        self._prometheus_url = prometheus_url
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -124,8 +135,13 @@ class LocalPlatform(Platform):
         ]
 
     def prometheus_url(self) -> str:
+        if self._prometheus_url:
+            return self._prometheus_url
         record = self.record()
         return record.urls["prometheus"]
+
+    def resource_dir(self) -> Path:
+        return self.layout.config
 
     def control_plane_admin(self) -> str:
         record = self.record()

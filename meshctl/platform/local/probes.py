@@ -41,6 +41,20 @@ def http_ok(address: str, path: str, timeout_s: float = 1.0) -> bool:
         conn.close()
 
 
+def http_get(address: str, path: str, timeout_s: float = 1.0) -> tuple[int, bytes] | None:
+    """(status, body) of a GET, or None when the endpoint does not answer."""
+    host, port = split_hostport(address)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
 def tcp_open(address: str, timeout_s: float = 1.0) -> bool:
     host, port = split_hostport(address)
     try:

@@ -7,12 +7,14 @@ the same on both platforms.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from meshctl.errors import MeshError
+from meshctl.platform.local.probes import http_get
 from meshctl.platform.local.state import Layout
 from meshctl.platform.local.topology import CONTROL_DEPLOYMENT, CONTROL_NAMESPACE, Topology
 
@@ -99,3 +101,22 @@ def command(binary: str, layout: Layout, topology: Topology) -> list[str]:
         f"--web.listen-address={topology.plan.prometheus}",
         "--log.level=info",
     ]
+
+
+def unscraped_proxies(address: str, topology: Topology, timeout_s: float = 1.0) -> list[str] | None:
+    """The proxies ("namespace/pod") Prometheus has not yet scraped successfully, from one request to its
+    targets API; None when it does not answer. Until a proxy's first scrape, its series do not exist and
+    `meshctl check --proxy`, `routes` and `stat` would find nothing."""
+    answer = http_get(address, "/api/v1/targets?state=active", timeout_s)
+    if answer is None or answer[0] != 200:
+        return None
+    try:
+        targets = json.loads(answer[1])["data"]["activeTargets"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    up = {
+        (t["labels"].get("namespace"), t["labels"].get("pod"))
+        for t in targets
+        if t.get("health") == "up" and t.get("labels", {}).get("component") == "proxy"
+    }
+    return [f"{pod.namespace}/{pod.pod}" for pod in topology.proxies if (pod.namespace, pod.pod) not in up]

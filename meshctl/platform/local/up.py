@@ -112,6 +112,7 @@ class _Wait:
     check: Callable[[], bool]
     children: list[Child]
     done: bool = False
+    state: str = "ready"  # what the progress line says once `check` holds
 
 
 @dataclass
@@ -151,7 +152,7 @@ class Launcher:
                         )
                 if wait.check():
                     wait.done = True
-                    self.reporter.step(f"{wait.what} ready  {wait.where}  ({time.monotonic() - self.t0:.1f}s)")
+                    self.reporter.step(f"{wait.what} {wait.state}  {wait.where}  ({time.monotonic() - self.t0:.1f}s)")
             pending = [w for w in pending if not w.done]
             if pending and time.monotonic() > deadline:
                 logs = ", ".join(sorted({p.log for w in pending for _, p in w.children}))
@@ -310,6 +311,7 @@ def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float
     prom_wait = _Wait("Prometheus", f"http://{plan.prometheus}", prom_ready, [prom_child])
     launcher.wait([*app_waits, *proxy_waits, prom_wait], deadline)
     launcher.check_alive()
+    _first_scrape(launcher, topology, prom_child, deadline)
 
     if demo is not None and topology.traffic:
         target = f"http://{topology.ingress_listen}"
@@ -324,3 +326,19 @@ def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float
         args = ["traffic", "--target", target, "--rps", f"{demo.rps:g}", "--source", plan.traffic_ip]
         launcher.start(component, "traffic", launcher.python_module("meshctl.demo", *args), "traffic")
         launcher.reporter.step(f"traffic generator started  {demo.rps:g} rps → {target}")
+
+
+def _first_scrape(launcher: Launcher, topology: Topology, prom_child: Child, deadline: float) -> None:
+    """Return only once Prometheus has scraped every proxy once, so `meshctl up && meshctl check --proxy`
+    passes and `routes`/`stat` find series (Prometheus loads its targets and scrapes within an interval)."""
+    if not topology.proxies:
+        return
+    address = topology.plan.prometheus
+    count = len(topology.proxies)
+    launcher.reporter.note(f"waiting for Prometheus to scrape the {count} proxies a first time")
+
+    def scraped() -> bool:
+        return prometheus.unscraped_proxies(address, topology, timeout_s=0.5) == []
+
+    what = f"first scrape of {count} {'proxy' if count == 1 else 'proxies'}"
+    launcher.wait([_Wait(what, f"http://{address}", scraped, [prom_child], state="done")], deadline)

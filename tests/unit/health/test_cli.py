@@ -157,3 +157,43 @@ def test_check_help_imports_no_heavy_library() -> None:
     assert "--pre" in done.stdout
     assert sorted(m for m in loaded if m.split(".")[0] in heavy) == []
     assert not any(m.startswith("meshctl.health") for m in loaded)
+
+
+def test_suppressed_failures_are_shown_but_do_not_fail_the_run(tmp_path: Path) -> None:
+    done = invoke(tmp_path, "check", "--suppress", "mc1002")
+    assert done.code == 0, done.stdout
+    assert f"~ a mesh is recorded in the state directory (suppressed MC1002: no mesh is running in {tmp_path})" in (
+        done.stdout
+    )
+    # What needs the suppressed check is still skipped, and listed by name with the reason.
+    assert "- `meshctl up` has finished starting the mesh (skipped: requires MC1002, which did not pass)" in done.stdout
+    assert "- the control plane is running (skipped: requires local-platform, which did not pass)" in done.stdout
+    document = json.loads(invoke(tmp_path, "check", "--suppress", "MC1001,MC1002", "-o", "json").stdout)
+    mc1002 = document["categories"][0]["checks"][1]
+    assert (mc1002["code"], mc1002["outcome"], mc1002["suppressed"]) == ("MC1002", "failed", True)
+    assert document["success"] is True and document["counts"]["suppressed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("MC8999", "no check of the local platform has the code MC8999"),
+        ("MC1100", "no check of the local platform has the code MC1100"),  # a Kubernetes-only check
+        ("MC1002,oops", "'OOPS' is not a check code"),
+    ],
+)
+def test_suppress_refuses_codes_no_check_has(tmp_path: Path, value: str, message: str) -> None:
+    done = invoke(tmp_path, "check", "--suppress", value)
+    assert done.code == 2 and done.error is not None and message in done.error.message and done.error.hint
+
+
+def test_fail_on_warning_makes_a_warning_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "mesh.json").write_text("{not json")  # --pre warns that `meshctl up` will replace it
+    args = ("check", "--pre", "--subnet", "127.111.0.0/16", "--suppress", "MC1023")  # Prometheus need not exist
+    warned = invoke(tmp_path, *args)
+    assert warned.code == 0 and "‼ no mesh is running in the state directory" in warned.stdout
+    strict = invoke(tmp_path, *args, "--fail-on", "warning")
+    assert strict.code == 1 and strict.stdout.rstrip().endswith("Status check results are ×")
+    assert strict.error is not None and strict.error.message == "1 check did not pass (--fail-on warning): MC1021"
+    short = invoke(tmp_path, *args, "--fail-on", "warning", "-o", "short")
+    assert "‼ no mesh is running in the state directory" in short.stdout

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from meshctl.control.ca import ensure_identity_material, load_issuer
-from meshctl.health.fix import Plan, Remediation, apply_plan, plan_fixes, reissue_issuer, render_plan
+from meshctl.health.fix import Plan, Remediation, apply_plan, plan_fixes, render_plan
 from meshctl.health.registry import Check, CheckContext, CheckOptions, Failed, Outcome, Passed, Warned, catalogue
 from meshctl.health.runner import CategoryResult, CheckResult, Report
 from meshctl.pki.pem import IdentityFiles, read_certificates
 from meshctl.platform.local import state
+from meshctl.platform.local.fix import reissue_issuer
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord, ProcessRecord
 
 DEAD_PID = 4_194_000  # above any pid_max default in use: never a live process

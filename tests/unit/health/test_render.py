@@ -40,7 +40,8 @@ def _fixed(outcome: Outcome) -> CheckFunction:
 
 
 def demo_catalogue() -> list[Category]:
-    """Every kind of line the renderers print: pass, warning, failure with its own hint, skips."""
+    """Every kind of line the renderers print: pass, warning, failure with its own hint, skips (of a check and
+    of a whole category) and a suppressed failure (see demo_report)."""
     return [
         Category(
             "local-platform",
@@ -64,6 +65,12 @@ def demo_catalogue() -> list[Category]:
                             "books-1: proxy (pid 4242) is not running\nratings-0: app (pid 4243) is not running",
                         )
                     ),
+                ),
+                Check(
+                    "MC2004",
+                    "the mesh's configuration files are present",
+                    "`meshctl down && meshctl up` writes the configuration again",
+                    _fixed(Failed("1 file missing: /srv/mesh/control.json\nand more")),
                 ),
             ),
             requires=("local-platform",),
@@ -122,7 +129,7 @@ def demo_catalogue() -> list[Category]:
 
 def demo_report() -> Report:
     ctx = CheckContext(CheckOptions(platform="local"))
-    return run_checks(demo_catalogue(), ctx, clock=lambda: 100.0)
+    return run_checks(demo_catalogue(), ctx, clock=lambda: 100.0, suppress=frozenset({"MC2004"}))
 
 
 def compare(name: str, rendered: str) -> None:

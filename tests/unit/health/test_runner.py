@@ -54,7 +54,7 @@ def test_outcomes_and_success() -> None:
     report = run(Category("a", "a", (make("MC1001"), make("MC1002", failing))))
     assert outcomes(report) == {"MC1001": Passed(), "MC1002": Failed("it is broken", "repair it")}
     assert not report.success
-    assert report.counts() == {"passed": 1, "warned": 0, "failed": 1, "skipped": 0}
+    assert report.counts() == {"passed": 1, "warned": 0, "failed": 1, "skipped": 0, "suppressed": 0}
 
 
 def test_warning_severity_turns_failure_into_warning_and_passes_the_run() -> None:
@@ -291,3 +291,28 @@ def test_the_runner_waits_instead_of_spinning_while_a_dependency_runs() -> None:
     report = run_checks([category], ctx(), clock=clock)
     assert report.success
     assert calls < 100  # a busy loop would call the clock many thousand times in 0.3 s
+
+
+def test_suppressed_and_fail_on_warning_decide_the_verdict() -> None:
+    category = Category(
+        "c",
+        "c",
+        (
+            Check("MC2001", "fails", "fix", lambda _: Failed("broken")),
+            Check("MC2002", "warns", "look", lambda _: Warned("odd")),
+            Check("MC2003", "needs the failing one", "x", lambda _: Passed(), requires=("MC2001",)),
+        ),
+    )
+    plain = run_checks([category], CheckContext(CheckOptions()))
+    assert not plain.success and [r.check.code for r in plain.failing] == ["MC2001"]
+    suppressed = run_checks([category], CheckContext(CheckOptions()), suppress=frozenset({"MC2001"}))
+    assert suppressed.success and [r.suppressed for r in suppressed.results] == [True, False, False]
+    assert isinstance(suppressed.results[2].outcome, Skipped)  # a suppressed failure still did not pass
+    strict = run_checks(
+        [category], CheckContext(CheckOptions()), suppress=frozenset({"MC2001"}), fail_on=Severity.WARNING
+    )
+    assert not strict.success and [r.check.code for r in strict.failing] == ["MC2002"]
+    waited = run_checks(
+        [category], CheckContext(CheckOptions()), suppress=frozenset({"MC2001"}), wait_s=0.3, retry_interval_s=0.01
+    )
+    assert waited.results[0].attempts == 1  # --wait does not wait for a suppressed check

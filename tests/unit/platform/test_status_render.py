@@ -154,9 +154,9 @@ def test_kubernetes_without_a_kubeconfig_is_a_clear_error(tmp_path: Path, monkey
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     cli = CliContext(platform_name=PlatformName.KUBERNETES, home=tmp_path)
     with pytest.raises(ConfigError) as caught:
-        open_platform(cli)
+        open_platform(cli.platform_spec())
     assert "no kubeconfig for the kubernetes platform" in caught.value.message and caught.value.hint
-    assert isinstance(open_platform(CliContext(home=tmp_path)), LocalPlatform)
+    assert isinstance(open_platform(CliContext(home=tmp_path).platform_spec()), LocalPlatform)
 
 
 def test_targets_select_proxies() -> None:

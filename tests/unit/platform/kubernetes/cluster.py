@@ -96,6 +96,7 @@ class Cluster:
     issuer: CertAndKey
     meshed: list[dict[str, Any]] = field(default_factory=list)
     scraped: bool = True  # does Prometheus scrape every pod
+    unscraped_answers: int = 0  # how many targets answers still show every pod "not scraped yet"
 
     def set_issuer(self, issuer: CertAndKey) -> None:
         secret = self.fake.find("v1", "secrets", "meshctl-identity-issuer", NS)
@@ -106,7 +107,9 @@ class Cluster:
         if path == "/-/ready":
             return 200, b"Prometheus Server is Ready.\n"
         if path == "/api/v1/targets":
-            targets = [{"labels": {"namespace": ns, "pod": name}, "health": "up"} for ns, name in pods]
+            health = "unknown" if self.unscraped_answers > 0 else "up"
+            self.unscraped_answers -= 1
+            targets = [{"labels": {"namespace": ns, "pod": name}, "health": health} for ns, name in pods]
             targets.append({"labels": {"namespace": NS, "component": "control-plane"}, "health": "up"})
             data: Any = {"activeTargets": targets if self.scraped else []}
         elif path == "/api/v1/query":

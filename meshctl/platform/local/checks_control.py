@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meshctl.errors import MeshError
-from meshctl.health.checks_identity import LOCAL_ISSUER
-from meshctl.health.facts import CONTROL_DUMP, LAYOUT, RECORD, STATUS, listing, plural
+from meshctl.health.facts import CONTROL_DUMP, STATUS, listing, plural
 from meshctl.health.registry import Category, Check, CheckContext, Fact, Failed, Outcome, Passed, Severity
+from meshctl.platform.local.facts import LAYOUT, RECORD
+from meshctl.platform.local.identity import LOCAL_ISSUER
 
 TLS_TIMEOUT_S = 2.0
 RESTART_HINT = "restart the control plane: `meshctl check --fix --yes`"

@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from meshctl.health.facts import LAYOUT, RECORD, listing, plural
+from meshctl.health.facts import listing, plural
 from meshctl.health.registry import Category, Check, CheckContext, Failed, Mode, Outcome, Passed, Warned
+from meshctl.platform.local.facts import LAYOUT, RECORD
 
 MIN_PYTHON = (3, 11)
 UP_HINT = "start the mesh with `meshctl up` (or point --home / MESHCTL_HOME at the state directory of a running one)"

@@ -8,19 +8,10 @@ mTLS handshake a peer proxy makes, trusting only the current trust anchors.
 from __future__ import annotations
 
 from meshctl.health.checks_prometheus import METRICS_PRESENT
-from meshctl.health.facts import (
-    CONTROL_VERSION,
-    LAYOUT,
-    PROXIES,
-    PROXY_ANSWERS,
-    RECORD,
-    ProxyAnswer,
-    listing,
-    plural,
-    selected,
-)
+from meshctl.health.facts import CONTROL_VERSION, PROXIES, PROXY_ANSWERS, ProxyAnswer, listing, plural, selected
 from meshctl.health.probe import concurrently
 from meshctl.health.registry import Category, Check, CheckContext, Failed, Mode, Outcome, Passed
+from meshctl.platform.local.facts import LAYOUT, RECORD
 
 TLS_TIMEOUT_S = 2.0
 UPGRADE_HINT = "restart it with this meshctl: `meshctl check --fix --yes` (or `meshctl down && meshctl up`)"

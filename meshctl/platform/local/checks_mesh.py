@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshctl.health.facts import CONTROL_DUMP, LAYOUT, RECORD, STATUS, listing, plural
+from meshctl.health.facts import CONTROL_DUMP, STATUS, listing, plural
 from meshctl.health.registry import Category, Check, CheckContext, Failed, Outcome, Passed, Severity
+from meshctl.platform.local.facts import LAYOUT, RECORD
 
 FIX_HINT = "restart it: `meshctl check --fix --yes` (or `meshctl down && meshctl up`)"
 
