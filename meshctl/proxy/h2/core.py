@@ -25,6 +25,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes, Settings
+from h2.stream import H2Stream
 from hyperframe.frame import GoAwayFrame
 
 from meshctl.proxy.h2.headers import (
@@ -108,8 +109,22 @@ class Failed:
 Event = Request | Response | Body | Trailers | Reset | Window | Goaway | Failed
 
 
+class _LengthUncheckedStream(H2Stream):
+    """A request stream whose content-length the server core checks itself (ends.DownstreamH2).
+
+    python-h2 makes an invalid or disagreeing content-length a connection error; RFC 9113 §8.1.1 makes
+    it a malformed request, a stream error, so the other streams of the connection live on.
+    """
+
+    def _initialize_content_length(self, headers: Any) -> None:
+        self._expected_content_length = None
+
+    def _track_content_length(self, length: int, end_stream: bool) -> None:
+        pass
+
+
 class _Connection(H2Connection):
-    """python-h2 with two RFC 9113 behaviours it lacks, both needed to proxy without collateral damage."""
+    """python-h2 with three RFC 9113 behaviours it lacks, all needed to proxy without collateral damage."""
 
     @property
     def open_inbound_streams(self) -> int:
@@ -127,6 +142,12 @@ class _Connection(H2Connection):
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> H2Stream:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        if not self.config.client_side:
+            stream.__class__ = _LengthUncheckedStream  # same state, content-length left to the core
+        return stream
 
 
 def _configured(client_side: bool, limits: H2Limits) -> _Connection:

@@ -44,10 +44,11 @@ from meshctl.proxy.h2.core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2.headers import Header, Malformed, check_request, check_response
+from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, safe_value
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
+_ALLOW = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE"  # every method but CONNECT
 
 
 class DownstreamH2(H2Side):
@@ -67,6 +68,7 @@ class DownstreamH2(H2Side):
         self.accept_up_to = _MAX_STREAM_ID  # lowered by the final GOAWAY of a drain
         self.draining = False
         self.peer_closing = False
+        self._length_left: dict[int, int] = {}  # request body bytes still owed by a content-length
 
     def receive(self, data: bytes) -> list[Event]:
         events = self._h2_events(data)
@@ -82,8 +84,13 @@ class DownstreamH2(H2Side):
             elif kind is DataReceived:
                 if not ev.data and ev.stream_ended is None:
                     self._control_frame()
+                if self._length_left and not self._body_fits(ev, out):
+                    continue
                 self._data(ev, out)
             elif kind is TrailersReceived:
+                if self._length_left.pop(ev.stream_id, 0) and ev.stream_id in self.streams:
+                    self._malformed(ev.stream_id, out, "request body shorter than its content-length")
+                    continue
                 self._trailers(ev, out)
             elif kind is StreamReset:
                 if ev.stream_id in self.streams:
@@ -115,14 +122,57 @@ class DownstreamH2(H2Side):
         if sid > self.accept_up_to or len(self.streams) >= self.limits.max_concurrent_streams:
             self._refuse(sid)
             return
+        end = ev.stream_ended is not None
         try:
             head = check_request(ev.headers)
+            if end and head.content_length:
+                raise Malformed("content-length without a body")
         except Malformed:
             self._malformed(sid, None, "malformed request")  # the stream never reaches the consumer
             return
-        end = ev.stream_ended is not None
+        except Refused as exc:
+            self._answer(sid, exc, end)
+            return
         self._track(sid, end)
+        if head.content_length is not None and not end:
+            self._length_left[sid] = head.content_length
         out.append(Request(sid, head, end))
+
+    def _body_fits(self, ev: DataReceived, out: list[Event]) -> bool:
+        """Hold DATA to the request's content-length; a body that disagrees resets its stream only."""
+        sid = ev.stream_id
+        left = self._length_left.get(sid)
+        if left is None:
+            return True
+        left -= len(ev.data)
+        end = ev.stream_ended is not None
+        if left >= 0 and (left == 0 or not end):
+            if end:
+                del self._length_left[sid]
+            else:
+                self._length_left[sid] = left
+            return True
+        del self._length_left[sid]
+        self.ack(sid, ev.flow_controlled_length)  # dropped, but it counted against the connection window
+        if sid in self.streams:
+            self._malformed(sid, out, "request body disagrees with its content-length")
+        return False
+
+    def _answer(self, sid: int, refused: Refused, end: bool) -> None:
+        """Answer a request the mesh does not carry on its own stream, with the reason in mesh-proxy-error."""
+        self._track(sid, end)
+        headers = [
+            (b":status", b"%d" % refused.status),
+            (b"mesh-proxy-error", safe_value(refused.reason)),
+            (b"content-length", b"0"),
+        ]
+        if refused.status == 405:
+            headers.append((b"allow", _ALLOW))
+        if not self.send_headers(sid, headers, end_stream=True):
+            self.streams.pop(sid, None)
+            return
+        if not end:  # the client may still be sending: tell it to stop (RFC 9113 §8.1)
+            self.reset(sid, ErrorCodes.NO_ERROR)
 
     def _refuse(self, sid: int) -> None:
         try:
@@ -132,6 +182,7 @@ class DownstreamH2(H2Side):
         self._closed(sid, premature=True)
 
     def _closed(self, stream_id: int, premature: bool) -> None:
+        self._length_left.pop(stream_id, None)
         self._finished += 1
         if premature:
             self._premature += 1

@@ -16,7 +16,7 @@ from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
 from meshctl.proxy.h2.core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.grpc import format_timeout, parse_timeout
-from meshctl.proxy.h2.headers import Malformed, check_request
+from meshctl.proxy.h2.headers import Malformed, Refused, check_request
 
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"svc:7000")]
 
@@ -105,8 +105,10 @@ def test_pseudo_header_rules() -> None:
         check_request([*GET[:2], (b":path", b"/a b"), GET[3]])
     with pytest.raises(Malformed):
         check_request([*GET[:3], (b":authority", b"svc\x01:1")])
-    head = check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1")])
-    assert head.method == b"CONNECT" and head.authority == b"svc:1"
+    with pytest.raises(Malformed):  # CONNECT names only an authority
+        check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1"), (b":path", b"/")])
+    with pytest.raises(Refused):  # well-formed, but the mesh carries no tunnels
+        check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1")])
 
 
 def test_101st_stream_is_refused_and_never_surfaces() -> None:
