@@ -36,10 +36,12 @@ from meshctl.resources.fields import (
     sequence,
     string,
 )
+from meshctl.resources.pathregex import compile_path_regex
 
 DEFAULT_ROUTE = "[DEFAULT]"  # the route of requests no profile route matches
 DEFAULT_ROUTE_TIMEOUT_S = 10.0  # a profile route without `timeout` (Linkerd's default)
 
+_RE2_HINT = "RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds"
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _MAX_ROUTE_NAME = 253
 
@@ -245,9 +247,9 @@ def _regex(value: object, path: str, problems: list[Problem]) -> str | None:
     if text is None:
         return None
     try:
-        re.compile(text)
-    except re.error as exc:
-        problems.append(Problem(path, f"invalid regular expression {describe(text)}: {exc}"))
+        compile_path_regex(text)
+    except ValueError as exc:
+        problems.append(Problem(path, f"invalid regular expression {describe(text)}: {exc} ({_RE2_HINT})"))
         return None
     return text
 

@@ -137,7 +137,15 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  routes:\n  - name: x\n    condition: {pathRegex: '(['}\n",
-        'spec.routes[0].condition.pathRegex: invalid regular expression "([": unterminated character set at position 1',
+        'spec.routes[0].condition.pathRegex: invalid regular expression "([": missing ]: [ '
+        "(RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds)",
+    ),
+    (  # Python's re takes it, RE2 does not: the proxies could not run it
+        HEAD
+        + "spec:\n  routes:\n  - {name: a, condition: {pathRegex: /a}}\n  - {name: b, condition: {pathRegex: /b}}\n"
+        + "  - name: x\n    condition: {pathRegex: '/(?=admin)'}\n",
+        'spec.routes[2].condition.pathRegex: invalid regular expression "/(?=admin)": invalid perl operator: (?= '
+        "(RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds)",
     ),
     (
         HEAD + "spec:\n  routes:\n  - name: x\n    condition: {method: 'GET /'}\n",
