@@ -197,11 +197,11 @@ BAD = [
     ),
     (
         "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata: {name: x}\nspec: {}\n",
-        "kind: TrafficSplit is not supported yet (supported: ServiceProfile)",
+        "kind: TrafficSplit is not supported yet (supported: MeshIngress, ServiceProfile)",
     ),
     (
         "apiVersion: v1\nkind: ConfigMap\n",
-        'kind: expected one of ServiceProfile, got "ConfigMap"',
+        'kind: expected one of MeshIngress, ServiceProfile, got "ConfigMap"',
     ),
     (
         "- just\n- a list\n",
@@ -231,7 +231,7 @@ def test_every_problem_of_every_document_is_reported() -> None:
         "  p.yaml: document 1: spec.routes[0].condition: expected at least one of method, pathRegex, all, any, not",
         "  p.yaml: document 1: spec.routes[0].timeout: "
         'expected a duration such as "300ms", "1.5s" or "1m30s", got "soon"',
-        '  p.yaml: document 2: kind: expected one of ServiceProfile, got "Nope"',
+        '  p.yaml: document 2: kind: expected one of MeshIngress, ServiceProfile, got "Nope"',
     ]
 
 
