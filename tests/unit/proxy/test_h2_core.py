@@ -90,6 +90,21 @@ def test_malformed_request_resets_only_its_stream(extra: list[tuple[bytes, bytes
     assert down.failed is None
 
 
+def test_dropped_bodies_of_malformed_streams_still_return_connection_window() -> None:
+    """Bodies that disagree with their content-length are dropped, not forwarded, and their bytes credited back."""
+    cli = client(raw=True)
+    down, _ = handshake(cli)
+    for n in range(70):  # 70 x 16 KiB: more than the 1 MiB connection window, so it fits only if credit comes back
+        sid = 1 + 2 * n
+        cli.send_headers(sid, [(b":method", b"POST"), *GET[1:], (b"content-length", b"5")])
+        cli.send_data(sid, b"x" * 16_384, end_stream=True)
+        events = down.receive(cli.data_to_send())
+        assert [type(e) for e in events] == [Request, Reset], events
+        resets = [e for e in cli.receive_data(down.output()) if isinstance(e, StreamReset)]
+        assert [(r.stream_id, r.error_code) for r in resets] == [(sid, ErrorCodes.PROTOCOL_ERROR)]
+    assert down.failed is None and not down.streams
+
+
 def test_pseudo_header_rules() -> None:
     with pytest.raises(Malformed):
         check_request([(b":method", b"GET"), (b"x", b"1"), (b":path", b"/"), (b":scheme", b"http")])
