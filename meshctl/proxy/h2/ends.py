@@ -44,7 +44,7 @@ from meshctl.proxy.h2.core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, safe_value
+from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, find, safe_value
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
@@ -68,7 +68,6 @@ class DownstreamH2(H2Side):
         self.accept_up_to = _MAX_STREAM_ID  # lowered by the final GOAWAY of a drain
         self.draining = False
         self.peer_closing = False
-        self._length_left: dict[int, int] = {}  # request body bytes still owed by a content-length
 
     def receive(self, data: bytes) -> list[Event]:
         events = self._h2_events(data)
@@ -84,13 +83,8 @@ class DownstreamH2(H2Side):
             elif kind is DataReceived:
                 if not ev.data and ev.stream_ended is None:
                     self._control_frame()
-                if self._length_left and not self._body_fits(ev, out):
-                    continue
                 self._data(ev, out)
             elif kind is TrailersReceived:
-                if self._length_left.pop(ev.stream_id, 0) and ev.stream_id in self.streams:
-                    self._malformed(ev.stream_id, out, "request body shorter than its content-length")
-                    continue
                 self._trailers(ev, out)
             elif kind is StreamReset:
                 if ev.stream_id in self.streams:
@@ -134,29 +128,9 @@ class DownstreamH2(H2Side):
             self._answer(sid, exc, end)
             return
         self._track(sid, end)
-        if head.content_length is not None and not end:
-            self._length_left[sid] = head.content_length
+        if not end:
+            self._expect_body(sid, head.content_length)
         out.append(Request(sid, head, end))
-
-    def _body_fits(self, ev: DataReceived, out: list[Event]) -> bool:
-        """Hold DATA to the request's content-length; a body that disagrees resets its stream only."""
-        sid = ev.stream_id
-        left = self._length_left.get(sid)
-        if left is None:
-            return True
-        left -= len(ev.data)
-        end = ev.stream_ended is not None
-        if left >= 0 and (left == 0 or not end):
-            if end:
-                del self._length_left[sid]
-            else:
-                self._length_left[sid] = left
-            return True
-        del self._length_left[sid]
-        self.ack(sid, ev.flow_controlled_length)  # dropped, but it counted against the connection window
-        if sid in self.streams:
-            self._malformed(sid, out, "request body disagrees with its content-length")
-        return False
 
     def _answer(self, sid: int, refused: Refused, end: bool) -> None:
         """Answer a request the mesh does not carry on its own stream, with the reason in mesh-proxy-error."""
@@ -182,7 +156,7 @@ class DownstreamH2(H2Side):
         self._closed(sid, premature=True)
 
     def _closed(self, stream_id: int, premature: bool) -> None:
-        self._length_left.pop(stream_id, None)
+        super()._closed(stream_id, premature)
         self._finished += 1
         if premature:
             self._premature += 1
@@ -226,6 +200,7 @@ class UpstreamH2(H2Side):
     def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
         super().__init__(outbox, limits)
         self.goaway_last: int | None = None
+        self._head_requests: set[int] = set()  # their responses announce a length but carry no body
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
@@ -243,6 +218,8 @@ class UpstreamH2(H2Side):
         if not self.send_headers(sid, headers, end_stream):
             self.streams.pop(sid, None)
             return None
+        if find(headers, b":method") == b"HEAD":
+            self._head_requests.add(sid)
         return sid
 
     def receive(self, data: bytes) -> list[Event]:
@@ -256,14 +233,19 @@ class UpstreamH2(H2Side):
                 sid = ev.stream_id
                 if sid not in self.streams:
                     continue
+                end = ev.stream_ended is not None
                 try:
                     status = check_response(ev.headers)
+                    length = self._response_length(sid, status, ev.headers)
+                    if end and length:
+                        raise Malformed("content-length without a body")
                 except Malformed as exc:
                     self._malformed(sid, out, f"malformed response: {exc}")
                     continue
-                end = ev.stream_ended is not None
                 if end:
                     self._remote_done(sid)
+                else:
+                    self._expect_body(sid, length)
                 out.append(Response(sid, status, ev.headers, end))
             elif kind is DataReceived:
                 self._data(ev, out)
@@ -283,9 +265,23 @@ class UpstreamH2(H2Side):
                 break
         return out
 
+    def _response_length(self, sid: int, status: int, headers: list[Header]) -> int | None:
+        """The body length a response announces; None when it has no content-length or can carry no body."""
+        head_request = sid in self._head_requests
+        self._head_requests.discard(sid)
+        value = find(headers, b"content-length")  # check_response has refused bad or repeated ones
+        if value is None or head_request or status in (204, 304):
+            return None
+        return int(value)
+
+    def _closed(self, stream_id: int, premature: bool) -> None:
+        super()._closed(stream_id, premature)
+        self._head_requests.discard(stream_id)
+
     def _goaway(self, last: int, out: list[Event]) -> None:
         self.goaway_last = last if self.goaway_last is None else min(last, self.goaway_last)
         for sid in [s for s in self.streams if s > last]:
             del self.streams[sid]
+            self._closed(sid, premature=True)
             out.append(Reset(sid, ErrorCodes.REFUSED_STREAM, "refused by upstream GOAWAY"))
         out.append(Goaway(last))

@@ -288,6 +288,33 @@ def test_upstream_response_trailers_and_malformed_response() -> None:
     assert kinds == [(Response, good), (Body, good), (Trailers, good), (Reset, bad)]
 
 
+@pytest.mark.parametrize(
+    ("length", "body"),
+    [(b"5", b"abc"), (b"2", b"abcde"), (b"+5", b"abcde"), (b"5_0", b"abcde")],
+    ids=["short", "long", "plus", "underscore"],
+)
+def test_upstream_response_disagreeing_with_its_length_resets_only_its_stream(length: bytes, body: bytes) -> None:
+    up = UpstreamH2(Outbox())
+    app = H2Connection(H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False))
+    app.initiate_connection()
+    app.receive_data(up.output())
+    up.receive(app.data_to_send())
+    bad = up.start(GET, end_stream=True)
+    head = up.start([(b":method", b"HEAD"), *GET[1:]], end_stream=True)
+    good = up.start(GET, end_stream=True)
+    assert bad is not None and head is not None and good is not None
+    app.receive_data(up.output())
+    app.send_headers(bad, [(b":status", b"200"), (b"content-length", length)])
+    app.send_data(bad, body, end_stream=True)
+    app.send_headers(head, [(b":status", b"200"), (b"content-length", b"5")], end_stream=True)  # HEAD: no body
+    app.send_headers(good, [(b":status", b"200"), (b"content-length", b"2")])
+    app.send_data(good, b"ok", end_stream=True)
+    events = up.receive(app.data_to_send())
+    kinds = [(type(e), getattr(e, "stream_id", 0)) for e in events if not isinstance(e, Response)]
+    assert kinds == [(Reset, bad), (Body, good)], events
+    assert up.failed is None and not up.streams
+
+
 def test_ping_is_answered_and_not_surfaced() -> None:
     cli = client()
     down, _ = handshake(cli)
