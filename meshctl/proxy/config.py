@@ -39,8 +39,9 @@ class OutboundConfig:
 
 @dataclass(frozen=True)
 class IngressConfig:
+    """What the ingress exposes is not configured here: MeshIngress resources arrive in the snapshot."""
+
     listen: Addr
-    default_authority: str | None
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class ProxyConfig:
             "outbound": None if self.outbound is None else {"listen": addr(self.outbound.listen)},
             "ingress": None
             if self.ingress is None
-            else {"listen": addr(self.ingress.listen), "default_authority": self.ingress.default_authority},
+            else {"listen": addr(self.ingress.listen)},
             "admin": {"listen": addr(self.admin.listen)},
             "control": {"address": self.control.address, "identity": self.control.identity},
             "trust_anchors": self.trust_anchors,
@@ -164,7 +165,7 @@ def parse_proxy_config(raw: object) -> ProxyConfig:
     if (section := doc.child("outbound", required=False)) is not None:
         outbound = OutboundConfig(section.addr("listen"))
     if (section := doc.child("ingress", required=False)) is not None:
-        ingress = IngressConfig(section.addr("listen"), section.optional_text("default_authority"))
+        ingress = IngressConfig(section.addr("listen"))
     admin = doc.child("admin", required=True)
     control = doc.child("control", required=True)
     assert admin is not None and control is not None

@@ -24,7 +24,7 @@ TABLE: tuple[tuple[type[BaseException], Failure], ...] = (
     (e.BadRequest, Failure(400, INTERNAL, "bad request")),
     (e.TooManyPipelined, Failure(503, RESOURCE_EXHAUSTED, "too many pipelined requests")),
     (e.UnknownService, Failure(503, UNAVAILABLE, "unknown service")),
-    (e.NotExposed, Failure(404, UNIMPLEMENTED, "not exposed by the ingress")),
+    (e.NotExposed, Failure(404, NOT_FOUND, "not exposed by the ingress")),
     (e.NoEndpoints, Failure(503, UNAVAILABLE, "no endpoints")),
     (e.IdentityMismatch, Failure(502, UNAVAILABLE, "peer identity mismatch")),
     (ssl.SSLCertVerificationError, Failure(502, UNAVAILABLE, "peer identity mismatch")),

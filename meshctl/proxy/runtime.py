@@ -18,6 +18,7 @@ from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.config import ProxyConfig
 from meshctl.proxy.errors import Failure
 from meshctl.proxy.policy.balance import Balancer, make_balancer
+from meshctl.proxy.policy.ingress import IngressRoutes, ingress_routes
 from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
 from meshctl.proxy.rescue import rescue
 from meshctl.proxy.tls import TlsContexts, build_contexts
@@ -35,6 +36,7 @@ class ProxyRuntime:
         self.metrics = metrics
         self.clock = clock
         self.router = Router(config.namespace, ())
+        self.ingress = IngressRoutes(())  # exposes nothing until a snapshot names what
         self.tls: TlsContexts | None = None
         self.snapshot_version: int | None = None
         self.local: Destination | None = None  # the service this proxy's pod backs
@@ -61,6 +63,8 @@ class ProxyRuntime:
 
     def on_snapshot(self, snapshot: mesh_pb2.Snapshot) -> None:
         router = router_from_snapshot(snapshot, self.config.namespace)
+        if self.config.ingress is not None:
+            self.ingress = ingress_routes(snapshot, router)
         self.router = router
         self.snapshot_version = router.version
         self.local = router.service_of_pod(self.config.pod)
@@ -88,12 +92,12 @@ class ProxyRuntime:
     def resolve(self, authority: str) -> Destination | None:
         return self.router.resolve(authority)
 
-    def resolve_ingress(self, authority: str) -> Destination | None:
-        """Ingress: the Host's service when it is a mesh service, else the configured default."""
-        dest = self.router.resolve(authority) if authority else None
-        if dest is None and self.config.ingress is not None and self.config.ingress.default_authority:
-            dest = self.router.resolve(self.config.ingress.default_authority)
-        return dest
+    def resolve_ingress(self, authority: str, path: str = "/") -> Destination | None:
+        """Ingress: the service a MeshIngress exposes at this host and path (None: it is not in discovery).
+
+        Raises NotExposed for anything no MeshIngress exposes, internal services named in Host included.
+        """
+        return self.ingress.decide(authority, path)
 
     def balancer(self, dest: Destination) -> Balancer:
         balancer = self._balancers.get(dest.authority)

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Protocol
 
-from meshctl.proxy.errors import Failure, NoEndpoints, UnknownService
+from meshctl.proxy.errors import Failure, NoEndpoints, NotExposed, ProxyFailure, UnknownService
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.policy.balance import Balancer
 from meshctl.proxy.policy.resolve import Destination
@@ -180,7 +180,10 @@ class Stack:
         if self.inbound:
             dest = runtime.local
         elif self.ingress:
-            dest = runtime.resolve_ingress(authority)
+            try:
+                dest = runtime.resolve_ingress(authority, path)
+            except NotExposed as exc:
+                return self._refused(exc, method, authority, path, headers, source)
         else:
             dest = runtime.resolve(authority)
         # 2. route, 3. metrics
@@ -210,6 +213,19 @@ class Stack:
                 balancer.start(endpoint)
         # 6. tap
         tap = runtime.tap
+        if tap is not None and tap.active:
+            self._tap(plan, tap, method, authority, path, headers, source)
+        return plan
+
+    def _refused(self, exc: ProxyFailure, method: str, authority: str, path: str, headers: Headers,
+                 source: Source) -> RequestPlan:  # fmt: skip
+        """A request the listener will not route at all: counted under its authority, answered with `exc`."""
+        stats = self.runtime.metrics.route(self.direction, authority, DEFAULT.name, False, "", "")
+        stats.on_request()
+        stats.on_actual_request()
+        plan = RequestPlan(self, stats, None, None)
+        plan.failure = plan.rescue(exc)
+        tap = self.runtime.tap
         if tap is not None and tap.active:
             self._tap(plan, tap, method, authority, path, headers, source)
         return plan

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshctl.identity import is_dns_label
-from meshctl.resources import service_profile
+from meshctl.resources import mesh_ingress, service_profile
 from meshctl.resources.fields import Problem, child, describe, known_keys, mapping, string
 
 API_GROUP = "meshctl.io"
@@ -62,6 +62,17 @@ register_kind(
         spec_to_dict=service_profile.spec_to_dict,
         check_name=service_profile.check_profile_name,
         default_namespace=service_profile.profile_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="MeshIngress",
+        api_version=API_VERSION,
+        accepted_api_versions=frozenset({API_VERSION}),
+        parse_spec=mesh_ingress.parse_spec,
+        spec_to_dict=mesh_ingress.spec_to_dict,
+        check_name=mesh_ingress.check_ingress_name,
+        default_namespace=mesh_ingress.ingress_namespace,
     )
 )
 

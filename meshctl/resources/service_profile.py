@@ -36,12 +36,16 @@ from meshctl.resources.fields import (
     sequence,
     string,
 )
+from meshctl.resources.pathregex import compile_path_regex
 
 DEFAULT_ROUTE = "[DEFAULT]"  # the route of requests no profile route matches
 DEFAULT_ROUTE_TIMEOUT_S = 10.0  # a profile route without `timeout` (Linkerd's default)
 
+_RE2_HINT = "RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds"
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _MAX_ROUTE_NAME = 253
+# all/any/not nest; a YAML alias can make a condition contain itself, so depth is capped
+MAX_CONDITION_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +202,16 @@ def _route_name(value: object, path: str, problems: list[Problem]) -> str | None
     return name
 
 
-def _request_match(value: object, path: str, problems: list[Problem]) -> RequestMatch | None:
+def _too_deep(depth: int, path: str, problems: list[Problem]) -> bool:
+    if depth <= MAX_CONDITION_DEPTH:
+        return False
+    problems.append(Problem(path, f"conditions nested more than {MAX_CONDITION_DEPTH} deep (or containing themselves)"))
+    return True
+
+
+def _request_match(value: object, path: str, problems: list[Problem], depth: int = 0) -> RequestMatch | None:
+    if _too_deep(depth, path, problems):
+        return None
     node = mapping(value, path, problems)
     if node is None:
         return None
@@ -218,17 +231,17 @@ def _request_match(value: object, path: str, problems: list[Problem]) -> Request
     path_regex = None
     if node.get("pathRegex") is not None:
         path_regex = _regex(node["pathRegex"], child(path, "pathRegex"), problems)
-    all_of = _request_list(node.get("all"), child(path, "all"), problems)
-    any_of = _request_list(node.get("any"), child(path, "any"), problems)
+    all_of = _request_list(node.get("all"), child(path, "all"), problems, depth)
+    any_of = _request_list(node.get("any"), child(path, "any"), problems, depth)
     negated = None
     if node.get("not") is not None:
-        negated = _request_match(node["not"], child(path, "not"), problems)
+        negated = _request_match(node["not"], child(path, "not"), problems, depth + 1)
     if len(problems) > before:
         return None
     return RequestMatch(method, path_regex, all_of, any_of, negated)
 
 
-def _request_list(value: object, path: str, problems: list[Problem]) -> tuple[RequestMatch, ...] | None:
+def _request_list(value: object, path: str, problems: list[Problem], depth: int) -> tuple[RequestMatch, ...] | None:
     if value is None:
         return None
     raw = sequence(value, path, problems, "a non-empty list of conditions")
@@ -236,7 +249,7 @@ def _request_list(value: object, path: str, problems: list[Problem]) -> tuple[Re
         return None
     if not raw:
         problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
-    parsed = [_request_match(entry, item(path, index), problems) for index, entry in enumerate(raw)]
+    parsed = [_request_match(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
     return tuple(match for match in parsed if match is not None)
 
 
@@ -245,9 +258,9 @@ def _regex(value: object, path: str, problems: list[Problem]) -> str | None:
     if text is None:
         return None
     try:
-        re.compile(text)
-    except re.error as exc:
-        problems.append(Problem(path, f"invalid regular expression {describe(text)}: {exc}"))
+        compile_path_regex(text)
+    except ValueError as exc:
+        problems.append(Problem(path, f"invalid regular expression {describe(text)}: {exc} ({_RE2_HINT})"))
         return None
     return text
 
@@ -270,7 +283,9 @@ def _response_class(value: object, path: str, problems: list[Problem]) -> Respon
     return None if condition is None else ResponseClass(condition, failure)
 
 
-def _response_match(value: object, path: str, problems: list[Problem]) -> ResponseMatch | None:
+def _response_match(value: object, path: str, problems: list[Problem], depth: int = 0) -> ResponseMatch | None:
+    if _too_deep(depth, path, problems):
+        return None
     node = mapping(value, path, problems)
     if node is None:
         return None
@@ -283,17 +298,17 @@ def _response_match(value: object, path: str, problems: list[Problem]) -> Respon
     status = None
     if node.get("status") is not None:
         status = _status_range(node["status"], child(path, "status"), problems)
-    all_of = _response_list(node.get("all"), child(path, "all"), problems)
-    any_of = _response_list(node.get("any"), child(path, "any"), problems)
+    all_of = _response_list(node.get("all"), child(path, "all"), problems, depth)
+    any_of = _response_list(node.get("any"), child(path, "any"), problems, depth)
     negated = None
     if node.get("not") is not None:
-        negated = _response_match(node["not"], child(path, "not"), problems)
+        negated = _response_match(node["not"], child(path, "not"), problems, depth + 1)
     if len(problems) > before:
         return None
     return ResponseMatch(status, all_of, any_of, negated)
 
 
-def _response_list(value: object, path: str, problems: list[Problem]) -> tuple[ResponseMatch, ...] | None:
+def _response_list(value: object, path: str, problems: list[Problem], depth: int) -> tuple[ResponseMatch, ...] | None:
     if value is None:
         return None
     raw = sequence(value, path, problems, "a non-empty list of conditions")
@@ -301,7 +316,7 @@ def _response_list(value: object, path: str, problems: list[Problem]) -> tuple[R
         return None
     if not raw:
         problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
-    parsed = [_response_match(entry, item(path, index), problems) for index, entry in enumerate(raw)]
+    parsed = [_response_match(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
     return tuple(match for match in parsed if match is not None)
 
 

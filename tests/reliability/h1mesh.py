@@ -200,7 +200,9 @@ class H1Mesh:
         impostor = mesh_pb2.Endpoint(address="127.0.0.1", port=self.ports["inbound"], identity=AUTHORS_ID,
                                      pod="authors-0", ready=True)  # fmt: skip
         authors = mesh_pb2.Service(name="authors", namespace=NS, port=7001, protocol="http", endpoints=[impostor])
-        snapshot = mesh_pb2.Snapshot(version=1, services=[service, authors])
+        rules = '{"rules":[{"paths":[{"pathPrefix":"/","service":"books"}]}]}'
+        exposed = mesh_pb2.Resource(kind="MeshIngress", name="books", namespace=NS, spec_json=rules)
+        snapshot = mesh_pb2.Snapshot(version=1, services=[service, authors], resources=[exposed])
         common: dict[str, Any] = {
             "namespace": NS, "control": {"address": "127.0.0.1:1", "identity": "unused"},
             "trust_anchors": "unused", "token_file": "unused",
@@ -211,7 +213,7 @@ class H1Mesh:
             {**common, "pod": "webapp-0", "identity": WEB_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
              "outbound": {"listen": f"127.0.0.1:{self.ports['outbound']}"}},
             {**common, "pod": "ingress-0", "identity": INGRESS_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
-             "ingress": {"listen": f"127.0.0.1:{self.ports['ingress']}", "default_authority": AUTHORITY}},
+             "ingress": {"listen": f"127.0.0.1:{self.ports['ingress']}"}},
         ]  # fmt: skip
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()

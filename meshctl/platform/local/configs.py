@@ -45,10 +45,7 @@ def proxy_config(layout: Layout, topology: Topology, pod: Pod, *, is_ingress: bo
         "log_level": "info",
     }
     if is_ingress:
-        config["ingress"] = {
-            "listen": topology.ingress_listen,
-            "default_authority": topology.ingress_default_authority,
-        }
+        config["ingress"] = {"listen": topology.ingress_listen}  # what it exposes: the demo's MeshIngress
     else:
         config["inbound"] = {"listen": pod.inbound, "app": pod.app, "app_protocol": pod.protocol}
         config["outbound"] = {"listen": pod.outbound}

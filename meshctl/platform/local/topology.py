@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshctl.identity import control_plane_identity, service_fqdn, workload_identity
+from meshctl.identity import control_plane_identity, workload_identity
 from meshctl.platform.local.addresses import (
     INGRESS_PORT,
     PROXY_ADMIN_PORT,
@@ -131,11 +131,6 @@ class Topology:
     @property
     def ingress_listen(self) -> str:
         return hostport(self.plan.ingress_ip, INGRESS_PORT)
-
-    @property
-    def ingress_default_authority(self) -> str:
-        webapp = DEMO_SERVICES[0]
-        return f"{service_fqdn(webapp.name, self.namespace)}:{webapp.port}"
 
     @property
     def proxies(self) -> tuple[Pod, ...]:

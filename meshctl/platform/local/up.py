@@ -23,6 +23,7 @@ from typing import Protocol
 from meshctl.errors import ConfigError, ConflictError, MeshError, MeshTimeoutError
 from meshctl.platform.local import configs, prometheus, state
 from meshctl.platform.local.addresses import AddressPlan
+from meshctl.platform.local.exposure import write_demo_ingress
 from meshctl.platform.local.probes import http_ok, port_in_use, tcp_open
 from meshctl.platform.local.processes import is_alive, log_tail, spawn, stop_processes
 from meshctl.platform.local.profiles import write_demo_profiles
@@ -242,6 +243,8 @@ def prepare(layout: Layout, topology: Topology, reporter: Reporter) -> None:
             reporter.note(f"config: {len(written)} ServiceProfiles written to {layout.config}")
         if kept:
             reporter.note(f"config: {len(kept)} existing ServiceProfiles kept in {layout.config}")
+        exposed = write_demo_ingress(layout, topology.namespace)
+        reporter.note(f"config: the demo's MeshIngress {'written to ' + exposed if exposed else 'kept'}")
     state.write_atomic(layout.prometheus_yml, prometheus.render_config(topology))
 
 

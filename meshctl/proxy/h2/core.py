@@ -2,9 +2,10 @@
 
 An `H2Side` takes bytes and returns a short list of stream events (`Request`, `Response`, `Body`,
 `Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue flushes the
-`Outbox`, once per read. Header blocks are validated by h2/headers.py, so a malformed block resets one
-stream instead of failing the connection. The two ends (server side facing downstream, client side
-facing upstream) and their guards live in h2/ends.py.
+`Outbox`, once per read. Header blocks are validated by h2/headers.py and bodies held to their
+content-length here, so a malformed message resets one stream instead of failing the connection. The
+python-h2 connection underneath is h2/conn.py's; the two ends (server side facing downstream, client
+side facing upstream) and their guards live in h2/ends.py.
 """
 
 from __future__ import annotations
@@ -14,19 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import (
-    ConnectionTerminated,
-    DataReceived,
-    StreamReset,
-    TrailersReceived,
-)
+from h2.events import DataReceived, StreamReset, TrailersReceived
 from h2.exceptions import H2Error, ProtocolError
-from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
+from meshctl.proxy.h2.conn import H2Limits as H2Limits  # re-exported: the ends, pool and server take it from here
+from meshctl.proxy.h2.conn import configured
 from meshctl.proxy.h2.headers import (
     Header,
     Malformed,
@@ -37,16 +32,6 @@ from meshctl.proxy.h2.headers import (
 _REMOTE_DONE = 1  # the peer sent END_STREAM
 _LOCAL_DONE = 2  # we sent END_STREAM
 _ANSWERED = 4  # we sent a header block (a response, on the server side)
-
-
-@dataclass(frozen=True, slots=True)
-class H2Limits:
-    max_concurrent_streams: int = 100
-    max_header_list_size: int = 64 * 1024
-    stream_window: int = 256 * 1024  # bytes a peer may send per stream before we acknowledge
-    connection_window: int = 1024 * 1024  # ... and on the whole connection: bounds memory per connection
-    reset_floor: int = 200  # premature resets tolerated before the ratio rule applies
-    control_frames_per_s: int = 500  # PING, SETTINGS, PRIORITY, empty DATA, unknown frames
 
 
 @dataclass(slots=True)
@@ -108,53 +93,6 @@ class Failed:
 Event = Request | Response | Body | Trailers | Reset | Window | Goaway | Failed
 
 
-class _Connection(H2Connection):
-    """python-h2 with two RFC 9113 behaviours it lacks, both needed to proxy without collateral damage."""
-
-    @property
-    def open_inbound_streams(self) -> int:
-        # h2 fails the whole connection past SETTINGS_MAX_CONCURRENT_STREAMS; the core refuses the one stream
-        # instead (§5.1.2), so h2's check must always pass. Reading the base property keeps h2's cleanup.
-        super().open_inbound_streams  # noqa: B018
-        return 0
-
-    def _receive_goaway_frame(self, frame: Any) -> Any:
-        # A graceful GOAWAY lets streams up to last_stream_id finish (§6.8); h2 would close everything.
-        if frame.error_code:
-            return super()._receive_goaway_frame(frame)
-        event = ConnectionTerminated()
-        event.error_code = ErrorCodes.NO_ERROR
-        event.last_stream_id = frame.last_stream_id
-        event.additional_data = frame.additional_data or None
-        return [], [event]
-
-
-def _configured(client_side: bool, limits: H2Limits) -> _Connection:
-    config = H2Configuration(
-        client_side=client_side,
-        header_encoding=None,
-        validate_inbound_headers=False,  # headers.py does it, resetting streams instead of connections
-        normalize_inbound_headers=False,
-        validate_outbound_headers=False,  # we only send blocks that were validated or built here
-        normalize_outbound_headers=False,
-    )
-    conn = _Connection(config)
-    # Settings are fixed before the preface, so the first SETTINGS frame already carries them.
-    conn.local_settings = Settings(
-        client=client_side,
-        initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-            SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-            SettingCodes.INITIAL_WINDOW_SIZE: limits.stream_window,
-            SettingCodes.ENABLE_PUSH: 0,
-        },
-    )
-    conn.decoder.max_header_list_size = limits.max_header_list_size
-    conn.initiate_connection()
-    conn.increment_flow_control_window(limits.connection_window - 65535)
-    return conn
-
-
 class H2Side:
     """What both ends share: stream bookkeeping, flow-controlled sends and output batching."""
 
@@ -162,12 +100,13 @@ class H2Side:
 
     def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
         self.limits = limits or H2Limits()
-        self.h2 = _configured(self.client_side, self.limits)
+        self.h2 = configured(self.client_side, self.limits)
         self.outbox = outbox
         self.write: Callable[[bytes], None] | None = None  # the transport's write, once connected
         self.paused = False  # the transport's buffer is full: send no DATA until it drains
         self.failed: str | None = None
         self.streams: dict[int, int] = {}  # open stream id -> _REMOTE_DONE | _LOCAL_DONE | _ANSWERED
+        self._length_left: dict[int, int] = {}  # body bytes a stream's content-length still announces
         self.marked = False
         self._early = b""  # frames built outside h2 (graceful GOAWAY), sent before h2's next output
         outbox.mark(self)
@@ -288,7 +227,27 @@ class H2Side:
             self.streams[stream_id] = state | _REMOTE_DONE
 
     def _closed(self, stream_id: int, premature: bool) -> None:
-        """Hook: a stream left the open set."""
+        """A stream left the open set (the ends extend this)."""
+        self._length_left.pop(stream_id, None)
+
+    def _expect_body(self, stream_id: int, length: int | None) -> None:
+        """The peer's body on this stream must be exactly `length` bytes (None: no content-length)."""
+        if length is not None:
+            self._length_left[stream_id] = length
+
+    def _body_fits(self, ev: DataReceived, out: list[Event]) -> bool:
+        """Hold DATA to the content-length; a body that disagrees resets its stream only (RFC 9113 §8.1.1)."""
+        sid = ev.stream_id
+        left = self._length_left[sid] - len(ev.data)
+        end = ev.stream_ended is not None
+        if left >= 0 and (left == 0 or not end):
+            self._length_left[sid] = left
+            return True
+        del self._length_left[sid]
+        self.ack(sid, ev.flow_controlled_length)  # dropped, but it counted against the connection window
+        if sid in self.streams:
+            self._malformed(sid, out, "body disagrees with its content-length")
+        return False
 
     def _h2_events(self, data: bytes) -> list[Any] | None:
         if self.failed is not None:
@@ -307,6 +266,8 @@ class H2Side:
 
     def _data(self, ev: DataReceived, out: list[Event]) -> None:
         sid = ev.stream_id
+        if sid in self._length_left and not self._body_fits(ev, out):
+            return
         data = ev.data
         padding = ev.flow_controlled_length - len(data)
         if sid not in self.streams:  # a stream we already reset: its bytes still count on the connection
@@ -322,6 +283,9 @@ class H2Side:
     def _trailers(self, ev: TrailersReceived, out: list[Event]) -> None:
         sid = ev.stream_id
         if sid not in self.streams:
+            return
+        if self._length_left.pop(sid, 0):
+            self._malformed(sid, out, "body shorter than its content-length")
             return
         try:
             check_trailers(ev.headers)

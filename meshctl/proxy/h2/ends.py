@@ -44,10 +44,11 @@ from meshctl.proxy.h2.core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2.headers import Header, Malformed, check_request, check_response
+from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, find, safe_value
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
+_ALLOW = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE"  # every method but CONNECT
 
 
 class DownstreamH2(H2Side):
@@ -115,14 +116,37 @@ class DownstreamH2(H2Side):
         if sid > self.accept_up_to or len(self.streams) >= self.limits.max_concurrent_streams:
             self._refuse(sid)
             return
+        end = ev.stream_ended is not None
         try:
             head = check_request(ev.headers)
+            if end and head.content_length:
+                raise Malformed("content-length without a body")
         except Malformed:
             self._malformed(sid, None, "malformed request")  # the stream never reaches the consumer
             return
-        end = ev.stream_ended is not None
+        except Refused as exc:
+            self._answer(sid, exc, end)
+            return
         self._track(sid, end)
+        if not end:
+            self._expect_body(sid, head.content_length)
         out.append(Request(sid, head, end))
+
+    def _answer(self, sid: int, refused: Refused, end: bool) -> None:
+        """Answer a request the mesh does not carry on its own stream, with the reason in mesh-proxy-error."""
+        self._track(sid, end)
+        headers = [
+            (b":status", b"%d" % refused.status),
+            (b"mesh-proxy-error", safe_value(refused.reason)),
+            (b"content-length", b"0"),
+        ]
+        if refused.status == 405:
+            headers.append((b"allow", _ALLOW))
+        if not self.send_headers(sid, headers, end_stream=True):
+            self.streams.pop(sid, None)
+            return
+        if not end:  # the client may still be sending: tell it to stop (RFC 9113 §8.1)
+            self.reset(sid, ErrorCodes.NO_ERROR)
 
     def _refuse(self, sid: int) -> None:
         try:
@@ -132,6 +156,7 @@ class DownstreamH2(H2Side):
         self._closed(sid, premature=True)
 
     def _closed(self, stream_id: int, premature: bool) -> None:
+        super()._closed(stream_id, premature)
         self._finished += 1
         if premature:
             self._premature += 1
@@ -175,6 +200,7 @@ class UpstreamH2(H2Side):
     def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
         super().__init__(outbox, limits)
         self.goaway_last: int | None = None
+        self._head_requests: set[int] = set()  # their responses announce a length but carry no body
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
@@ -192,6 +218,8 @@ class UpstreamH2(H2Side):
         if not self.send_headers(sid, headers, end_stream):
             self.streams.pop(sid, None)
             return None
+        if find(headers, b":method") == b"HEAD":
+            self._head_requests.add(sid)
         return sid
 
     def receive(self, data: bytes) -> list[Event]:
@@ -205,14 +233,19 @@ class UpstreamH2(H2Side):
                 sid = ev.stream_id
                 if sid not in self.streams:
                     continue
+                end = ev.stream_ended is not None
                 try:
                     status = check_response(ev.headers)
+                    length = self._response_length(sid, status, ev.headers)
+                    if end and length:
+                        raise Malformed("content-length without a body")
                 except Malformed as exc:
                     self._malformed(sid, out, f"malformed response: {exc}")
                     continue
-                end = ev.stream_ended is not None
                 if end:
                     self._remote_done(sid)
+                else:
+                    self._expect_body(sid, length)
                 out.append(Response(sid, status, ev.headers, end))
             elif kind is DataReceived:
                 self._data(ev, out)
@@ -232,9 +265,23 @@ class UpstreamH2(H2Side):
                 break
         return out
 
+    def _response_length(self, sid: int, status: int, headers: list[Header]) -> int | None:
+        """The body length a response announces; None when it has no content-length or can carry no body."""
+        head_request = sid in self._head_requests
+        self._head_requests.discard(sid)
+        value = find(headers, b"content-length")  # check_response has refused bad or repeated ones
+        if value is None or head_request or status in (204, 304):
+            return None
+        return int(value)
+
+    def _closed(self, stream_id: int, premature: bool) -> None:
+        super()._closed(stream_id, premature)
+        self._head_requests.discard(stream_id)
+
     def _goaway(self, last: int, out: list[Event]) -> None:
         self.goaway_last = last if self.goaway_last is None else min(last, self.goaway_last)
         for sid in [s for s in self.streams if s > last]:
             del self.streams[sid]
+            self._closed(sid, premature=True)
             out.append(Reset(sid, ErrorCodes.REFUSED_STREAM, "refused by upstream GOAWAY"))
         out.append(Goaway(last))

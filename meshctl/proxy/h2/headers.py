@@ -31,6 +31,15 @@ class Malformed(Exception):
     """A header block that RFC 9113 calls malformed: the stream is reset with PROTOCOL_ERROR."""
 
 
+class Refused(Exception):
+    """A well-formed request the mesh does not carry (CONNECT): answered on its stream with `status`."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 @dataclass(slots=True)
 class RequestHead:
     method: bytes
@@ -40,6 +49,7 @@ class RequestHead:
     content_type: bytes
     grpc_timeout: bytes | None
     headers: list[Header]
+    content_length: int | None = None  # the body must be exactly this long (RFC 9113 §8.1.1)
 
 
 def _check_regular(name: bytes, value: bytes) -> None:
@@ -53,12 +63,22 @@ def _check_regular(name: bytes, value: bytes) -> None:
         raise Malformed("te other than trailers")
 
 
+def _content_length(value: bytes, seen: int | None) -> int:
+    """1*DIGIT, once: "+5", "5_0", " 5" or a second content-length make the message malformed."""
+    if seen is not None:
+        raise Malformed("repeated content-length")
+    if not value.isdigit() or len(value) > 15:
+        raise Malformed("invalid content-length")
+    return int(value)
+
+
 def check_request(headers: list[Header]) -> RequestHead:
     """Validate a request header block and pull out the fields the proxy routes on."""
     pseudo: dict[bytes, bytes] = {}
     regular = 0
     host = content_type = b""
     grpc_timeout: bytes | None = None
+    length: int | None = None
     for name, value in headers:
         if name[:1] == b":":
             if regular:
@@ -79,6 +99,8 @@ def check_request(headers: list[Header]) -> RequestHead:
             grpc_timeout = value
         elif name == b"host":
             host = value
+        elif name == b"content-length":
+            length = _content_length(value, length)
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
     method = pseudo.get(b":method", b"")
@@ -93,20 +115,22 @@ def check_request(headers: list[Header]) -> RequestHead:
     if method == b"CONNECT":
         if not authority or b":scheme" in pseudo or b":path" in pseudo:
             raise Malformed("malformed CONNECT")
-        return RequestHead(method, b"", b"", authority, content_type, grpc_timeout, headers)
+        # Forwarding it would hand the app "CONNECT / HTTP/1.1"; the HTTP/1.1 path refuses it too.
+        raise Refused(405, "CONNECT is not supported")
     scheme = pseudo.get(b":scheme", b"")
     path = pseudo.get(b":path", b"")
     if not scheme or not path:
         raise Malformed("missing :scheme or :path")
     if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
         raise Malformed("invalid :path")
-    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers)
+    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length)
 
 
 def check_response(headers: list[Header]) -> int:
     """Validate a final response header block; returns the status code."""
     status = -1
     regular = 0
+    length: int | None = None
     for name, value in headers:
         if name[:1] == b":":
             if name != b":status" or status != -1 or regular:
@@ -117,6 +141,8 @@ def check_response(headers: list[Header]) -> int:
             continue
         regular += 1
         _check_regular(name, value)
+        if name == b"content-length":
+            length = _content_length(value, length)
     if status < 200:
         raise Malformed("missing or informational :status")
     if regular > MAX_FIELDS:

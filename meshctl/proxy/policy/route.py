@@ -1,20 +1,21 @@
 """ServiceProfile routes compiled for the request path: which route a request is, and how to treat it.
 
 Semantics follow Linkerd: routes are tried in order and the first whose condition holds wins;
-`pathRegex` must match the whole path (anchored), the query string is not part of the path; fields
-set together in one condition must all hold; a response is classified by the first response class
-whose condition holds, else as a failure when it is a 5xx (or, for gRPC, a non-OK grpc-status).
+`pathRegex` (RE2 syntax, matched in linear time) must match the whole path (anchored), the query
+string is not part of the path; fields set together in one condition must all hold; a response is
+classified by the first response class whose condition holds, else as a failure when it is a 5xx
+(or, for gRPC, a non-OK grpc-status).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from meshctl.resources.fields import Problem
+from meshctl.resources.pathregex import compile_path_regex
 from meshctl.resources.service_profile import (
     DEFAULT_RETRY_BUDGET,
     DEFAULT_ROUTE,
@@ -111,7 +112,7 @@ def _request_predicate(match: RequestMatch) -> _RequestPredicate:
         method = match.method
         parts.append(lambda m, _p: m == method)
     if match.path_regex is not None:
-        fullmatch = re.compile(match.path_regex).fullmatch
+        fullmatch = compile_path_regex(match.path_regex).fullmatch  # RE2: linear in the path's length
         parts.append(lambda _m, p: fullmatch(p) is not None)
     if match.all_of is not None:
         every = tuple(_request_predicate(sub) for sub in match.all_of)

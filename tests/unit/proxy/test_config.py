@@ -49,7 +49,7 @@ def test_every_file_the_local_platform_writes_parses(tmp_path: Path) -> None:
         parse_proxy_config(configs.proxy_config(layout, topology, pod))
     assert topology.ingress is not None
     ingress = parse_proxy_config(configs.proxy_config(layout, topology, topology.ingress, is_ingress=True))
-    assert ingress.ingress is not None and ingress.ingress.default_authority
+    assert ingress.ingress is not None and ingress.inbound is None
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
 from meshctl.proxy.h2.core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.grpc import format_timeout, parse_timeout
-from meshctl.proxy.h2.headers import Malformed, check_request
+from meshctl.proxy.h2.headers import Malformed, Refused, check_request
 
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"svc:7000")]
 
@@ -90,6 +90,21 @@ def test_malformed_request_resets_only_its_stream(extra: list[tuple[bytes, bytes
     assert down.failed is None
 
 
+def test_dropped_bodies_of_malformed_streams_still_return_connection_window() -> None:
+    """Bodies that disagree with their content-length are dropped, not forwarded, and their bytes credited back."""
+    cli = client(raw=True)
+    down, _ = handshake(cli)
+    for n in range(70):  # 70 x 16 KiB: more than the 1 MiB connection window, so it fits only if credit comes back
+        sid = 1 + 2 * n
+        cli.send_headers(sid, [(b":method", b"POST"), *GET[1:], (b"content-length", b"5")])
+        cli.send_data(sid, b"x" * 16_384, end_stream=True)
+        events = down.receive(cli.data_to_send())
+        assert [type(e) for e in events] == [Request, Reset], events
+        resets = [e for e in cli.receive_data(down.output()) if isinstance(e, StreamReset)]
+        assert [(r.stream_id, r.error_code) for r in resets] == [(sid, ErrorCodes.PROTOCOL_ERROR)]
+    assert down.failed is None and not down.streams
+
+
 def test_pseudo_header_rules() -> None:
     with pytest.raises(Malformed):
         check_request([(b":method", b"GET"), (b"x", b"1"), (b":path", b"/"), (b":scheme", b"http")])
@@ -105,8 +120,10 @@ def test_pseudo_header_rules() -> None:
         check_request([*GET[:2], (b":path", b"/a b"), GET[3]])
     with pytest.raises(Malformed):
         check_request([*GET[:3], (b":authority", b"svc\x01:1")])
-    head = check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1")])
-    assert head.method == b"CONNECT" and head.authority == b"svc:1"
+    with pytest.raises(Malformed):  # CONNECT names only an authority
+        check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1"), (b":path", b"/")])
+    with pytest.raises(Refused):  # well-formed, but the mesh carries no tunnels
+        check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1")])
 
 
 def test_101st_stream_is_refused_and_never_surfaces() -> None:
@@ -269,6 +286,33 @@ def test_upstream_response_trailers_and_malformed_response() -> None:
     events = up.receive(app.data_to_send())
     kinds = [(type(e), getattr(e, "stream_id", 0)) for e in events]
     assert kinds == [(Response, good), (Body, good), (Trailers, good), (Reset, bad)]
+
+
+@pytest.mark.parametrize(
+    ("length", "body"),
+    [(b"5", b"abc"), (b"2", b"abcde"), (b"+5", b"abcde"), (b"5_0", b"abcde")],
+    ids=["short", "long", "plus", "underscore"],
+)
+def test_upstream_response_disagreeing_with_its_length_resets_only_its_stream(length: bytes, body: bytes) -> None:
+    up = UpstreamH2(Outbox())
+    app = H2Connection(H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False))
+    app.initiate_connection()
+    app.receive_data(up.output())
+    up.receive(app.data_to_send())
+    bad = up.start(GET, end_stream=True)
+    head = up.start([(b":method", b"HEAD"), *GET[1:]], end_stream=True)
+    good = up.start(GET, end_stream=True)
+    assert bad is not None and head is not None and good is not None
+    app.receive_data(up.output())
+    app.send_headers(bad, [(b":status", b"200"), (b"content-length", length)])
+    app.send_data(bad, body, end_stream=True)
+    app.send_headers(head, [(b":status", b"200"), (b"content-length", b"5")], end_stream=True)  # HEAD: no body
+    app.send_headers(good, [(b":status", b"200"), (b"content-length", b"2")])
+    app.send_data(good, b"ok", end_stream=True)
+    events = up.receive(app.data_to_send())
+    kinds = [(type(e), getattr(e, "stream_id", 0)) for e in events if not isinstance(e, Response)]
+    assert kinds == [(Reset, bad), (Body, good)], events
+    assert up.failed is None and not up.streams
 
 
 def test_ping_is_answered_and_not_surfaced() -> None:

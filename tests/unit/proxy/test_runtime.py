@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
+from meshctl.proxy.errors import NotExposed
 from meshctl.proxy.runtime import build_runtime
 from meshctl.proxy.tls import build_contexts
 from tests.fakes.mesh_pki import MeshPki
@@ -56,13 +58,22 @@ def test_bad_certificate_keeps_the_old_one(pki: MeshPki) -> None:
     assert runtime.tls is before
 
 
-def test_ingress_falls_back_to_the_default_authority() -> None:
-    raw = {**EXAMPLE, "inbound": None, "outbound": None,
-           "ingress": {"listen": "127.0.0.1:8080", "default_authority": "webapp.booksapp.svc.cluster.local:7000"}}
+def test_ingress_exposes_only_what_a_mesh_ingress_names() -> None:
+    raw = {**EXAMPLE, "inbound": None, "outbound": None, "ingress": {"listen": "127.0.0.1:8080"}}
     runtime = build_runtime(parse_proxy_config(raw))
     runtime.on_snapshot(snapshot())
-    assert runtime.resolve_ingress("books").service == "books"  # type: ignore[union-attr]
-    assert runtime.resolve_ingress("example.com").service == "webapp"  # type: ignore[union-attr]
+    with pytest.raises(NotExposed, match="no MeshIngress exposes anything"):
+        runtime.resolve_ingress("webapp", "/")
+    exposing = snapshot(2)
+    spec = {"rules": [{"paths": [{"pathPrefix": "/", "service": "webapp"}]}]}
+    exposing.resources.append(
+        mesh_pb2.Resource(kind="MeshIngress", name="web", namespace="booksapp", spec_json=json.dumps(spec))
+    )
+    runtime.on_snapshot(exposing)
+    assert runtime.resolve_ingress("example.com", "/books").service == "webapp"  # type: ignore[union-attr]
+    # Naming an internal service in Host reaches the exposed one, never the named one.
+    assert runtime.resolve_ingress("books.booksapp.svc.cluster.local:7000").service == "webapp"  # type: ignore[union-attr]
+    assert runtime.rescue(NotExposed("x")).http_status == 404
     assert runtime.resolve("example.com") is None
 
 

@@ -20,7 +20,7 @@ NS = "booksapp"
 AUTH = f"books.{NS}.svc.cluster.local:7000"
 
 
-def make_runtime(pod: str = "web-0", ingress_default: str | None = None) -> ProxyRuntime:
+def make_runtime(pod: str = "web-0", ingress: bool = False) -> ProxyRuntime:
     doc: dict[str, Any] = {
         "pod": pod, "namespace": NS, "identity": f"web.{NS}.serviceaccount.identity.meshctl.cluster.local",
         "inbound": {"listen": "127.0.0.1:4143", "app": "127.0.0.1:7000", "app_protocol": "grpc"},
@@ -28,8 +28,8 @@ def make_runtime(pod: str = "web-0", ingress_default: str | None = None) -> Prox
         "admin": {"listen": "127.0.0.1:4191"}, "control": {"address": "127.0.0.1:8086", "identity": "cp"},
         "trust_anchors": "ca.pem", "token_file": "t", "balancer": "round-robin",
     }  # fmt: skip
-    if ingress_default is not None:
-        doc["ingress"] = {"listen": "127.0.0.1:8080", "default_authority": ingress_default}
+    if ingress:
+        doc["ingress"] = {"listen": "127.0.0.1:8080"}
     rt = build_runtime(parse_proxy_config(doc))
     books = mesh_pb2.Service(
         name="books", namespace=NS, port=7000, protocol="grpc",
@@ -51,7 +51,13 @@ def make_runtime(pod: str = "web-0", ingress_default: str | None = None) -> Prox
                     name=f"books.{NS}.svc.cluster.local",
                     namespace=NS,
                     spec_json=json.dumps(profile),
-                )
+                ),
+                mesh_pb2.Resource(
+                    kind="MeshIngress",
+                    name="shop",
+                    namespace=NS,
+                    spec_json=json.dumps({"rules": [{"paths": [{"pathPrefix": "/", "service": "books"}]}]}),
+                ),
             ],
         )  # fmt: skip
     )
@@ -109,8 +115,8 @@ def test_inbound_goes_to_the_app_and_labels_the_local_service() -> None:
     assert stats.requests == 1 and sum(v.count for v in stats.responses.values()) == 1
 
 
-def test_ingress_falls_back_to_the_default_authority() -> None:
-    rt = make_runtime(ingress_default=AUTH)
+def test_ingress_goes_where_a_mesh_ingress_sends_it() -> None:
+    rt = make_runtime(ingress=True)
     plan = ConnectionPolicy(Stack(rt, "ingress", False), None).plan(head("www.example.com"))
     assert plan.failure is None and getattr(plan.endpoint, "pod", "").startswith("books-")
 

@@ -137,7 +137,15 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  routes:\n  - name: x\n    condition: {pathRegex: '(['}\n",
-        'spec.routes[0].condition.pathRegex: invalid regular expression "([": unterminated character set at position 1',
+        'spec.routes[0].condition.pathRegex: invalid regular expression "([": missing ]: [ '
+        "(RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds)",
+    ),
+    (  # Python's re takes it, RE2 does not: the proxies could not run it
+        HEAD
+        + "spec:\n  routes:\n  - {name: a, condition: {pathRegex: /a}}\n  - {name: b, condition: {pathRegex: /b}}\n"
+        + "  - name: x\n    condition: {pathRegex: '/(?=admin)'}\n",
+        'spec.routes[2].condition.pathRegex: invalid regular expression "/(?=admin)": invalid perl operator: (?= '
+        "(RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds)",
     ),
     (
         HEAD + "spec:\n  routes:\n  - name: x\n    condition: {method: 'GET /'}\n",
@@ -189,11 +197,11 @@ BAD = [
     ),
     (
         "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata: {name: x}\nspec: {}\n",
-        "kind: TrafficSplit is not supported yet (supported: ServiceProfile)",
+        "kind: TrafficSplit is not supported yet (supported: MeshIngress, ServiceProfile)",
     ),
     (
         "apiVersion: v1\nkind: ConfigMap\n",
-        'kind: expected one of ServiceProfile, got "ConfigMap"',
+        'kind: expected one of MeshIngress, ServiceProfile, got "ConfigMap"',
     ),
     (
         "- just\n- a list\n",
@@ -223,7 +231,7 @@ def test_every_problem_of_every_document_is_reported() -> None:
         "  p.yaml: document 1: spec.routes[0].condition: expected at least one of method, pathRegex, all, any, not",
         "  p.yaml: document 1: spec.routes[0].timeout: "
         'expected a duration such as "300ms", "1.5s" or "1m30s", got "soon"',
-        '  p.yaml: document 2: kind: expected one of ServiceProfile, got "Nope"',
+        '  p.yaml: document 2: kind: expected one of MeshIngress, ServiceProfile, got "Nope"',
     ]
 
 
