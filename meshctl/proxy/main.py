@@ -135,6 +135,7 @@ async def serve(config: ProxyConfig) -> int:
     )
     admin = await start_admin_server(config.admin.listen.host, config.admin.listen.port, app)
     log.info("admin on %s", config.admin.listen)
+    tap = await start_tap(config, runtime) if config.tap is not None else None
 
     def hop(callback: Callable[[Any], None]) -> Callable[[Any], None]:
         def deliver(value: Any) -> None:
@@ -150,11 +151,27 @@ async def serve(config: ProxyConfig) -> int:
     log.info("shutting down: draining in-flight requests")
     await proxy.stop()
     await loop.run_in_executor(None, client.stop)
+    if tap is not None:
+        await tap.stop()
     await stop_admin_server(admin)
     if failure:
         raise failure[0]
     log.info("stopped")
     return 0
+
+
+async def start_tap(config: ProxyConfig, runtime: ProxyRuntime) -> Any:
+    """The tap server on its own port; the request pipeline sees it through `runtime.tap`."""
+    from meshctl.proxy.observe.tap import TapHub
+    from meshctl.proxy.observe.tap_server import TapServer
+
+    assert config.tap is not None
+    hub = TapHub(pod=config.pod, deployment=config.deployment, namespace=config.namespace, identity=config.identity)
+    server = TapServer(hub)
+    await server.start(config.tap.listen.host, config.tap.listen.port)
+    runtime.tap = hub
+    log.info("tap on %s", config.tap.listen)
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from meshctl.proxy.tls import TlsContexts, build_contexts
 
 if TYPE_CHECKING:
     from meshctl.proxy.control_client import IssuedCertificate  # keeps grpc out of this module's imports
+    from meshctl.proxy.observe.tap import TapHub
 
 log = logging.getLogger("meshctl.proxy.runtime")
 
@@ -38,6 +39,7 @@ class ProxyRuntime:
         self.local: Destination | None = None  # the service this proxy's pod backs
         self.rescue: Callable[[BaseException], SyntheticResponse] = rescue
         self._balancers: dict[str, Balancer] = {}
+        self.tap: TapHub | None = None  # set when the tap server runs; read once per request
         self._on_certificate: list[Callable[[TlsContexts], None]] = []
         self._on_snapshot: list[Callable[[Router], None]] = []
 
