@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.tapping.filter import flags_filter
         from meshctl.tapping.har import write_har
         from meshctl.tapping.render import render
-        from meshctl.tapping.replay import Replayer
+        from meshctl.tapping.replay import replay
         from meshctl.tapping.store import TapStore
         from meshctl.targets import parse_target
 
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             if input_file is not None:
                 if target is not None:
                     raise UsageError("give a target or --input-file, not both", hint="filter a capture with the flags")
-                for event, exchange in Replayer(keep, store).run(read_capture(input_file, sys.stdin)):
+                for event, exchange in replay(read_capture(input_file, sys.stdin), keep, store):
                     show(event, exchange)
                 return
             if target is None:

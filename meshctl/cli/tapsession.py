@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from meshctl.targets import Target
 
 IDLE_NOTE_S = 10.0  # silence before the "live, nothing matched" note
+DROP_NOTE_S = 5.0  # at most one drop note per instance this often
 MAX_BODY_CAP = 65_536
 FILTER_HELP = "Filter expression, e.g. 'status=5xx or latency>=100ms' (see `meshctl tap --help`)."
 
@@ -95,17 +96,20 @@ class Session:
         duration_s: float | None = None,
         store: TapStore | None = None,
         notes: bool = True,
+        idle_note_s: float = IDLE_NOTE_S,
     ) -> None:
         from meshctl.tapping.client import FanIn
 
         self.cli = cli
         self.targets = targets
         self.fanin = FanIn(targets, request)
-        self.store = store or TapStore()
+        self.store = store if store is not None else TapStore()  # an empty store is falsy
         self.duration_s = duration_s
+        self.idle_note_s = idle_note_s
         self.notes = notes  # drop notices on stderr (not with -o json, where they are data)
         self.states = {t.instance: "connecting" for t in targets}
         self.reasons: dict[str, str] = {}
+        self._pending_drops: dict[str, tuple[int, int, float]] = {}  # instance -> not yet told, last note
         self.requests = 0
         self.events_seen = 0
         self.started = time.monotonic()
@@ -116,7 +120,6 @@ class Session:
 
     def events(self) -> Iterator[TapEvent]:
         from meshctl.tapping.client import StateChange
-        from meshctl.tapping.render import drop_note
 
         self.fanin.start()
         last = time.monotonic()
@@ -130,10 +133,10 @@ class Session:
                     live = [i for i, s in self.states.items() if s == "streaming"]
                     if not any(s in ("connecting", "streaming") for s in self.states.values()):
                         return
-                    if live and not noted and now - last >= IDLE_NOTE_S:
+                    if live and not noted and now - last >= self.idle_note_s:
                         noted = True
                         self._note(f"tap: the stream is live ({len(live)} of {len(self.states)} proxies); "
-                                   f"nothing matched in the last {IDLE_NOTE_S:g}s")  # fmt: skip
+                                   f"nothing matched in the last {self.idle_note_s:g}s")  # fmt: skip
                     continue
                 if isinstance(item, StateChange):
                     self.states[item.instance] = item.state
@@ -148,12 +151,25 @@ class Session:
                 last, noted = now, False
                 self.events_seen += 1
                 if isinstance(item, Dropped) and self.notes:
-                    self._note(drop_note(item))
+                    self._note_drops(item, now)
                 elif isinstance(item, RequestInit):
                     self.requests += 1
                 yield item
         finally:
             self.fanin.stop()
+
+    def _note_drops(self, dropped: Dropped, now: float) -> None:
+        """Drop notices on stderr, at most one per instance every DROP_NOTE_S (the counts add up)."""
+        from meshctl.tapping.render import drop_note
+
+        queue_full, rate_limited, _ = self._pending_drops.get(dropped.instance, (0, 0, 0.0))
+        queue_full, rate_limited = queue_full + dropped.queue_full, rate_limited + dropped.rate_limited
+        last = self._pending_drops.get(dropped.instance, (0, 0, -DROP_NOTE_S))[2]
+        if now - last >= DROP_NOTE_S:
+            self._note(drop_note(Dropped(dropped.instance, queue_full, rate_limited)))
+            self._pending_drops[dropped.instance] = (0, 0, now)
+        else:
+            self._pending_drops[dropped.instance] = (queue_full, rate_limited, last)
 
     def check_reached(self) -> None:
         """UnreachableError when not one instance could be tapped."""
@@ -166,7 +182,7 @@ class Session:
     def summary(self) -> str:
         elapsed = time.monotonic() - self.started
         per = []
-        for state in self.store.instances():
+        for state in sorted(self.store.instances(), key=lambda i: i.name):
             if state.state == "failed":
                 per.append(f"{state.name} failed")
             else:

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from meshctl.tapping.capture import read_capture
         from meshctl.tapping.events import ResponseEnd
         from meshctl.tapping.filter import flags_filter
-        from meshctl.tapping.replay import Replayer
+        from meshctl.tapping.replay import replay
         from meshctl.tapping.store import TapStore
         from meshctl.tapping.top import TopTable, table_lines
         from meshctl.targets import parse_target
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         if input_file is not None:
             if target is not None:
                 raise UsageError("give a target or --input-file, not both", hint="filter a capture with the flags")
-            for event, exchange in Replayer(keep, store).run(read_capture(input_file, sys.stdin)):
+            for event, exchange in replay(read_capture(input_file, sys.stdin), keep, store):
                 if isinstance(event, ResponseEnd) and exchange is not None:
                     table.add(exchange)
             draw()

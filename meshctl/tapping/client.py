@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from meshctl.tapping.events import TapEvent, from_proto
 if TYPE_CHECKING:
     from meshctl.api import tap_pb2
 
-CONNECT_TIMEOUT_S = 1.0
+CONNECT_TIMEOUT_S = 0.9  # connect and HTTP/2 handshake together: a failure is known within 1 s
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class FanIn:
             self._put(StateChange(target.instance, "failed", target.problem or "no tap address"))
             return
         host, port = _split(target.address)
+        deadline = time.monotonic() + self.connect_timeout
         try:
             with socket.create_connection((host, port), timeout=self.connect_timeout):
                 pass
@@ -129,7 +131,7 @@ class FanIn:
         with self._lock:
             self._channels.append(channel)
         try:
-            grpc.channel_ready_future(channel).result(timeout=self.connect_timeout)
+            grpc.channel_ready_future(channel).result(timeout=max(0.05, deadline - time.monotonic()))
         except grpc.FutureTimeoutError:
             reason = f"{target.address} accepts connections but does not answer as a tap server"
             self._put(StateChange(target.instance, "failed", reason))
