@@ -152,3 +152,24 @@ def test_a_quiet_stream_says_it_is_live(fleet: Fleet) -> None:
     session = Session(cli, live, request, duration_s=1.5, idle_note_s=0.5)
     assert list(session.events()) == []
     assert "tap: the stream is live (2 of 2 proxies); nothing matched in the last 0.5s" in stderr.getvalue()
+
+
+def test_profile_from_tapped_requests(fleet: Fleet) -> None:
+    import yaml
+
+    result = meshctl(
+        fleet.home, "profile", "webapp", "-n", "booksapp", "--tap", "deploy/webapp", "--tap-duration", "2s"
+    )
+    assert result.returncode == 0, result.stderr
+    document = yaml.safe_load(result.stdout)
+    assert document["kind"] == "ServiceProfile"
+    assert document["metadata"]["name"] == "webapp.booksapp.svc.cluster.local"
+    routes = {r["name"]: r["condition"] for r in document["spec"]["routes"]}
+    assert routes == {
+        "GET /books": {"method": "GET", "pathRegex": "/books"},
+        "POST /books": {"method": "POST", "pathRegex": "/books"},
+    }
+    assert "profile: " in result.stderr and "requests to webapp observed" in result.stderr
+    nothing = meshctl(fleet.home, "profile", "authors", "-n", "booksapp", "--tap", "deploy/webapp",
+                      "--tap-duration", "1s")  # fmt: skip
+    assert nothing.returncode == 1 and "no request to authors was seen" in nothing.stderr
