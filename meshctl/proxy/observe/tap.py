@@ -270,16 +270,16 @@ class TapHub:
 class TapStream:
     """One tapped request. The pipeline calls response (at most once), body (any number) and end (once)."""
 
-    __slots__ = ("hub", "id", "head", "taps", "started", "responded", "status", "bodies", "ended")
+    __slots__ = ("hub", "id", "head", "taps", "started", "responded", "status", "body_cap", "bodies", "ended")
 
     def __init__(self, hub: TapHub, id: int, head: Head, taps: list[_Tap]) -> None:
         self.hub, self.id, self.head, self.taps = hub, id, head, taps
         self.started = hub.clock()
         self.responded: float | None = None
         self.status: int | None = None
-        self.bodies: dict[bool, bytearray] | None = {True: bytearray(), False: bytearray()} if any(
-            t.sub.bodies for t in taps
-        ) else None  # fmt: skip
+        # bodies are kept only when a subscriber asked, and only as far as the largest ask
+        self.body_cap = max((t.sub.max_body for t in taps if t.sub.bodies), default=0)
+        self.bodies: dict[bool, bytearray] | None = {True: bytearray(), False: bytearray()} if self.body_cap else None
         self.ended = False
 
     def send(self, data: bytes) -> None:
@@ -305,8 +305,8 @@ class TapStream:
         if bodies is None or self.ended:
             return
         kept = bodies[request]
-        if len(kept) <= MAX_BODY:  # one byte past the cap tells "truncated" apart
-            kept += data[: MAX_BODY + 1 - len(kept)]
+        if len(kept) <= self.body_cap:  # one byte past the cap tells "truncated" apart
+            kept += data[: self.body_cap + 1 - len(kept)]
 
     def end(self, grpc_status: int | None, failure: str | None, request_bytes: int, response_bytes: int,
             trailers: Headers | None) -> None:  # fmt: skip
