@@ -67,6 +67,7 @@ class Subscriber:
         self.queue_full = 0  # requests lost since the last notice
         self.rate_limited = 0
         self.delivered = 0  # requests taken
+        self.lost_before = 0  # requests lost and already told in notices
         self._wake = wake
         self._woken = False
         self._clock = clock
@@ -101,6 +102,7 @@ class Subscriber:
         if not (self.queue_full or self.rate_limited):
             return
         event = tap_pb2.TapEvent(dropped=tap_pb2.Dropped(queue_full=self.queue_full, rate_limited=self.rate_limited))
+        self.lost_before += self.queue_full + self.rate_limited
         self.queue_full = self.rate_limited = 0
         data = frame(event)
         self.queue.append(data)
@@ -108,6 +110,11 @@ class Subscriber:
         if not self._woken:
             self._woken = True
             self._wake()
+
+    @property
+    def lost(self) -> int:
+        """Requests this subscriber lost in all (full queue or over its limit)."""
+        return self.lost_before + self.queue_full + self.rate_limited
 
     def take(self, budget: int) -> bytes:
         """Up to `budget` bytes of whole queued events (at least one event if any is queued)."""

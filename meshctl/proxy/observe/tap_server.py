@@ -230,7 +230,9 @@ class _TapConnection(asyncio.Protocol):
         call = self.calls.pop(stream_id, None)
         if call is not None and call.sub is not None:
             self.hub.unsubscribe(call.sub)
-            log.info("tap: subscriber from %s left", self.peer)
+            sub = call.sub
+            log.info("tap: subscriber from %s left: %d requests taken, %d lost; %d seen by the proxy in all",
+                     self.peer, sub.delivered, sub.lost, self.hub.seen)  # fmt: skip
 
     # -- sending -------------------------------------------------------------------------------------
     def _schedule(self) -> None:
