@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from meshctl.cli.tapsession import Session, observe_request, parse_seconds, parse_size, tap_targets
         from meshctl.tapping.capture import CaptureWriter, read_capture
-        from meshctl.tapping.events import Dropped, TapEvent
+        from meshctl.tapping.events import Dropped, ResponseEnd, ResponseInit, TapEvent
         from meshctl.tapping.exchange import Exchange
         from meshctl.tapping.filter import flags_filter
         from meshctl.tapping.har import write_har
@@ -96,7 +96,11 @@ def register(app: typer.Typer) -> None:
         def show(event: TapEvent, exchange: Exchange | None) -> None:
             line = render(event, exchange, fmt)
             if line is not None:
-                failed = exchange is not None and exchange.complete and exchange.success is False
+                # a 5xx response, or an end that failed; the request line cannot know yet
+                failed = exchange is not None and (
+                    (isinstance(event, ResponseInit) and event.http_status >= 500)
+                    or (isinstance(event, ResponseEnd) and exchange.success is False)
+                )
                 cli.stdout.write(colour(line, tty, failed and fmt != "json") + "\n")
                 cli.stdout.flush()
             if writer is not None:

@@ -173,3 +173,43 @@ def test_profile_from_tapped_requests(fleet: Fleet) -> None:
     nothing = meshctl(fleet.home, "profile", "authors", "-n", "booksapp", "--tap", "deploy/webapp",
                       "--tap-duration", "1s")  # fmt: skip
     assert nothing.returncode == 1 and "no request to authors was seen" in nothing.stderr
+
+
+def run_on_terminal(home: Path, *args: str, timeout: float = 30) -> tuple[int, str]:
+    """Run meshctl with stdout on a pseudo-terminal (as a user's shell would); returns (code, output)."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(COLUMNS="160", LINES="40", TERM="xterm")
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "meshctl", "--home", str(home), *args], stdout=slave,
+                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return process.wait(timeout=10), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_top_redraws_in_place_on_a_terminal(fleet: Fleet) -> None:
+    code, output = run_on_terminal(fleet.home, "top", "deploy/webapp", "-n", "booksapp", "--duration", "3s",
+                                   "--interval", "0.5s")  # fmt: skip
+    assert code == 0
+    assert output.count("\x1b[H\x1b[2J") >= 2  # the table was redrawn, not appended
+    assert "(Ctrl-C to quit)" in output and "Success Rate" in output
+
+
+def test_tap_paints_failed_requests_only_on_a_terminal(fleet: Fleet) -> None:
+    code, output = run_on_terminal(fleet.home, "tap", "deploy/webapp", "-n", "booksapp", "--duration", "2s")
+    assert code == 0
+    red = [line for line in output.splitlines() if line.startswith("\x1b[31m")]
+    assert red and all(":status=500" in line or line.startswith("\x1b[31mend") for line in red)
+    assert not any(":status=200" in line for line in red)
