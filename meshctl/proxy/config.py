@@ -71,6 +71,7 @@ class ProxyConfig:
     token_file: str
     balancer: str = "ewma"
     log_level: str = "info"
+    tap: AdminConfig | None = None  # the tap gRPC listener; None: no tap
 
     def to_json(self) -> dict[str, Any]:
         """The effective configuration, for the admin config dump (addresses back to "host:port")."""
@@ -101,6 +102,7 @@ class ProxyConfig:
             "token_file": self.token_file,
             "balancer": self.balancer,
             "log_level": self.log_level,
+            "tap": None if self.tap is None else {"listen": addr(self.tap.listen)},
         }
 
 
@@ -167,6 +169,7 @@ def parse_proxy_config(raw: object) -> ProxyConfig:
     if (section := doc.child("ingress", required=False)) is not None:
         ingress = IngressConfig(section.addr("listen"))
     admin = doc.child("admin", required=True)
+    tap = doc.child("tap", required=False)
     control = doc.child("control", required=True)
     assert admin is not None and control is not None
     control_address = control.text("address")
@@ -188,6 +191,7 @@ def parse_proxy_config(raw: object) -> ProxyConfig:
         token_file=doc.text("token_file"),
         balancer=doc.text("balancer", "ewma", choices=BALANCERS),
         log_level=doc.text("log_level", "info"),
+        tap=None if tap is None else AdminConfig(tap.addr("listen")),
     )
 
 

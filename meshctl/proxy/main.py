@@ -134,6 +134,7 @@ async def serve(config: ProxyConfig) -> int:
     )
     admin = await start_admin_server(config.admin.listen.host, config.admin.listen.port, app)
     log.info("admin on %s", config.admin.listen)
+    tap = await start_tap(config, runtime) if config.tap is not None else None
 
     client = ControlClient(config, on_certificate=runtime.on_certificate, on_snapshot=runtime.on_snapshot)
     client.start()
@@ -148,11 +149,27 @@ async def serve(config: ProxyConfig) -> int:
     log.info("shutting down: draining in-flight requests")
     await proxy.stop()
     await client.stop()
+    if tap is not None:
+        await tap.stop()
     await stop_admin_server(admin)
     if failure:
         raise failure[0]
     log.info("stopped")
     return 0
+
+
+async def start_tap(config: ProxyConfig, runtime: ProxyRuntime) -> Any:
+    """The tap server on its own port; the request pipeline sees it through `runtime.tap`."""
+    from meshctl.proxy.observe.tap import TapHub
+    from meshctl.proxy.observe.tap_server import TapServer
+
+    assert config.tap is not None
+    hub = TapHub(pod=config.pod, deployment=config.deployment, namespace=config.namespace, identity=config.identity)
+    server = TapServer(hub)
+    await server.start(config.tap.listen.host, config.tap.listen.port)
+    runtime.tap = hub
+    log.info("tap on %s", config.tap.listen)
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,9 @@
 
 <net>.0.2   control plane   gRPC API 8086, admin 9996
 <net>.0.3   Prometheus      9090
-<net>.0.4   ingress proxy   8080 (ingress listener), admin 4191
+<net>.0.4   ingress proxy   8080 (ingress listener), admin 4191, tap 4190
 <net>.0.5   traffic generator (source address of its requests)
-<net>.n.m   instance m (1-based) of deployment n (1-based): app port, proxy 4143 / 4140 / 4191
+<net>.n.m   instance m (1-based) of deployment n (1-based): app port, proxy 4143 / 4140 / 4191 / tap 4190
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ INGRESS_PORT = 8080
 PROXY_INBOUND_PORT = 4143
 PROXY_OUTBOUND_PORT = 4140
 PROXY_ADMIN_PORT = 4191
+PROXY_TAP_PORT = 4190
 
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 MAX_DEPLOYMENTS = 254

@@ -38,6 +38,7 @@ def proxy_config(layout: Layout, topology: Topology, pod: Pod, *, is_ingress: bo
         "outbound": None,
         "ingress": None,
         "admin": {"listen": pod.admin},
+        "tap": {"listen": pod.tap},
         "control": {"address": topology.plan.control_api, "identity": topology.control_identity},
         "trust_anchors": str(layout.identity / "ca.pem"),
         "token_file": str(layout.token(pod.pod)),

@@ -12,6 +12,7 @@ from meshctl.platform.local.addresses import (
     PROXY_ADMIN_PORT,
     PROXY_INBOUND_PORT,
     PROXY_OUTBOUND_PORT,
+    PROXY_TAP_PORT,
     AddressPlan,
     hostport,
 )
@@ -70,6 +71,10 @@ class Pod:
     @property
     def admin(self) -> str:
         return hostport(self.ip, PROXY_ADMIN_PORT)
+
+    @property
+    def tap(self) -> str:
+        return hostport(self.ip, PROXY_TAP_PORT)
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,9 @@ class Topology:
                 (pod.inbound, f"inbound proxy of {pod.pod}"),
                 (pod.outbound, f"outbound proxy of {pod.pod}"),
                 (pod.admin, f"proxy admin of {pod.pod}"),
+                (pod.tap, f"proxy tap of {pod.pod}"),
             ]
         if self.ingress is not None:
             found += [(self.ingress_listen, "ingress"), (self.ingress.admin, "proxy admin of ingress-0")]
+            found.append((self.ingress.tap, "proxy tap of ingress-0"))
         return found

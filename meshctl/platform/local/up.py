@@ -291,6 +291,7 @@ def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float
     for pod in topology.workloads:
         assert demo is not None
         addresses = {"app": pod.app, "inbound": pod.inbound, "outbound": pod.outbound, "admin": pod.admin}
+        addresses["tap"] = pod.tap
         pods[pod.pod] = component = _pod_component(pod, "workload", addresses)
         argv = launcher.python_module("meshctl.demo", *_app_args(pod, demo))
         child = launcher.start(component, "app", argv, pod.pod)
@@ -304,7 +305,7 @@ def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float
         if pod.pod in pods:
             component, what = pods[pod.pod], f"proxy {pod.pod}"
         else:
-            addresses = {"ingress": topology.ingress_listen, "admin": pod.admin}
+            addresses = {"ingress": topology.ingress_listen, "admin": pod.admin, "tap": pod.tap}
             component, what = _pod_component(pod, "ingress", addresses), "ingress"
         argv = launcher.python_module("meshctl.proxy", "--config", str(layout.proxy_config(pod.pod)))
         child = launcher.start(component, "proxy", argv, f"{pod.pod}.proxy")

@@ -1,0 +1,1 @@
+"""Observers of a request's outcome (tap) and the tap server."""
