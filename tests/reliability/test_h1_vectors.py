@@ -161,11 +161,6 @@ def test_vector_is_refused_or_passed_as_exactly_the_intended_request(mesh: H1Mes
 BODY_ERRORS = [name for name in VECTORS if name.startswith("chunk ")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect in proxy/h1: a chunked body that turns bad after the head leaves a connect task "
-    "failing with TypeError in open_upstream; the client does get its 400",
-)
 @pytest.mark.parametrize("kind", KINDS)
 def test_body_errors_leave_no_failure_behind_in_the_proxy(mesh: H1Mesh, kind: str) -> None:
     mesh.take_loop_errors()
