@@ -2,10 +2,10 @@
 
 Every endpoint whose config names a `probe` (its proxy's admin address) is probed with `GET /ready`
 twice a second (ten times a second while one is not ready), all at once with a short timeout. A refused
-connection or any answer but 200 makes the endpoint not ready at the next snapshot: the proxy is gone,
-still starting, or draining after SIGTERM. A timeout counts only when it repeats, so one slow answer on
-a busy machine does not take an endpoint away. An endpoint that has never answered 200 is not ready:
-traffic goes only to proxies that serve.
+connection, or the proxy's own "503 not ready" (starting, or draining after SIGTERM), makes the endpoint
+not ready at the next snapshot. An unclear result (no answer in time, a reset, another answer) counts
+only when it repeats three times, so a slow answer on a busy machine does not take an endpoint away.
+An endpoint that has never answered 200 is not ready: traffic goes only to proxies that serve.
 
 Where the platform knows readiness itself (Kubernetes: the EndpointSlice `ready` condition), endpoints
 come without a probe and keep the `ready` their config gives them.
@@ -23,30 +23,38 @@ log = logging.getLogger("meshctl.control.readiness")
 
 INTERVAL_S = 0.5
 NOT_READY_INTERVAL_S = 0.1  # while an endpoint is not ready: a starting proxy is routed to at once
-TIMEOUT_S = 0.4
-TIMEOUTS_TO_FAIL = 2  # consecutive timeouts before a silent proxy counts as not ready
+TIMEOUT_S = 1.0
+UNSURE_TO_FAIL = 3  # consecutive unclear results (timeout, reset, another answer) before "not ready"
 MAX_CONCURRENT = 64
 _REQUEST = b"GET /ready HTTP/1.1\r\nHost: meshctl-control\r\nUser-Agent: meshctl-control\r\nConnection: close\r\n\r\n"
 
 
-async def probe_ready(address: Address, timeout_s: float = TIMEOUT_S) -> bool | None:
-    """True when the admin endpoint answers /ready with 200, False when it refuses or answers otherwise,
-    None when it did not answer within the timeout."""
+async def probe_ready(address: Address, timeout_s: float = TIMEOUT_S) -> tuple[bool | None, str]:
+    """(True, _) when the admin endpoint answers /ready with 200; (False, why) when the proxy is surely not
+    ready: nothing listens, or it says so itself (503 while starting or draining); (None, why) when the
+    result is unclear (no answer in time, a reset, any other answer), which counts only when it repeats."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(address.host, address.port)
             writer.write(_REQUEST)
-            status_line = await reader.readline()
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.read(64)
     except TimeoutError:
-        return None
-    except OSError:
-        return False
+        return None, f"no answer within {timeout_s:g}s"
+    except ConnectionRefusedError:
+        return False, "connection refused"
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
     finally:
         if writer is not None:
             writer.transport.abort()  # nothing more to say; no TIME_WAIT dance for a probe
-    parts = status_line.split(b" ", 2)
-    return len(parts) >= 2 and parts[1] == b"200"
+    status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+    if status == b"200":
+        return True, "200"
+    if status == b"503" and body.startswith(b"not ready"):
+        return False, "it answers 503 not ready"
+    return None, f"answer {head.splitlines()[0][:60]!r}"
 
 
 class ReadinessProber:
@@ -66,7 +74,7 @@ class ReadinessProber:
         self._timeout_s = timeout_s
         self._limit = asyncio.Semaphore(MAX_CONCURRENT)
         self.ready: dict[Address, bool] = {}
-        self._timeouts: dict[Address, int] = {}
+        self._unsure: dict[Address, int] = {}
 
     def is_ready(self, address: Address) -> bool:
         return self.ready.get(address, False)
@@ -87,27 +95,28 @@ class ReadinessProber:
             changed |= self._record(address, result)
         for gone in set(self.ready) - set(targets):
             del self.ready[gone]
-            self._timeouts.pop(gone, None)
+            self._unsure.pop(gone, None)
         if changed:
             self._on_change()
 
-    async def _probe(self, address: Address) -> bool | None:
+    async def _probe(self, address: Address) -> tuple[bool | None, str]:
         async with self._limit:
             return await probe_ready(address, self._timeout_s)
 
-    def _record(self, address: Address, result: bool | None) -> bool:
+    def _record(self, address: Address, result: tuple[bool | None, str]) -> bool:
         """Fold one probe result into the state; True when the endpoint's readiness changed."""
-        if result is None:
-            self._timeouts[address] = timeouts = self._timeouts.get(address, 0) + 1
-            if timeouts < TIMEOUTS_TO_FAIL and address in self.ready:
+        ready, why = result
+        if ready is None:
+            self._unsure[address] = unsure = self._unsure.get(address, 0) + 1
+            if unsure < UNSURE_TO_FAIL and address in self.ready:
                 return False
-            result = False
+            ready = False
         else:
-            self._timeouts.pop(address, None)
+            self._unsure.pop(address, None)
         before = self.ready.get(address)
-        self.ready[address] = result
-        if before == result:
+        self.ready[address] = ready
+        if before == ready:
             return False
-        if before is not None or result:
-            log.info("endpoint proxy %s is %s", address, "ready" if result else "not ready")
+        if before is not None or ready:
+            log.info("endpoint proxy %s is %s", address, "ready" if ready else f"not ready ({why})")
         return True

@@ -34,6 +34,7 @@ class Proxy:
         self.servers: list[asyncio.AbstractServer] = []
         self.listeners: list[Any] = []  # server.Listener
         self.started = False
+        self.listening = False  # every listener bound: only then may discovery send traffic here
         self.stopping = False
 
     async def start_listeners(self) -> None:
@@ -75,6 +76,7 @@ class Proxy:
                 ) from None
             self.servers.append(server)
             log.info("%s listener on %s", direction, addr)
+        self.listening = True
 
     async def stop(self) -> None:
         """Stop accepting, drain in-flight requests for up to DRAIN_S, then close what is left."""
@@ -127,7 +129,8 @@ async def serve(config: ProxyConfig) -> int:
     runtime.when_certificate(on_first_certificate)
     app = AdminApp(
         metrics=runtime.metrics,
-        ready=lambda: runtime.ready and not proxy.stopping,  # draining: discovery drops this endpoint
+        # discovery publishes this endpoint only while the listeners accept and no drain has begun
+        ready=lambda: runtime.ready and proxy.listening and not proxy.stopping,
         get_log_level=get_log_level,
         set_log_level=set_log_level,
         config_dump=runtime.config_dump,

@@ -117,8 +117,13 @@ def free_subnet() -> str:
             os.close(fd)
             continue
         with socket.socket() as probe:
-            probe.settimeout(0.2)
-            in_use = probe.connect_ex((f"127.{n}.0.2", 8086)) == 0  # a mesh's control plane answers there
+            # A mesh's control plane listens there; a stopped one may leave TIME_WAIT sockets behind that
+            # still block a plain bind (as a test that takes the port does).
+            try:
+                probe.bind((f"127.{n}.0.2", 8086))
+                in_use = False
+            except OSError:
+                in_use = True
         if in_use:
             os.close(fd)
             continue

@@ -30,7 +30,7 @@ from meshctl.identity import control_plane_identity, workload_identity
 NS = "booksapp"
 BOOKS_AUTHORITY = f"books.{NS}.svc.cluster.local:7000"
 REPO = Path(__file__).resolve().parents[2]
-START_S = 30.0
+START_S = 60.0  # generous: the machine may be busy with other test runs
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,8 @@ class ProcMesh:
             self.spawn(f"{pod.name}/proxy", "meshctl.proxy", "--config", config)
         for pod in self.pods.values():
             wait_http_ok(pod.admin, "/ready", START_S, self.procs[f"{pod.name}/proxy"])
+            if pod.serves:
+                wait_http_ok(pod.app, "/", START_S, self.procs[f"{pod.name}/app"])
         deadline = time.monotonic() + START_S  # and the client routes to every replica
         while len(self.books_endpoints()) < self.books and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -213,10 +215,15 @@ class LoadResult:
     failed: Counter[str] = field(default_factory=Counter)  # "502 <mesh-proxy-error>" → count
     lost: Counter[str] = field(default_factory=Counter)  # no response: "timeout", "reset", ...
     slowest_s: float = 0.0
-    outcomes: list[tuple[float, str]] = field(default_factory=list)  # (second it was due, "ok" or the failure)
+    # (second it was due, second it was answered, "ok" or the failure), seconds from the start of the run
+    outcomes: list[tuple[float, float, str]] = field(default_factory=list)
+    actions_at: list[float] = field(default_factory=list)  # when each `at` action ran
 
-    def failures_after(self, second: float) -> list[str]:
-        return [outcome for due, outcome in self.outcomes if due >= second and outcome != "ok"]
+    def failures_due_after(self, second: float) -> list[str]:
+        return [outcome for due, _, outcome in self.outcomes if due >= second and outcome != "ok"]
+
+    def failures_answered_before(self, second: float) -> list[str]:
+        return [outcome for _, done, outcome in self.outcomes if done < second and outcome != "ok"]
 
     @property
     def answered(self) -> int:
@@ -232,7 +239,7 @@ def load(
     *,
     rps: float,
     seconds: float,
-    timeout_s: float = 5.0,
+    timeout_s: float = 10.0,
     at: dict[float, Any] | None = None,
 ) -> LoadResult:
     """Open-loop GETs at `rps` for `seconds` (one connection each, at most 32 in flight); `at` maps a
@@ -241,7 +248,11 @@ def load(
     actions = sorted((at or {}).items())
     host, _, port = address.rpartition(":")
 
-    def one(i: int) -> tuple[str, str]:
+    def one(i: int) -> tuple[str, str, float]:
+        kind, detail = request(i)
+        return kind, detail, time.monotonic() - start
+
+    def request(i: int) -> tuple[str, str]:
         started = time.monotonic()
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
         try:
@@ -266,12 +277,13 @@ def load(
         for i in range(total):
             due = start + i / rps
             while actions and actions[0][0] <= i / rps:
+                result.actions_at.append(time.monotonic() - start)
                 actions.pop(0)[1]()
             time.sleep(max(0.0, due - time.monotonic()))
             futures.append(pool.submit(one, i))
         for i, future in enumerate(futures):
-            kind, detail = future.result()
-            result.outcomes.append((i / rps, "ok" if kind == "ok" else f"{kind}: {detail}"))
+            kind, detail, done = future.result()
+            result.outcomes.append((i / rps, done, "ok" if kind == "ok" else f"{kind}: {detail}"))
             result.sent += 1
             if kind == "ok":
                 result.ok += 1

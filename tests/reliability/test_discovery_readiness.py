@@ -55,7 +55,7 @@ def test_a_killed_proxy_leaves_the_snapshot_and_comes_back_when_restarted(mesh: 
     assert status == 200 and f"{mesh.pods['books-1'].inbound} books-1 not ready" in dump
 
     mesh.spawn("books-1/proxy", "meshctl.proxy", "--config", str(mesh.root / "proxies" / "books-1.json"))
-    endpoints_within(mesh, 15.0, {"books-0", "books-1"})
+    endpoints_within(mesh, 60.0, {"books-0", "books-1"})  # a new process: slow to start on a busy machine
 
 
 def test_a_draining_proxy_answers_not_ready_at_once_and_leaves_the_snapshot(mesh: ProcMesh) -> None:

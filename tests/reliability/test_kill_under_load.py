@@ -3,7 +3,7 @@
 What the design promises today:
 - the control plane away: proxies keep serving with the last snapshot and certificate, 0 errors;
 - the app killed: its inbound proxy answers 502/503 with a reason at once, never a hang;
-- one of two replicas' proxy killed: failures are answered with a reason, and stop once discovery has
+- one of two replicas' proxy killed or stopped: failures are answered with a reason, and stop once discovery has
   dropped the endpoint (within 2 s). How many requests the kill costs before that is the failover
   figure of defects 1 and 2 (with the proxy-side retry); it is printed, not asserted here.
 """
@@ -23,7 +23,7 @@ from tests.reliability.procmesh import BOOKS_AUTHORITY, ProcMesh, http_get, load
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 RPS, SECONDS, KILL_AT_S = 50, 5.0, 1.5
-ANSWER_WITHIN_S = 3.0  # a failure is answered, not left to the client's timeout
+ANSWER_WITHIN_S = 8.0  # a failure is answered (the proxy gives up connecting after 3 s), never left hanging
 DISCOVERY_S = 2.0  # a gone proxy leaves the snapshots within this (defect 2)
 
 
@@ -55,31 +55,35 @@ def test_app_killed_under_load_is_answered_502_or_503_with_a_reason_never_a_hang
         mesh.kill("books-0/app", signal.SIGKILL)
 
     started = time.monotonic()
-    result = load(mesh.pods["webapp-0"].outbound, BOOKS_AUTHORITY, rps=RPS, seconds=SECONDS, at={KILL_AT_S: kill_app})
+    outbound = mesh.pods["webapp-0"].outbound
+    result = load(outbound, BOOKS_AUTHORITY, rps=RPS, seconds=SECONDS, at={KILL_AT_S: kill_app})
     print(f"app kill -9 at {KILL_AT_S}s: {result}")
     assert result.sent == RPS * SECONDS
-    assert not result.lost, str(result)  # every request got an answer
+    # every request got an answer, but the one whose response the app was writing when it died
+    assert "timeout" not in result.lost and sum(result.lost.values()) <= 1, str(result)
     assert result.slowest_s < ANSWER_WITHIN_S, str(result)
-    assert result.ok >= RPS * KILL_AT_S * 0.9, str(result)  # served until the kill
+    killed_at = result.actions_at[0]
+    assert result.ok and result.failures_answered_before(killed_at) == [], str(result)  # served until the kill
     assert result.failed, str(result)  # and refused after it
     for failure in result.failed:
         status, _, reason = failure.partition(" ")
         assert status in ("502", "503") and reason and reason not in ("Bad Gateway", "Service Unavailable"), failure
-    assert time.monotonic() - started < SECONDS + ANSWER_WITHIN_S + 2
+    assert time.monotonic() - started < SECONDS + ANSWER_WITHIN_S
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "stop"])
 @pytest.mark.parametrize("mesh", [2], indirect=True)
-def test_one_of_two_proxies_killed_under_load_fails_only_until_discovery_drops_it(mesh: ProcMesh) -> None:
+def test_one_of_two_proxies_killed_under_load_fails_only_until_discovery_drops_it(mesh: ProcMesh, sig: int) -> None:
     def kill_proxy() -> None:
-        mesh.kill("books-1/proxy", signal.SIGKILL)
+        mesh.kill("books-1/proxy", sig)
 
     outbound = mesh.pods["webapp-0"].outbound
     result = load(outbound, BOOKS_AUTHORITY, rps=RPS, seconds=SECONDS, at={KILL_AT_S: kill_proxy})
-    print(f"books-1 proxy kill -9 at {KILL_AT_S}s (1 of 2 replicas): {result}")
+    print(f"books-1 proxy {signal.Signals(sig).name} at {KILL_AT_S}s (1 of 2 replicas): {result}")
     assert result.sent == RPS * SECONDS
     assert "timeout" not in result.lost, str(result)  # a request in flight on it may be cut, none may hang
     assert result.slowest_s < ANSWER_WITHIN_S, str(result)
-    assert result.failures_after(KILL_AT_S + DISCOVERY_S) == [], str(result)
+    assert result.failures_due_after(result.actions_at[0] + DISCOVERY_S) == [], str(result)
     for failure in result.failed:
         status, _, reason = failure.partition(" ")
         assert status in ("502", "503") and reason not in ("", "Bad Gateway", "Service Unavailable"), failure

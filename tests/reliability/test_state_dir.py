@@ -67,7 +67,12 @@ def test_bad_state_directory_is_one_line_with_a_hint(tmp_path: Path, case: str, 
         pytest.skip("needs root to hand a directory to another user")
     make, problem, hint = CASES[case]
     home = make(tmp_path)
-    assert_one_line_error(meshctl(home, *command, timeout=60), problem, hint)
+    done = meshctl(home, *command, timeout=120)
+    try:
+        assert_one_line_error(done, problem, hint)
+    finally:
+        if command[0] == "up" and done.returncode == 0:  # it should have refused: stop what it started
+            meshctl(home, "down", timeout=60)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from meshctl.control.config import Address, load_control_config
-from meshctl.control.readiness import TIMEOUTS_TO_FAIL, ReadinessProber, probe_ready
+from meshctl.control.readiness import UNSURE_TO_FAIL, ReadinessProber, probe_ready
 from meshctl.control.store import MeshStore
 
 BOOKS = "books.booksapp.serviceaccount.identity.meshctl.cluster.local"
@@ -49,34 +49,40 @@ def test_probed_endpoint_follows_its_proxy_and_the_version_moves(tmp_path: Path)
 def test_prober_flips_on_refusal_at_once_and_on_silence_only_when_it_repeats() -> None:
     changes: list[bool] = []
     prober = ReadinessProber(lambda: [PROBE], lambda: changes.append(prober.is_ready(PROBE)))
-    assert prober._record(PROBE, True) and prober.is_ready(PROBE)
-    for _ in range(TIMEOUTS_TO_FAIL - 1):
-        assert not prober._record(PROBE, None)  # one slow answer is not a verdict
+    assert prober._record(PROBE, (True, "200")) and prober.is_ready(PROBE)
+    for _ in range(UNSURE_TO_FAIL - 1):
+        assert not prober._record(PROBE, (None, "timeout"))  # one slow answer is not a verdict
     assert prober.is_ready(PROBE)
-    assert prober._record(PROBE, None) and not prober.is_ready(PROBE)
-    assert prober._record(PROBE, True) and prober.is_ready(PROBE)
-    assert prober._record(PROBE, False) and not prober.is_ready(PROBE)  # refused / 503: at once
+    assert prober._record(PROBE, (None, "timeout")) and not prober.is_ready(PROBE)
+    assert prober._record(PROBE, (True, "200")) and prober.is_ready(PROBE)
+    assert prober._record(PROBE, (False, "refused")) and not prober.is_ready(PROBE)  # refused / 503: at once
 
 
-def test_probe_is_ready_on_200_only_not_on_503_nor_on_a_closed_port() -> None:
-    async def scenario() -> tuple[bool | None, bool | None, bool | None]:
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            status = b"200 OK" if writer.get_extra_info("sockname")[1] == ok_port else b"503 Service Unavailable"
-            writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\n\r\n")
-            await writer.drain()
-            writer.close()
+def test_probe_is_ready_on_200_surely_not_on_503_not_ready_or_a_closed_port_unsure_otherwise() -> None:
+    answers = {
+        "ok": b"200 OK\r\ncontent-length: 6\r\n\r\nready\n",
+        "draining": b"503 Service Unavailable\r\ncontent-length: 10\r\n\r\nnot ready\n",
+        "full": b"503 Service Unavailable\r\ncontent-length: 27\r\n\r\ntoo many admin connections\n",
+    }
 
-        ok = await asyncio.start_server(answer, "127.0.0.1", 0)
-        draining = await asyncio.start_server(answer, "127.0.0.1", 0)
-        ok_port = ok.sockets[0].getsockname()[1]
-        draining_port = draining.sockets[0].getsockname()[1]
-        async with ok, draining:
-            results = (
-                await probe_ready(Address("127.0.0.1", ok_port)),
-                await probe_ready(Address("127.0.0.1", draining_port)),
-            )
-        gone = await probe_ready(Address("127.0.0.1", draining_port))  # closed now
-        return (*results, gone)
+    async def scenario() -> list[bool | None]:
+        servers, ports = [], {}
+        for name, answer in answers.items():
 
-    assert asyncio.run(scenario()) == (True, False, False)
+            async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes = answer) -> None:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 " + answer)
+                await writer.drain()
+                writer.close()
+
+            server = await asyncio.start_server(serve, "127.0.0.1", 0)
+            servers.append(server)
+            ports[name] = server.sockets[0].getsockname()[1]
+        results = [(await probe_ready(Address("127.0.0.1", ports[name])))[0] for name in answers]
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+        results.append((await probe_ready(Address("127.0.0.1", ports["ok"])))[0])  # closed now
+        return results
+
+    assert asyncio.run(scenario()) == [True, False, None, False]
