@@ -1,4 +1,4 @@
-"""Issue 8, defect 7: idle connections from one address cannot starve a proxy's admin endpoint.
+"""Idle connections from one address cannot starve a proxy's admin endpoint.
 
 A real proxy process (webapp-0 of a process mesh). 100 idle sockets come from one loopback address; the
 scraper (another loopback address, like Prometheus or the kubelet) still gets /ready and /metrics.

@@ -1,4 +1,4 @@
-"""Issue 8, defect 2 (discovery side): a proxy that is gone or draining leaves discovery within ~2 s.
+"""A proxy that is gone or draining leaves discovery within ~2 s.
 
 Real processes: the control plane, webapp-0's proxy and two books replicas (app + proxy). What webapp-0's
 proxy routes to is read from its own /config.json, i.e. the snapshot it holds.

@@ -1,4 +1,4 @@
-"""Issue 8, defect 10: `check --fix` counts a restart only when the process it started serves.
+"""`check --fix` counts a restart only when the process it started serves.
 
 The control plane of a recorded mesh is restarted with the real launcher (a real process). When its
 address is taken, it exits at once: the remediation must fail, even though something else answers

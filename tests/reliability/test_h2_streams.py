@@ -1,4 +1,4 @@
-"""HTTP/2 stream errors stay stream errors, through a real proxy over a real socket (issue 8, defects 8 and 9).
+"""HTTP/2 stream errors stay stream errors, through a real proxy over a real socket.
 
 A raw python-h2 client opens one connection to the outbound proxy (HTTP/2 prior knowledge) and sends a bad
 stream next to a good one in the same write. RFC 9113 §8.1.1: a malformed request (content-length that is

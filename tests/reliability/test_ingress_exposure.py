@@ -1,4 +1,4 @@
-"""The ingress exposes only what a MeshIngress names (issue 8, defect 5).
+"""The ingress exposes only what a MeshIngress names.
 
 Before: any client that wrote `Host: authors.booksapp.svc.cluster.local:7001` on the ingress reached the
 internal authors service. Now the decision is `IngressRoutes.decide(authority, path)`, built from the

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 RPS, SECONDS, KILL_AT_S = 50, 5.0, 1.5
 ANSWER_WITHIN_S = 8.0  # a failure is answered (the proxy gives up connecting after 3 s), never left hanging
-DISCOVERY_S = 2.0  # a gone proxy leaves the snapshots within this (defect 2)
+DISCOVERY_S = 2.0  # a gone proxy leaves the snapshots within this
 
 
 @pytest.fixture

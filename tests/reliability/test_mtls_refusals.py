@@ -1,4 +1,4 @@
-"""mTLS failure modes on the inbound port: every peer that is not a current mesh workload over TLS 1.3
+"""MTLS failure modes on the inbound port: every peer that is not a current mesh workload over TLS 1.3
 is refused before a byte reaches the app, and a destination that presents the wrong identity is refused
 by the calling proxy.
 

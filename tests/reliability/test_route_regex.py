@@ -1,4 +1,4 @@
-"""A route regex cannot freeze a proxy (issue 8, defect 4).
+"""A route regex cannot freeze a proxy.
 
 `pathRegex: "/(a+)+"` backtracks exponentially in a backtracking engine: 25 characters took 3 s, each
 one more doubles it, and the proxy's event loop waits. Routes match with RE2 now (linear time), and

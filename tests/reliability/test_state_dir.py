@@ -1,4 +1,4 @@
-"""Issue 8, defect 11: a state directory that cannot be used is one line and a hint, never a traceback.
+"""A state directory that cannot be used is one line and a hint, never a traceback.
 
 The CLI as a user runs it (a subprocess), for a MESHCTL_HOME that is a file, under a file, a dangling
 symlink, another user's directory, and (run as an unprivileged user) a directory it may not write.
