@@ -163,9 +163,7 @@ class RequestList(ScrollView, can_focus=True):
         if self.follow:
             self.cursor = len(rows) - 1
         self.cursor = min(max(self.cursor, 0 if rows else -1), len(rows) - 1)
-        self.virtual_size = Size(self.size.width, len(rows))
-        if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._fit()
         self.refresh()
         if self.selected is not before:
             self.post_message(self.Moved(self.selected))
@@ -222,5 +220,11 @@ class RequestList(ScrollView, can_focus=True):
         self.follow = True
         self._go(len(self.view.rows) - 1)
 
-    def on_resize(self) -> None:
+    def _fit(self) -> None:
+        """Size the scroll area to the rows; when following, show the newest."""
         self.virtual_size = Size(self.size.width, len(self.view.rows))
+        if self.follow:
+            self.scroll_to(y=max(0, len(self.view.rows) - self.size.height), animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        self._fit()

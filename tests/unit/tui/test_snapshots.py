@@ -1,0 +1,28 @@
+"""Snapshots of the list, detail, filter, top and help views over a store of fixed events."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from meshctl.tui.app import TapApp
+from tests.unit.tui.feed import filled_store
+from tests.unit.tui.snapshot import assert_matches, screenshot
+
+VIEWS = {
+    "list": (),
+    "detail": ("k", "k", "k", "enter"),  # the POST /books/new that failed with 503
+    "filter_error": ("slash", *"status=5xx and", "enter"),
+    "filtered": ("slash", *"status=5xx or latency>=100ms", "enter"),
+    "top": ("t",),
+    "help": ("question_mark",),
+    "paused": ("space", "k"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_view(name: str) -> None:
+    app = TapApp(filled_store(30), target="deploy/webapp -n booksapp", match="to=deploy/books or to=deploy/webapp")
+    svg = asyncio.run(screenshot(app, VIEWS[name]))
+    assert_matches(name, svg)
