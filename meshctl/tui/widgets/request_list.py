@@ -14,7 +14,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -144,6 +145,8 @@ class RequestList(ScrollView, can_focus=True):
         self.follow = True
         self._trimmed = 0
         self._generation = -1
+        self._styles = (Style(), Style())
+        self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(maxsize=256)
 
     @property
     def selected(self) -> Exchange | None:
@@ -174,18 +177,29 @@ class RequestList(ScrollView, can_focus=True):
                 return index
         return len(self.view.rows) - 1
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles once per redraw, not once per line.
+        self._styles = (self.rich_style, self.rich_style + self.get_component_rich_style("request-list--cursor"))
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
         width = self.size.width
         rows = self.view.rows
+        base, cursor = self._styles
         if not 0 <= index < len(rows):
-            return Strip.blank(width, self.rich_style)
-        text = line(cells(rows[index]), width)
-        base = self.rich_style
-        if index == self.cursor:
-            base = base + self.get_component_rich_style("request-list--cursor")
-        segments = [Segment(s.text, base + s.style if s.style else base) for s in text.render(self.app.console)]
-        return Strip(segments).adjust_cell_length(width, base)
+            return Strip.blank(width, base)
+        exchange = rows[index]
+        style = cursor if index == self.cursor else base
+        # A row changes only when its response starts or ends: following the newest rows mostly
+        # shifts lines already drawn, so they come from the cache.
+        key = (exchange, exchange.response, exchange.end, width, style)
+        strip = self._strips.get(key)
+        if strip is None:
+            text = line(cells(exchange), width)
+            segments = [Segment(s.text, style + s.style if s.style else style) for s in text.render(self.app.console)]
+            strip = self._strips[key] = Strip(segments).adjust_cell_length(width, style)
+        return strip
 
     # -- keys -----------------------------------------------------------------------------------------
     def _go(self, index: int) -> None:

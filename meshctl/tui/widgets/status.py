@@ -66,4 +66,4 @@ class StatusBar(Static):
     def show(self, text: Text) -> None:
         if text != self._text:  # redraw only what changed
             self._text = text
-            self.update(text)
+            self.update(text, layout=False)  # one line, always: no layout pass
