@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local, profile, routes, stat
+    from meshctl.cli import apply, check, completion, local, profile, routes, stat, tap, top
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -14,4 +14,6 @@ def register(app: typer.Typer) -> None:
     stat.register(app)
     profile.register(app)
     apply.register(app)
+    tap.register(app)
+    top.register(app)
     completion.register(app)

@@ -96,7 +96,9 @@ def render(event: TapEvent, exchange: Exchange | None, fmt: str = "text") -> str
 
 
 def _body_line(flow: str, chunk: BodyChunk) -> str:
-    text = chunk.data.decode("utf-8", "backslashreplace")  # binary stays readable and unambiguous
+    # Binary stays on one readable line: undecodable bytes and control characters are escaped.
+    decoded = chunk.data.decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in decoded)
     cut = len(text) > BODY_PREVIEW or chunk.truncated
     side = "request" if chunk.request else "response"
     return f"body {flow} {side}-body={_value(text[:BODY_PREVIEW])}{' truncated=true' if cut else ''}"

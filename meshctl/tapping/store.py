@@ -126,6 +126,9 @@ class TapStore:
     def __len__(self) -> int:
         return len(self._exchanges)
 
+    def __bool__(self) -> bool:
+        return True  # a store is a thing, not a collection: `store or other` must never drop an empty one
+
     def instances(self) -> list[InstanceState]:
         with self._lock:
             return [InstanceState(**vars(i)) for i in self._instances.values()]

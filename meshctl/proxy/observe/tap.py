@@ -67,6 +67,7 @@ class Subscriber:
         self.queue_full = 0  # requests lost since the last notice
         self.rate_limited = 0
         self.delivered = 0  # requests taken
+        self.lost_before = 0  # requests lost and already told in notices
         self._wake = wake
         self._woken = False
         self._clock = clock
@@ -101,6 +102,7 @@ class Subscriber:
         if not (self.queue_full or self.rate_limited):
             return
         event = tap_pb2.TapEvent(dropped=tap_pb2.Dropped(queue_full=self.queue_full, rate_limited=self.rate_limited))
+        self.lost_before += self.queue_full + self.rate_limited
         self.queue_full = self.rate_limited = 0
         data = frame(event)
         self.queue.append(data)
@@ -108,6 +110,11 @@ class Subscriber:
         if not self._woken:
             self._woken = True
             self._wake()
+
+    @property
+    def lost(self) -> int:
+        """Requests this subscriber lost in all (full queue or over its limit)."""
+        return self.lost_before + self.queue_full + self.rate_limited
 
     def take(self, budget: int) -> bytes:
         """Up to `budget` bytes of whole queued events (at least one event if any is queued)."""
@@ -270,16 +277,16 @@ class TapHub:
 class TapStream:
     """One tapped request. The pipeline calls response (at most once), body (any number) and end (once)."""
 
-    __slots__ = ("hub", "id", "head", "taps", "started", "responded", "status", "bodies", "ended")
+    __slots__ = ("hub", "id", "head", "taps", "started", "responded", "status", "body_cap", "bodies", "ended")
 
     def __init__(self, hub: TapHub, id: int, head: Head, taps: list[_Tap]) -> None:
         self.hub, self.id, self.head, self.taps = hub, id, head, taps
         self.started = hub.clock()
         self.responded: float | None = None
         self.status: int | None = None
-        self.bodies: dict[bool, bytearray] | None = {True: bytearray(), False: bytearray()} if any(
-            t.sub.bodies for t in taps
-        ) else None  # fmt: skip
+        # bodies are kept only when a subscriber asked, and only as far as the largest ask
+        self.body_cap = max((t.sub.max_body for t in taps if t.sub.bodies), default=0)
+        self.bodies: dict[bool, bytearray] | None = {True: bytearray(), False: bytearray()} if self.body_cap else None
         self.ended = False
 
     def send(self, data: bytes) -> None:
@@ -305,8 +312,8 @@ class TapStream:
         if bodies is None or self.ended:
             return
         kept = bodies[request]
-        if len(kept) <= MAX_BODY:  # one byte past the cap tells "truncated" apart
-            kept += data[: MAX_BODY + 1 - len(kept)]
+        if len(kept) <= self.body_cap:  # one byte past the cap tells "truncated" apart
+            kept += data[: self.body_cap + 1 - len(kept)]
 
     def end(self, grpc_status: int | None, failure: str | None, request_bytes: int, response_bytes: int,
             trailers: Headers | None) -> None:  # fmt: skip

@@ -42,6 +42,7 @@ log = logging.getLogger("meshctl.proxy.tap")
 OBSERVE = b"/meshctl.tap.v1.Tap/Observe"
 MAX_REQUEST = 64 * 1024
 MAX_SUBSCRIBERS = 8
+MAX_CONNECTIONS = 32  # idle connections included: loopback-only, but still bounded
 NOTICE_S = 1.0  # how often drop counts are sent
 TAKE_BYTES = 64 * 1024  # events taken from a queue per write
 
@@ -122,6 +123,10 @@ class _TapConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         self.allowed = self.server.may_connect(self.peer)
+        if len(self.server.connections) >= MAX_CONNECTIONS:
+            log.warning("tap: refusing a connection from %s: %d already open", self.peer, MAX_CONNECTIONS)
+            self.transport.abort()
+            return
         self.server.connections.add(self)
         self.h2.initiate_connection()
         self._write()
@@ -225,7 +230,9 @@ class _TapConnection(asyncio.Protocol):
         call = self.calls.pop(stream_id, None)
         if call is not None and call.sub is not None:
             self.hub.unsubscribe(call.sub)
-            log.info("tap: subscriber from %s left", self.peer)
+            sub = call.sub
+            log.info("tap: subscriber from %s left: %d requests taken, %d lost; %d seen by the proxy in all",
+                     self.peer, sub.delivered, sub.lost, self.hub.seen)  # fmt: skip
 
     # -- sending -------------------------------------------------------------------------------------
     def _schedule(self) -> None:

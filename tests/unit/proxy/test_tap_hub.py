@@ -3,6 +3,8 @@ limits, bounded queues and that nothing raises into the caller."""
 
 from __future__ import annotations
 
+import pytest
+
 from meshctl.api import tap_pb2
 from meshctl.proxy.observe import tap as tapmod
 from meshctl.proxy.observe.tap import TapHub, frame
@@ -138,22 +140,19 @@ def test_rate_limit_per_subscriber_counts_what_it_refuses() -> None:
     limited.push_notice()
     notice = events(limited)[-1]
     assert notice.dropped == tap_pb2.Dropped(queue_full=0, rate_limited=7)
-    assert limited.rate_limited == 0  # counted from the notice on
+    assert limited.rate_limited == 0 and limited.lost == 7  # counted from the notice on, kept in the total
 
 
-def test_a_full_queue_drops_and_counts_whole_requests_without_blocking(monkeypatch: object) -> None:
+def test_a_full_queue_drops_and_counts_whole_requests_without_blocking(monkeypatch: pytest.MonkeyPatch) -> None:
     h = hub()
     woken: list[int] = []
     sub = h.subscribe(observe(), lambda: woken.append(1))
-    setattr(tapmod, "QUEUE_EVENTS", 4)  # noqa: B010 - restored below
-    try:
-        for _ in range(3):
-            stream = request(h)
-            assert stream is not None
-            stream.response(200, [])
-            stream.end(None, None, 0, 0, None)
-    finally:
-        tapmod.QUEUE_EVENTS = 8_192
+    monkeypatch.setattr(tapmod, "QUEUE_EVENTS", 4)
+    for _ in range(3):
+        stream = request(h)
+        assert stream is not None
+        stream.response(200, [])
+        stream.end(None, None, 0, 0, None)
     assert len(sub.queue) == 4 and sub.queue_full == 2  # the 2nd request lost its end, the 3rd all of it
     assert woken == [1]  # one wake-up per batch, not per event
     assert len(events(sub)) == 4 and sub.queued_bytes == 0

@@ -82,6 +82,7 @@ def scenario() -> list[TapEvent]:
             (("content-type", "application/grpc"), ("x-b3-traceid", "80f198ee56343ba8")),
         ),  # fmt: skip
         ResponseInit(i, 3, T0 + 150_000, 130_000, 200, (("content-type", "application/grpc"),)),
+        BodyChunk(i, 3, False, b"\x00\x00\x00\x00\x05\n\x03abc"),  # a gRPC frame: control characters
         ResponseEnd(
             i, 3, T0 + 150_400, 130_400, 400, 12, 0, 14, "", (("grpc-status", "14"), ("grpc-message", "no endpoints"))
         ),  # fmt: skip
