@@ -128,8 +128,8 @@ class TapApp(App[None]):
         self.view.close()
         if self._stop_stream is not None:
             self._stop_stream()
-        if self._stream_thread is not None:
-            self._stream_thread.join(timeout=2.0)
+        if self._stream_thread is not None:  # a daemon: a stream blocked on a silent proxy must not hold the exit
+            self._stream_thread.join(timeout=0.5)
 
     def _show_title(self) -> None:
         text = Text.assemble(("meshctl tap", "bold"), f" {self.target}" if self.target else "")
