@@ -43,10 +43,19 @@ def _headers(headers: Headers) -> RenderableType:
     return _pairs(list(headers)) if headers else Text("(none)", style="dim")
 
 
+def printable(data: bytes) -> str:
+    """A body as text that cannot drive the terminal: bad UTF-8 and control characters (but newlines and
+    tabs, which a body's layout needs) become \\xNN escapes."""
+    text = data.decode("utf-8", "backslashreplace")
+    return "".join(
+        f"\\x{ord(c):02x}" if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0 else c for c in text
+    )
+
+
 def _body(chunk: BodyChunk | None) -> RenderableType:
     if chunk is None:
         return Text("(not captured: tap with --bodies)", style="dim")
-    text = chunk.data.decode("utf-8", "backslashreplace")
+    text = printable(chunk.data)
     cut = chunk.truncated or len(text) > BODY_PREVIEW
     note = f"  … truncated ({len(chunk.data)} bytes captured)" if cut else ""
     return Group(Text(text[:BODY_PREVIEW]), Text(note, style="dim")) if note else Text(text)

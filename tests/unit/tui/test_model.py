@@ -155,3 +155,10 @@ def test_export_to_an_unwritable_place_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
         export(tmp_path / "missing" / "x.jsonl", [])
     assert "cannot write" in caught.value.message and caught.value.hint
+
+
+def test_a_body_preview_cannot_drive_the_terminal() -> None:
+    from meshctl.tui.widgets.detail import printable
+
+    assert printable(b"a\x1b[31mb\r\n\tc\xff\x00\x7f") == "a\\x1b[31mb\\x0d\n\tc\\xff\\x00\\x7f"
+    assert printable("née\n".encode()) == "née\n"

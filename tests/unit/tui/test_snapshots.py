@@ -8,11 +8,11 @@ import pytest
 
 from meshctl.tui.app import TapApp
 from tests.unit.tui.feed import filled_store
-from tests.unit.tui.snapshot import assert_matches, screenshot
+from tests.unit.tui.snapshot import SIZE, assert_matches, screenshot
 
 VIEWS = {
     "list": (),
-    "detail": ("k", "k", "k", "enter"),  # the POST /books/new that failed with 503
+    "detail": ("g", "j", "enter"),  # the scenario's POST with both bodies captured and a 500
     "filter_error": ("slash", *"status=5xx and", "enter"),
     "filtered": ("slash", *"status=5xx or latency>=100ms", "enter"),
     "top": ("t",),
@@ -24,5 +24,6 @@ VIEWS = {
 @pytest.mark.parametrize("name", sorted(VIEWS))
 def test_view(name: str) -> None:
     app = TapApp(filled_store(30), target="deploy/webapp -n booksapp", match="to=deploy/books or to=deploy/webapp")
-    svg = asyncio.run(screenshot(app, VIEWS[name]))
+    size = (120, 46) if name == "detail" else SIZE  # the detail down to the body previews
+    svg = asyncio.run(screenshot(app, VIEWS[name], size))
     assert_matches(name, svg)
