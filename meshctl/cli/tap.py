@@ -140,8 +140,8 @@ def register(app: typer.Typer) -> None:
             targets = tap_targets(cli, parse_target(target, ns))
             request = observe_request(keep, max_rps=max_rps, instances=len(targets), bodies=bodies, max_body=body_bytes)
             if tui:
-                tap_tui(cli, Session(replace(cli, stderr=io.StringIO()), targets, request, duration_s=seconds,
-                                     store=store, notes=False), writer, target=target, match=keep.text, namespace=ns)
+                tap_tui(Session(replace(cli, stderr=io.StringIO()), targets, request, duration_s=seconds, store=store,
+                                notes=False), writer, target=target, match=keep.text, namespace=ns)  # fmt: skip
                 return
             session = Session(cli, targets, request, duration_s=seconds, store=store, notes=fmt != "json")
             try:
@@ -162,11 +162,9 @@ def register(app: typer.Typer) -> None:
                 cli.stderr.write(f"tap: wrote {count} requests to {har} (HAR 1.2)\n")
 
 
-def tap_tui(
-    cli: CliContext, session: Session, writer: CaptureWriter | None, *, target: str, match: str, namespace: str
-) -> None:
+def tap_tui(session: Session, writer: CaptureWriter | None, *, target: str, match: str, namespace: str) -> None:
     """`--tui`: the session fills the store on the TUI's stream thread; its notes (which proxy failed, drops)
-    show in the TUI's status line, and its summary on stderr once the screen is gone."""
+    show in the TUI's status line, and its summary on stderr once the screen is restored."""
     from meshctl.tui.app import run_tui
 
     def stream() -> None:
@@ -175,8 +173,8 @@ def tap_tui(
             if writer is not None:
                 writer.write(event)
 
-    run_tui(session.store, stream, stop_stream=session.fanin.stop, target=target, match=match, namespace=namespace)
-    cli.stderr.write(session.summary() + "\n")
+    run_tui(session.store, stream, stop_stream=session.fanin.stop, summary=session.summary, target=target,
+            match=match, namespace=namespace)  # fmt: skip
     session.check_reached()
 
 

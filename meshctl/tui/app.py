@@ -76,6 +76,7 @@ class TapApp(App[None]):
         namespace: str = "default",
         start_stream: Stream | None = None,
         stop_stream: Callable[[], None] | None = None,
+        summary: Callable[[], str] | None = None,
         frame_hz: float = FRAME_HZ,
     ) -> None:
         super().__init__()
@@ -83,7 +84,7 @@ class TapApp(App[None]):
         self.view = RequestView(store, keep)
         self.target, self.match, self.namespace = target, match, namespace
         self.frame_hz = frame_hz
-        self._start_stream, self._stop_stream = start_stream, stop_stream
+        self._start_stream, self._stop_stream, self._summary = start_stream, stop_stream, summary
         self._stream_thread: threading.Thread | None = None
         self._seen_version = -1
         self.requests = RequestList(self.view, id="requests")
@@ -124,12 +125,21 @@ class TapApp(App[None]):
             message = f"{exc.message} — {exc.hint}" if exc.hint else exc.message
             self.call_from_thread(self.notify, message, title="tap stopped", severity="error", timeout=30, markup=False)
 
-    def on_unmount(self) -> None:
-        self.view.close()
+    def _end_stream(self) -> None:
         if self._stop_stream is not None:
-            self._stop_stream()
+            stop, self._stop_stream = self._stop_stream, None
+            stop()
         if self._stream_thread is not None:  # a daemon: a stream blocked on a silent proxy must not hold the exit
             self._stream_thread.join(timeout=0.5)
+
+    async def action_quit(self) -> None:
+        # The summary is printed by Textual once the terminal is restored, so it stays on the screen.
+        self._end_stream()
+        self.exit(message=Text(self._summary()) if self._summary is not None else None)
+
+    def on_unmount(self) -> None:
+        self.view.close()
+        self._end_stream()
 
     def _show_title(self) -> None:
         text = Text.assemble(("meshctl tap", "bold"), f" {self.target}" if self.target else "")
@@ -224,13 +234,15 @@ def run_tui(
     start_stream: Stream | None = None,
     *,
     stop_stream: Callable[[], None] | None = None,
+    summary: Callable[[], str] | None = None,
     keep: Filter | None = None,
     target: str = "",
     match: str = "",
     namespace: str = "default",
 ) -> None:
     """Run the TUI until the user quits. `start_stream` runs on its own thread and fills `store` (a live
-    tap or a replay); `stop_stream` is called on quit to end it. `keep` is the initial view filter, `match`
-    the expression the proxies were asked for (shown in the title)."""
+    tap or a replay); `stop_stream` is called on quit to end it, then `summary()` is printed on stderr
+    below the restored screen. `keep` is the initial view filter, `match` the expression the proxies were
+    asked for (shown in the title)."""
     TapApp(store, keep=keep, target=target, match=match, namespace=namespace, start_stream=start_stream,
-           stop_stream=stop_stream).run()  # fmt: skip
+           stop_stream=stop_stream, summary=summary).run()  # fmt: skip

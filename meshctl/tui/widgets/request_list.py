@@ -27,7 +27,7 @@ from meshctl.tapping.top import endpoint_name, human_us
 from meshctl.tui.model import RequestView
 
 # (title, width); the path column takes what is left
-COLUMNS = (("Time", 12), ("Dir", 3), ("Source", 16), ("Destination", 16), ("Method", 6), ("Path", 0),
+COLUMNS = (("Time", 12), ("Dir", 3), ("Source", 14), ("Destination", 14), ("Method", 6), ("Path", 0),
            ("Status", 6), ("Latency", 8), ("Identity", 22))  # fmt: skip
 MIN_PATH = 12
 FAILED = Style(color="red", bold=True)
@@ -92,20 +92,33 @@ def cells(exchange: Exchange) -> list[tuple[str, Style]]:
     ]
 
 
-def widths(total: int) -> list[int]:
-    fixed = sum(w for _, w in COLUMNS) + len(COLUMNS) - 1
-    return [w or max(MIN_PATH, total - fixed) for _, w in COLUMNS]
+DROP_ORDER = ("Identity", "Dir", "Time")  # left out, in this order, when the terminal is narrow
+
+
+def layout(total: int) -> list[tuple[int, int]]:
+    """(column index, width) of the columns that fit `total` cells; the path takes what is left."""
+    shown = list(range(len(COLUMNS)))
+
+    def fixed() -> int:
+        return sum(COLUMNS[i][1] for i in shown) + len(shown) - 1
+
+    for name in DROP_ORDER:
+        if fixed() + MIN_PATH <= total:
+            break
+        shown.remove(next(i for i, (title, _) in enumerate(COLUMNS) if title == name))
+    return [(i, COLUMNS[i][1] or max(MIN_PATH, total - fixed())) for i in shown]
 
 
 def line(values: list[tuple[str, Style]], total: int) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
-    for index, ((value, style), width) in enumerate(zip(values, widths(total), strict=True)):
+    for n, (index, width) in enumerate(layout(total)):
+        value, style = values[index]
         if len(value) > width:
             value = value[: width - 1] + "…"
         right = COLUMNS[index][0] in ("Status", "Latency")
-        text.append(value.rjust(width) if right else value.ljust(width), style)
-        if index < len(COLUMNS) - 1:
+        if n:
             text.append(" ")
+        text.append(value.rjust(width) if right else value.ljust(width), style)
     return text
 
 

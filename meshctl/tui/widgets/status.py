@@ -56,7 +56,7 @@ def status_text(view: RequestView, store: TapStore, *, follow: bool) -> Text:
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; }
+    StatusBar { height: auto; max-height: 3; background: $panel; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -66,4 +66,4 @@ class StatusBar(Static):
     def show(self, text: Text) -> None:
         if text != self._text:  # redraw only what changed
             self._text = text
-            self.update(text, layout=False)  # one line, always: no layout pass
+            self.update(text)
