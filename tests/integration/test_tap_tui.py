@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from meshctl.tapping.capture import read_capture
+from meshctl.tapping.capture import dumps, read_capture
 from tests.integration.tap_fleet import Fleet
+from tests.unit.tui.feed import steady
 
 pytestmark = pytest.mark.integration
 WAIT_S = 20.0
@@ -76,8 +77,8 @@ def back_to_list(term: Terminal) -> None:
     term.wait("the list", lambda s: "Time         Dir" in s)
 
 
-def rows(screen: str, word: str) -> list[str]:
-    return [line for line in screen.splitlines() if f" {word} " in line and "/books" in line]
+def rows(screen: str, word: str, path: str = "/books") -> list[str]:
+    return [line for line in screen.splitlines() if f" {word} " in line and path in line]
 
 
 def test_rows_arrive_and_the_keys_work(fleet: Fleet, tmp_path: Path) -> None:
@@ -136,3 +137,19 @@ def test_tui_refuses_a_pipe(fleet: Fleet) -> None:
                            "-n", "booksapp", "--tui"], capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") <= 2 and "--tui needs a terminal" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_capture_replays_into_the_tui_through_the_filters(tmp_path: Path) -> None:
+    capture = tmp_path / "cap.jsonl"
+    capture.write_text("".join(dumps(event) + "\n" for event in steady(60)))
+    tap = [sys.executable, "-m", "meshctl", "--home", str(tmp_path / "home"), "tap", "--input-file", str(capture),
+           "--method", "DELETE", "--tui"]  # fmt: skip
+    term = Terminal(tmp_path, ["sh", "-c", f'{shlex.join(tap)}; echo "exit status $?"; sleep 60'])
+    try:
+        shown = term.wait("the replayed rows", lambda s: "12 shown" in s)
+        assert len(rows(shown, "DELETE", "/books/3.json")) == 12 and "proxy match: method=DELETE" in shown
+        assert rows(shown, "GET", "/books") == []
+        term.keys("q")
+        term.wait("the exit", lambda s: "exit status 0" in s, timeout=10)
+    finally:
+        term.close()
