@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
                             writer.write(event)
                     from meshctl.tui.app import run_tui
 
-                    run_tui(store, target=input_file, match=keep.text, namespace=ns)
+                    run_tui(store, target=Path(input_file).name, match=keep.text, namespace=ns)
                     return
                 for event, exchange in shown:
                     show(event, exchange)
