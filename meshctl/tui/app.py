@@ -193,6 +193,8 @@ class TapApp(App[None]):
         self.frame(force=True)
 
     def action_detail(self) -> None:
+        if self.mode != "detail":
+            self.requests.follow = False  # the request being read stays selected while new ones arrive
         self._switch("list" if self.mode == "detail" else "detail")
 
     def action_top(self) -> None:

@@ -143,6 +143,8 @@ def test_rows_arrive_from_the_stream_thread_and_quit_stops_it() -> None:
             assert not app.requests.follow and chosen is app.view.rows[-2]
             await pilot.press("f")
             assert app.requests.follow and app.requests.selected is app.view.rows[-1]
+            await pilot.press("enter")  # reading one request stops following, so it stays on screen
+            assert app.mode == "detail" and not app.requests.follow
             await pilot.press("q")
         assert stopped.is_set()
         assert app._stream_thread is not None and not app._stream_thread.is_alive()
