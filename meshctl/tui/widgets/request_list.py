@@ -16,7 +16,6 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -144,13 +143,6 @@ class RequestList(ScrollView, can_focus=True):
         Binding("end,G", "last", "Last (follow)", show=False),
     ]
 
-    class Moved(Message):
-        """The cursor is on another request (or none)."""
-
-        def __init__(self, exchange: Exchange | None) -> None:
-            super().__init__()
-            self.exchange = exchange
-
     def __init__(self, view: RequestView, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = view
@@ -181,8 +173,6 @@ class RequestList(ScrollView, can_focus=True):
         self.cursor = min(max(self.cursor, 0 if rows else -1), len(rows) - 1)
         self._fit()
         self.refresh()
-        if self.selected is not before:
-            self.post_message(self.Moved(self.selected))
 
     def _index_of(self, exchange: Exchange) -> int:
         for index in range(len(self.view.rows) - 1, -1, -1):
@@ -219,7 +209,6 @@ class RequestList(ScrollView, can_focus=True):
         rows = self.view.rows
         if not rows:
             return
-        before = self.selected
         self.cursor = min(max(index, 0), len(rows) - 1)
         self.follow = self.cursor == len(rows) - 1 and self.follow
         top, height = self.scroll_offset.y, self.size.height
@@ -228,8 +217,6 @@ class RequestList(ScrollView, can_focus=True):
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
         self.refresh()
-        if self.selected is not before:
-            self.post_message(self.Moved(self.selected))
 
     def action_move(self, delta: int) -> None:
         self.follow = False
