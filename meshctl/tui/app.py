@@ -86,7 +86,7 @@ class TapApp(App[None]):
         self.frame_hz = frame_hz
         self._start_stream, self._stop_stream, self._summary = start_stream, stop_stream, summary
         self._stream_thread: threading.Thread | None = None
-        self._seen_version = -1
+        self.stream_ended = start_stream is None  # a store filled beforehand (a replay) is complete
         self.requests = RequestList(self.view, id="requests")
         self.detail = DetailPane(id="detail")
         self.top = TopPane(self.view, id="top")
@@ -119,11 +119,14 @@ class TapApp(App[None]):
 
     def _stream(self) -> None:
         assert self._start_stream is not None
+        message, severity = "no proxy streams any more (or --duration passed); what came stays", "information"
         try:
             self._start_stream()
         except MeshError as exc:  # the stream's own errors: one line, the TUI stays to show what came
-            message = f"{exc.message} — {exc.hint}" if exc.hint else exc.message
-            self.call_from_thread(self.notify, message, title="tap stopped", severity="error", timeout=30, markup=False)
+            message, severity = (f"{exc.message} — {exc.hint}" if exc.hint else exc.message), "error"
+        self.stream_ended = True
+        if self._stop_stream is not None:  # ended by itself, not by quitting
+            self.call_from_thread(self.notify, message, title="tap ended", severity=severity, timeout=30, markup=False)
 
     def _end_stream(self) -> None:
         if self._stop_stream is not None:
@@ -163,15 +166,12 @@ class TapApp(App[None]):
         changed = self.view.refresh()
         if changed or force:
             self.requests.sync()
-            mode = self.mode
-            if mode == "top":
+            if self.mode == "top":
                 self.top.update()
         if self.mode == "detail":
             self.detail.show(self.requests.selected)
-        version = self.store.version
-        if changed or force or version != self._seen_version or self.view.paused:
-            self._seen_version = version
-            self.status.show(status_text(self.view, self.store, follow=self.requests.follow))
+        # Counts and proxy states change without a row changing; the bar redraws only when its text does.
+        self.status.show(status_text(self.view, self.store, follow=self.requests.follow, ended=self.stream_ended))
 
     # -- keys ------------------------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -31,13 +31,16 @@ def instances_text(states: list[InstanceState]) -> Text:
     return text
 
 
-def status_text(view: RequestView, store: TapStore, *, follow: bool) -> Text:
+def status_text(view: RequestView, store: TapStore, *, follow: bool, ended: bool = False) -> Text:
     text = Text()
+    if ended:
+        text.append(" ENDED ", style="bold reverse")
+    elif not view.paused:
+        text.append(" LIVE ", style="bold reverse green")
     if view.paused:
         text.append(" PAUSED ", style="bold reverse yellow")
         text.append(f" {view.waiting} changed requests waiting ", style="yellow")
     else:
-        text.append(" LIVE ", style="bold reverse green")
         text.append(" follow " if follow else " ", style="green")
     text.append(f" {len(view.rows)} shown · {len(store)} kept")
     if store.evicted:

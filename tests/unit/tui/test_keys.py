@@ -150,3 +150,20 @@ def test_rows_arrive_from_the_stream_thread_and_quit_stops_it() -> None:
         assert app._stream_thread is not None and not app._stream_thread.is_alive()
 
     asyncio.run(scenario())
+
+
+def test_a_stream_that_ends_by_itself_says_so_and_the_rows_stay() -> None:
+    async def scenario() -> None:
+        store = TapStore()
+        app = TapApp(store, start_stream=lambda: [store.add(e) for e in steady(5)], stop_stream=lambda: None)
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if app.stream_ended and app._notifications:
+                    break
+            await pilot.pause(0.1)
+            assert len(app.view.rows) == 5 and "ENDED" in str(app.status.render())
+            notes = list(app._notifications)
+            assert len(notes) == 1 and notes[0].title == "tap ended"
+
+    asyncio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -23,7 +24,9 @@ VIEWS = {
 
 @pytest.mark.parametrize("name", sorted(VIEWS))
 def test_view(name: str) -> None:
-    app = TapApp(filled_store(30), target="deploy/webapp -n booksapp", match="to=deploy/books or to=deploy/webapp")
+    quiet = threading.Event()  # a live stream that has nothing more to say: the views as during a tap
+    app = TapApp(filled_store(30), target="deploy/webapp -n booksapp", match="to=deploy/books or to=deploy/webapp",
+                 start_stream=lambda: quiet.wait(60), stop_stream=quiet.set)  # fmt: skip
     size = (120, 46) if name == "detail" else SIZE  # the detail down to the body previews
     svg = asyncio.run(screenshot(app, VIEWS[name], size))
     assert_matches(name, svg)
