@@ -13,6 +13,7 @@ from meshctl.tapping.capture import read_capture
 from meshctl.tapping.store import TapStore
 from meshctl.tui.app import TapApp
 from meshctl.tui.screens import ExportScreen, HelpScreen
+from tests.unit.tapping.test_har_top import validate_har
 from tests.unit.tui.feed import filled_store, steady
 
 SIZE = (120, 32)
@@ -97,7 +98,9 @@ def test_export_writes_the_shown_requests_as_jsonl(tmp_path: Path) -> None:
 
 def test_export_writes_har(tmp_path: Path) -> None:
     app, path = export_to(tmp_path, "shown.har")
-    log = json.loads(path.read_text())["log"]
+    document = json.loads(path.read_text())
+    assert validate_har(document) == []
+    log = document["log"]
     assert log["version"] == "1.2" and log["creator"]["name"] == "meshctl"
     assert len(log["entries"]) == len(app.view.rows) == 16
     assert {"request", "response", "timings", "_meshctl"} <= set(log["entries"][0])

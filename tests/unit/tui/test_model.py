@@ -162,3 +162,13 @@ def test_a_body_preview_cannot_drive_the_terminal() -> None:
 
     assert printable(b"a\x1b[31mb\r\n\tc\xff\x00\x7f") == "a\\x1b[31mb\\x0d\n\tc\\xff\\x00\\x7f"
     assert printable("née\n".encode()) == "née\n"
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_status_and_latency_survive_a_narrow_terminal(width: int) -> None:
+    from meshctl.tui.widgets.request_list import header
+
+    titles = header(width).plain.split()
+    assert len(header(width).plain) <= width
+    assert {"Source", "Destination", "Method", "Path", "Status", "Latency"} <= set(titles)
+    assert ("Identity" in titles) == (width >= 120)
