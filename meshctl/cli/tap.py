@@ -13,14 +13,21 @@ latency>=100ms; combine with and, or, not, ( ).
 
 from __future__ import annotations
 
+import io
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from meshctl.cli.context import CliContext, OutputFormat
 from meshctl.cli.tapsession import FILTER_HELP
 from meshctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from meshctl.cli.tapsession import Session
+    from meshctl.tapping.capture import CaptureWriter
 
 HELP = """Live requests from every proxy of a workload, or from a capture.
 
@@ -70,6 +77,7 @@ def register(app: typer.Typer) -> None:
         input_file: str | None = typer.Option(None, "--input-file", help="Replay a capture ('-': stdin)."),
         har: Path | None = typer.Option(None, "--har", help="At the end, write the requests as HAR 1.2."),
         duration: str | None = typer.Option(None, "--duration", help="Stop after this long (e.g. 30s)."),
+        tui: bool = typer.Option(False, "--tui", help="Browse the requests in a terminal UI (? lists its keys)."),
     ) -> None:
         from meshctl.cli.tapsession import Session, observe_request, parse_seconds, parse_size, tap_targets
         from meshctl.tapping.capture import CaptureWriter, read_capture
@@ -92,6 +100,8 @@ def register(app: typer.Typer) -> None:
         store = TapStore(capacity=100_000 if har else 10_000)
         writer = CaptureWriter(output_file) if output_file is not None else None
         tty = cli.stdout.isatty()
+        if tui and not tty:
+            raise UsageError("--tui needs a terminal", hint="run it in a terminal, or drop --tui to print lines")
 
         def show(event: TapEvent, exchange: Exchange | None) -> None:
             line = render(event, exchange, fmt)
@@ -110,13 +120,29 @@ def register(app: typer.Typer) -> None:
             if input_file is not None:
                 if target is not None:
                     raise UsageError("give a target or --input-file, not both", hint="filter a capture with the flags")
-                for event, exchange in replay(read_capture(input_file, sys.stdin), keep, store):
+                shown = replay(read_capture(input_file, sys.stdin), keep, store)
+                if tui and input_file == "-":
+                    raise UsageError("--tui reads keys from the terminal, not a capture from stdin",
+                                     hint="save the capture to a file and give --input-file FILE")  # fmt: skip
+                if tui:  # the whole capture is read first: a bad line is an error before the screen opens
+                    for event, _ in shown:
+                        if writer is not None:
+                            writer.write(event)
+                    from meshctl.tui.app import run_tui
+
+                    run_tui(store, target=Path(input_file).name, match=keep.text, namespace=ns)
+                    return
+                for event, exchange in shown:
                     show(event, exchange)
                 return
             if target is None:
                 raise UsageError("tap needs a target", hint="e.g. `meshctl tap deploy/webapp -n booksapp`")
             targets = tap_targets(cli, parse_target(target, ns))
             request = observe_request(keep, max_rps=max_rps, instances=len(targets), bodies=bodies, max_body=body_bytes)
+            if tui:
+                tap_tui(Session(replace(cli, stderr=io.StringIO()), targets, request, duration_s=seconds, store=store,
+                                notes=False), writer, target=target, match=keep.text, namespace=ns)  # fmt: skip
+                return
             session = Session(cli, targets, request, duration_s=seconds, store=store, notes=fmt != "json")
             try:
                 for event in session.events():
@@ -134,6 +160,22 @@ def register(app: typer.Typer) -> None:
             if har is not None:
                 count = write_har(har, [e for e in store.exchanges() if e.complete])
                 cli.stderr.write(f"tap: wrote {count} requests to {har} (HAR 1.2)\n")
+
+
+def tap_tui(session: Session, writer: CaptureWriter | None, *, target: str, match: str, namespace: str) -> None:
+    """`--tui`: the session fills the store on the TUI's stream thread; its notes (which proxy failed, drops)
+    show in the TUI's status line, and its summary on stderr once the screen is restored."""
+    from meshctl.tui.app import run_tui
+
+    def stream() -> None:
+        for event in session.events():
+            session.store.add(event)
+            if writer is not None:
+                writer.write(event)
+
+    run_tui(session.store, stream, stop_stream=session.fanin.stop, summary=session.summary, target=target,
+            match=match, namespace=namespace)  # fmt: skip
+    session.check_reached()
 
 
 def colour(line: str, tty: bool, failed: bool) -> str:
