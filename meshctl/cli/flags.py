@@ -36,6 +36,8 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "profile": (Y, J),
     "apply": (T, J, Y),
     "completion": (T,),
+    "tap": (T, W, J),  # text is the table format of tap
+    "top": (T,),
 }
 
 

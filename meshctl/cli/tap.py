@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from meshctl.cli.context import CliContext, OutputFormat
+from meshctl.cli.examples import examples
 from meshctl.cli.tapsession import FILTER_HELP
 from meshctl.errors import UsageError
 
@@ -55,8 +56,18 @@ def output_format(cli: CliContext, output: str | None) -> str:
     return chosen
 
 
+TAP_EXAMPLES = examples(
+    ("Every request to and from webapp, live", "meshctl tap deploy/webapp -n booksapp"),
+    ("Only failures slower than 100 ms, as JSON lines",
+     "meshctl tap deploy/books -n booksapp --status 5xx --min-latency 100ms -o json"),
+    ("Save what is seen, then replay it through other filters",
+     "meshctl tap deploy/webapp -n booksapp --output-file cap.jsonl"),
+    ("Browse the requests in a terminal UI", "meshctl tap deploy/webapp -n booksapp --tui"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("tap", help=HELP)
+    @app.command("tap", help=HELP, epilog=TAP_EXAMPLES)
     def tap_command(
         ctx: typer.Context,
         target: str | None = typer.Argument(None, help=TARGET_HELP),

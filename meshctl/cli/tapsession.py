@@ -47,7 +47,7 @@ def parse_seconds(text: str | None, flag: str) -> float | None:
     return parse_duration_us(text, lambda m: UsageError(f"{flag}: {m}", hint=f"e.g. {flag} 10s")) / 1e6
 
 
-TAP_PORT = 4190  # next to the admin port (4191), on every proxy
+TAP_PORT = 4190  # the proxy's tap listener, next to its admin port (4191)
 
 
 def tap_targets(cli: CliContext, target: Target) -> list[TapTarget]:

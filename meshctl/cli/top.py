@@ -12,6 +12,7 @@ import time
 import typer
 
 from meshctl.cli.context import CliContext
+from meshctl.cli.examples import examples
 from meshctl.cli.tap import TARGET_HELP
 from meshctl.cli.tapsession import FILTER_HELP
 from meshctl.errors import UsageError
@@ -19,8 +20,14 @@ from meshctl.errors import UsageError
 HOME_CLEAR = "\x1b[H\x1b[2J"
 
 
+TOP_EXAMPLES = examples(
+    ("The busiest paths of webapp, refreshed in place", "meshctl top deploy/webapp -n booksapp"),
+    ("Only what goes to books", "meshctl top deploy/webapp -n booksapp --to deploy/books"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("top")
+    @app.command("top", epilog=TOP_EXAMPLES)
     def top_command(
         ctx: typer.Context,
         target: str | None = typer.Argument(None, help=TARGET_HELP),

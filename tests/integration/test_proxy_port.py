@@ -135,8 +135,11 @@ def test_keep_alive_and_concurrent_connections_share_one_handle(cluster: tuple[F
             response = connection.getresponse()
             assert (response.status, response.read()) == (200, b"ready\n")
         connection.close()
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: request(address.host, address.port, "GET", "/live"), range(16)))
+        # Everything forwarded arrives from the pod's loopback: one peer to the admin endpoint, which serves at
+        # most `max_per_peer` connections of one peer at a time, and a forward's upstream side closes up to
+        # a second after its client's: the CLI keeps well within that.
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: request(address.host, address.port, "GET", "/live"), range(4)))
     assert {status for status, _ in answers} == {200}
 
 

@@ -17,9 +17,13 @@ from meshctl.platform.base import (
     no_mesh,
 )
 from meshctl.platform.local import state
+from meshctl.platform.local.addresses import PROXY_ADMIN_PORT, PROXY_TAP_PORT
 from meshctl.platform.local.probes import http_ok_many
 from meshctl.platform.local.processes import is_alive
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord
+from meshctl.platform.ports import DirectPort, PortHandle
+
+_PORT_NAMES = {PROXY_ADMIN_PORT: "admin", PROXY_TAP_PORT: "tap"}  # well-known ports, as mesh.json names them
 
 if TYPE_CHECKING:  # up and down load the configuration and identity code: only those two commands need it
     from meshctl.platform.local.down import DownResult
@@ -116,6 +120,16 @@ class LocalPlatform(Platform):
             ready=is_ready,
             detail=detail,
         )
+
+    def proxy_port(self, proxy: ProxyInfo, port: int) -> PortHandle:
+        """Where mesh.json says the proxy serves that port (its admin or tap listener), else its own address."""
+        name = _PORT_NAMES.get(port)
+        component = self.record().component(proxy.pod) if name is not None else None
+        recorded = component.addresses.get(name or "") if component is not None else None
+        if recorded:
+            host, _, number = recorded.rpartition(":")
+            return DirectPort(host, int(number))
+        return super().proxy_port(proxy, port)
 
     def proxies(self) -> list[ProxyInfo]:
         record = self.record()
