@@ -64,6 +64,7 @@ class ProxyMetrics:
         self._route_names: dict[tuple[str, str], set[str]] = {}
         self._tcp: dict[tuple[str, str, bool], _Tcp] = {}
         self._errors: dict[str, int] = {}
+        self._retries_refused: dict[str, int] = {}  # by authority: a retry was due, the budget was spent
         self._overflow: dict[str, int] = dict.fromkeys(OVERFLOW_LABELS, 0)
 
     # -- recording -------------------------------------------------------------------------------
@@ -101,6 +102,14 @@ class ProxyMetrics:
                 reason = OVERFLOW
             count = errors.get(reason, 0)
         errors[reason] = count + 1
+
+    def retry_budget_exhausted(self, authority: str) -> None:
+        """A failed attempt of a retryable route was returned as it was: its destination's budget is spent."""
+        refused = self._retries_refused
+        if authority not in refused and len(refused) >= self._max_authorities:
+            self._overflowed("authority")
+            authority = OVERFLOW
+        refused[authority] = refused.get(authority, 0) + 1
 
     # -- series creation (off the hot path: once per new label tuple) ----------------------------
 
@@ -187,6 +196,11 @@ class ProxyMetrics:
         header(out, "proxy_errors_total", "counter", "Responses synthesised by the proxy, by reason.")
         for reason in sorted(self._errors):
             sample(out, "proxy_errors_total", label_set((("reason", reason),)), self._errors[reason])
+        if self._retries_refused:  # only proxies with retryable routes whose budget ran out show the family
+            header(out, "retry_budget_exhausted_total", "counter", "Retries not made: the retry budget was spent.")
+        for authority in sorted(self._retries_refused):
+            labels = label_set((("direction", "outbound"), ("authority", clean_label_value(authority))))
+            sample(out, "retry_budget_exhausted_total", labels, self._retries_refused[authority])
         header(out, "proxy_metrics_overflow_total", "counter", _OVERFLOW_HELP)
         for label in sorted(self._overflow):
             sample(out, "proxy_metrics_overflow_total", label_set((("label", label),)), self._overflow[label])

@@ -19,8 +19,10 @@ from meshctl.proxy.config import ProxyConfig
 from meshctl.proxy.errors import Failure
 from meshctl.proxy.policy.balance import Balancer, make_balancer
 from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
+from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.rescue import rescue
 from meshctl.proxy.tls import TlsContexts, build_contexts
+from meshctl.resources.service_profile import DEFAULT_RETRY_BUDGET
 
 if TYPE_CHECKING:
     from meshctl.proxy.control_client import IssuedCertificate  # keeps grpc out of this module's imports
@@ -40,6 +42,7 @@ class ProxyRuntime:
         self.local: Destination | None = None  # the service this proxy's pod backs
         self.rescue: Callable[[BaseException], Failure] = rescue
         self._balancers: dict[str, Balancer] = {}
+        self._budgets: dict[str, Budget] = {}  # retry budgets by destination, kept across snapshots
         self.tap: TapHub | None = None  # set when the tap server runs; read once per request
         self._on_certificate: list[Callable[[TlsContexts], None]] = []
         self._on_snapshot: list[Callable[[Router], None]] = []
@@ -69,6 +72,10 @@ class ProxyRuntime:
             del self._balancers[authority]
         for authority, balancer in self._balancers.items():
             balancer.retain(live[authority].endpoints)
+        for authority, budget in list(self._budgets.items()):
+            profile = live[authority].profile if authority in live else None
+            if profile is None or profile.retry_budget != budget.spec:
+                del self._budgets[authority]  # gone or changed: the next retryable request makes a new one
         log.info("snapshot %d: %d services", router.version, len(live))
         for callback in list(self._on_snapshot):
             callback(router)
@@ -101,6 +108,14 @@ class ProxyRuntime:
             balancer = self._balancers[dest.authority] = make_balancer(self.config.balancer, self.clock)
         return balancer
 
+    def retry_budget(self, dest: Destination) -> Budget:
+        """The retry budget of a destination with a retryable route (its profile's, else Linkerd's default)."""
+        budget = self._budgets.get(dest.authority)
+        if budget is None:
+            spec = dest.profile.retry_budget if dest.profile is not None else DEFAULT_RETRY_BUDGET
+            budget = self._budgets[dest.authority] = Budget(spec, self.clock)
+        return budget
+
     def config_dump(self) -> dict[str, Any]:
         tls = self.tls
         return {
@@ -110,6 +125,7 @@ class ProxyRuntime:
             "local_service": self.local.authority if self.local else None,
             "certificate": None if tls is None else {"identity": tls.identity, "not_after": tls.not_after.isoformat()},
             "ready": self.ready,
+            "retry_budgets": {authority: budget.to_json() for authority, budget in sorted(self._budgets.items())},
         }
 
 

@@ -13,6 +13,7 @@ Steps:
   2. route    policy/route.py     the profile route: name, timeout, response classification
   3. metrics  metrics/routes.py   the route's series, the request counted at once
   4. deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
+     retry    policy/retry.py     a retryable route: the request is deposited in its destination's budget
   5. balance  policy/balance.py   an endpoint of the destination
   6. tap      observe/tap.py      when somebody taps: the request's start (one flag read otherwise)
 """
@@ -27,6 +28,7 @@ from meshctl.proxy.errors import Failure, NoEndpoints, UnknownService
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.policy.balance import Balancer
 from meshctl.proxy.policy.resolve import Destination
+from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.policy.route import DEFAULT, CompiledRoute
 from meshctl.proxy.rescue import NEVER_SENT
 from meshctl.proxy.runtime import ProxyRuntime
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("meshctl.proxy.stack")
 
 Headers = list[tuple[bytes, bytes]]
-MAX_ATTEMPTS = 3  # the first try and up to two more when the request provably reached no app
+MAX_ATTEMPTS = 3  # the first try and up to two more (never-delivered requests, or retryable routes)
 
 
 class Source(Protocol):
@@ -66,7 +68,7 @@ class RequestPlan:
     """What the pipeline decided for one request, and where its outcome is reported (exactly once)."""
 
     __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
-                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers")  # fmt: skip
+                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget")  # fmt: skip
 
     def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
         self.stack = stack
@@ -83,6 +85,7 @@ class RequestPlan:
         self.failed_reason: str | None = None  # the proxy's reason when it answered with a failure
         self.tap_bytes = [0, 0]  # request, response body bytes (counted only while tapped)
         self.tap_trailers: Headers | None = None
+        self.budget: Budget | None = None  # set on retryable routes only: the destination's retry budget
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
@@ -104,6 +107,31 @@ class RequestPlan:
                 balancer.start(endpoint)
                 balancer.done(endpoint, 0.0, False)  # released at once: no attempt is made
             self.endpoint = None
+            return False
+        balancer.start(endpoint)
+        self.attempts += 1
+        self.stats.on_actual_request()
+        return True
+
+    def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
+        """Another attempt after a failed one on a retryable route, while the destination's budget allows.
+
+        Callers check `plan.budget` first and that the whole request can still be sent again. The
+        response of the ended attempt counts as an actual one; the next endpoint may be the same.
+        """
+        budget, balancer, dest, route = self.budget, self.balancer, self.dest, self.route
+        if budget is None or balancer is None or dest is None or route is None or self.attempts >= MAX_ATTEMPTS:
+            return False
+        if not route.is_failure(status, grpc_status):
+            return False
+        if not budget.withdraw():
+            self.stack.runtime.metrics.retry_budget_exhausted(dest.authority)
+            return False
+        self.stats.on_actual_response(status, grpc_status, latency_ms, True)
+        if self.endpoint is not None:
+            balancer.done(self.endpoint, latency_ms / 1000.0, False)
+        self.endpoint = endpoint = balancer.pick(dest.endpoints)
+        if endpoint is None:  # cannot happen for a destination that had one, but never send to None
             return False
         balancer.start(endpoint)
         self.attempts += 1
@@ -194,7 +222,11 @@ class Stack:
         stats.on_request()
         stats.on_actual_request()
         plan = RequestPlan(self, stats, route, dest)
-        # 4. deadline: the route's timeout is on the plan; the protocol applies it with the request's own
+        # 4. deadline: the route's timeout is on the plan; the protocol applies it with the request's own;
+        #    retry: a retryable route's request counts toward its destination's budget
+        if route is not None and route.is_retryable and dest is not None and not self.inbound:
+            plan.budget = budget = runtime.retry_budget(dest)
+            budget.deposit()
         # 5. balance
         if self.inbound:
             plan.endpoint = self.app

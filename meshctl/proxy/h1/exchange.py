@@ -169,9 +169,12 @@ class Exchange:
             if head.status == 100 or head.status >= 102:
                 client.wbuf.append(head.serialize(request.version, True)[0])
             return
-        retryable = head.status >= 502 and self.replay is not None and self.req_done
-        if retryable and self._not_delivered(head) and self._retry(ConnectFailed("the peer proxy lost its app")):
-            return
+        if self.replay is not None and self.req_done:  # the whole request is at hand: it can be sent again
+            if head.status >= 502 and self._not_delivered(head):
+                if self._retry(ConnectFailed("the peer proxy lost its app")):
+                    return
+            elif self.plan is not None and self.plan.budget is not None and self._retry_route(head.status):
+                return
         self.replay = None
         self.ttfb = client.now() - self.t0
         self.resp_status = head.status
@@ -228,6 +231,10 @@ class Exchange:
         if not self.resp_status and self.reused and isinstance(exc, UpstreamClosed) and bodiless:
             self._resend(fresh=True)
             return
+        plan = self.plan
+        if not self.resp_status and self.replay is not None and self.req_done and plan is not None \
+                and plan.budget is not None and self._retry_route(plan.stack.runtime.rescue(exc).http_status):
+            return
         self.fail(exc)
 
     def upstream_full(self, full: bool) -> None:
@@ -248,6 +255,16 @@ class Exchange:
         """The peer proxy says its app never got the request: send it to another endpoint."""
         plan = self.plan
         if plan is None or not plan.repick(exc):
+            return False
+        self._drop_up()
+        self._resend(fresh=False)
+        return True
+
+    def _retry_route(self, status: int) -> bool:
+        """A failed attempt on a retryable route (5xx as the route classifies it, or a reset before the
+        response): once more, while the retry budget and the attempts allow."""
+        plan = self.plan
+        if plan is None or not plan.retry(status, None, (self.client.now() - self.t0) * 1000.0):
             return False
         self._drop_up()
         self._resend(fresh=False)

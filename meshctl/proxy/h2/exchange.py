@@ -160,9 +160,14 @@ class Exchange:
 
     # -- response direction -----------------------------------------------------------------------
     def on_response(self, status: int, headers: list[Header], end: bool) -> None:
-        if status >= 502 and self.replay is not None and self.req_sent_end and _not_delivered(headers):
-            self._detach_up(reset=not end)
-            if self._retry(ConnectFailed("the peer proxy could not reach its app")):
+        if self.replay is not None and self.req_sent_end:  # the whole request is at hand: it can be sent again
+            if status >= 502 and _not_delivered(headers):
+                # Let go of this stream only once another attempt is certain: else its body is the answer.
+                if self.attempts < MAX_ATTEMPTS and self.plan.repick(ConnectFailed("the peer proxy lost its app")):
+                    self._detach_up(reset=not end)
+                    self._again()
+                    return
+            elif self.plan.budget is not None and self._retry_route(status, headers, end):
                 return
         self.replay = None
         self.status = status
@@ -232,12 +237,40 @@ class Exchange:
             return
         if error_code == ErrorCodes.REFUSED_STREAM and self._retry():
             return
+        if self.plan.budget is not None and self._retry_reset():
+            return
         self.fail(UpstreamReset(reason))
 
     def upstream_lost(self, reason: str) -> None:
         self._detach_up(reset=False)
-        if not self.done:
-            self.fail(UpstreamReset(reason))
+        if self.done or (self.plan.budget is not None and self._retry_reset()):
+            return
+        self.fail(UpstreamReset(reason))
+
+    def _retry_route(self, status: int, headers: list[Header], end: bool) -> bool:
+        """A failed response on a retryable route: another attempt, while the budget allows. gRPC answers
+        are judged only when trailers-only: a status in later trailers comes after the response began."""
+        grpc_status = grpc.status_of(headers) if self.grpc and end else None
+        if self.grpc and grpc_status is None and status == 200:
+            return False
+        if self.replay is None or self.attempts >= MAX_ATTEMPTS or not self.plan.retry(status, grpc_status,
+                                                                                     self._elapsed_ms()):
+            return False  # fmt: skip
+        self._detach_up(reset=not end)
+        self._again()
+        return True
+
+    def _retry_reset(self) -> bool:
+        """The upstream stream broke before a response on a retryable route: another attempt."""
+        if self.answered or self.replay is None or self.attempts >= MAX_ATTEMPTS:
+            return False
+        if not self.plan.retry(502, 14 if self.grpc else None, self._elapsed_ms()):
+            return False
+        self._again()
+        return True
+
+    def _elapsed_ms(self) -> float:
+        return (self.down.timers.time() - self.started) * 1000.0
 
     def _retry(self, exc: BaseException | None = None) -> bool:
         """The request was never processed (refused stream, no connection, the peer proxy never reached its
@@ -246,13 +279,18 @@ class Exchange:
         replay = self.replay
         if replay is None or self.answered or self.attempts >= MAX_ATTEMPTS or not self.plan.repick(exc):
             return False
+        self._again()
+        return True
+
+    def _again(self) -> None:
+        """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
+        replay = self.replay or []
         self.attempts += 1
         self.req_q.extendleft(reversed(replay))
         self.noack += sum(map(len, replay))
         self.replay = []
         self.req_sent_end = False
         self.down.connector.connect(self)
-        return True
 
     def _expired(self) -> None:
         self.timer = None

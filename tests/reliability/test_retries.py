@@ -1,0 +1,153 @@
+"""Retries on real sockets: client → outbound proxy → mTLS → inbound proxy → an app failing 30 % of requests.
+
+The ServiceProfile marks one route retryable with a small budget (20 % of requests + 1 retry/s over 10 s),
+another not. The effective success rate of the retryable route rises well above the app's 70 %, the
+outbound proxy's actual metrics count every retry, the app sees exactly the requests plus the retries,
+and the retries never exceed the budget. The other route is passed through as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+import pytest
+
+from meshctl.api import mesh_pb2
+from meshctl.proxy.config import parse_proxy_config
+from meshctl.proxy.main import Proxy
+from meshctl.proxy.runtime import build_runtime
+from tests.fakes.mesh_pki import MeshPki
+from tests.integration.test_proxy_h1 import BOOKS_ID, NS, WEB_ID, Client, counter, free_port, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+REQUESTS = 400  # per route, from CLIENTS keep-alive connections
+CLIENTS = 4
+FAILING = 0.3
+RATIO, PER_SECOND, TTL_S = 0.2, 1, 10.0
+AUTHORITY = f"books.{NS}.svc.cluster.local:7000"
+PROFILE = {
+    "routes": [
+        {"name": "flaky", "condition": {"method": "GET", "pathRegex": "/flaky/\\d+"}, "isRetryable": True},
+        {"name": "plain", "condition": {"method": "GET", "pathRegex": "/plain/\\d+"}},
+    ],
+    "retryBudget": {"retryRatio": RATIO, "minRetriesPerSecond": PER_SECOND, "ttl": "10s"},
+}
+
+
+class FlakyApp:
+    """Answers 500 to 30 % of requests (seeded), 200 to the rest; counts what it received."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.random = random.Random(12)
+        self.received = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readline():
+                while await reader.readline() not in (b"\r\n", b""):
+                    pass
+                self.received += 1
+                if self.random.random() < FAILING:
+                    writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\nfail")
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def start_mesh(app: FlakyApp) -> tuple[list[Proxy], int, asyncio.AbstractServer]:
+    server = await asyncio.start_server(app.serve, "127.0.0.1", app.port)
+    inbound_port, outbound_port = free_port(), free_port()
+    pki = MeshPki()
+    endpoint = mesh_pb2.Endpoint(address="127.0.0.1", port=inbound_port, identity=BOOKS_ID, pod="books-0", ready=True)
+    snapshot = mesh_pb2.Snapshot(
+        version=1, services=[mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="http",
+                                              endpoints=[endpoint])],
+        resources=[mesh_pb2.Resource(kind="ServiceProfile", name=f"books.{NS}.svc.cluster.local", namespace=NS,
+                                     spec_json=json.dumps(PROFILE))],
+    )  # fmt: skip
+    common: dict[str, Any] = {
+        "namespace": NS, "control": {"address": "127.0.0.1:1", "identity": "unused"},
+        "trust_anchors": "unused", "token_file": "unused",
+    }  # fmt: skip
+    docs = [
+        {**common, "pod": "books-0", "identity": BOOKS_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
+         "inbound": {"listen": f"127.0.0.1:{inbound_port}", "app": f"127.0.0.1:{app.port}"}},
+        {**common, "pod": "webapp-0", "identity": WEB_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
+         "outbound": {"listen": f"127.0.0.1:{outbound_port}"}},
+    ]  # fmt: skip
+    loop = asyncio.get_running_loop()
+    proxies = []
+    for doc in docs:
+        config = parse_proxy_config(doc)
+        runtime = build_runtime(config, clock=loop.time)
+        runtime.on_certificate(pki.issue(config.identity))
+        runtime.on_snapshot(snapshot)
+        proxy = Proxy(config, runtime)
+        await proxy.start_listeners()
+        proxies.append(proxy)
+    return proxies, outbound_port, server
+
+
+async def load(port: int, route: str) -> int:
+    """REQUESTS GETs of `route` from CLIENTS connections; the number answered 200."""
+    ok = 0
+    sent = 0
+
+    async def one_client() -> None:
+        nonlocal ok, sent
+        client = Client(*await asyncio.open_connection("127.0.0.1", port))
+        while sent < REQUESTS:
+            sent += 1
+            status, _, _ = await client.get(f"/{route}/{sent}")
+            ok += status == 200
+        await client.close()
+
+    await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+    return ok
+
+
+def test_a_thirty_percent_failing_route_is_retried_within_its_budget() -> None:
+    async def scenario() -> None:
+        app = FlakyApp()
+        proxies, port, server = await start_mesh(app)
+        try:
+            started = time.monotonic()
+            ok = await load(port, "flaky")
+            elapsed = time.monotonic() - started
+            received = app.received
+            plain_ok = await load(port, "plain")
+            metrics = proxies[1].runtime.metrics.render().decode()
+        finally:
+            for proxy in proxies:
+                await proxy.stop()
+            server.close()
+        labels = {"direction": "outbound", "authority": AUTHORITY}
+        requests = counter(metrics, "route_request_total", rt_route="flaky", **labels)
+        actual = counter(metrics, "route_actual_request_total", rt_route="flaky", **labels)
+        retries = actual - requests
+        assert requests == REQUESTS and received == actual  # every retry reached the app, and was counted
+        # The app fails 30 % of attempts: effective success rises well above 70 % with the retries.
+        assert ok / REQUESTS >= 0.8, f"effective success {ok / REQUESTS:.2f} with {retries:.0f} retries"
+        effective_ok = counter(metrics, "route_response_total", rt_route="flaky", status_code="200", **labels)
+        actual_failed = counter(metrics, "route_actual_response_total", rt_route="flaky", classification="failure",
+                                **labels)  # fmt: skip
+        assert effective_ok == ok and actual_failed >= retries
+        # Never over budget: 20 % of the requests plus 1/s over each 10 s window the load spanned.
+        assert retries <= RATIO * REQUESTS + PER_SECOND * TTL_S * (elapsed // TTL_S + 1), retries
+        assert counter(metrics, "retry_budget_exhausted_total", **labels) > 0
+        # The route not marked retryable: every attempt is a request, failures go back as they are.
+        plain = counter(metrics, "route_request_total", rt_route="plain", **labels)
+        assert plain == counter(metrics, "route_actual_request_total", rt_route="plain", **labels) == REQUESTS
+        assert 0.6 <= plain_ok / REQUESTS <= 0.8
+
+    run(scenario)
