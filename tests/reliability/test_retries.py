@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -64,7 +64,14 @@ class FlakyApp:
             writer.close()
 
 
-async def start_mesh(app: FlakyApp) -> tuple[list[Proxy], int, asyncio.AbstractServer]:
+class App(Protocol):
+    port: int
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None: ...
+
+
+async def start_mesh(app: App) -> tuple[list[Proxy], int, asyncio.AbstractServer]:
+    """The app behind its inbound proxy (books-0), and a client-side outbound proxy: (proxies, port, app)."""
     server = await asyncio.start_server(app.serve, "127.0.0.1", app.port)
     inbound_port, outbound_port = free_port(), free_port()
     pki = MeshPki()

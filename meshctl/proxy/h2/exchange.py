@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 
-from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, UpstreamReset
+from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, ResponseTimeout, UpstreamReset
 from meshctl.proxy.h2 import grpc
 from meshctl.proxy.h2.headers import Header, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, TimerHandle, UpstreamLink
@@ -32,7 +32,7 @@ class Exchange:
     __slots__ = ("down", "sid", "head", "plan", "grpc", "up", "usid", "started", "deadline", "timer",
                  "req_q", "req_end", "req_trailers", "req_sent_end", "resp_q", "resp_end", "resp_trailers",
                  "resp_sent_end", "answered", "status", "grpc_status", "latency_ms", "replay", "noack",
-                 "attempts", "done")  # fmt: skip
+                 "attempts", "done", "own_deadline")  # fmt: skip
 
     def __init__(self, down: DownstreamSession, sid: int, head: RequestHead, plan: Plan, end: bool) -> None:
         self.down = down
@@ -61,6 +61,7 @@ class Exchange:
         self.noack = 0  # replayed bytes: acknowledged downstream on the first attempt already
         self.attempts = 0
         self.done = False
+        self.own_deadline = False  # the client's deadline is tighter than the route's timeout
 
     # -- start ------------------------------------------------------------------------------------
     def start(self, connector: Connector) -> None:
@@ -68,8 +69,13 @@ class Exchange:
         if plan.failure is not None:
             self._answer_failure(plan.failure)
             return
-        asked = grpc.parse_timeout(self.head.grpc_timeout) if self.grpc and self.head.grpc_timeout else None
+        head = self.head
+        asked = grpc.parse_timeout(head.grpc_timeout) if self.grpc and head.grpc_timeout else None
+        if head.mesh_timeout is not None:
+            mesh = deadline.parse(head.mesh_timeout)
+            asked = mesh if asked is None or mesh is None else min(asked, mesh)
         timeout = deadline.effective(plan.timeout_s, asked)
+        self.own_deadline = asked is not None and (plan.timeout_s is None or asked < plan.timeout_s)
         if timeout is not None:
             self.deadline = self.started + timeout
             self.timer = self.down.timers.call_at(self.deadline, self._expired)
@@ -80,16 +86,21 @@ class Exchange:
         """Open the upstream stream on `up`; False when the connection could not take it."""
         if self.done:
             return True
-        headers = self.head.headers
+        head = self.head
+        headers = head.headers
         if self.deadline is not None:  # forward the time that is left, not the time that was asked
             left = self.deadline - self.down.timers.time()
             if left <= 0:
                 self._expired()
                 return True
-            value = grpc.format_timeout(left)
-            headers = [(k, value if k == b"grpc-timeout" else v) for k, v in headers]
-            if self.head.grpc_timeout is None:
-                headers.append((b"grpc-timeout", value))
+            if self.grpc:
+                value = grpc.format_timeout(left)
+                headers = [(k, value if k == b"grpc-timeout" else v) for k, v in headers]
+                if head.grpc_timeout is None:
+                    headers.append((b"grpc-timeout", value))
+            if head.mesh_timeout is not None:
+                value = deadline.format_left(left)
+                headers = [(k, value if k == deadline.HEADER else v) for k, v in headers]
         whole = self.req_end and not self.req_q and self.req_trailers is None
         usid = up.side.start(headers, whole)
         if usid is None:
@@ -295,7 +306,10 @@ class Exchange:
     def _expired(self) -> None:
         self.timer = None
         if not self.done:
-            self.fail(DeadlineExceeded("deadline exceeded"))
+            if self.own_deadline:
+                self.fail(DeadlineExceeded("the request's own deadline passed"))
+            else:
+                self.fail(ResponseTimeout("the route's timeout passed"))
 
     def fail(self, exc: BaseException) -> None:
         """Answer the client with the failure `exc` maps to and release both streams."""

@@ -40,6 +40,7 @@ class RequestHead:
     content_type: bytes
     grpc_timeout: bytes | None
     headers: list[Header]
+    mesh_timeout: bytes | None = None  # the client's own deadline on any request (policy/deadline.py)
 
 
 def _check_regular(name: bytes, value: bytes) -> None:
@@ -58,7 +59,7 @@ def check_request(headers: list[Header]) -> RequestHead:
     pseudo: dict[bytes, bytes] = {}
     regular = 0
     host = content_type = b""
-    grpc_timeout: bytes | None = None
+    grpc_timeout = mesh_timeout = None
     for name, value in headers:
         if name[:1] == b":":
             if regular:
@@ -79,6 +80,8 @@ def check_request(headers: list[Header]) -> RequestHead:
             grpc_timeout = value
         elif name == b"host":
             host = value
+        elif name == b"mesh-timeout":
+            mesh_timeout = value
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
     method = pseudo.get(b":method", b"")
@@ -93,14 +96,14 @@ def check_request(headers: list[Header]) -> RequestHead:
     if method == b"CONNECT":
         if not authority or b":scheme" in pseudo or b":path" in pseudo:
             raise Malformed("malformed CONNECT")
-        return RequestHead(method, b"", b"", authority, content_type, grpc_timeout, headers)
+        return RequestHead(method, b"", b"", authority, content_type, grpc_timeout, headers, mesh_timeout)
     scheme = pseudo.get(b":scheme", b"")
     path = pseudo.get(b":path", b"")
     if not scheme or not path:
         raise Malformed("missing :scheme or :path")
     if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
         raise Malformed("invalid :path")
-    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers)
+    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, mesh_timeout)
 
 
 def check_response(headers: list[Header]) -> int:
