@@ -25,6 +25,10 @@ __all__ = ["OVERFLOW", "ProxyMetrics", "RouteStats"]
 DIRECTIONS = ("inbound", "outbound")
 PEERS = ("src", "dst")
 OVERFLOW_LABELS = ("authority", "rt_route", "series", "status_code", "reason")
+POLICY_FAMILIES = {
+    "retry_budget_exhausted_total": "Retries not made because the destination's retry budget was spent.",
+    "endpoint_ejections_total": "Endpoints taken out of balancing after failures in a row (circuit breaking).",
+}
 
 
 class _Tcp:
@@ -64,7 +68,7 @@ class ProxyMetrics:
         self._route_names: dict[tuple[str, str], set[str]] = {}
         self._tcp: dict[tuple[str, str, bool], _Tcp] = {}
         self._errors: dict[str, int] = {}
-        self._retries_refused: dict[str, int] = {}  # by authority: a retry was due, the budget was spent
+        self._policy: dict[tuple[str, str], int] = {}  # (family, authority) -> count: what policies did
         self._overflow: dict[str, int] = dict.fromkeys(OVERFLOW_LABELS, 0)
 
     # -- recording -------------------------------------------------------------------------------
@@ -103,13 +107,19 @@ class ProxyMetrics:
             count = errors.get(reason, 0)
         errors[reason] = count + 1
 
-    def retry_budget_exhausted(self, authority: str) -> None:
-        """A failed attempt of a retryable route was returned as it was: its destination's budget is spent."""
-        refused = self._retries_refused
-        if authority not in refused and len(refused) >= self._max_authorities:
-            self._overflowed("authority")
-            authority = OVERFLOW
-        refused[authority] = refused.get(authority, 0) + 1
+    def policy_event(self, family: str, authority: str) -> None:
+        """Something a policy did to a request of `authority`; `family` is one of POLICY_FAMILIES."""
+        counts = self._policy
+        key = (family, authority)
+        count = counts.get(key)
+        if count is None:
+            if family not in POLICY_FAMILIES:
+                raise ValueError(f"unknown policy family {family!r}")
+            if len(counts) >= self._max_authorities * len(POLICY_FAMILIES):
+                self._overflowed("authority")
+                key = (family, OVERFLOW)
+            count = counts.get(key, 0)
+        counts[key] = count + 1
 
     # -- series creation (off the hot path: once per new label tuple) ----------------------------
 
@@ -196,11 +206,13 @@ class ProxyMetrics:
         header(out, "proxy_errors_total", "counter", "Responses synthesised by the proxy, by reason.")
         for reason in sorted(self._errors):
             sample(out, "proxy_errors_total", label_set((("reason", reason),)), self._errors[reason])
-        if self._retries_refused:  # only proxies with retryable routes whose budget ran out show the family
-            header(out, "retry_budget_exhausted_total", "counter", "Retries not made: the retry budget was spent.")
-        for authority in sorted(self._retries_refused):
-            labels = label_set((("direction", "outbound"), ("authority", clean_label_value(authority))))
-            sample(out, "retry_budget_exhausted_total", labels, self._retries_refused[authority])
+        family = ""
+        for key in sorted(self._policy):  # a family shows once a policy has acted: unconfigured costs nothing
+            if key[0] != family:
+                family = key[0]
+                header(out, family, "counter", POLICY_FAMILIES[family])
+            labels = label_set((("direction", "outbound"), ("authority", clean_label_value(key[1]))))
+            sample(out, family, labels, self._policy[key])
         header(out, "proxy_metrics_overflow_total", "counter", _OVERFLOW_HELP)
         for label in sorted(self._overflow):
             sample(out, "proxy_metrics_overflow_total", label_set((("label", label),)), self._overflow[label])

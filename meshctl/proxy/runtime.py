@@ -18,6 +18,7 @@ from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.config import ProxyConfig
 from meshctl.proxy.errors import Failure
 from meshctl.proxy.policy.balance import Balancer, make_balancer
+from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
 from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.rescue import rescue
@@ -43,6 +44,7 @@ class ProxyRuntime:
         self.rescue: Callable[[BaseException], Failure] = rescue
         self._balancers: dict[str, Balancer] = {}
         self._budgets: dict[str, Budget] = {}  # retry budgets by destination, kept across snapshots
+        self._breakers: dict[str, Breaker] = {}  # circuit breakers by destination, kept across snapshots
         self.tap: TapHub | None = None  # set when the tap server runs; read once per request
         self._on_certificate: list[Callable[[TlsContexts], None]] = []
         self._on_snapshot: list[Callable[[Router], None]] = []
@@ -76,6 +78,12 @@ class ProxyRuntime:
             profile = live[authority].profile if authority in live else None
             if profile is None or profile.retry_budget != budget.spec:
                 del self._budgets[authority]  # gone or changed: the next retryable request makes a new one
+        for authority, breaker in list(self._breakers.items()):
+            profile = live[authority].profile if authority in live else None
+            if profile is None or profile.failure_accrual != breaker.spec:
+                del self._breakers[authority]
+            else:
+                breaker.retain(live[authority].endpoints)
         log.info("snapshot %d: %d services", router.version, len(live))
         for callback in list(self._on_snapshot):
             callback(router)
@@ -116,6 +124,16 @@ class ProxyRuntime:
             budget = self._budgets[dest.authority] = Budget(spec, self.clock)
         return budget
 
+    def breaker(self, dest: Destination) -> Breaker | None:
+        """The circuit breaker of a destination whose profile sets failureAccrual; None otherwise."""
+        breaker = self._breakers.get(dest.authority)
+        if breaker is None:
+            accrual = dest.profile.failure_accrual if dest.profile is not None else None
+            if accrual is None:
+                return None
+            breaker = self._breakers[dest.authority] = Breaker(accrual, self.clock)
+        return breaker
+
     def config_dump(self) -> dict[str, Any]:
         tls = self.tls
         return {
@@ -126,6 +144,7 @@ class ProxyRuntime:
             "certificate": None if tls is None else {"identity": tls.identity, "not_after": tls.not_after.isoformat()},
             "ready": self.ready,
             "retry_budgets": {authority: budget.to_json() for authority, budget in sorted(self._budgets.items())},
+            "circuit_breakers": {authority: b.to_json() for authority, b in sorted(self._breakers.items())},
         }
 
 

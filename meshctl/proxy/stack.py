@@ -14,7 +14,8 @@ Steps:
   3. metrics  metrics/routes.py   the route's series, the request counted at once
   4. deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
      retry    policy/retry.py     a retryable route: the request is deposited in its destination's budget
-  5. balance  policy/balance.py   an endpoint of the destination
+  5. breaker  policy/breaker.py   with failureAccrual: the endpoints not ejected (none left: circuit open)
+     balance  policy/balance.py   an endpoint of the destination
   6. tap      observe/tap.py      when somebody taps: the request's start (one flag read otherwise)
 """
 
@@ -24,9 +25,10 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Protocol
 
-from meshctl.proxy.errors import Failure, NoEndpoints, UnknownService
+from meshctl.proxy.errors import CircuitOpen, Failure, NoEndpoints, UnknownService
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.policy.balance import Balancer
+from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.resolve import Destination
 from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.policy.route import DEFAULT, CompiledRoute
@@ -68,7 +70,7 @@ class RequestPlan:
     """What the pipeline decided for one request, and where its outcome is reported (exactly once)."""
 
     __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
-                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget")  # fmt: skip
+                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget", "breaker")  # fmt: skip
 
     def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
         self.stack = stack
@@ -86,6 +88,7 @@ class RequestPlan:
         self.tap_bytes = [0, 0]  # request, response body bytes (counted only while tapped)
         self.tap_trailers: Headers | None = None
         self.budget: Budget | None = None  # set on retryable routes only: the destination's retry budget
+        self.breaker: Breaker | None = None  # set when the destination's profile asks for circuit breaking
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
@@ -101,7 +104,8 @@ class RequestPlan:
         self.stats.on_actual_response(status, None, 0.0, True)
         if previous is not None:
             balancer.done(previous, 0.0, False, unreachable=isinstance(exc, NEVER_SENT))
-        self.endpoint = endpoint = balancer.pick(dest.endpoints)
+            self._failed(previous)
+        self.endpoint = endpoint = balancer.pick(self._candidates(dest))
         if endpoint is None or endpoint == previous:
             if endpoint is not None:
                 balancer.start(endpoint)
@@ -125,18 +129,29 @@ class RequestPlan:
         if not route.is_failure(status, grpc_status):
             return False
         if not budget.withdraw():
-            self.stack.runtime.metrics.retry_budget_exhausted(dest.authority)
+            self.stack.runtime.metrics.policy_event("retry_budget_exhausted_total", dest.authority)
             return False
         self.stats.on_actual_response(status, grpc_status, latency_ms, True)
         if self.endpoint is not None:
             balancer.done(self.endpoint, latency_ms / 1000.0, False)
-        self.endpoint = endpoint = balancer.pick(dest.endpoints)
-        if endpoint is None:  # cannot happen for a destination that had one, but never send to None
+            self._failed(self.endpoint)
+        self.endpoint = endpoint = balancer.pick(self._candidates(dest))
+        if endpoint is None:  # every endpoint is ejected: the failure is the answer
             return False
         balancer.start(endpoint)
         self.attempts += 1
         self.stats.on_actual_request()
         return True
+
+    def _candidates(self, dest: Destination) -> tuple[Hashable, ...]:
+        breaker = self.breaker
+        return dest.endpoints if breaker is None else breaker.endpoints(dest.endpoints)
+
+    def _failed(self, endpoint: Hashable) -> None:
+        """A failed attempt, for the circuit breaker."""
+        breaker = self.breaker
+        if breaker is not None and breaker.outcome(endpoint, True) and self.dest is not None:
+            self.stack.runtime.metrics.policy_event("endpoint_ejections_total", self.dest.authority)
 
     def finish(self, status: int, grpc_status: int | None, latency_ms: float, failed: bool | None = None) -> None:
         """The response the client got (after any retries); latency is time to the response head.
@@ -154,6 +169,11 @@ class RequestPlan:
         balancer = self.balancer
         if balancer is not None and self.endpoint is not None:
             balancer.done(self.endpoint, latency_ms / 1000.0, not failed)
+            if self.breaker is not None:
+                if failed:
+                    self._failed(self.endpoint)
+                else:
+                    self.breaker.outcome(self.endpoint, False)
         tap = self.tap
         if tap is not None:
             self.tap = None
@@ -234,8 +254,15 @@ class Stack:
             plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}"))
         else:
             plan.balancer = balancer = runtime.balancer(dest)
-            endpoint = balancer.pick(dest.endpoints)
-            if endpoint is None:
+            endpoints = dest.endpoints
+            if dest.profile is not None and dest.profile.failure_accrual is not None:
+                plan.breaker = breaker = runtime.breaker(dest)
+                if breaker is not None:
+                    endpoints = breaker.endpoints(endpoints)
+            endpoint = balancer.pick(endpoints)
+            if endpoint is None and endpoints is not dest.endpoints and dest.endpoints:
+                plan.failure = plan.rescue(CircuitOpen(f"every endpoint of {dest.authority} is ejected"))
+            elif endpoint is None:
                 plan.failure = plan.rescue(NoEndpoints(f"{dest.authority} has no ready endpoint"))
             else:
                 plan.endpoint = endpoint

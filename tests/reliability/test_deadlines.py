@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.integration.test_proxy_h1 import Client, counter, free_port, run
-from tests.reliability.test_retries import start_mesh
+from tests.reliability.test_retries import start_mesh, stop_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -44,7 +44,7 @@ class SlowApp:
 def test_the_deadline_travels_as_time_left_and_is_enforced() -> None:
     async def scenario() -> None:
         app = SlowApp()
-        proxies, port, server = await start_mesh(app)
+        proxies, port, servers = await start_mesh([app])
         try:
             client = Client(*await asyncio.open_connection("127.0.0.1", port))
             await client.send(b"GET /fast HTTP/1.1\r\nHost: books\r\nmesh-timeout: 5s\r\n\r\n")
@@ -59,11 +59,9 @@ def test_the_deadline_travels_as_time_left_and_is_enforced() -> None:
             assert status == 504 and headers["mesh-proxy-error"] == "deadline exceeded"
             assert 0.25 <= elapsed < 0.9, elapsed  # the app would take 1 s
             await client.close()
-            metrics = proxies[1].runtime.metrics.render().decode()
+            metrics = proxies[-1].runtime.metrics.render().decode()
         finally:
-            for proxy in proxies:
-                await proxy.stop()
-            server.close()
+            await stop_mesh(proxies, servers)
         assert counter(metrics, "route_response_total", status_code="504", direction="outbound") == 1
 
     run(scenario)

@@ -70,27 +70,33 @@ class App(Protocol):
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None: ...
 
 
-async def start_mesh(app: App) -> tuple[list[Proxy], int, asyncio.AbstractServer]:
-    """The app behind its inbound proxy (books-0), and a client-side outbound proxy: (proxies, port, app)."""
-    server = await asyncio.start_server(app.serve, "127.0.0.1", app.port)
-    inbound_port, outbound_port = free_port(), free_port()
+async def start_mesh(
+    apps: list[App], profile: dict[str, Any] = PROFILE, balancer: str = "ewma"
+) -> tuple[list[Proxy], int, list[asyncio.Server]]:
+    """Each app behind its inbound proxy (books-0, books-1, ...), and a client-side outbound proxy with the
+    `balancer`: (proxies, the outbound port, the app servers); the outbound proxy is the last one."""
+    servers = [await asyncio.start_server(app.serve, "127.0.0.1", app.port) for app in apps]
+    inbound_ports, outbound_port = [free_port() for _ in apps], free_port()
     pki = MeshPki()
-    endpoint = mesh_pb2.Endpoint(address="127.0.0.1", port=inbound_port, identity=BOOKS_ID, pod="books-0", ready=True)
+    endpoints = [mesh_pb2.Endpoint(address="127.0.0.1", port=port, identity=BOOKS_ID, pod=f"books-{i}", ready=True)
+                 for i, port in enumerate(inbound_ports)]  # fmt: skip
     snapshot = mesh_pb2.Snapshot(
         version=1, services=[mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="http",
-                                              endpoints=[endpoint])],
+                                              endpoints=endpoints)],
         resources=[mesh_pb2.Resource(kind="ServiceProfile", name=f"books.{NS}.svc.cluster.local", namespace=NS,
-                                     spec_json=json.dumps(PROFILE))],
+                                     spec_json=json.dumps(profile))],
     )  # fmt: skip
     common: dict[str, Any] = {
         "namespace": NS, "control": {"address": "127.0.0.1:1", "identity": "unused"},
         "trust_anchors": "unused", "token_file": "unused",
     }  # fmt: skip
     docs = [
-        {**common, "pod": "books-0", "identity": BOOKS_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
-         "inbound": {"listen": f"127.0.0.1:{inbound_port}", "app": f"127.0.0.1:{app.port}"}},
+        {**common, "pod": f"books-{i}", "identity": BOOKS_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
+         "inbound": {"listen": f"127.0.0.1:{port}", "app": f"127.0.0.1:{app.port}"}}
+        for i, (app, port) in enumerate(zip(apps, inbound_ports, strict=True))
+    ] + [
         {**common, "pod": "webapp-0", "identity": WEB_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
-         "outbound": {"listen": f"127.0.0.1:{outbound_port}"}},
+         "outbound": {"listen": f"127.0.0.1:{outbound_port}"}, "balancer": balancer},
     ]  # fmt: skip
     loop = asyncio.get_running_loop()
     proxies = []
@@ -102,7 +108,14 @@ async def start_mesh(app: App) -> tuple[list[Proxy], int, asyncio.AbstractServer
         proxy = Proxy(config, runtime)
         await proxy.start_listeners()
         proxies.append(proxy)
-    return proxies, outbound_port, server
+    return proxies, outbound_port, servers
+
+
+async def stop_mesh(proxies: list[Proxy], servers: list[asyncio.Server]) -> None:
+    for proxy in proxies:
+        await proxy.stop()
+    for server in servers:
+        server.close()
 
 
 async def load(port: int, route: str) -> int:
@@ -126,18 +139,16 @@ async def load(port: int, route: str) -> int:
 def test_a_thirty_percent_failing_route_is_retried_within_its_budget() -> None:
     async def scenario() -> None:
         app = FlakyApp()
-        proxies, port, server = await start_mesh(app)
+        proxies, port, servers = await start_mesh([app])
         try:
             started = time.monotonic()
             ok = await load(port, "flaky")
             elapsed = time.monotonic() - started
             received = app.received
             plain_ok = await load(port, "plain")
-            metrics = proxies[1].runtime.metrics.render().decode()
+            metrics = proxies[-1].runtime.metrics.render().decode()
         finally:
-            for proxy in proxies:
-                await proxy.stop()
-            server.close()
+            await stop_mesh(proxies, servers)
         labels = {"direction": "outbound", "authority": AUTHORITY}
         requests = counter(metrics, "route_request_total", rt_route="flaky", **labels)
         actual = counter(metrics, "route_actual_request_total", rt_route="flaky", **labels)

@@ -205,7 +205,7 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  routes: []\n  dstOverrides: []\n",
-        "spec.dstOverrides: unknown field (allowed: retryBudget, routes)",
+        "spec.dstOverrides: unknown field (allowed: failureAccrual, retryBudget, routes)",
     ),
 ]
 
