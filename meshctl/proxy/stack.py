@@ -10,6 +10,7 @@ plan reports the outcome to its observers in a fixed order: metrics, balancer, t
 Steps:
   1. resolve  policy/resolve.py   the destination: the local service (inbound), an exposed host
                                   (ingress), or discovery (outbound)
+     split    policy/split.py     a TrafficSplit's apex: one of its backends (metrics keep the apex)
   2. route    policy/route.py     the profile route: name, timeout, response classification
   3. metrics  metrics/routes.py   the route's series, the request counted at once
   4. deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
@@ -233,8 +234,11 @@ class Stack:
             dest = runtime.resolve(authority)
         # 2. route, 3. metrics
         if dest is not None:
+            apex = dest.authority
+            if dest.split is not None and not self.inbound:
+                dest = dest.split.pick()
             route = dest.match(method, path)
-            stats = runtime.metrics.route(self.direction, dest.authority, route.name, True, dest.namespace,
+            stats = runtime.metrics.route(self.direction, apex, route.name, True, dest.namespace,
                                           dest.service)  # fmt: skip
         else:
             route = DEFAULT if self.inbound else None

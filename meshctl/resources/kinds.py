@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshctl.identity import is_dns_label
-from meshctl.resources import service_profile
+from meshctl.resources import service_profile, traffic_split
 from meshctl.resources.fields import Problem, child, describe, known_keys, mapping, string
 
 API_GROUP = "meshctl.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 
 # Kinds of the design that have no model yet: named in the error so users know they are coming.
-PLANNED_KINDS = ("TrafficSplit", "HTTPRouteGroup", "TrafficTarget", "FaultInjection")
+PLANNED_KINDS = ("HTTPRouteGroup", "TrafficTarget", "FaultInjection")
 
 # Filled in by the API server; accepted so `kubectl get -o yaml` output can be applied as is.
 _SERVER_METADATA = (
@@ -62,6 +62,17 @@ register_kind(
         spec_to_dict=service_profile.spec_to_dict,
         check_name=service_profile.check_profile_name,
         default_namespace=service_profile.profile_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="TrafficSplit",
+        api_version=traffic_split.API_VERSION,
+        accepted_api_versions=traffic_split.API_VERSIONS,
+        parse_spec=traffic_split.parse_spec,
+        spec_to_dict=traffic_split.spec_to_dict,
+        check_name=traffic_split.check_name,
+        default_namespace=traffic_split.no_default_namespace,
     )
 )
 

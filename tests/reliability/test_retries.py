@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pytest
@@ -70,22 +71,31 @@ class App(Protocol):
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None: ...
 
 
-async def start_mesh(
-    apps: list[App], profile: dict[str, Any] = PROFILE, balancer: str = "ewma"
-) -> tuple[list[Proxy], int, list[asyncio.Server]]:
-    """Each app behind its inbound proxy (books-0, books-1, ...), and a client-side outbound proxy with the
-    `balancer`: (proxies, the outbound port, the app servers); the outbound proxy is the last one."""
-    servers = [await asyncio.start_server(app.serve, "127.0.0.1", app.port) for app in apps]
-    inbound_ports, outbound_port = [free_port() for _ in apps], free_port()
-    pki = MeshPki()
-    endpoints = [mesh_pb2.Endpoint(address="127.0.0.1", port=port, identity=BOOKS_ID, pod=f"books-{i}", ready=True)
-                 for i, port in enumerate(inbound_ports)]  # fmt: skip
-    snapshot = mesh_pb2.Snapshot(
+def books_snapshot(endpoints: list[mesh_pb2.Endpoint], profile: dict[str, Any]) -> mesh_pb2.Snapshot:
+    """Every endpoint backing the books service, with `profile` as its ServiceProfile."""
+    return mesh_pb2.Snapshot(
         version=1, services=[mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="http",
                                               endpoints=endpoints)],
         resources=[mesh_pb2.Resource(kind="ServiceProfile", name=f"books.{NS}.svc.cluster.local", namespace=NS,
                                      spec_json=json.dumps(profile))],
     )  # fmt: skip
+
+
+async def start_mesh(
+    apps: list[App],
+    profile: dict[str, Any] = PROFILE,
+    balancer: str = "ewma",
+    snapshot: Callable[[list[mesh_pb2.Endpoint]], mesh_pb2.Snapshot] | None = None,
+) -> tuple[list[Proxy], int, list[asyncio.Server]]:
+    """Each app behind its inbound proxy (books-0, books-1, ...), and a client-side outbound proxy with the
+    `balancer`: (proxies, the outbound port, the app servers); the outbound proxy is the last one. The
+    discovery snapshot is `snapshot(endpoints)`, by default the books service with `profile`."""
+    servers = [await asyncio.start_server(app.serve, "127.0.0.1", app.port) for app in apps]
+    inbound_ports, outbound_port = [free_port() for _ in apps], free_port()
+    pki = MeshPki()
+    endpoints = [mesh_pb2.Endpoint(address="127.0.0.1", port=port, identity=BOOKS_ID, pod=f"books-{i}", ready=True)
+                 for i, port in enumerate(inbound_ports)]  # fmt: skip
+    snap = books_snapshot(endpoints, profile) if snapshot is None else snapshot(endpoints)
     common: dict[str, Any] = {
         "namespace": NS, "control": {"address": "127.0.0.1:1", "identity": "unused"},
         "trust_anchors": "unused", "token_file": "unused",
@@ -104,7 +114,7 @@ async def start_mesh(
         config = parse_proxy_config(doc)
         runtime = build_runtime(config, clock=loop.time)
         runtime.on_certificate(pki.issue(config.identity))
-        runtime.on_snapshot(snapshot)
+        runtime.on_snapshot(snap)
         proxy = Proxy(config, runtime)
         await proxy.start_listeners()
         proxies.append(proxy)

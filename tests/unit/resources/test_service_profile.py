@@ -188,12 +188,12 @@ BAD = [
         'apiVersion: expected meshctl.io/v1alpha1 or linkerd.io/v1alpha2 for kind ServiceProfile, got "v1"',
     ),
     (
-        "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata: {name: x}\nspec: {}\n",
-        "kind: TrafficSplit is not supported yet (supported: ServiceProfile)",
+        "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: x}\nspec: {}\n",
+        "kind: TrafficTarget is not supported yet (supported: ServiceProfile, TrafficSplit)",
     ),
     (
         "apiVersion: v1\nkind: ConfigMap\n",
-        'kind: expected one of ServiceProfile, got "ConfigMap"',
+        'kind: expected one of ServiceProfile, TrafficSplit, got "ConfigMap"',
     ),
     (
         "- just\n- a list\n",
@@ -223,7 +223,7 @@ def test_every_problem_of_every_document_is_reported() -> None:
         "  p.yaml: document 1: spec.routes[0].condition: expected at least one of method, pathRegex, all, any, not",
         "  p.yaml: document 1: spec.routes[0].timeout: "
         'expected a duration such as "300ms", "1.5s" or "1m30s", got "soon"',
-        '  p.yaml: document 2: kind: expected one of ServiceProfile, got "Nope"',
+        '  p.yaml: document 2: kind: expected one of ServiceProfile, TrafficSplit, got "Nope"',
     ]
 
 
