@@ -28,6 +28,8 @@ OVERFLOW_LABELS = ("authority", "rt_route", "series", "status_code", "reason")
 POLICY_FAMILIES = {
     "retry_budget_exhausted_total": "Retries not made because the destination's retry budget was spent.",
     "endpoint_ejections_total": "Endpoints taken out of balancing after failures in a row (circuit breaking).",
+    "faults_injected_total": "Requests aborted by a FaultInjection.",
+    "delays_injected_total": "Requests delayed by a FaultInjection.",
 }
 
 

@@ -146,6 +146,7 @@ class ProxyRuntime:
             "retry_budgets": {authority: budget.to_json() for authority, budget in sorted(self._budgets.items())},
             "circuit_breakers": {authority: b.to_json() for authority, b in sorted(self._breakers.items())},
             "traffic_splits": {d.authority: d.split.to_json() for d in self.router.destinations if d.split},
+            "faults": {d.authority: d.fault.to_json() for d in self.router.destinations if d.fault},
         }
 
 

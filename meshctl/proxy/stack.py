@@ -13,7 +13,8 @@ Steps:
      split    policy/split.py     a TrafficSplit's apex: one of its backends (metrics keep the apex)
   2. route    policy/route.py     the profile route: name, timeout, response classification
   3. metrics  metrics/routes.py   the route's series, the request counted at once
-  4. deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
+  4. fault    policy/fault.py     a FaultInjection for the destination: abort now, or delay the attempt
+     deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
      retry    policy/retry.py     a retryable route: the request is deposited in its destination's budget
   5. breaker  policy/breaker.py   with failureAccrual: the endpoints not ejected (none left: circuit open)
      balance  policy/balance.py   an endpoint of the destination
@@ -71,7 +72,8 @@ class RequestPlan:
     """What the pipeline decided for one request, and where its outcome is reported (exactly once)."""
 
     __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
-                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget", "breaker")  # fmt: skip
+                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget", "breaker",
+                 "delay_s")  # fmt: skip
 
     def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
         self.stack = stack
@@ -90,6 +92,7 @@ class RequestPlan:
         self.tap_trailers: Headers | None = None
         self.budget: Budget | None = None  # set on retryable routes only: the destination's retry budget
         self.breaker: Breaker | None = None  # set when the destination's profile asks for circuit breaking
+        self.delay_s = 0.0  # an injected delay the protocol waits before the first attempt
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
@@ -246,6 +249,14 @@ class Stack:
         stats.on_request()
         stats.on_actual_request()
         plan = RequestPlan(self, stats, route, dest)
+        # 4. fault
+        if dest is not None and dest.fault is not None and not self.inbound:
+            abort, plan.delay_s = dest.fault.decide(route.name if route is not None else DEFAULT.name)
+            if abort is not None:
+                plan.failure = plan.rescue(abort)
+                runtime.metrics.policy_event("faults_injected_total", dest.authority)
+            elif plan.delay_s:
+                runtime.metrics.policy_event("delays_injected_total", dest.authority)
         # 4. deadline: the route's timeout is on the plan; the protocol applies it with the request's own;
         #    retry: a retryable route's request counts toward its destination's budget
         if route is not None and route.is_retryable and dest is not None and not self.inbound:
@@ -254,6 +265,8 @@ class Stack:
         # 5. balance
         if self.inbound:
             plan.endpoint = self.app
+        elif plan.failure is not None:
+            pass  # answered before any endpoint is chosen
         elif dest is None:
             plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}"))
         else:

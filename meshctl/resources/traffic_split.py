@@ -38,7 +38,7 @@ class TrafficSplitSpec:
     backends: tuple[Backend, ...]
 
 
-def _service(value: object, path: str, problems: list[Problem]) -> str | None:
+def service_name(value: object, path: str, problems: list[Problem]) -> str | None:
     name = string(value, path, problems, "a service name")
     if name is not None and not is_dns_label(name):
         problems.append(Problem(path, f"expected a service name (a DNS label: a-z, 0-9, -), got {describe(name)}"))
@@ -54,7 +54,7 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> TrafficSpli
     if "matches" in node:
         problems.append(Problem(child(path, "matches"), "not supported: every request of the service is split"))
     known_keys(node, path, problems, ("service", "backends"), ignored=("matches",))
-    service = _service(node.get("service"), child(path, "service"), problems)
+    service = service_name(node.get("service"), child(path, "service"), problems)
     backends: list[Backend] = []
     where = child(path, "backends")
     raw = sequence(node.get("backends"), where, problems, "a list of backends ({service, weight})")
@@ -65,7 +65,7 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> TrafficSpli
         if backend is None:
             continue
         known_keys(backend, at, problems, ("service", "weight"))
-        name = _service(backend.get("service"), child(at, "service"), problems)
+        name = service_name(backend.get("service"), child(at, "service"), problems)
         weight = integer(backend.get("weight"), child(at, "weight"), problems, minimum=0, maximum=1_000_000)
         if name is not None and name in seen:
             problems.append(Problem(child(at, "service"), f"duplicate backend {name!r}"))

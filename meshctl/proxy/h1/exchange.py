@@ -10,7 +10,7 @@ clock. Every way it ends leaves through `_finish` or `abandon`, which report to 
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Protocol
 
 from meshctl.proxy.errors import (
@@ -67,6 +67,8 @@ class Client(Protocol):
     def now(self) -> float: ...
 
     def arm(self, kind: int, seconds: float) -> None: ...
+
+    def later(self, seconds: float, callback: Callable[[], None]) -> None: ...
 
     def progress(self) -> None: ...
 
@@ -132,7 +134,15 @@ class Exchange:
             return
         if not head.chunked and (head.content_length or 0) <= REPLAY_LIMIT:
             self.replay = []  # the whole request fits in memory: it can be sent again if never delivered
+        if plan.delay_s:
+            client.later(plan.delay_s, self._delayed)
+            return
         client.connect(self, False)
+
+    def _delayed(self) -> None:
+        """An injected delay is over: the first attempt, unless the request ended meanwhile."""
+        if not self.done and self.up is None:
+            self._connect(False)
 
     def _asked(self, asked: float | None) -> None:
         """The client's own deadline: it bounds every attempt together with the route's timeout."""
@@ -145,7 +155,7 @@ class Exchange:
     def _response_s(self) -> float:
         """How long to wait for a response head from now."""
         if self.deadline is not None:
-            return max(self.deadline - self.client.now(), 0.0)
+            return max(self.deadline - self.client.now(), 0.001)  # 0 would arm the progress deadline
         plan = self.plan
         return (plan.timeout_s if plan is not None else None) or self.client.stack.response_s
 

@@ -80,7 +80,14 @@ class Exchange:
             self.deadline = self.started + timeout
             self.timer = self.down.timers.call_at(self.deadline, self._expired)
         self.attempts = 1
+        if plan.delay_s:  # injected: the first attempt waits (the deadline above runs meanwhile)
+            self.down.timers.call_at(self.started + plan.delay_s, self._delayed)
+            return
         connector.connect(self)
+
+    def _delayed(self) -> None:
+        if not self.done and self.up is None:
+            self.down.connector.connect(self)
 
     def attach(self, up: UpstreamLink) -> bool:
         """Open the upstream stream on `up`; False when the connection could not take it."""

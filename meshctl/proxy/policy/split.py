@@ -77,7 +77,8 @@ def with_splits(destinations: list[Destination], resources: Iterable[mesh_pb2.Re
         if apex is None:  # an apex with no service of its own: only a name clients use
             first = known[0][0]
             apex = dataclasses.replace(first, authority=f"{apex_name}.{ns}.svc.cluster.local:{first.port}",
-                                       service=apex_name, endpoints=(), profile=None, all_pods=frozenset())  # fmt: skip
+                                       service=apex_name, endpoints=(), profile=None, all_pods=frozenset(),
+                                       fault=None)  # fmt: skip
         backends = [
             (b if b is apex or apex.profile is None else dataclasses.replace(b, profile=apex.profile), weight)
             for b, weight in known

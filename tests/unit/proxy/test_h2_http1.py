@@ -54,6 +54,7 @@ class Plan:
         raise AssertionError("an untapped request must not report body chunks")
 
     budget = None  # no retryable routes in these tests
+    delay_s = 0.0
 
     def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
         return False

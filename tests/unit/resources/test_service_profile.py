@@ -189,11 +189,11 @@ BAD = [
     ),
     (
         "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: x}\nspec: {}\n",
-        "kind: TrafficTarget is not supported yet (supported: ServiceProfile, TrafficSplit)",
+        "kind: TrafficTarget is not supported yet (supported: FaultInjection, ServiceProfile, TrafficSplit)",
     ),
     (
         "apiVersion: v1\nkind: ConfigMap\n",
-        'kind: expected one of ServiceProfile, TrafficSplit, got "ConfigMap"',
+        'kind: expected one of FaultInjection, ServiceProfile, TrafficSplit, got "ConfigMap"',
     ),
     (
         "- just\n- a list\n",
@@ -223,7 +223,7 @@ def test_every_problem_of_every_document_is_reported() -> None:
         "  p.yaml: document 1: spec.routes[0].condition: expected at least one of method, pathRegex, all, any, not",
         "  p.yaml: document 1: spec.routes[0].timeout: "
         'expected a duration such as "300ms", "1.5s" or "1m30s", got "soon"',
-        '  p.yaml: document 2: kind: expected one of ServiceProfile, TrafficSplit, got "Nope"',
+        '  p.yaml: document 2: kind: expected one of FaultInjection, ServiceProfile, TrafficSplit, got "Nope"',
     ]
 
 
