@@ -30,6 +30,7 @@ POLICY_FAMILIES = {
     "endpoint_ejections_total": "Endpoints taken out of balancing after failures in a row (circuit breaking).",
     "faults_injected_total": "Requests aborted by a FaultInjection.",
     "delays_injected_total": "Requests delayed by a FaultInjection.",
+    "authz_denied_total": "Requests refused by access policy (TrafficTarget), by the policies that select the server.",
 }
 
 
@@ -70,7 +71,8 @@ class ProxyMetrics:
         self._route_names: dict[tuple[str, str], set[str]] = {}
         self._tcp: dict[tuple[str, str, bool], _Tcp] = {}
         self._errors: dict[str, int] = {}
-        self._policy: dict[tuple[str, str], int] = {}  # (family, authority) -> count: what policies did
+        # (family, direction, authority, policy) -> count: what policies did to requests
+        self._policy: dict[tuple[str, str, str, str], int] = {}
         self._overflow: dict[str, int] = dict.fromkeys(OVERFLOW_LABELS, 0)
 
     # -- recording -------------------------------------------------------------------------------
@@ -109,17 +111,18 @@ class ProxyMetrics:
             count = errors.get(reason, 0)
         errors[reason] = count + 1
 
-    def policy_event(self, family: str, authority: str) -> None:
-        """Something a policy did to a request of `authority`; `family` is one of POLICY_FAMILIES."""
+    def policy_event(self, family: str, authority: str, direction: str = "outbound", policy: str = "") -> None:
+        """Something a policy did to a request of `authority`; `family` is one of POLICY_FAMILIES and
+        `policy` names the resource that decided, when the family is counted by policy."""
         counts = self._policy
-        key = (family, authority)
+        key = (family, direction, authority, policy)
         count = counts.get(key)
         if count is None:
-            if family not in POLICY_FAMILIES:
-                raise ValueError(f"unknown policy family {family!r}")
+            if family not in POLICY_FAMILIES or direction not in DIRECTIONS:
+                raise ValueError(f"unknown policy family {family!r} or direction {direction!r}")
             if len(counts) >= self._max_authorities * len(POLICY_FAMILIES):
                 self._overflowed("authority")
-                key = (family, OVERFLOW)
+                key = (family, direction, OVERFLOW, OVERFLOW if policy else "")
             count = counts.get(key, 0)
         counts[key] = count + 1
 
@@ -213,8 +216,10 @@ class ProxyMetrics:
             if key[0] != family:
                 family = key[0]
                 header(out, family, "counter", POLICY_FAMILIES[family])
-            labels = label_set((("direction", "outbound"), ("authority", clean_label_value(key[1]))))
-            sample(out, family, labels, self._policy[key])
+            pairs = [("direction", key[1]), ("authority", clean_label_value(key[2]))]
+            if key[3]:
+                pairs.append(("policy", clean_label_value(key[3])))
+            sample(out, family, label_set(tuple(pairs)), self._policy[key])
         header(out, "proxy_metrics_overflow_total", "counter", _OVERFLOW_HELP)
         for label in sorted(self._overflow):
             sample(out, "proxy_metrics_overflow_total", label_set((("label", label),)), self._overflow[label])

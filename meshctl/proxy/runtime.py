@@ -17,6 +17,7 @@ from meshctl.api import mesh_pb2
 from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.config import ProxyConfig
 from meshctl.proxy.errors import Failure
+from meshctl.proxy.policy.authz import Authz, authz_for
 from meshctl.proxy.policy.balance import Balancer, make_balancer
 from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
@@ -41,6 +42,7 @@ class ProxyRuntime:
         self.tls: TlsContexts | None = None
         self.snapshot_version: int | None = None
         self.local: Destination | None = None  # the service this proxy's pod backs
+        self.authz: Authz | None = None  # TrafficTargets selecting this workload; None: every client admitted
         self.rescue: Callable[[BaseException], Failure] = rescue
         self._balancers: dict[str, Balancer] = {}
         self._budgets: dict[str, Budget] = {}  # retry budgets by destination, kept across snapshots
@@ -69,6 +71,7 @@ class ProxyRuntime:
         self.router = router
         self.snapshot_version = router.version
         self.local = router.service_of_pod(self.config.pod)
+        self.authz = authz_for(self.config.identity, snapshot.resources, self.config.namespace)
         live = {d.authority: d for d in router.destinations}
         for authority in [a for a in self._balancers if a not in live]:
             del self._balancers[authority]
@@ -147,6 +150,7 @@ class ProxyRuntime:
             "circuit_breakers": {authority: b.to_json() for authority, b in sorted(self._breakers.items())},
             "traffic_splits": {d.authority: d.split.to_json() for d in self.router.destinations if d.split},
             "faults": {d.authority: d.fault.to_json() for d in self.router.destinations if d.fault},
+            "access_policies": None if self.authz is None else self.authz.to_json(),
         }
 
 

@@ -13,6 +13,7 @@ Steps:
      split    policy/split.py     a TrafficSplit's apex: one of its backends (metrics keep the apex)
   2. route    policy/route.py     the profile route: name, timeout, response classification
   3. metrics  metrics/routes.py   the route's series, the request counted at once
+     authz    policy/authz.py     inbound, once a TrafficTarget selects the workload: listed clients only
   4. fault    policy/fault.py     a FaultInjection for the destination: abort now, or delay the attempt
      deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
      retry    policy/retry.py     a retryable route: the request is deposited in its destination's budget
@@ -27,7 +28,7 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Protocol
 
-from meshctl.proxy.errors import CircuitOpen, Failure, NoEndpoints, UnknownService
+from meshctl.proxy.errors import CircuitOpen, Failure, NoEndpoints, Unauthorized, UnknownService
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.policy.balance import Balancer
 from meshctl.proxy.policy.breaker import Breaker
@@ -249,6 +250,13 @@ class Stack:
         stats.on_request()
         stats.on_actual_request()
         plan = RequestPlan(self, stats, route, dest)
+        # authz (inbound): once a TrafficTarget selects this workload, only the clients it lists
+        authz = runtime.authz
+        if authz is not None and self.inbound and authz.denies(source.peer_identity, method, path):
+            who = source.peer_identity or "a client without a mesh identity"
+            plan.failure = plan.rescue(Unauthorized(f"{who} may not {method} {path} ({authz.name})"))
+            runtime.metrics.policy_event("authz_denied_total", dest.authority if dest else authority, "inbound",
+                                         authz.name)  # fmt: skip
         # 4. fault
         if dest is not None and dest.fault is not None and not self.inbound:
             abort, plan.delay_s = dest.fault.decide(route.name if route is not None else DEFAULT.name)
@@ -263,10 +271,10 @@ class Stack:
             plan.budget = budget = runtime.retry_budget(dest)
             budget.deposit()
         # 5. balance
-        if self.inbound:
-            plan.endpoint = self.app
-        elif plan.failure is not None:
+        if plan.failure is not None:
             pass  # answered before any endpoint is chosen
+        elif self.inbound:
+            plan.endpoint = self.app
         elif dest is None:
             plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}"))
         else:

@@ -86,12 +86,14 @@ async def start_mesh(
     profile: dict[str, Any] = PROFILE,
     balancer: str = "ewma",
     snapshot: Callable[[list[mesh_pb2.Endpoint]], mesh_pb2.Snapshot] | None = None,
+    clients: tuple[str, ...] = (WEB_ID,),
 ) -> tuple[list[Proxy], int, list[asyncio.Server]]:
     """Each app behind its inbound proxy (books-0, books-1, ...), and a client-side outbound proxy with the
     `balancer`: (proxies, the outbound port, the app servers); the outbound proxy is the last one. The
-    discovery snapshot is `snapshot(endpoints)`, by default the books service with `profile`."""
+    discovery snapshot is `snapshot(endpoints)`, by default the books service with `profile`. With more
+    `clients` identities, each has an outbound proxy of its own, in that order after the inbound ones."""
     servers = [await asyncio.start_server(app.serve, "127.0.0.1", app.port) for app in apps]
-    inbound_ports, outbound_port = [free_port() for _ in apps], free_port()
+    inbound_ports, outbound_ports = [free_port() for _ in apps], [free_port() for _ in clients]
     pki = MeshPki()
     endpoints = [mesh_pb2.Endpoint(address="127.0.0.1", port=port, identity=BOOKS_ID, pod=f"books-{i}", ready=True)
                  for i, port in enumerate(inbound_ports)]  # fmt: skip
@@ -105,8 +107,9 @@ async def start_mesh(
          "inbound": {"listen": f"127.0.0.1:{port}", "app": f"127.0.0.1:{app.port}"}}
         for i, (app, port) in enumerate(zip(apps, inbound_ports, strict=True))
     ] + [
-        {**common, "pod": "webapp-0", "identity": WEB_ID, "admin": {"listen": f"127.0.0.1:{free_port()}"},
-         "outbound": {"listen": f"127.0.0.1:{outbound_port}"}, "balancer": balancer},
+        {**common, "pod": f"client-{i}", "identity": identity, "admin": {"listen": f"127.0.0.1:{free_port()}"},
+         "outbound": {"listen": f"127.0.0.1:{port}"}, "balancer": balancer}
+        for i, (identity, port) in enumerate(zip(clients, outbound_ports, strict=True))
     ]  # fmt: skip
     loop = asyncio.get_running_loop()
     proxies = []
@@ -118,7 +121,7 @@ async def start_mesh(
         proxy = Proxy(config, runtime)
         await proxy.start_listeners()
         proxies.append(proxy)
-    return proxies, outbound_port, servers
+    return proxies, outbound_ports[0], servers
 
 
 async def stop_mesh(proxies: list[Proxy], servers: list[asyncio.Server]) -> None:

@@ -10,6 +10,8 @@ import pytest
 from meshctl.resources import API_VERSION, ResourceError, parse_text
 from meshctl.resources.service_profile import ServiceProfileSpec
 
+ALL_KINDS = "FaultInjection, HTTPRouteGroup, ServiceProfile, TrafficSplit, TrafficTarget"
+
 GOOD = """\
 apiVersion: meshctl.io/v1alpha1
 kind: ServiceProfile
@@ -188,12 +190,12 @@ BAD = [
         'apiVersion: expected meshctl.io/v1alpha1 or linkerd.io/v1alpha2 for kind ServiceProfile, got "v1"',
     ),
     (
-        "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: x}\nspec: {}\n",
-        "kind: TrafficTarget is not supported yet (supported: FaultInjection, ServiceProfile, TrafficSplit)",
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: x}\nspec: {}\n",
+        f'kind: expected one of {ALL_KINDS}, got "TCPRoute"',
     ),
     (
         "apiVersion: v1\nkind: ConfigMap\n",
-        'kind: expected one of FaultInjection, ServiceProfile, TrafficSplit, got "ConfigMap"',
+        f'kind: expected one of {ALL_KINDS}, got "ConfigMap"',
     ),
     (
         "- just\n- a list\n",
@@ -223,7 +225,7 @@ def test_every_problem_of_every_document_is_reported() -> None:
         "  p.yaml: document 1: spec.routes[0].condition: expected at least one of method, pathRegex, all, any, not",
         "  p.yaml: document 1: spec.routes[0].timeout: "
         'expected a duration such as "300ms", "1.5s" or "1m30s", got "soon"',
-        '  p.yaml: document 2: kind: expected one of FaultInjection, ServiceProfile, TrafficSplit, got "Nope"',
+        f'  p.yaml: document 2: kind: expected one of {ALL_KINDS}, got "Nope"',
     ]
 
 
