@@ -8,6 +8,7 @@ once with the response the client got, `abandon` when the client left, `rescue` 
 plan reports the outcome to its observers in a fixed order: metrics, balancer, tap.
 
 Steps:
+  0. tracing  policy/tracing.py  ingress only: B3 and W3C trace headers, started or completed
   1. resolve  policy/resolve.py   the destination: the local service (inbound), an exposed host
                                   (ingress), or discovery (outbound)
      split    policy/split.py     a TrafficSplit's apex: one of its backends (metrics keep the apex)
@@ -29,7 +30,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Protocol
 
 from meshctl.proxy.errors import CircuitOpen, Failure, NoEndpoints, Unauthorized, UnknownService
-from meshctl.proxy.policy import deadline
+from meshctl.proxy.policy import deadline, tracing
 from meshctl.proxy.policy.balance import Balancer
 from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.resolve import Destination
@@ -227,6 +228,9 @@ class Stack:
 
     def plan(self, method: str, authority: str, path: str, headers: Headers, source: Source) -> RequestPlan:
         runtime = self.runtime
+        # 0. tracing (before tap sees the headers)
+        if self.ingress:
+            tracing.ensure(headers)
         # 1. resolve
         dest: Destination | None
         route: CompiledRoute | None

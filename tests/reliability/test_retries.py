@@ -87,11 +87,13 @@ async def start_mesh(
     balancer: str = "ewma",
     snapshot: Callable[[list[mesh_pb2.Endpoint]], mesh_pb2.Snapshot] | None = None,
     clients: tuple[str, ...] = (WEB_ID,),
+    ingress: bool = False,
 ) -> tuple[list[Proxy], int, list[asyncio.Server]]:
     """Each app behind its inbound proxy (books-0, books-1, ...), and a client-side outbound proxy with the
     `balancer`: (proxies, the outbound port, the app servers); the outbound proxy is the last one. The
     discovery snapshot is `snapshot(endpoints)`, by default the books service with `profile`. With more
-    `clients` identities, each has an outbound proxy of its own, in that order after the inbound ones."""
+    `clients` identities, each has an outbound proxy of its own, in that order after the inbound ones.
+    With `ingress` the clients' proxies are ingresses to the books service instead."""
     servers = [await asyncio.start_server(app.serve, "127.0.0.1", app.port) for app in apps]
     inbound_ports, outbound_ports = [free_port() for _ in apps], [free_port() for _ in clients]
     pki = MeshPki()
@@ -108,7 +110,8 @@ async def start_mesh(
         for i, (app, port) in enumerate(zip(apps, inbound_ports, strict=True))
     ] + [
         {**common, "pod": f"client-{i}", "identity": identity, "admin": {"listen": f"127.0.0.1:{free_port()}"},
-         "outbound": {"listen": f"127.0.0.1:{port}"}, "balancer": balancer}
+         **({"ingress": {"listen": f"127.0.0.1:{port}", "default_authority": f"books.{NS}.svc.cluster.local:7000"}}
+            if ingress else {"outbound": {"listen": f"127.0.0.1:{port}"}}), "balancer": balancer}
         for i, (identity, port) in enumerate(zip(clients, outbound_ports, strict=True))
     ]  # fmt: skip
     loop = asyncio.get_running_loop()
