@@ -99,15 +99,13 @@ class RequestPlan:
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
 
-        The attempt that ended is counted as an actual response and, when `exc` proves the endpoint was
-        unreachable, the balancer avoids that endpoint from now on.
+        When `exc` proves the endpoint was unreachable, the balancer avoids it from now on. The attempt
+        that ended counts as an actual response once another one starts; otherwise `finish` counts it.
         """
         balancer, dest = self.balancer, self.dest
         if balancer is None or dest is None or self.attempts >= MAX_ATTEMPTS:
             return False
         previous = self.endpoint
-        status = self.stack.runtime.rescue(exc).http_status if exc is not None else 503
-        self.stats.on_actual_response(status, None, 0.0, True)
         if previous is not None:
             balancer.done(previous, 0.0, False, unreachable=isinstance(exc, NEVER_SENT))
             self._failed(previous)
@@ -118,6 +116,8 @@ class RequestPlan:
                 balancer.done(endpoint, 0.0, False)  # released at once: no attempt is made
             self.endpoint = None
             return False
+        status = self.stack.runtime.rescue(exc).http_status if exc is not None else 503
+        self.stats.on_actual_response(status, None, 0.0, True)
         balancer.start(endpoint)
         self.attempts += 1
         self.stats.on_actual_request()
@@ -126,8 +126,9 @@ class RequestPlan:
     def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
         """Another attempt after a failed one on a retryable route, while the destination's budget allows.
 
-        Callers check `plan.budget` first and that the whole request can still be sent again. The
-        response of the ended attempt counts as an actual one; the next endpoint may be the same.
+        Callers check `plan.budget` first and that the whole request can still be sent again. The next
+        endpoint may be the same. The ended attempt counts as an actual response once another one starts;
+        otherwise (every endpoint ejected meanwhile) it is the answer and `finish` counts it.
         """
         budget, balancer, dest, route = self.budget, self.balancer, self.dest, self.route
         if budget is None or balancer is None or dest is None or route is None or self.attempts >= MAX_ATTEMPTS:
@@ -137,13 +138,13 @@ class RequestPlan:
         if not budget.withdraw():
             self.stack.runtime.metrics.policy_event("retry_budget_exhausted_total", dest.authority)
             return False
-        self.stats.on_actual_response(status, grpc_status, latency_ms, True)
         if self.endpoint is not None:
             balancer.done(self.endpoint, latency_ms / 1000.0, False)
             self._failed(self.endpoint)
         self.endpoint = endpoint = balancer.pick(self._candidates(dest))
-        if endpoint is None:  # every endpoint is ejected: the failure is the answer
+        if endpoint is None:  # every endpoint is ejected now: the failure is the answer
             return False
+        self.stats.on_actual_response(status, grpc_status, latency_ms, True)
         balancer.start(endpoint)
         self.attempts += 1
         self.stats.on_actual_request()

@@ -140,3 +140,18 @@ def test_without_failure_accrual_there_is_no_breaker() -> None:
         assert p.breaker is None
         p.finish(503, None, 1.0)
     assert rt.config_dump()["circuit_breakers"] == {}
+
+
+def test_attempts_and_their_responses_balance_when_no_other_attempt_can_start() -> None:
+    rt = make_runtime({"consecutiveFailures": 1})
+    stack = Stack(rt, "outbound", False)
+    first = plan(stack)
+    first.finish(500, None, 1.0)  # ejects one endpoint
+    p = plan(stack)
+    p.budget = rt.retry_budget(p.dest)  # type: ignore[arg-type]  # as a retryable route would have it
+    assert not p.retry(500, None, 1.0)  # its failure ejects the last endpoint: nothing left to try
+    p.finish(500, None, 1.0, failed=True)
+    stats = rt.metrics.route("outbound", AUTH, "[DEFAULT]", True, NS, "books")
+    assert stats.actual_requests == sum(c.count for c in stats.actual_responses.values()) == 2
+    lone = plan(stack)
+    assert lone.failure is not None and lone.failure.reason == "circuit open"
