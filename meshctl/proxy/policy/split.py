@@ -3,7 +3,7 @@
 Compiled from the snapshot's TrafficSplit resources into the router: the apex Destination carries a
 Split, and the stack picks a backend for each request before the route step, so the backend's endpoints,
 balancer and breaker serve it while its metrics keep the apex authority (dst_service names the backend).
-The apex's ServiceProfile, when it has one, gives every backend its routes. Picks are smooth weighted
+The apex's ServiceProfile and FaultInjection, when it has them, apply to every backend. Picks are smooth weighted
 round robin (as nginx's): deterministic, exact over every `total` requests, and evenly interleaved. A
 weight change arrives with a new snapshot; requests under way keep the backend they were given.
 """
@@ -50,6 +50,14 @@ class Split:
                 "backends": {d.authority: w for d, w in zip(self.backends, self.weights, strict=True)}}  # fmt: skip
 
 
+def _inherit(backend: Destination, apex: Destination) -> Destination:
+    profile = apex.profile or backend.profile
+    fault = apex.fault or backend.fault
+    if profile is backend.profile and fault is backend.fault:
+        return backend
+    return dataclasses.replace(backend, profile=profile, fault=fault)
+
+
 def with_splits(destinations: list[Destination], resources: Iterable[mesh_pb2.Resource],
                 namespace: str) -> list[Destination]:  # fmt: skip
     """The destinations with every valid TrafficSplit applied to its apex (made up when not a service)."""
@@ -79,10 +87,8 @@ def with_splits(destinations: list[Destination], resources: Iterable[mesh_pb2.Re
             apex = dataclasses.replace(first, authority=f"{apex_name}.{ns}.svc.cluster.local:{first.port}",
                                        service=apex_name, endpoints=(), profile=None, all_pods=frozenset(),
                                        fault=None)  # fmt: skip
-        backends = [
-            (b if b is apex or apex.profile is None else dataclasses.replace(b, profile=apex.profile), weight)
-            for b, weight in known
-        ]
+        # The apex's profile routes every backend, and its FaultInjection applies to every backend too.
+        backends = [(b if b is apex else _inherit(b, apex), weight) for b, weight in known]
         by_name[(apex_name, ns)] = dataclasses.replace(apex, split=Split(f"{ns}/{resource.name}", backends))
     return list(by_name.values())
 

@@ -116,3 +116,17 @@ def test_a_weight_change_is_live_and_requests_under_way_keep_their_backend() -> 
 def test_a_missing_backend_gives_its_share_to_the_others() -> None:
     rt = make_runtime({"books-v1": 50, "books-v3": 50})
     assert backends(Stack(rt, "outbound", False), 10) == {"books-v1": 10}
+
+
+def test_a_fault_on_the_apex_applies_to_every_backend() -> None:
+    rt = make_runtime({"books-v1": 50, "books-v2": 50})
+    snap = snapshot({"books-v1": 50, "books-v2": 50}, version=2)
+    snap.services.append(mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="http"))
+    fault = {"service": "books", "abort": {"percent": 100}}
+    snap.resources.append(mesh_pb2.Resource(kind="FaultInjection", name="all", namespace=NS,
+                                            spec_json=json.dumps(fault)))
+    rt.on_snapshot(snap)
+    stack = Stack(rt, "outbound", False)
+    plans = [stack.plan("GET", "books", "/books", [], Source()) for _ in range(4)]
+    assert all(p.failure is not None and p.failure.reason == "fault injected" for p in plans)
+    assert {p.dest.service for p in plans if p.dest is not None} == {"books-v1", "books-v2"}
