@@ -241,7 +241,7 @@ class Stack:
             dest = runtime.resolve_ingress(authority)
         else:
             dest = runtime.resolve(authority)
-        # 2. route, 3. metrics
+        # split, 2. route, 3. metrics
         if dest is not None:
             apex = dest.authority
             if dest.split is not None and not self.inbound:
@@ -255,7 +255,7 @@ class Stack:
         stats.on_request()
         stats.on_actual_request()
         plan = RequestPlan(self, stats, route, dest)
-        # authz (inbound): once a TrafficTarget selects this workload, only the clients it lists
+        #    authz (inbound): once a TrafficTarget selects this workload, only the clients it lists
         authz = runtime.authz
         if authz is not None and self.inbound and authz.denies(source.peer_identity, method, path):
             who = source.peer_identity or "a client without a mesh identity"
@@ -270,12 +270,12 @@ class Stack:
                 runtime.metrics.policy_event("faults_injected_total", dest.authority)
             elif plan.delay_s:
                 runtime.metrics.policy_event("delays_injected_total", dest.authority)
-        # 4. deadline: the route's timeout is on the plan; the protocol applies it with the request's own;
+        #    deadline: the route's timeout is on the plan; the protocol applies it with the request's own
         #    retry: a retryable route's request counts toward its destination's budget
         if route is not None and route.is_retryable and dest is not None and not self.inbound:
             plan.budget = budget = runtime.retry_budget(dest)
             budget.deposit()
-        # 5. balance
+        # 5. breaker, balance
         if plan.failure is not None:
             pass  # answered before any endpoint is chosen
         elif self.inbound:
