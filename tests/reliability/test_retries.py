@@ -100,6 +100,10 @@ async def start_mesh(
     endpoints = [mesh_pb2.Endpoint(address="127.0.0.1", port=port, identity=BOOKS_ID, pod=f"books-{i}", ready=True)
                  for i, port in enumerate(inbound_ports)]  # fmt: skip
     snap = books_snapshot(endpoints, profile) if snapshot is None else snapshot(endpoints)
+    if ingress:  # what the ingress exposes: the config's default (older proxies), or a MeshIngress resource
+        exposed = {"rules": [{"paths": [{"pathPrefix": "/", "service": "books"}]}]}
+        snap.resources.append(mesh_pb2.Resource(kind="MeshIngress", name="books", namespace=NS,
+                                                spec_json=json.dumps(exposed)))  # fmt: skip
     common: dict[str, Any] = {
         "namespace": NS, "control": {"address": "127.0.0.1:1", "identity": "unused"},
         "trust_anchors": "unused", "token_file": "unused",

@@ -8,7 +8,7 @@ import re
 from meshctl.proxy.policy import tracing
 from meshctl.proxy.stack import Stack
 from tests.unit.proxy.test_breaker import Source
-from tests.unit.proxy.test_stack import AUTH, make_runtime
+from tests.unit.proxy.test_stack import make_runtime
 
 TRACE = b"4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = b"00f067aa0ba902b7"
@@ -47,7 +47,7 @@ def test_unreadable_context_is_left_alone() -> None:
 
 
 def test_only_the_ingress_adds_headers() -> None:
-    runtime = make_runtime(ingress_default=AUTH)
+    runtime = make_runtime()
     for kind, added in (("ingress", True), ("outbound", False)):
         headers: list[tuple[bytes, bytes]] = []
         Stack(runtime, kind, False).plan("GET", "books", "/", headers, Source())
