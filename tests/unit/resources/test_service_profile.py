@@ -7,10 +7,10 @@ import textwrap
 
 import pytest
 
-from meshctl.resources import API_VERSION, ResourceError, parse_text
+from meshctl.resources import API_VERSION, KINDS, ResourceError, parse_text
 from meshctl.resources.service_profile import ServiceProfileSpec
 
-ALL_KINDS = "FaultInjection, HTTPRouteGroup, ServiceProfile, TrafficSplit, TrafficTarget"
+ALL_KINDS = ", ".join(sorted(KINDS))  # every registered kind, as the error lists them
 
 GOOD = """\
 apiVersion: meshctl.io/v1alpha1
