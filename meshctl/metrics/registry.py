@@ -25,6 +25,13 @@ __all__ = ["OVERFLOW", "ProxyMetrics", "RouteStats"]
 DIRECTIONS = ("inbound", "outbound")
 PEERS = ("src", "dst")
 OVERFLOW_LABELS = ("authority", "rt_route", "series", "status_code", "reason")
+POLICY_FAMILIES = {
+    "retry_budget_exhausted_total": "Retries not made because the destination's retry budget was spent.",
+    "endpoint_ejections_total": "Endpoints taken out of balancing after failures in a row (circuit breaking).",
+    "faults_injected_total": "Requests aborted by a FaultInjection.",
+    "delays_injected_total": "Requests delayed by a FaultInjection.",
+    "authz_denied_total": "Requests refused by access policy (TrafficTarget), by the policies that select the server.",
+}
 
 
 class _Tcp:
@@ -64,6 +71,8 @@ class ProxyMetrics:
         self._route_names: dict[tuple[str, str], set[str]] = {}
         self._tcp: dict[tuple[str, str, bool], _Tcp] = {}
         self._errors: dict[str, int] = {}
+        # (family, direction, authority, policy) -> count: what policies did to requests
+        self._policy: dict[tuple[str, str, str, str], int] = {}
         self._overflow: dict[str, int] = dict.fromkeys(OVERFLOW_LABELS, 0)
 
     # -- recording -------------------------------------------------------------------------------
@@ -101,6 +110,21 @@ class ProxyMetrics:
                 reason = OVERFLOW
             count = errors.get(reason, 0)
         errors[reason] = count + 1
+
+    def policy_event(self, family: str, authority: str, direction: str = "outbound", policy: str = "") -> None:
+        """Something a policy did to a request of `authority`; `family` is one of POLICY_FAMILIES and
+        `policy` names the resource that decided, when the family is counted by policy."""
+        counts = self._policy
+        key = (family, direction, authority, policy)
+        count = counts.get(key)
+        if count is None:
+            if family not in POLICY_FAMILIES or direction not in DIRECTIONS:
+                raise ValueError(f"unknown policy family {family!r} or direction {direction!r}")
+            if len(counts) >= self._max_authorities * len(POLICY_FAMILIES):
+                self._overflowed("authority")
+                key = (family, direction, OVERFLOW, OVERFLOW if policy else "")
+            count = counts.get(key, 0)
+        counts[key] = count + 1
 
     # -- series creation (off the hot path: once per new label tuple) ----------------------------
 
@@ -187,6 +211,15 @@ class ProxyMetrics:
         header(out, "proxy_errors_total", "counter", "Responses synthesised by the proxy, by reason.")
         for reason in sorted(self._errors):
             sample(out, "proxy_errors_total", label_set((("reason", reason),)), self._errors[reason])
+        family = ""
+        for key in sorted(self._policy):  # a family shows once a policy has acted: unconfigured costs nothing
+            if key[0] != family:
+                family = key[0]
+                header(out, family, "counter", POLICY_FAMILIES[family])
+            pairs = [("direction", key[1]), ("authority", clean_label_value(key[2]))]
+            if key[3]:
+                pairs.append(("policy", clean_label_value(key[3])))
+            sample(out, family, label_set(tuple(pairs)), self._policy[key])
         header(out, "proxy_metrics_overflow_total", "counter", _OVERFLOW_HELP)
         for label in sorted(self._overflow):
             sample(out, "proxy_metrics_overflow_total", label_set((("label", label),)), self._overflow[label])

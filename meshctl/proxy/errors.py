@@ -77,7 +77,7 @@ class ResponseTimeout(ProxyFailure):
 
 
 class DeadlineExceeded(ResponseTimeout):
-    """The request's own deadline (grpc-timeout) passed."""
+    """The request's own deadline (grpc-timeout or mesh-timeout) passed."""
 
 
 # -- policies (each answered by the policy module that decides it) ------------------------------------

@@ -34,6 +34,7 @@ TABLE: tuple[tuple[type[BaseException], Failure], ...] = (
     (e.UpstreamReset, Failure(502, UNAVAILABLE, "upstream reset")),
     (e.UpstreamClosed, Failure(502, UNAVAILABLE, "upstream closed")),
     (ConnectionError, Failure(502, UNAVAILABLE, "upstream reset")),
+    (e.DeadlineExceeded, Failure(504, DEADLINE_EXCEEDED, "deadline exceeded")),
     (e.ResponseTimeout, Failure(504, DEADLINE_EXCEEDED, "response timeout")),
     (TimeoutError, Failure(504, DEADLINE_EXCEEDED, "response timeout")),
     (e.Unauthorized, Failure(403, PERMISSION_DENIED, "unauthorized")),

@@ -17,11 +17,15 @@ from meshctl.api import mesh_pb2
 from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.config import ProxyConfig
 from meshctl.proxy.errors import Failure
+from meshctl.proxy.policy.authz import Authz, authz_for
 from meshctl.proxy.policy.balance import Balancer, make_balancer
+from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.ingress import IngressRoutes, ingress_routes
 from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapshot
+from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.rescue import rescue
 from meshctl.proxy.tls import TlsContexts, build_contexts
+from meshctl.resources.service_profile import DEFAULT_RETRY_BUDGET
 
 if TYPE_CHECKING:
     from meshctl.proxy.control_client import IssuedCertificate  # keeps grpc out of this module's imports
@@ -40,8 +44,11 @@ class ProxyRuntime:
         self.tls: TlsContexts | None = None
         self.snapshot_version: int | None = None
         self.local: Destination | None = None  # the service this proxy's pod backs
+        self.authz: Authz | None = None  # TrafficTargets selecting this workload; None: every client admitted
         self.rescue: Callable[[BaseException], Failure] = rescue
         self._balancers: dict[str, Balancer] = {}
+        self._budgets: dict[str, Budget] = {}  # retry budgets by destination, kept across snapshots
+        self._breakers: dict[str, Breaker] = {}  # circuit breakers by destination, kept across snapshots
         self.tap: TapHub | None = None  # set when the tap server runs; read once per request
         self._on_certificate: list[Callable[[TlsContexts], None]] = []
         self._on_snapshot: list[Callable[[Router], None]] = []
@@ -68,11 +75,22 @@ class ProxyRuntime:
         self.router = router
         self.snapshot_version = router.version
         self.local = router.service_of_pod(self.config.pod)
+        self.authz = authz_for(self.config.identity, snapshot.resources, self.config.namespace)
         live = {d.authority: d for d in router.destinations}
         for authority in [a for a in self._balancers if a not in live]:
             del self._balancers[authority]
         for authority, balancer in self._balancers.items():
             balancer.retain(live[authority].endpoints)
+        for authority, budget in list(self._budgets.items()):
+            profile = live[authority].profile if authority in live else None
+            if profile is None or profile.retry_budget != budget.spec:
+                del self._budgets[authority]  # gone or changed: the next retryable request makes a new one
+        for authority, breaker in list(self._breakers.items()):
+            profile = live[authority].profile if authority in live else None
+            if profile is None or profile.failure_accrual != breaker.spec:
+                del self._breakers[authority]
+            else:
+                breaker.retain(live[authority].endpoints)
         log.info("snapshot %d: %d services", router.version, len(live))
         for callback in list(self._on_snapshot):
             callback(router)
@@ -105,6 +123,24 @@ class ProxyRuntime:
             balancer = self._balancers[dest.authority] = make_balancer(self.config.balancer, self.clock)
         return balancer
 
+    def retry_budget(self, dest: Destination) -> Budget:
+        """The retry budget of a destination with a retryable route (its profile's, else Linkerd's default)."""
+        budget = self._budgets.get(dest.authority)
+        if budget is None:
+            spec = dest.profile.retry_budget if dest.profile is not None else DEFAULT_RETRY_BUDGET
+            budget = self._budgets[dest.authority] = Budget(spec, self.clock)
+        return budget
+
+    def breaker(self, dest: Destination) -> Breaker | None:
+        """The circuit breaker of a destination whose profile sets failureAccrual; None otherwise."""
+        breaker = self._breakers.get(dest.authority)
+        if breaker is None:
+            accrual = dest.profile.failure_accrual if dest.profile is not None else None
+            if accrual is None:
+                return None
+            breaker = self._breakers[dest.authority] = Breaker(accrual, self.clock)
+        return breaker
+
     def config_dump(self) -> dict[str, Any]:
         tls = self.tls
         return {
@@ -116,6 +152,11 @@ class ProxyRuntime:
             "local_service": self.local.authority if self.local else None,
             "certificate": None if tls is None else {"identity": tls.identity, "not_after": tls.not_after.isoformat()},
             "ready": self.ready,
+            "retry_budgets": {authority: budget.to_json() for authority, budget in sorted(self._budgets.items())},
+            "circuit_breakers": {authority: b.to_json() for authority, b in sorted(self._breakers.items())},
+            "traffic_splits": {d.authority: d.split.to_json() for d in self.router.destinations if d.split},
+            "faults": {d.authority: d.fault.to_json() for d in self.router.destinations if d.fault},
+            "access_policies": None if self.authz is None else self.authz.to_json(),
         }
 
 

@@ -8,12 +8,18 @@ once with the response the client got, `abandon` when the client left, `rescue` 
 plan reports the outcome to its observers in a fixed order: metrics, balancer, tap.
 
 Steps:
+  0. tracing  policy/tracing.py  ingress only: B3 and W3C trace headers, started or completed
   1. resolve  policy/resolve.py   the destination: the local service (inbound), an exposed host
                                   (ingress), or discovery (outbound)
+     split    policy/split.py     a TrafficSplit's apex: one of its backends (metrics keep the apex)
   2. route    policy/route.py     the profile route: name, timeout, response classification
   3. metrics  metrics/routes.py   the route's series, the request counted at once
-  4. deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
-  5. balance  policy/balance.py   an endpoint of the destination
+     authz    policy/authz.py     inbound, once a TrafficTarget selects the workload: listed clients only
+  4. fault    policy/fault.py     a FaultInjection for the destination: abort now, or delay the attempt
+     deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
+     retry    policy/retry.py     a retryable route: the request is deposited in its destination's budget
+  5. breaker  policy/breaker.py   with failureAccrual: the endpoints not ejected (none left: circuit open)
+     balance  policy/balance.py   an endpoint of the destination
   6. tap      observe/tap.py      when somebody taps: the request's start (one flag read otherwise)
 """
 
@@ -23,10 +29,20 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Protocol
 
-from meshctl.proxy.errors import Failure, NoEndpoints, NotExposed, ProxyFailure, UnknownService
-from meshctl.proxy.policy import deadline
+from meshctl.proxy.errors import (
+    CircuitOpen,
+    Failure,
+    NoEndpoints,
+    NotExposed,
+    ProxyFailure,
+    Unauthorized,
+    UnknownService,
+)
+from meshctl.proxy.policy import deadline, tracing
 from meshctl.proxy.policy.balance import Balancer
+from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.resolve import Destination
+from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.policy.route import DEFAULT, CompiledRoute
 from meshctl.proxy.rescue import NEVER_SENT
 from meshctl.proxy.runtime import ProxyRuntime
@@ -37,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("meshctl.proxy.stack")
 
 Headers = list[tuple[bytes, bytes]]
-MAX_ATTEMPTS = 3  # the first try and up to two more when the request provably reached no app
+MAX_ATTEMPTS = 3  # the first try and up to two more (never-delivered requests, or retryable routes)
 
 
 class Source(Protocol):
@@ -66,7 +82,8 @@ class RequestPlan:
     """What the pipeline decided for one request, and where its outcome is reported (exactly once)."""
 
     __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
-                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers")  # fmt: skip
+                 "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget", "breaker",
+                 "delay_s")  # fmt: skip
 
     def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
         self.stack = stack
@@ -83,32 +100,73 @@ class RequestPlan:
         self.failed_reason: str | None = None  # the proxy's reason when it answered with a failure
         self.tap_bytes = [0, 0]  # request, response body bytes (counted only while tapped)
         self.tap_trailers: Headers | None = None
+        self.budget: Budget | None = None  # set on retryable routes only: the destination's retry budget
+        self.breaker: Breaker | None = None  # set when the destination's profile asks for circuit breaking
+        self.delay_s = 0.0  # an injected delay the protocol waits before the first attempt
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
 
-        The attempt that ended is counted as an actual response and, when `exc` proves the endpoint was
-        unreachable, the balancer avoids that endpoint from now on.
+        When `exc` proves the endpoint was unreachable, the balancer avoids it from now on. The attempt
+        that ended counts as an actual response once another one starts; otherwise `finish` counts it.
         """
         balancer, dest = self.balancer, self.dest
         if balancer is None or dest is None or self.attempts >= MAX_ATTEMPTS:
             return False
         previous = self.endpoint
-        status = self.stack.runtime.rescue(exc).http_status if exc is not None else 503
-        self.stats.on_actual_response(status, None, 0.0, True)
         if previous is not None:
             balancer.done(previous, 0.0, False, unreachable=isinstance(exc, NEVER_SENT))
-        self.endpoint = endpoint = balancer.pick(dest.endpoints)
+            self._failed(previous)
+        self.endpoint = endpoint = balancer.pick(self._candidates(dest))
         if endpoint is None or endpoint == previous:
             if endpoint is not None:
                 balancer.start(endpoint)
                 balancer.done(endpoint, 0.0, False)  # released at once: no attempt is made
             self.endpoint = None
             return False
+        status = self.stack.runtime.rescue(exc).http_status if exc is not None else 503
+        self.stats.on_actual_response(status, None, 0.0, True)
         balancer.start(endpoint)
         self.attempts += 1
         self.stats.on_actual_request()
         return True
+
+    def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
+        """Another attempt after a failed one on a retryable route, while the destination's budget allows.
+
+        Callers check `plan.budget` first and that the whole request can still be sent again. The next
+        endpoint may be the same. The ended attempt counts as an actual response once another one starts;
+        otherwise (every endpoint ejected meanwhile) it is the answer and `finish` counts it.
+        """
+        budget, balancer, dest, route = self.budget, self.balancer, self.dest, self.route
+        if budget is None or balancer is None or dest is None or route is None or self.attempts >= MAX_ATTEMPTS:
+            return False
+        if not route.is_failure(status, grpc_status):
+            return False
+        if not budget.withdraw():
+            self.stack.runtime.metrics.policy_event("retry_budget_exhausted_total", dest.authority)
+            return False
+        if self.endpoint is not None:
+            balancer.done(self.endpoint, latency_ms / 1000.0, False)
+            self._failed(self.endpoint)
+        self.endpoint = endpoint = balancer.pick(self._candidates(dest))
+        if endpoint is None:  # every endpoint is ejected now: the failure is the answer
+            return False
+        self.stats.on_actual_response(status, grpc_status, latency_ms, True)
+        balancer.start(endpoint)
+        self.attempts += 1
+        self.stats.on_actual_request()
+        return True
+
+    def _candidates(self, dest: Destination) -> tuple[Hashable, ...]:
+        breaker = self.breaker
+        return dest.endpoints if breaker is None else breaker.endpoints(dest.endpoints)
+
+    def _failed(self, endpoint: Hashable) -> None:
+        """A failed attempt, for the circuit breaker."""
+        breaker = self.breaker
+        if breaker is not None and breaker.outcome(endpoint, True) and self.dest is not None:
+            self.stack.runtime.metrics.policy_event("endpoint_ejections_total", self.dest.authority)
 
     def finish(self, status: int, grpc_status: int | None, latency_ms: float, failed: bool | None = None) -> None:
         """The response the client got (after any retries); latency is time to the response head.
@@ -126,6 +184,11 @@ class RequestPlan:
         balancer = self.balancer
         if balancer is not None and self.endpoint is not None:
             balancer.done(self.endpoint, latency_ms / 1000.0, not failed)
+            if self.breaker is not None:
+                if failed:
+                    self._failed(self.endpoint)
+                else:
+                    self.breaker.outcome(self.endpoint, False)
         tap = self.tap
         if tap is not None:
             self.tap = None
@@ -174,6 +237,9 @@ class Stack:
 
     def plan(self, method: str, authority: str, path: str, headers: Headers, source: Source) -> RequestPlan:
         runtime = self.runtime
+        # 0. tracing (before tap sees the headers)
+        if self.ingress:
+            tracing.ensure(headers)
         # 1. resolve
         dest: Destination | None
         route: CompiledRoute | None
@@ -186,10 +252,13 @@ class Stack:
                 return self._refused(exc, method, authority, path, headers, source)
         else:
             dest = runtime.resolve(authority)
-        # 2. route, 3. metrics
+        # split, 2. route, 3. metrics
         if dest is not None:
+            apex = dest.authority
+            if dest.split is not None and not self.inbound:
+                dest = dest.split.pick()
             route = dest.match(method, path)
-            stats = runtime.metrics.route(self.direction, dest.authority, route.name, True, dest.namespace,
+            stats = runtime.metrics.route(self.direction, apex, route.name, True, dest.namespace,
                                           dest.service)  # fmt: skip
         else:
             route = DEFAULT if self.inbound else None
@@ -197,16 +266,44 @@ class Stack:
         stats.on_request()
         stats.on_actual_request()
         plan = RequestPlan(self, stats, route, dest)
-        # 4. deadline: the route's timeout is on the plan; the protocol applies it with the request's own
-        # 5. balance
-        if self.inbound:
+        #    authz (inbound): once a TrafficTarget selects this workload, only the clients it lists
+        authz = runtime.authz
+        if authz is not None and self.inbound and authz.denies(source.peer_identity, method, path):
+            who = source.peer_identity or "a client without a mesh identity"
+            plan.failure = plan.rescue(Unauthorized(f"{who} may not {method} {path} ({authz.name})"))
+            runtime.metrics.policy_event("authz_denied_total", dest.authority if dest else authority, "inbound",
+                                         authz.name)  # fmt: skip
+        # 4. fault
+        if dest is not None and dest.fault is not None and not self.inbound:
+            abort, plan.delay_s = dest.fault.decide(route.name if route is not None else DEFAULT.name)
+            if abort is not None:
+                plan.failure = plan.rescue(abort)
+                runtime.metrics.policy_event("faults_injected_total", dest.authority)
+            elif plan.delay_s:
+                runtime.metrics.policy_event("delays_injected_total", dest.authority)
+        #    deadline: the route's timeout is on the plan; the protocol applies it with the request's own
+        #    retry: a retryable route's request counts toward its destination's budget
+        if route is not None and route.is_retryable and dest is not None and not self.inbound:
+            plan.budget = budget = runtime.retry_budget(dest)
+            budget.deposit()
+        # 5. breaker, balance
+        if plan.failure is not None:
+            pass  # answered before any endpoint is chosen
+        elif self.inbound:
             plan.endpoint = self.app
         elif dest is None:
             plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}"))
         else:
             plan.balancer = balancer = runtime.balancer(dest)
-            endpoint = balancer.pick(dest.endpoints)
-            if endpoint is None:
+            endpoints = dest.endpoints
+            if dest.profile is not None and dest.profile.failure_accrual is not None:
+                plan.breaker = breaker = runtime.breaker(dest)
+                if breaker is not None:
+                    endpoints = breaker.endpoints(endpoints)
+            endpoint = balancer.pick(endpoints)
+            if endpoint is None and endpoints is not dest.endpoints and dest.endpoints:
+                plan.failure = plan.rescue(CircuitOpen(f"every endpoint of {dest.authority} is ejected"))
+            elif endpoint is None:
                 plan.failure = plan.rescue(NoEndpoints(f"{dest.authority} has no ready endpoint"))
             else:
                 plan.endpoint = endpoint

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshctl.identity import is_dns_label
-from meshctl.resources import mesh_ingress, service_profile
+from meshctl.resources import access, fault_injection, mesh_ingress, service_profile, traffic_split
 from meshctl.resources.fields import Problem, child, describe, known_keys, mapping, string
 
 API_GROUP = "meshctl.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 
 # Kinds of the design that have no model yet: named in the error so users know they are coming.
-PLANNED_KINDS = ("TrafficSplit", "HTTPRouteGroup", "TrafficTarget", "FaultInjection")
+PLANNED_KINDS: tuple[str, ...] = ()
 
 # Filled in by the API server; accepted so `kubectl get -o yaml` output can be applied as is.
 _SERVER_METADATA = (
@@ -73,6 +73,50 @@ register_kind(
         spec_to_dict=mesh_ingress.spec_to_dict,
         check_name=mesh_ingress.check_ingress_name,
         default_namespace=mesh_ingress.ingress_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="TrafficSplit",
+        api_version=traffic_split.API_VERSION,
+        accepted_api_versions=traffic_split.API_VERSIONS,
+        parse_spec=traffic_split.parse_spec,
+        spec_to_dict=traffic_split.spec_to_dict,
+        check_name=traffic_split.check_name,
+        default_namespace=traffic_split.no_default_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="HTTPRouteGroup",
+        api_version=access.ROUTE_GROUP_API,
+        accepted_api_versions=access.ROUTE_GROUP_APIS,
+        parse_spec=access.parse_route_group,
+        spec_to_dict=access.route_group_to_dict,
+        check_name=traffic_split.check_name,
+        default_namespace=traffic_split.no_default_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="TrafficTarget",
+        api_version=access.TARGET_API,
+        accepted_api_versions=access.TARGET_APIS,
+        parse_spec=access.parse_traffic_target,
+        spec_to_dict=access.traffic_target_to_dict,
+        check_name=traffic_split.check_name,
+        default_namespace=traffic_split.no_default_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="FaultInjection",
+        api_version=API_VERSION,
+        accepted_api_versions=frozenset({API_VERSION}),
+        parse_spec=fault_injection.parse_spec,
+        spec_to_dict=fault_injection.spec_to_dict,
+        check_name=traffic_split.check_name,
+        default_namespace=traffic_split.no_default_namespace,
     )
 )
 

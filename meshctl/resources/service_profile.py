@@ -13,6 +13,7 @@ The shape is Linkerd's (linkerd.io/v1alpha2), so profiles written for it work un
         timeout: 300ms
         isRetryable: true
       retryBudget: {retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s}
+      failureAccrual: {consecutiveFailures: 5}   # ours: see failure_accrual.py
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshctl.identity import TRUST_DOMAIN, is_dns_label
+from meshctl.resources import failure_accrual
+from meshctl.resources.failure_accrual import FailureAccrual
 from meshctl.resources.fields import (
     Problem,
     boolean,
@@ -104,6 +107,7 @@ DEFAULT_RETRY_BUDGET = RetryBudget(retry_ratio=0.2, min_retries_per_second=10, t
 class ServiceProfileSpec:
     routes: tuple[Route, ...] = ()
     retry_budget: RetryBudget | None = None  # None: the proxy applies DEFAULT_RETRY_BUDGET
+    failure_accrual: FailureAccrual | None = None  # None: endpoints are not ejected for failed responses
 
 
 # --- names ------------------------------------------------------------------------------------------
@@ -131,7 +135,7 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> ServiceProf
     node = mapping(value, path, problems)
     if node is None:
         return None
-    known_keys(node, path, problems, ("routes", "retryBudget"))
+    known_keys(node, path, problems, ("routes", "retryBudget", "failureAccrual"))
     before = len(problems)
     routes: list[Route] = []
     raw_routes = sequence(node.get("routes", []), child(path, "routes"), problems)
@@ -153,9 +157,12 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> ServiceProf
     budget = None
     if node.get("retryBudget") is not None:
         budget = _retry_budget(node["retryBudget"], child(path, "retryBudget"), problems)
+    accrual = None
+    if node.get("failureAccrual") is not None:
+        accrual = failure_accrual.parse(node["failureAccrual"], child(path, "failureAccrual"), problems)
     if len(problems) > before:
         return None
-    return ServiceProfileSpec(routes=tuple(routes), retry_budget=budget)
+    return ServiceProfileSpec(routes=tuple(routes), retry_budget=budget, failure_accrual=accrual)
 
 
 def _route(value: object, path: str, problems: list[Problem]) -> Route | None:
@@ -374,6 +381,8 @@ def spec_to_dict(spec: ServiceProfileSpec) -> dict[str, Any]:
             "minRetriesPerSecond": budget.min_retries_per_second,
             "ttl": budget.ttl,
         }
+    if spec.failure_accrual is not None:
+        out["failureAccrual"] = failure_accrual.to_dict(spec.failure_accrual)
     return out
 
 

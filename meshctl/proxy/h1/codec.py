@@ -22,8 +22,9 @@ HOP_BY_HOP = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"transfer-encoding")
 )
 _HOST, _CL, _TE, _CONNECTION = b"host", b"content-length", b"transfer-encoding", b"connection"
+_TIMEOUT = b"mesh-timeout"  # the client's own deadline (policy/deadline.py)
 # Names the readers look at; anything else is copied without a second look.
-_SPECIAL = HOP_BY_HOP | {_HOST, _CL}
+_SPECIAL = HOP_BY_HOP | {_HOST, _CL, _TIMEOUT}
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -52,7 +53,7 @@ def _reraise_callback_bug(exc: Exception) -> None:
 
 
 class _Head:
-    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop")
+    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "timeout")
 
     def __init__(self) -> None:
         self.version = "1.1"
@@ -61,6 +62,7 @@ class _Head:
         self.chunked = False
         self.content_length: int | None = None
         self.drop: frozenset[bytes] | None = None  # names to leave out when serialising; None: none present
+        self.timeout: bytes | None = None  # the mesh-timeout value, when the message carries one
 
 
 class RequestHead(_Head):
@@ -188,6 +190,8 @@ class _Reader:
             self._tokens = value if self._tokens is None else self._tokens + b"," + value
         elif lower == _HOST:
             self._host(value)
+        elif lower == _TIMEOUT:
+            self._head.timeout = value
         head = self._head
         if lower in HOP_BY_HOP and head.drop is None:
             head.drop = HOP_BY_HOP

@@ -290,6 +290,10 @@ class Downstream(asyncio.Protocol):
             if not self.paused and self.transport is not None and not self.closed:
                 self.transport.resume_reading()
 
+    def later(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Call `callback` in `seconds` (an injected delay: the exchange checks it is still wanted)."""
+        self.loop.call_later(seconds, callback)
+
     def arm(self, kind: int, seconds: float) -> None:
         """The connection's one deadline: what it is for, and when (0 s: the progress deadline)."""
         self.kind = kind

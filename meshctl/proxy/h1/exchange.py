@@ -10,11 +10,19 @@ clock. Every way it ends leaves through `_finish` or `abandon`, which report to 
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Protocol
 
-from meshctl.proxy.errors import ConnectFailed, Failure, ProxyFailure, ResponseTimeout, UpstreamClosed
+from meshctl.proxy.errors import (
+    ConnectFailed,
+    DeadlineExceeded,
+    Failure,
+    ProxyFailure,
+    ResponseTimeout,
+    UpstreamClosed,
+)
 from meshctl.proxy.h1.codec import Headers, RequestHead, ResponseHead, chunk, last_chunk
+from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
 if TYPE_CHECKING:
@@ -60,6 +68,8 @@ class Client(Protocol):
 
     def arm(self, kind: int, seconds: float) -> None: ...
 
+    def later(self, seconds: float, callback: Callable[[], None]) -> None: ...
+
     def progress(self) -> None: ...
 
     def buffering(self, full: bool) -> None: ...
@@ -75,7 +85,7 @@ class Client(Protocol):
 
 class Exchange:
     __slots__ = ("client", "head", "plan", "up", "pending", "pending_size", "req_done", "resp_status", "rechunk",
-                 "t0", "ttfb", "reused", "replay", "done", "refusal")  # fmt: skip
+                 "t0", "ttfb", "reused", "replay", "done", "refusal", "deadline", "own_deadline")  # fmt: skip
 
     def __init__(self, client: Client, head: RequestHead, refusal: ProxyFailure | None = None) -> None:
         self.client = client
@@ -93,6 +103,8 @@ class Exchange:
         self.replay: list[bytes] | None = None  # body bytes sent so far, while another attempt is possible
         self.done = False
         self.refusal = refusal  # answered with this failure when its turn comes (read too far ahead)
+        self.deadline: float | None = None  # when the client's own deadline (mesh-timeout) ends, if it sent one
+        self.own_deadline = False  # that deadline is tighter than the route's timeout
 
     @property
     def endpoint(self) -> Hashable:
@@ -107,17 +119,53 @@ class Exchange:
             self._answer(client.stack.rescue(self.refusal))
             return
         self.plan = plan = client.stack.plan(head.method, head.authority, head.path, head.headers, client)
+        if head.timeout is not None:
+            self._asked(deadline.parse(head.timeout))
         if self.req_done or not (head.chunked or head.content_length):
-            client.arm(RESPONSE, plan.timeout_s or client.stack.response_s)
+            client.arm(RESPONSE, self._response_s())
         else:
             client.arm(PROGRESS, 0.0)
-        self.pending.insert(0, head.serialize())
+        self.pending.insert(0, self._serialized_head())
         if plan.failure is not None:
             self._answer(plan.failure)
             return
+        if self.deadline is not None and self.deadline <= self.t0:
+            self._answer(plan.rescue(DeadlineExceeded("the request came with no time left")))
+            return
         if not head.chunked and (head.content_length or 0) <= REPLAY_LIMIT:
             self.replay = []  # the whole request fits in memory: it can be sent again if never delivered
+        if plan.delay_s:
+            client.later(plan.delay_s, self._delayed)
+            return
         client.connect(self, False)
+
+    def _delayed(self) -> None:
+        """An injected delay is over: the first attempt, unless the request ended meanwhile."""
+        if not self.done and self.up is None:
+            self._connect(False)
+
+    def _asked(self, asked: float | None) -> None:
+        """The client's own deadline: it bounds every attempt together with the route's timeout."""
+        if asked is None or self.plan is None:
+            return
+        route_s = self.plan.timeout_s
+        self.own_deadline = route_s is None or asked < route_s
+        self.deadline = self.t0 + (asked if route_s is None else min(asked, route_s))
+
+    def _response_s(self) -> float:
+        """How long to wait for a response head from now."""
+        if self.deadline is not None:
+            return max(self.deadline - self.client.now(), 0.001)  # 0 would arm the progress deadline
+        plan = self.plan
+        return (plan.timeout_s if plan is not None else None) or self.client.stack.response_s
+
+    def _serialized_head(self) -> bytes:
+        """The request head for an attempt; a deadline is forwarded as the time that is left now."""
+        head = self.head
+        if self.deadline is not None:
+            left = deadline.format_left(self.deadline - self.client.now())
+            head.headers = [(n, left) if n.lower() == deadline.HEADER else (n, v) for n, v in head.headers]
+        return head.serialize()
 
     def attach(self, up: UpstreamConn, reused: bool) -> None:
         self.up = up
@@ -147,7 +195,7 @@ class Exchange:
             self._send_up(last_chunk(trailers))
         self.req_done = True
         if self.plan is not None and not self.resp_status:
-            self.client.arm(RESPONSE, self.plan.timeout_s or self.client.stack.response_s)
+            self.client.arm(RESPONSE, self._response_s())
 
     def _send_up(self, data: bytes) -> None:
         up = self.up
@@ -169,9 +217,12 @@ class Exchange:
             if head.status == 100 or head.status >= 102:
                 client.wbuf.append(head.serialize(request.version, True)[0])
             return
-        retryable = head.status >= 502 and self.replay is not None and self.req_done
-        if retryable and self._not_delivered(head) and self._retry(ConnectFailed("the peer proxy lost its app")):
-            return
+        if self.replay is not None and self.req_done:  # the whole request is at hand: it can be sent again
+            if head.status >= 502 and self._not_delivered(head):
+                if self._retry(ConnectFailed("the peer proxy lost its app")):
+                    return
+            elif self.plan is not None and self.plan.budget is not None and self._retry_route(head.status):
+                return
         self.replay = None
         self.ttfb = client.now() - self.t0
         self.resp_status = head.status
@@ -228,6 +279,10 @@ class Exchange:
         if not self.resp_status and self.reused and isinstance(exc, UpstreamClosed) and bodiless:
             self._resend(fresh=True)
             return
+        plan = self.plan
+        if not self.resp_status and self.replay is not None and self.req_done and plan is not None \
+                and plan.budget is not None and self._retry_route(plan.stack.runtime.rescue(exc).http_status):
+            return
         self.fail(exc)
 
     def upstream_full(self, full: bool) -> None:
@@ -253,10 +308,20 @@ class Exchange:
         self._resend(fresh=False)
         return True
 
+    def _retry_route(self, status: int) -> bool:
+        """A failed attempt on a retryable route (5xx as the route classifies it, or a reset before the
+        response): once more, while the retry budget and the attempts allow."""
+        plan = self.plan
+        if plan is None or not plan.retry(status, None, (self.client.now() - self.t0) * 1000.0):
+            return False
+        self._drop_up()
+        self._resend(fresh=False)
+        return True
+
     def _resend(self, fresh: bool) -> None:
         replay = self.replay or []
         head = self.head
-        self.pending = [head.serialize(), *((chunk(b) for b in replay) if head.chunked else replay)]
+        self.pending = [self._serialized_head(), *((chunk(b) for b in replay) if head.chunked else replay)]
         if head.chunked:
             self.pending.append(last_chunk(None))
         self._connect(fresh)
@@ -304,7 +369,10 @@ class Exchange:
     def expired(self) -> None:
         """The connection's response deadline passed with no response head."""
         if not self.done and not self.resp_status:
-            self.fail(ResponseTimeout("no response head before the deadline"))
+            if self.own_deadline:
+                self.fail(DeadlineExceeded("no response head before the request's own deadline"))
+            else:
+                self.fail(ResponseTimeout("no response head before the route's timeout"))
 
     def abandon(self) -> None:
         """The client went away (or the connection was cut): release everything, report no response."""

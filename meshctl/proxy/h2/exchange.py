@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 
-from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, UpstreamReset
+from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, ResponseTimeout, UpstreamReset
 from meshctl.proxy.h2 import grpc
 from meshctl.proxy.h2.headers import Header, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, TimerHandle, UpstreamLink
@@ -32,7 +32,7 @@ class Exchange:
     __slots__ = ("down", "sid", "head", "plan", "grpc", "up", "usid", "started", "deadline", "timer",
                  "req_q", "req_end", "req_trailers", "req_sent_end", "resp_q", "resp_end", "resp_trailers",
                  "resp_sent_end", "answered", "status", "grpc_status", "latency_ms", "replay", "noack",
-                 "attempts", "done")  # fmt: skip
+                 "attempts", "done", "own_deadline")  # fmt: skip
 
     def __init__(self, down: DownstreamSession, sid: int, head: RequestHead, plan: Plan, end: bool) -> None:
         self.down = down
@@ -61,6 +61,7 @@ class Exchange:
         self.noack = 0  # replayed bytes: acknowledged downstream on the first attempt already
         self.attempts = 0
         self.done = False
+        self.own_deadline = False  # the client's deadline is tighter than the route's timeout
 
     # -- start ------------------------------------------------------------------------------------
     def start(self, connector: Connector) -> None:
@@ -68,28 +69,45 @@ class Exchange:
         if plan.failure is not None:
             self._answer_failure(plan.failure)
             return
-        asked = grpc.parse_timeout(self.head.grpc_timeout) if self.grpc and self.head.grpc_timeout else None
+        head = self.head
+        asked = grpc.parse_timeout(head.grpc_timeout) if self.grpc and head.grpc_timeout else None
+        if head.mesh_timeout is not None:
+            mesh = deadline.parse(head.mesh_timeout)
+            asked = mesh if asked is None or mesh is None else min(asked, mesh)
         timeout = deadline.effective(plan.timeout_s, asked)
+        self.own_deadline = asked is not None and (plan.timeout_s is None or asked < plan.timeout_s)
         if timeout is not None:
             self.deadline = self.started + timeout
             self.timer = self.down.timers.call_at(self.deadline, self._expired)
         self.attempts = 1
+        if plan.delay_s:  # injected: the first attempt waits (the deadline above runs meanwhile)
+            self.down.timers.call_at(self.started + plan.delay_s, self._delayed)
+            return
         connector.connect(self)
+
+    def _delayed(self) -> None:
+        if not self.done and self.up is None:
+            self.down.connector.connect(self)
 
     def attach(self, up: UpstreamLink) -> bool:
         """Open the upstream stream on `up`; False when the connection could not take it."""
         if self.done:
             return True
-        headers = self.head.headers
+        head = self.head
+        headers = head.headers
         if self.deadline is not None:  # forward the time that is left, not the time that was asked
             left = self.deadline - self.down.timers.time()
             if left <= 0:
                 self._expired()
                 return True
-            value = grpc.format_timeout(left)
-            headers = [(k, value if k == b"grpc-timeout" else v) for k, v in headers]
-            if self.head.grpc_timeout is None:
-                headers.append((b"grpc-timeout", value))
+            if self.grpc:
+                value = grpc.format_timeout(left)
+                headers = [(k, value if k == b"grpc-timeout" else v) for k, v in headers]
+                if head.grpc_timeout is None:
+                    headers.append((b"grpc-timeout", value))
+            if head.mesh_timeout is not None:
+                value = deadline.format_left(left)
+                headers = [(k, value if k == deadline.HEADER else v) for k, v in headers]
         whole = self.req_end and not self.req_q and self.req_trailers is None
         usid = up.side.start(headers, whole)
         if usid is None:
@@ -160,9 +178,14 @@ class Exchange:
 
     # -- response direction -----------------------------------------------------------------------
     def on_response(self, status: int, headers: list[Header], end: bool) -> None:
-        if status >= 502 and self.replay is not None and self.req_sent_end and _not_delivered(headers):
-            self._detach_up(reset=not end)
-            if self._retry(ConnectFailed("the peer proxy could not reach its app")):
+        if self.replay is not None and self.req_sent_end:  # the whole request is at hand: it can be sent again
+            if status >= 502 and _not_delivered(headers):
+                # Let go of this stream only once another attempt is certain: else its body is the answer.
+                if self.attempts < MAX_ATTEMPTS and self.plan.repick(ConnectFailed("the peer proxy lost its app")):
+                    self._detach_up(reset=not end)
+                    self._again()
+                    return
+            elif self.plan.budget is not None and self._retry_route(status, headers, end):
                 return
         self.replay = None
         self.status = status
@@ -232,12 +255,40 @@ class Exchange:
             return
         if error_code == ErrorCodes.REFUSED_STREAM and self._retry():
             return
+        if self.plan.budget is not None and self._retry_reset():
+            return
         self.fail(UpstreamReset(reason))
 
     def upstream_lost(self, reason: str) -> None:
         self._detach_up(reset=False)
-        if not self.done:
-            self.fail(UpstreamReset(reason))
+        if self.done or (self.plan.budget is not None and self._retry_reset()):
+            return
+        self.fail(UpstreamReset(reason))
+
+    def _retry_route(self, status: int, headers: list[Header], end: bool) -> bool:
+        """A failed response on a retryable route: another attempt, while the budget allows. gRPC answers
+        are judged only when trailers-only: a status in later trailers comes after the response began."""
+        grpc_status = grpc.status_of(headers) if self.grpc and end else None
+        if self.grpc and grpc_status is None and status == 200:
+            return False
+        if self.replay is None or self.attempts >= MAX_ATTEMPTS or not self.plan.retry(status, grpc_status,
+                                                                                     self._elapsed_ms()):
+            return False  # fmt: skip
+        self._detach_up(reset=not end)
+        self._again()
+        return True
+
+    def _retry_reset(self) -> bool:
+        """The upstream stream broke before a response on a retryable route: another attempt."""
+        if self.answered or self.replay is None or self.attempts >= MAX_ATTEMPTS:
+            return False
+        if not self.plan.retry(502, 14 if self.grpc else None, self._elapsed_ms()):
+            return False
+        self._again()
+        return True
+
+    def _elapsed_ms(self) -> float:
+        return (self.down.timers.time() - self.started) * 1000.0
 
     def _retry(self, exc: BaseException | None = None) -> bool:
         """The request was never processed (refused stream, no connection, the peer proxy never reached its
@@ -246,18 +297,26 @@ class Exchange:
         replay = self.replay
         if replay is None or self.answered or self.attempts >= MAX_ATTEMPTS or not self.plan.repick(exc):
             return False
+        self._again()
+        return True
+
+    def _again(self) -> None:
+        """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
+        replay = self.replay or []
         self.attempts += 1
         self.req_q.extendleft(reversed(replay))
         self.noack += sum(map(len, replay))
         self.replay = []
         self.req_sent_end = False
         self.down.connector.connect(self)
-        return True
 
     def _expired(self) -> None:
         self.timer = None
         if not self.done:
-            self.fail(DeadlineExceeded("deadline exceeded"))
+            if self.own_deadline:
+                self.fail(DeadlineExceeded("the request's own deadline passed"))
+            else:
+                self.fail(ResponseTimeout("the route's timeout passed"))
 
     def fail(self, exc: BaseException) -> None:
         """Answer the client with the failure `exc` maps to and release both streams."""

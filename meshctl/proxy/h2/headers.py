@@ -50,6 +50,7 @@ class RequestHead:
     grpc_timeout: bytes | None
     headers: list[Header]
     content_length: int | None = None  # the body must be exactly this long (RFC 9113 §8.1.1)
+    mesh_timeout: bytes | None = None  # the client's own deadline on any request (policy/deadline.py)
 
 
 def _check_regular(name: bytes, value: bytes) -> None:
@@ -78,6 +79,7 @@ def check_request(headers: list[Header]) -> RequestHead:
     regular = 0
     host = content_type = b""
     grpc_timeout: bytes | None = None
+    mesh_timeout: bytes | None = None
     length: int | None = None
     for name, value in headers:
         if name[:1] == b":":
@@ -101,6 +103,8 @@ def check_request(headers: list[Header]) -> RequestHead:
             host = value
         elif name == b"content-length":
             length = _content_length(value, length)
+        elif name == b"mesh-timeout":
+            mesh_timeout = value
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
     method = pseudo.get(b":method", b"")
@@ -123,7 +127,7 @@ def check_request(headers: list[Header]) -> RequestHead:
         raise Malformed("missing :scheme or :path")
     if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
         raise Malformed("invalid :path")
-    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length)
+    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length, mesh_timeout)
 
 
 def check_response(headers: list[Header]) -> int:

@@ -26,6 +26,12 @@ class Plan(Protocol):
     failure: Failure | None  # the request cannot be routed at all
     timeout_s: float | None  # route timeout
     endpoint: Any  # pool key of the endpoint for the current attempt
+    budget: Any  # the destination's retry budget when the route is retryable, else None
+    delay_s: float  # an injected delay before the first attempt (0: none)
+
+    def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
+        """Another attempt after a failure on a retryable route, while the retry budget allows."""
+        ...
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Choose an endpoint for another attempt (avoiding this one when `exc` proves it unreachable)."""

@@ -12,9 +12,14 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from meshctl.api import mesh_pb2
 from meshctl.proxy.policy.route import DEFAULT, CompiledProfile, CompiledRoute, compile_profile
+
+if TYPE_CHECKING:
+    from meshctl.proxy.policy.fault import Fault
+    from meshctl.proxy.policy.split import Split
 
 log = logging.getLogger("meshctl.proxy.policy.resolve")
 
@@ -44,6 +49,8 @@ class Destination:
     profile: CompiledProfile | None = None
     # every endpoint, ready or not: the inbound side finds its own service among them
     all_pods: frozenset[str] = field(default_factory=frozenset)
+    split: Split | None = None  # a TrafficSplit's apex: each request goes to one of its backends
+    fault: Fault | None = None  # a FaultInjection names the service: some requests aborted or delayed
 
     def match(self, method: str, path: str) -> CompiledRoute:
         """The profile route of a request (timeout, classification); DEFAULT without a profile."""
@@ -156,4 +163,9 @@ def router_from_snapshot(snapshot: mesh_pb2.Snapshot, namespace: str) -> Router:
                 all_pods=frozenset(e.pod for e in svc.endpoints if e.pod),
             )
         )
-    return Router(namespace, destinations, int(snapshot.version))
+    # Policies that build on this module's Destination; faults first, so split backends carry theirs.
+    from meshctl.proxy.policy.fault import with_faults
+    from meshctl.proxy.policy.split import with_splits
+
+    destinations = with_faults(destinations, snapshot.resources, namespace)
+    return Router(namespace, with_splits(destinations, snapshot.resources, namespace), int(snapshot.version))

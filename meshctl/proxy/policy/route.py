@@ -53,7 +53,7 @@ DEFAULT = CompiledRoute(name=DEFAULT_ROUTE, timeout_s=None, is_retryable=False)
 class CompiledProfile:
     """The routes of one service, ready for `match(method, path)` on every request."""
 
-    __slots__ = ("_cache", "_routes", "retry_budget", "routes")
+    __slots__ = ("_cache", "_routes", "retry_budget", "routes", "failure_accrual")
 
     def __init__(self, spec: ServiceProfileSpec) -> None:
         self.routes: tuple[CompiledRoute, ...] = tuple(
@@ -70,6 +70,7 @@ class CompiledProfile:
             for route, compiled in zip(spec.routes, self.routes, strict=True)
         )
         self.retry_budget: RetryBudget = spec.retry_budget or DEFAULT_RETRY_BUDGET
+        self.failure_accrual = spec.failure_accrual  # None: no circuit breaking (policy/breaker.py)
         self._cache: dict[tuple[str, str], CompiledRoute] = {}
 
     def match(self, method: str, path: str) -> CompiledRoute:

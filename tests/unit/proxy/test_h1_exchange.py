@@ -3,7 +3,7 @@ and the real request stack (routing, balancing, metrics) underneath."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from meshctl.proxy.errors import ConnectFailed, UpstreamClosed
 from meshctl.proxy.h1.codec import RequestHead, RequestReader, ResponseHead, ResponseReader
@@ -69,6 +69,7 @@ class FakeClient:
         self.peer_identity: str | None = None
         self.clock = 100.0
         self.armed: list[tuple[int, float]] = []
+        self.timers: list[tuple[float, Callable[[], None]]] = []
         self.dials: list[tuple[Hashable, bool]] = []
         self.done: list[Exchange] = []
         self.aborted: str | None = None
@@ -81,6 +82,9 @@ class FakeClient:
 
     def arm(self, kind: int, seconds: float) -> None:
         self.armed.append((kind, seconds))
+
+    def later(self, seconds: float, callback: Callable[[], None]) -> None:
+        self.timers.append((seconds, callback))
 
     def progress(self) -> None:
         pass

@@ -53,6 +53,12 @@ class Plan:
     def tapped(self, request: bool, data: bytes) -> None:
         raise AssertionError("an untapped request must not report body chunks")
 
+    budget = None  # no retryable routes in these tests
+    delay_s = 0.0
+
+    def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
+        return False
+
     def repick(self, exc: BaseException | None = None) -> bool:
         return False
 

@@ -31,7 +31,7 @@ from meshctl.proxy.rescue import TABLE, render_http1, rescue
         (UpstreamReset("x"), 502, 14, "upstream reset"),
         (UpstreamClosed("x"), 502, 14, "upstream closed"),
         (ResponseTimeout("x"), 504, 4, "response timeout"),
-        (errors.DeadlineExceeded(), 504, 4, "response timeout"),
+        (errors.DeadlineExceeded(), 504, 4, "deadline exceeded"),
         (TimeoutError(), 504, 4, "response timeout"),
         (BadRequest("x"), 400, 13, "bad request"),
         (HeadTooLarge("x"), 431, 13, "request header too large"),

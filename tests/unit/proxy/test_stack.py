@@ -155,3 +155,17 @@ def test_attempts_are_bounded() -> None:
         tries += 1
         assert tries < 10
     assert plan.attempts <= 3
+
+
+def test_a_failed_repick_leaves_the_attempt_to_finish_counted_once() -> None:
+    rt = make_runtime()
+    lone = mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="grpc", endpoints=[
+        mesh_pb2.Endpoint(address="127.0.0.1", port=5001, identity="b1", pod="books-0", ready=True)])  # fmt: skip
+    rt.on_snapshot(mesh_pb2.Snapshot(version=4, services=[lone]))
+    stack = Stack(rt, "outbound", False)
+    plan = stack.plan("POST", "books:7000", "/x", [], ConnectionPolicy(stack, None))
+    assert not plan.repick(ConnectFailed("refused"))  # the only endpoint: no other attempt starts
+    plan.finish(502, None, 0.0, failed=True)
+    stats = rt.metrics.route("outbound", AUTH, "[DEFAULT]", True, NS, "books")
+    assert stats.actual_requests == 1 and {k: v.count for k, v in stats.actual_responses.items()} == {
+        (502, None, True): 1}  # fmt: skip

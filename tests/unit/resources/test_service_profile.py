@@ -7,8 +7,10 @@ import textwrap
 
 import pytest
 
-from meshctl.resources import API_VERSION, ResourceError, parse_text
+from meshctl.resources import API_VERSION, KINDS, ResourceError, parse_text
 from meshctl.resources.service_profile import ServiceProfileSpec
+
+ALL_KINDS = ", ".join(sorted(KINDS))  # every registered kind, as the error lists them
 
 GOOD = """\
 apiVersion: meshctl.io/v1alpha1
@@ -196,12 +198,12 @@ BAD = [
         'apiVersion: expected meshctl.io/v1alpha1 or linkerd.io/v1alpha2 for kind ServiceProfile, got "v1"',
     ),
     (
-        "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata: {name: x}\nspec: {}\n",
-        "kind: TrafficSplit is not supported yet (supported: MeshIngress, ServiceProfile)",
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: x}\nspec: {}\n",
+        f'kind: expected one of {ALL_KINDS}, got "TCPRoute"',
     ),
     (
         "apiVersion: v1\nkind: ConfigMap\n",
-        'kind: expected one of MeshIngress, ServiceProfile, got "ConfigMap"',
+        f'kind: expected one of {ALL_KINDS}, got "ConfigMap"',
     ),
     (
         "- just\n- a list\n",
@@ -213,7 +215,7 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  routes: []\n  dstOverrides: []\n",
-        "spec.dstOverrides: unknown field (allowed: retryBudget, routes)",
+        "spec.dstOverrides: unknown field (allowed: failureAccrual, retryBudget, routes)",
     ),
 ]
 
@@ -231,7 +233,7 @@ def test_every_problem_of_every_document_is_reported() -> None:
         "  p.yaml: document 1: spec.routes[0].condition: expected at least one of method, pathRegex, all, any, not",
         "  p.yaml: document 1: spec.routes[0].timeout: "
         'expected a duration such as "300ms", "1.5s" or "1m30s", got "soon"',
-        '  p.yaml: document 2: kind: expected one of MeshIngress, ServiceProfile, got "Nope"',
+        f'  p.yaml: document 2: kind: expected one of {ALL_KINDS}, got "Nope"',
     ]
 
 
