@@ -203,8 +203,11 @@ def latency_rounds(procs: Processes, px: TapProxies, args: argparse.Namespace, l
             log(f"bench.tap: latency round {rnd + 1}/{args.rounds}: {name} at {args.rate:g} rps")
             sub = Subscription(procs, px.tap_address, args.client, f"tap-client-{rnd}") if name == "tapped" else None
             counts: dict[str, Any] = {}
+            client_cpu, started = (cpu_seconds(sub.proc.pid) if sub else 0.0), time.monotonic()
             try:
                 res = drive(procs, arm, args.rate, args, f"{rnd}-{name}")
+                if sub is not None:  # the client shares CPU 0 with the driver: how much of it it took
+                    res["tap_client_vcpu"] = (cpu_seconds(sub.proc.pid) - client_cpu) / (time.monotonic() - started)
                 if sub is not None:  # what reached the client (reruns of a late driver add to it)
                     counts = sub.settle(EVENTS_PER_REQUEST * (res["warmup_requests"] + res["requests"]))
             finally:

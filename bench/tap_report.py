@@ -260,8 +260,13 @@ def _latency_tables(results: dict[str, Any], s: dict[str, Any]) -> list[str]:
     if tapped:
         got = sum(int(r["tap_client"].get("events", 0)) for r in tapped)
         lost = sum(int(r["tap_client"].get("queue_full", 0)) for r in tapped)
-        out += ["", f"The tapped runs' client received {got} events in all; the proxy reported {lost} requests "
-                "dropped for it."]  # fmt: skip
+        vcpu = [r["tap_client_vcpu"] for r in tapped if "tap_client_vcpu" in r]
+        text = f"The tapped runs' client received {got} events in all; the proxy reported {lost} requests dropped."
+        if vcpu:
+            text += (f" The client took {statistics.median(vcpu):.2f} cores of CPU 0 (median) beside the driver and "
+                     "nginx, so part of the tapped arm's driver lag is the client's; CPU µs/req is the proxy's own "
+                     "(CPU 1) and does not include it.")  # fmt: skip
+        out += ["", text]
     out.append("")
     return out
 
