@@ -66,6 +66,9 @@ def test_the_ramp_reports_the_highest_clean_rate_and_why_the_next_was_not() -> N
     steps = [_step(1000, 15_000), _step(2000, 30_000), _step(4000, 59_000, queue_full=300)]
     summary = ramp_summary(steps)
     assert summary["clean_events_per_s"] == pytest.approx(6000) and summary["clean_rate"] == 2000
+    assert summary["lossless_events_per_s"] == pytest.approx(6000)
+    saturated = _step(4000, 60_000, valid=False)
+    assert ramp_summary([*steps[:2], saturated])["lossless_events_per_s"] == pytest.approx(12_000)
     assert summary["first_unclean_rate"] == 4000 and summary["first_unclean_why"] == "300 requests dropped"
     assert step_verdict(_step(1000, 14_000)) == "1000 events missing"
     assert "saturated" in step_verdict(_step(1000, 15_000, valid=False))
@@ -136,6 +139,7 @@ def test_tap_md_names_the_load_the_command_and_every_figure() -> None:
     text = render_markdown(results)
     assert "before the run 1.00 1.00 1.00, after it 2.00 1.00 1.00" in text
     assert "`python -m bench.tap`" in text
-    assert "**6000 events/s (at 2000 rps)**" in text and "4000 rps (300 requests dropped)" in text
+    assert "**6000 events/s (at 2000 rps)**; with 0 drops at any rate" in text
+    assert "4000 rps (300 requests dropped)" in text
     assert "| tapped − untapped (what tapping adds) | 3 |" in text
     assert "**FAIL**" not in text
