@@ -30,6 +30,7 @@ from typing import Any
 from bench.configs import DIRECT_SERVICE, ONE_HOP_POD, authority, proxy_config
 from bench.procs import BenchError, Proc, Processes, cpu_seconds, free_port, http_ok, pss_kib, rss_kib, wait_for
 from bench.run import _machine, _short_commit, drive  # one job's conventions, shared with bench.run
+from bench.tap_counter import CLIENTS
 from bench.tap_report import render_markdown, summarize
 from bench.topology import (
     LOAD_CPU,
@@ -256,10 +257,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds (each: no-tap, untapped, tapped)")
     parser.add_argument("--connections", type=int, default=16, help="open-loop keep-alive connections")
     parser.add_argument("--retries", type=int, default=4, help="reruns of latency runs whose driver was late")
-    parser.add_argument("--client", choices=("raw", "fanin"), default="raw",
-                        help="tap client: a minimal counting grpcio client, or the CLI's FanIn")  # fmt: skip
+    parser.add_argument("--client", choices=CLIENTS, default="raw",
+                        help="tap client: a minimal counting grpcio client (raw), the same contract on bare "
+                             "python-h2 (h2), or the CLI's FanIn (fanin)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s runs, a 2 s ramp to 4,000 rps")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON and TAP.md")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only write TAP.md again from a run's raw JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.retries = 1, 3.0, 1.0, 0
@@ -275,11 +278,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def render_again(path: Path, out: Path, log: Any) -> int:
+    """TAP.md from a stored run (the report changed, the measurements did not)."""
+    try:
+        results: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log(f"bench.tap: cannot read {path}: {exc} (hint: pass a tap-*.json written by bench.tap)")
+        return 2
+    results["summary"] = summarize(results)
+    markdown = render_markdown(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "TAP.md").write_text(markdown)
+    log(f"bench.tap: wrote {out / 'TAP.md'} from {path}")
+    print(markdown)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
+
+    if args.render is not None:
+        return render_again(args.render, args.out, log)
 
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from bench.tap import _sidecar_config
-from bench.tap_counter import Counts, observe_request
+from bench.tap_counter import Counts, observe_request, split_messages
 from bench.tap_report import latency_summary, ramp_summary, render_markdown, step_verdict, summarize
 from meshctl.api import tap_pb2
 
@@ -35,6 +35,16 @@ def test_an_empty_or_unknown_message_is_counted_as_other() -> None:
     counts.add_raw(b"")  # an event with nothing set serializes to no bytes
     counts.add_raw(b"\x30\x01")  # field 6, varint: a kind this client does not know
     assert counts.other == 2 and counts.events == 0
+
+
+def test_split_messages_takes_whole_messages_and_keeps_a_partial_one() -> None:
+    one, two = _raw(request_init=tap_pb2.RequestInit(id=1)), _raw(response_end=tap_pb2.ResponseEnd(id=1))
+    wire = b"".join(b"\x00" + len(m).to_bytes(4, "big") + m for m in (one, two))
+    buffer = bytearray(wire[:-3])
+    assert split_messages(buffer) == [one] and bytes(buffer) == wire[5 + len(one) : -3]
+    buffer += wire[-3:]
+    assert split_messages(buffer) == [two] and buffer == bytearray()
+    assert split_messages(bytearray(b"\x00\x00")) == []
 
 
 def test_the_subscription_takes_everything_without_a_practical_rate_limit() -> None:
