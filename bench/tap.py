@@ -31,6 +31,7 @@ from bench.configs import DIRECT_SERVICE, ONE_HOP_POD, authority, proxy_config
 from bench.procs import BenchError, Proc, Processes, cpu_seconds, free_port, http_ok, pss_kib, rss_kib, wait_for
 from bench.run import _machine, _short_commit, drive  # one job's conventions, shared with bench.run
 from bench.tap_counter import CLIENTS
+from bench.tap_mesh import start_tapped_mesh
 from bench.tap_report import render_markdown, summarize
 from bench.topology import (
     LOAD_CPU,
@@ -241,7 +242,35 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         out["ramp"] = ramp(procs, px, args, log) if args.ramp else []
         out["after_rss_kib"] = {p.name: rss_kib(p.pid) for p in (px.plain, px.tapper)}
         out["crashed"] = [p.name for p in (nginx, px.plain, px.tapper) if not p.alive()]
+        if not args.no_mesh:
+            out["mesh"] = real_proxy_memory(procs, tmp / "mesh", nginx_port, args, log)
+            if not out["mesh"]["alive"]:
+                out["crashed"].append(out["mesh"]["proxy"])
     return out
+
+
+def real_proxy_memory(procs: Processes, tmp: Path, nginx_port: int, args: argparse.Namespace,
+                      log: Any) -> dict[str, Any]:  # fmt: skip
+    """RSS of `python -m meshctl.proxy` (control client and all) idle, then tapped at the latency rate."""
+    log(f"bench.tap: memory of the real entry point: two hops, the client side tapped, {args.rate:g} rps")
+    for proc in [p for p in procs.procs if p.name.startswith("sidecar-")]:
+        procs.stop(proc)  # CPU 1 is theirs no longer
+    mesh = start_tapped_mesh(procs, tmp, nginx_port)
+    time.sleep(1.0)
+    entry: dict[str, Any] = {"proxy": mesh.client.name, "idle_rss_kib": rss_kib(mesh.client.pid),
+                             "idle_pss_kib": pss_kib(mesh.client.pid)}  # fmt: skip
+    sub = Subscription(procs, mesh.tap_address, args.client, "tap-client-mesh")
+    try:
+        res = drive(procs, mesh.arm, args.rate, argparse.Namespace(**{**vars(args), "retries_left": 0}), "mesh")
+        entry["tap_client"] = sub.settle(EVENTS_PER_REQUEST * (res["warmup_requests"] + res["requests"]))
+    finally:
+        sub.stop()
+    entry.update({"rss_peak_kib": res["proxies"][mesh.client.name]["rss_peak_kib"], "valid": res["valid"],
+                  "problems": res["problems"], "achieved_rps": res["achieved_rps"], "latency_ms": res["latency_ms"],
+                  "pss_after_kib": pss_kib(mesh.client.pid), "alive": mesh.client.alive()})  # fmt: skip
+    log(f"       RSS idle {entry['idle_rss_kib'] / 1024:.1f} MiB, peak tapped {entry['rss_peak_kib'] / 1024:.1f} MiB; "
+        f"client got {entry['tap_client'].get('events', 0)} events")  # fmt: skip
+    return entry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -262,6 +291,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "python-h2 (h2), or the CLI's FanIn (fanin)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s runs, a 2 s ramp to 4,000 rps")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON and TAP.md")
+    parser.add_argument("--no-mesh", action="store_true",
+                        help="skip the memory run of the real entry point (control plane + two proxies)")  # fmt: skip
     parser.add_argument("--render", type=Path, metavar="JSON", help="only write TAP.md again from a run's raw JSON")
     args = parser.parse_args(argv)
     if args.quick:

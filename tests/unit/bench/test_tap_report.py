@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.tap import _sidecar_config
 from bench.tap_counter import Counts, observe_request, split_messages
+from bench.tap_mesh import add_tap
 from bench.tap_report import latency_summary, ramp_summary, render_markdown, step_verdict, summarize
 from meshctl.api import tap_pb2
 
@@ -153,3 +156,25 @@ def test_tap_md_names_the_load_the_command_and_every_figure() -> None:
     assert "4000 rps (300 requests dropped)" in text
     assert "| tapped − untapped (what tapping adds) | 3 |" in text
     assert "**FAIL**" not in text
+
+
+def test_the_rss_budget_is_judged_on_the_real_entry_point_when_the_job_measured_it() -> None:
+    results = _results()
+    results["mesh"] = {"proxy": "proxy-bench-client-0", "idle_rss_kib": 60 * 1024, "idle_pss_kib": 34 * 1024,
+                       "rss_peak_kib": 62 * 1024, "valid": True, "problems": [], "achieved_rps": 1000.0,
+                       "latency_ms": {"p99": 1.2}, "tap_client": {"events": 30_000, "queue_full": 0}}  # fmt: skip
+    summary = summarize(results)
+    rss = next(b for b in summary["budgets"] if b["key"] == "tapped_rss_mib")
+    assert rss["value"] == pytest.approx(62.0) and rss["pass"] is False
+    results["summary"] = summary
+    text = render_markdown(results)
+    assert "peak of `python -m meshctl.proxy`" in text and "| 60.0 | 34.0 | 62.0 |" in text
+    assert not summarize({**results, "mesh": {**results["mesh"], "valid": False}})["complete"]
+
+
+def test_add_tap_turns_the_listener_on_in_a_proxy_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.json"
+    path.write_text(json.dumps({"pod": "p", "admin": {"listen": "127.0.0.1:1"}}))
+    add_tap(path, 4190)
+    assert json.loads(path.read_text()) == {"pod": "p", "admin": {"listen": "127.0.0.1:1"},
+                                            "tap": {"listen": "127.0.0.1:4190"}}  # fmt: skip
