@@ -184,8 +184,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         + ("RSS is the peak of `python -m meshctl.proxy` (control client and all; two hops with mTLS, tap on the "
            "client side) while tapped at the latency rate."
            if s["rss_of"] == "python -m meshctl.proxy" else
-           "RSS is bench.tap_sidecar's, which has no control client (no grpc, no cryptography: about 17 MiB "
-           "less than `python -m meshctl.proxy`, see bench/README.md): this run did not measure the real one."),
+           "RSS is bench.tap_sidecar's, which is not the sidecar's memory (no control client, but it signs its "
+           "own certificate with cryptography): this run did not measure `python -m meshctl.proxy`."),
         "",
     ]
     out += _ramp_table(results, s)
