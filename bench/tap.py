@@ -111,8 +111,12 @@ class Subscription:
         argv = [sys.executable, "-m", "bench.tap_counter", "--address", address, "--client", client,
                 "--max-seconds", "1200"]  # fmt: skip
         self.proc = procs.start(name, argv, cpu=LOAD_CPU, env=python_env(), stdout=self.out)
-        wait_for(f"{name} to subscribe to {address}", lambda: self.counts().get("state") == "streaming",
-                 START_TIMEOUT_S, [self.proc])  # fmt: skip
+        try:
+            wait_for(f"{name} to subscribe to {address}", lambda: self.counts().get("state") == "streaming",
+                     START_TIMEOUT_S, [self.proc])  # fmt: skip
+        except BenchError as exc:
+            reason = self.counts().get("reason")  # the client says why on its stdout
+            raise BenchError(f"the tap client could not subscribe: {reason}" if reason else str(exc)) from None
 
     def counts(self) -> dict[str, Any]:
         """The client's last complete line of cumulative counts ({} before its first)."""
@@ -342,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         raw = run(args, log)
     except BenchError as exc:
         log(f"bench.tap: {exc}")
+        return 1
+    except (ImportError, OSError, ValueError) as exc:  # a missing module or tool, a port, a config: one line
+        log(f"bench.tap: {exc.__class__.__name__}: {exc} (hint: run `bash .ci/setup`; the logs are in the temp dir)")
         return 1
     except KeyboardInterrupt:
         log("bench.tap: interrupted; every process it started has been stopped")
