@@ -37,6 +37,7 @@ from meshctl.proxy.h2.grpc import GrpcStatus, encode_message
 from meshctl.proxy.observe.tap import Subscriber, TapHub
 from meshctl.proxy.observe.tap_match import MatchError
 
+FLUSH_S = 0.005  # how long events wait to be sent together
 log = logging.getLogger("meshctl.proxy.tap")
 
 OBSERVE = b"/meshctl.tap.v1.Tap/Observe"
@@ -236,9 +237,11 @@ class _TapConnection(asyncio.Protocol):
 
     # -- sending -------------------------------------------------------------------------------------
     def _schedule(self) -> None:
+        # Events are sent in batches, FLUSH_S apart: one frame and one write for many events instead of one
+        # per event, which at 1,000 rps doubled the proxy's CPU per request. A tap shows requests that late.
         if not self.flush_scheduled and self.transport is not None:
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            self.loop.call_later(FLUSH_S, self._flush)
 
     def _flush(self) -> None:
         self.flush_scheduled = False
