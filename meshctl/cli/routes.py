@@ -11,6 +11,7 @@ import typer
 from meshctl.cli.completers import namespace_names, targets
 from meshctl.cli.context import CliContext, OutputFormat
 from meshctl.cli.examples import examples
+from meshctl.errors import UsageError
 
 WINDOW_HELP = "Time window of the rates and percentiles (at least two scrape intervals)."
 URL_HELP = "Prometheus that scrapes the proxies [default: the mesh's own]."
@@ -21,6 +22,7 @@ ROUTES_EXAMPLES = examples(
     ("Webapp's calls to the books service, per route", "meshctl routes deploy/webapp --to svc/books -n booksapp"),
     ("Effective (after retries) and actual success side by side", "meshctl routes deploy/books -n booksapp -o wide"),
     ("Refreshed every 2 s over the last 5 minutes", "meshctl routes deploy/webapp -n booksapp -w 5m --watch"),
+    ("The routes every deployment of every namespace serves", "meshctl routes deploy -A"),
 )
 
 
@@ -42,6 +44,9 @@ def register(app: typer.Typer) -> None:
             help="Namespace of --to [default: -n].",
             autocompletion=namespace_names,
         ),
+        all_namespaces: bool = typer.Option(
+            False, "-A", "--all-namespaces", help="With deploy or pod and no name: those of every namespace."
+        ),
         window: str = typer.Option("1m", "--window", "-w", help=WINDOW_HELP),
         watch: bool = typer.Option(False, "--watch", help="Refresh in place until Ctrl-C."),
         interval: str = typer.Option("2s", "--interval", help="With --watch: time between refreshes."),
@@ -50,6 +55,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Per-route golden signals of a workload (inbound), or of its calls to a service (--to)."""
+        from dataclasses import replace
+
         from meshctl.cli import sources, style, tables
         from meshctl.cli import watch as live
         from meshctl.observe.profiles import profile_routes
@@ -62,6 +69,14 @@ def register(app: typer.Typer) -> None:
         ns = namespace or cli.namespace or "default"
         parsed = parse_target(target, ns)
         to_target = parse_target(to, to_namespace or ns, default_kind=Kind.SERVICE) if to else None
+        if all_namespaces:
+            if parsed.name is not None or parsed.kind not in (Kind.DEPLOYMENT, Kind.POD) or to_target is not None:
+                raise UsageError(
+                    f"-A lists the routes of every deploy or pod of every namespace, not of {target}"
+                    + (" --to" if to_target else ""),
+                    hint="use `meshctl routes deploy -A`, or drop -A",
+                )
+            parsed = replace(parsed, namespace="")  # an empty namespace selects every one
         url = sources.prometheus_url(cli, prometheus_url)
         proxies = sources.platform_proxies(cli, explicit_url=prometheus_url is not None)
         view = route_view(parsed, to_target, proxies)

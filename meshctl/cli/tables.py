@@ -124,9 +124,13 @@ def routes_notes(report: RoutesReport) -> list[str]:
     idle = [row for row in report.rows if not row.has_traffic]
     if report.rows and len(idle) == len(report.rows):
         notes.append(f"no requests in the last {format_duration(report.span_s)} (a longer --window may show some)")
-    elif idle:
-        names = ", ".join(f"{row.route} ({row.service})" for row in idle)
-        notes.append(f"{NO_VALUE} no requests in the window for {names}: the profile names the route, nobody called it")
+        return notes
+    unmatched = [row.service for row in idle if row.route == DEFAULT_ROUTE and row.service in profiled]
+    uncalled = [f"{row.route} ({row.service})" for row in idle if row.route != DEFAULT_ROUTE]
+    if uncalled:
+        notes.append(f"{NO_VALUE} {', '.join(uncalled)}: named by the profile, no requests in the window")
+    if unmatched:
+        notes.append(f"{NO_VALUE} [DEFAULT] of {', '.join(unmatched)}: every request matched a route of the profile")
     return notes
 
 

@@ -49,7 +49,7 @@ def test_routes_notes_explain_every_odd_row(routes_report: RoutesReport) -> None
     assert len(notes) == 3
     assert "no longer names" in notes[0]  # GET /old *
     assert notes[1].startswith("[DEFAULT] of webapp: requests that matched no route")
-    assert notes[2].startswith("- no requests in the window for GET / (webapp)")
+    assert notes[2] == "- GET / (webapp): named by the profile, no requests in the window"
 
 
 def test_a_window_with_little_data_says_so_and_rates_use_what_it_covers(routes_report: RoutesReport) -> None:

@@ -33,6 +33,24 @@ def test_inbound_view_of_a_deployment() -> None:
     assert view.services == (("booksapp", "webapp"),)
 
 
+def test_inbound_view_of_every_deployment_of_every_namespace() -> None:
+    proxies = [*PROXIES, _proxy("shop-0", "shop", "shop", ns="store")]
+    view = route_view(parse_target("deploy", ""), None, proxies)  # `routes deploy -A`
+    assert [_text(s) for s in view.scopes] == ['direction="inbound"']
+    assert view.services == (("booksapp", "books"), ("booksapp", "webapp"), ("store", "shop"))
+    assert [_text(s) for s in view.proxies] == ['component="proxy"']
+    assert view.pods == ("books-0", "ingress-0", "shop-0", "webapp-0", "webapp-1")
+
+
+def test_the_proxies_whose_scrapes_cover_a_view() -> None:
+    inbound = route_view(parse_target("deploy/webapp", "booksapp"), None, PROXIES)
+    assert [_text(s) for s in inbound.proxies] == ['component="proxy",namespace="booksapp",deployment="webapp"']
+    assert inbound.pods == ("webapp-0", "webapp-1")
+    service = route_view(parse_target("svc/books", "booksapp"), None, PROXIES)
+    assert [_text(s) for s in service.proxies] == ['component="proxy",namespace="booksapp",deployment="books"']
+    assert route_view(parse_target("svc/books", "booksapp"), None, None).proxies == ()  # no platform: unknown
+
+
 def test_inbound_view_of_a_service_needs_no_prometheus_target_labels() -> None:
     view = route_view(parse_target("svc/books", "booksapp"), None, PROXIES)
     assert _text(view.scopes[0]) == 'direction="inbound",dst_namespace="booksapp",dst_service="books"'
