@@ -23,6 +23,7 @@ import typer
 
 from meshctl.cli.context import CliContext, OutputFormat
 from meshctl.cli.examples import examples
+from meshctl.cli.style import color_enabled
 from meshctl.cli.tapsession import FILTER_HELP
 from meshctl.errors import UsageError
 
@@ -111,6 +112,7 @@ def register(app: typer.Typer) -> None:
         store = TapStore(capacity=100_000 if har else 10_000)
         writer = CaptureWriter(output_file) if output_file is not None else None
         tty = cli.stdout.isatty()
+        painted = color_enabled(cli.stdout)
         if tui and not tty:
             raise UsageError("--tui needs a terminal", hint="run it in a terminal, or drop --tui to print lines")
 
@@ -122,7 +124,7 @@ def register(app: typer.Typer) -> None:
                     (isinstance(event, ResponseInit) and event.http_status >= 500)
                     or (isinstance(event, ResponseEnd) and exchange.success is False)
                 )
-                cli.stdout.write(colour(line, tty, failed and fmt != "json") + "\n")
+                cli.stdout.write(colour(line, painted, failed and fmt != "json") + "\n")
                 cli.stdout.flush()
             if writer is not None:
                 writer.write(event)
@@ -189,7 +191,7 @@ def tap_tui(session: Session, writer: CaptureWriter | None, *, target: str, matc
     session.check_reached()
 
 
-def colour(line: str, tty: bool, failed: bool) -> str:
+def colour(line: str, enabled: bool, failed: bool) -> str:
     from meshctl.cli.tapsession import colour as paint
 
-    return paint(line, tty, failed)
+    return paint(line, enabled, failed)

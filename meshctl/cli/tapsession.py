@@ -7,7 +7,6 @@ the others go on, and the session ends by itself when none is left.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -84,11 +83,11 @@ def observe_request(
     return request
 
 
-def colour(text: str, tty: bool, red: bool) -> str:
-    """The one place tap paints (NO_COLOR and pipes get plain text)."""
-    if not tty or not red or os.environ.get("NO_COLOR"):
-        return text
-    return f"\x1b[31m{text}\x1b[0m"
+def colour(text: str, enabled: bool, red: bool) -> str:
+    """Tap's one colour: failed requests, in the CLI's palette (so NO_COLOR, FORCE_COLOR and TERM=dumb hold)."""
+    from meshctl.cli.style import Palette, Tone
+
+    return Palette(enabled)(Tone.BAD, text) if red else text
 
 
 class Session:

@@ -13,6 +13,7 @@ import typer
 
 from meshctl.cli.context import CliContext
 from meshctl.cli.examples import examples
+from meshctl.cli.style import can_redraw
 from meshctl.cli.tap import TARGET_HELP
 from meshctl.cli.tapsession import FILTER_HELP
 from meshctl.errors import UsageError
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
         seconds = parse_seconds(duration, "--duration")
         table = TopTable(hide_sources=hide_sources)
         store = TapStore()
-        tty = cli.stdout.isatty()
+        tty = can_redraw(cli.stdout)  # redraw in place only where escape codes are welcome (not NO_COLOR)
         shown: list[str] = []
 
         def draw() -> None:
