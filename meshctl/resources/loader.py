@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from meshctl.errors import ConfigError
 from meshctl.resources.fields import Problem, child, item, mapping, sequence
@@ -20,7 +19,8 @@ from meshctl.resources.kinds import MeshResource, parse_document
 RESOURCE_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a resource file larger than this is a mistake, not a config
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +93,12 @@ def check_unique(resources: Iterable[MeshResource]) -> None:
 
 
 def _documents(text: str, source: str, problems: list[LocatedProblem]) -> Iterator[tuple[int, object]]:
+    import yaml  # here, not above: the proxy reads its resources as JSON and need not carry PyYAML
+
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     number = 0
     try:
-        for document in yaml.load_all(text, Loader=_Loader):  # a safe loader (CSafeLoader or SafeLoader)
+        for document in yaml.load_all(text, Loader=loader):  # a safe loader (CSafeLoader or SafeLoader)
             number += 1
             if document is not None:  # "---" separators around nothing
                 yield number, document

@@ -214,13 +214,14 @@ def test_a_silent_control_plane_is_noticed_by_keepalive(home: Home, control: Con
 
 
 def test_the_proxy_process_carries_neither_grpcio_nor_cryptography() -> None:
-    """Both stay out of the long-running sidecar: together they cost ~25 MiB of RSS and idle threads."""
+    """Both stay out of the long-running sidecar: together they cost ~25 MiB of RSS and idle threads (and
+    PyYAML another 1.4 MiB: the proxy reads its resources as JSON)."""
     import subprocess
 
     probe = (
         "import sys, meshctl.proxy.main, meshctl.proxy.control_client, meshctl.proxy.h2.server, "
         "meshctl.metrics.admin, meshctl.metrics.adminapp; "
-        "print(sorted(m for m in ('grpc', 'cryptography') if m in sys.modules))"
+        "print(sorted(m for m in ('grpc', 'cryptography', 'yaml') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
