@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local, profile, routes, stat, tap, top
+    from meshctl.cli import apply, check, completion, local, loglevel, profile, routes, stat, tap, top
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -15,5 +15,6 @@ def register(app: typer.Typer) -> None:
     profile.register(app)
     apply.register(app)
     tap.register(app)
+    loglevel.register(app)
     top.register(app)
     completion.register(app)

@@ -38,6 +38,7 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "completion": (T,),
     "tap": (T, W, J),  # text is the table format of tap
     "top": (T,),
+    "log-level": (T, J, Y),
 }
 
 

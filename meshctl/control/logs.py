@@ -1,7 +1,7 @@
 """Logging of the control plane: one line per event on stderr, level changeable at run time.
 
-The level syntax is the proxy's: "info", or a default followed by per-logger levels such as
-"warn,meshctl.control.discovery=debug".
+The level syntax is the proxy's and the CLI's (meshctl.logs): "info", or a default and per-logger levels
+such as "warn,meshctl.control.discovery=debug".
 """
 
 from __future__ import annotations
@@ -9,13 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+from meshctl.logs import format_level_spec, parse_level_spec
 
 _current = "info"
 _overridden: set[str] = set()
@@ -29,25 +23,8 @@ def configure_logging(spec: str = "info") -> None:
 
 
 def parse_log_level(spec: str) -> tuple[int, dict[str, int]]:
-    """(default level, {logger: level}); ValueError naming the bad part."""
-    parts = [part.strip() for part in spec.split(",")]
-    if not parts or not parts[0] or "=" in parts[0]:
-        raise ValueError(f"expected a default level first (one of {', '.join(LEVELS)}), got {spec!r}")
-    default = _level(parts[0])
-    loggers: dict[str, int] = {}
-    for part in parts[1:]:
-        name, sep, level = part.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"expected logger=level, got {part!r}")
-        loggers[name.strip()] = _level(level.strip())
-    return default, loggers
-
-
-def _level(text: str) -> int:
-    try:
-        return LEVELS[text.lower()]
-    except KeyError:
-        raise ValueError(f"unknown level {text!r} (one of {', '.join(LEVELS)})") from None
+    """(default level, {logger: level}); ValueError naming the bad part (the one parser of meshctl.logs)."""
+    return parse_level_spec(spec)
 
 
 def set_log_level(spec: str) -> None:
@@ -61,7 +38,7 @@ def set_log_level(spec: str) -> None:
         logging.getLogger(name).setLevel(level)
     _overridden.clear()
     _overridden.update(loggers)
-    _current = spec.strip()
+    _current = format_level_spec(default, loggers)
 
 
 def get_log_level() -> str:

@@ -6,9 +6,11 @@ the log level and the configuration dump, so the control plane serves the same e
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -79,6 +81,7 @@ class AdminApp:
         self._set_log_level = set_log_level
         self._config_dump = config_dump
         self._may_change = may_change
+        self._revert: tuple[asyncio.TimerHandle, str] | None = None  # a pending `?for=` revert and its level
         get = ("GET", "HEAD")
         self._routes: dict[str, tuple[tuple[str, ...], Callable[[AdminRequest], AdminResponse]]] = {
             "/metrics": (get, self._get_metrics),
@@ -119,15 +122,57 @@ class AdminApp:
         if not level:
             return text(400, "log level is empty; send e.g. 'info' or 'warn,meshctl.proxy=debug'")
         try:
+            revert_s = _revert_after(request.target)
+        except ValueError as error:
+            return text(400, str(error))
+        # The level to go back to: the one before any temporary change still pending.
+        original = self._revert[1] if self._revert is not None else self._get_log_level()
+        try:
             self._set_log_level(level)
         except ValueError as error:
             return text(400, str(error) or "invalid log level")
-        log.info("log level set to %r by %s", level, request.peer_host)
+        if self._revert is not None:
+            self._revert[0].cancel()
+            self._revert = None
+        if revert_s is None:
+            log.warning("log level set to %r by %s", level, request.peer_host)  # seen whatever the new level
+            return AdminResponse(204)
+        handle = asyncio.get_running_loop().call_later(revert_s, self._revert_now, original, level)
+        self._revert = (handle, original)
+        log.warning("log level set to %r by %s for %gs, then %r again", level, request.peer_host, revert_s, original)
         return AdminResponse(204)
+
+    def _revert_now(self, original: str, temporary: str) -> None:
+        """The time of a `?for=` change is up: the level before it comes back, whoever is still watching."""
+        self._revert = None
+        try:
+            self._set_log_level(original)
+        except ValueError:  # it was valid when it was set: nothing else can make it fail
+            log.exception("log level %r could not be restored", original)
+            return
+        log.warning("log level %r expired: back to %r", temporary, original)
 
     def _get_config(self, _: AdminRequest) -> AdminResponse:
         body = json.dumps(self._config_dump(), indent=2, sort_keys=True, default=str) + "\n"
         return AdminResponse(200, body.encode("utf-8"), JSON)
+
+
+MAX_REVERT_S = 24 * 3600.0
+
+
+def _revert_after(target: str) -> float | None:
+    """Seconds from `?for=SECONDS` (how long a new level lasts before the old one returns), None without."""
+    query = target.split("?", 1)[1] if "?" in target else ""
+    values = urllib.parse.parse_qs(query.split("#", 1)[0]).get("for")
+    if not values:
+        return None
+    try:
+        seconds = float(values[-1])
+    except ValueError:
+        raise ValueError(f"for={values[-1]!r}: expected seconds, e.g. for=300") from None
+    if not 0 < seconds <= MAX_REVERT_S:
+        raise ValueError(f"for={values[-1]}: expected more than 0 and at most {MAX_REVERT_S:g} seconds")
+    return seconds
 
 
 def _path(target: str) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from meshctl.logs import format_level_spec, parse_level_spec
+
+__all__ = ["OneLineFormatter", "get_log_level", "parse_level_spec", "set_log_level", "setup_logging"]
+
 ROOT = "meshctl"
-LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "warning": logging.WARNING, "error": logging.ERROR, "off": logging.CRITICAL + 10}  # fmt: skip
-_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
-          logging.CRITICAL + 10: "off"}  # fmt: skip
 
 _current = "info"
 _overridden: set[str] = set()
@@ -31,32 +31,6 @@ def _needs_escape(text: str) -> bool:
     return any(c < " " and c != "\t" for c in text) or "\x7f" in text
 
 
-def parse_level_spec(spec: str) -> tuple[int, dict[str, int]]:
-    """(default level, {logger: level}); ValueError naming the bad part."""
-    parts = [p.strip() for p in spec.strip().split(",")]
-    if not spec.strip() or any(not p for p in parts):
-        raise ValueError(f"empty log level in {spec!r}")
-    default: int | None = None
-    overrides: dict[str, int] = {}
-    for part in parts:
-        name, sep, level = part.partition("=")
-        if not sep:
-            name, level = "", part
-        level_no = LEVELS.get(level.strip().lower())
-        if level_no is None:
-            raise ValueError(f"unknown log level {level.strip()!r} (use one of {', '.join(LEVELS)})")
-        name = name.strip()
-        if sep and (not name or not all(seg.isidentifier() for seg in name.split("."))):
-            raise ValueError(f"invalid logger name {name!r}")
-        if not sep:
-            if default is not None:
-                raise ValueError(f"more than one default level in {spec!r}")
-            default = level_no
-        else:
-            overrides[name] = level_no
-    return (logging.INFO if default is None else default), overrides
-
-
 def set_log_level(spec: str) -> None:
     """Apply a level spec; on bad syntax raise ValueError and change nothing."""
     global _current
@@ -68,7 +42,7 @@ def set_log_level(spec: str) -> None:
         logging.getLogger(name).setLevel(level)
     _overridden.clear()
     _overridden.update(overrides)
-    _current = ",".join([_NAMES.get(default, "info")] + [f"{n}={_NAMES.get(v, 'info')}" for n, v in overrides.items()])
+    _current = format_level_spec(default, overrides)
 
 
 def get_log_level() -> str:

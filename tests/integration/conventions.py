@@ -48,6 +48,7 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
         "profile": ["profile", "books", "--open-api", str(spec)],
         "apply": ["apply", "-f", str(profile), "--dry-run"],
         "completion": ["completion", "bash"],
+        "log-level": ["log-level", "deploy/books"],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -137,3 +138,23 @@ def test_is_loopback() -> None:
     assert is_loopback("::1")
     assert not is_loopback("fe80::1%lo")
     assert not is_loopback("0.0.0.0")
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "1e9"])
+def test_a_bad_for_is_refused_and_changes_nothing(admin: Harness, value: str) -> None:
+    before = admin.call("GET", "/proxy-log-level").body
+    response = admin.call("PUT", f"/proxy-log-level?for={value}", b"debug")
+    assert response.status == 400 and b"for=" in response.body
+    assert admin.call("GET", "/proxy-log-level").body == before
+
+
+def test_for_restores_the_level_from_before_any_pending_change() -> None:
+    async def scenario() -> None:
+        harness = Harness()
+        original = harness.call("GET", "/proxy-log-level").body
+        assert harness.call("PUT", "/proxy-log-level?for=0.05", b"debug").status == 204
+        assert harness.call("PUT", "/proxy-log-level?for=0.1", b"warn").status == 204  # replaces the first
+        await asyncio.sleep(0.3)
+        assert harness.call("GET", "/proxy-log-level").body == original
+
+    asyncio.run(scenario())
