@@ -49,7 +49,7 @@ def issue(identity_dir: Path, identity: str) -> IssuedCertificate:
 
 
 async def serve(config_path: Path, identity_dir: Path, snapshot_path: Path) -> None:
-    from meshctl.proxy.main import Proxy
+    from meshctl.proxy.main import Proxy, start_tap
     from meshctl.proxy.runtime import build_runtime
 
     config = load_proxy_config(config_path)
@@ -58,6 +58,9 @@ async def serve(config_path: Path, identity_dir: Path, snapshot_path: Path) -> N
     runtime = build_runtime(config, clock=loop.time)
     runtime.on_certificate(issue(identity_dir, config.identity))
     runtime.on_snapshot(snapshot)
+    # A `tap` listener in the config is started as `python -m meshctl.proxy` starts it (the tap benchmark's
+    # arm); without one the hub is never installed and runtime.tap stays None.
+    tap = await start_tap(config, runtime) if config.tap is not None else None
     proxy = Proxy(config, runtime)
     await proxy.start_listeners()
     stop = asyncio.Event()
@@ -65,6 +68,8 @@ async def serve(config_path: Path, identity_dir: Path, snapshot_path: Path) -> N
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await proxy.stop()
+    if tap is not None:
+        await tap.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

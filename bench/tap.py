@@ -69,7 +69,7 @@ def _sidecar_config(base: dict[str, Any], tap_port: int | None) -> dict[str, Any
     config: dict[str, Any] = json.loads(json.dumps(base))
     config["inbound"]["listen"] = f"127.0.0.1:{free_port()}"
     config["outbound"]["listen"] = f"127.0.0.1:{free_port()}"
-    config["admin"]["listen"] = f"127.0.0.1:{free_port()}"  # bench.tap_sidecar serves no admin endpoint
+    config["admin"]["listen"] = f"127.0.0.1:{free_port()}"  # bench.sidecar serves no admin endpoint
     if tap_port is not None:
         config["tap"] = {"listen": f"127.0.0.1:{tap_port}"}
     return config
@@ -85,7 +85,7 @@ def start_proxies(procs: Processes, tmp: Path, nginx_port: int) -> TapProxies:
         config = _sidecar_config(base, port)
         path = tmp / "proxies" / f"{name}.json"
         path.write_text(json.dumps(config, indent=2))
-        argv = [sys.executable, "-m", "bench.tap_sidecar", "--config", str(path),
+        argv = [sys.executable, "-m", "bench.sidecar", "--config", str(path),
                 "--identity-dir", str(plan.identity_dir), "--snapshot", str(tmp / "one-hop-snapshot.json")]  # fmt: skip
         proc = procs.start(f"sidecar-{name}", argv, cpu=PROXY_CPU, env=python_env())
         started[name] = (proc, f"http://127.0.0.1:{config['outbound']['listen'].rsplit(':', 1)[1]}/")

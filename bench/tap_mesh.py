@@ -1,6 +1,6 @@
 """The real sidecar entry point with its tap listener, for the memory budget of a tapped proxy.
 
-bench.tap_sidecar has no control client, so its RSS is not the sidecar's (bench/README.md). This starts
+bench.sidecar has no control client, so its RSS is not the sidecar's (bench/README.md). This starts
 bench.run's two-hop mesh — `python -m meshctl.proxy` twice, certified and fed by `python -m
 meshctl.control` — with the tap listener on the client-side proxy, whose outbound listener the load hits.
 """

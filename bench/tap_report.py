@@ -112,7 +112,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     lat = latency_summary(results.get("latency_runs", []))
     tap_ratio = _median(lat["pairs"]["tap_cost"]["p99_ratio"])
     cpu_ratio = _median(lat["pairs"]["having_tap"]["cpu_ratio"])
-    # The real entry point's memory when the job measured it; bench.tap_sidecar's (no control client) if not.
+    # The real entry point's memory when the job measured it; bench.sidecar's (no control client) if not.
     mesh = results.get("mesh")
     tapped_rss = mesh["rss_peak_kib"] if mesh else lat["arms"]["tapped"].get("rss_peak_kib")
     measured = {
@@ -131,7 +131,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 and not results.get("crashed"))  # fmt: skip
     complete = complete and (not mesh or bool(mesh["valid"]))
     return {"ramp": ramp, "latency": lat, "budgets": budgets, "complete": complete,
-            "rss_of": "python -m meshctl.proxy" if mesh else "bench.tap_sidecar"}  # fmt: skip
+            "rss_of": "python -m meshctl.proxy" if mesh else "bench.sidecar"}  # fmt: skip
 
 
 def _f(value: float | None, digits: int = 3, sign: bool = False) -> str:
@@ -184,7 +184,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         + ("RSS is the peak of `python -m meshctl.proxy` (control client and all; two hops with mTLS, tap on the "
            "client side) while tapped at the latency rate."
            if s["rss_of"] == "python -m meshctl.proxy" else
-           "RSS is bench.tap_sidecar's, which is not the sidecar's memory (no control client, but it signs its "
+           "RSS is bench.sidecar's, which is not the sidecar's memory (no control client, but it signs its "
            "own certificate with cryptography): this run did not measure `python -m meshctl.proxy`."),
         "",
     ]
@@ -294,7 +294,7 @@ def _memory_table(results: dict[str, Any], s: dict[str, Any]) -> list[str]:
     ]
     for label, name in names.items():
         peak = tapped if label == "tap" else None
-        out.append(f"| bench.tap_sidecar, {label} | {idle[name] / MIB:.1f} | {pss[name] / MIB:.1f} | "
+        out.append(f"| bench.sidecar, {label} | {idle[name] / MIB:.1f} | {pss[name] / MIB:.1f} | "
                    f"{_f(None if peak is None else peak / MIB, 1)} | {_f(after.get(name, 0) / MIB, 1)} |")  # fmt: skip
     mesh = results.get("mesh")
     if mesh:
