@@ -98,7 +98,7 @@ class RequestPlan:
         self.attempts = 1
         self.reported = False
         self.failed_reason: str | None = None  # the proxy's reason when it answered with a failure
-        self.tap_bytes = [0, 0]  # request, response body bytes (counted only while tapped)
+        self.tap_bytes: list[int] | None = None  # request, response body bytes: made on the first tapped chunk
         self.tap_trailers: Headers | None = None
         self.budget: Budget | None = None  # set on retryable routes only: the destination's retry budget
         self.breaker: Breaker | None = None  # set when the destination's profile asks for circuit breaking
@@ -192,13 +192,17 @@ class RequestPlan:
         tap = self.tap
         if tap is not None:
             self.tap = None
-            tap.end(grpc_status, self.failed_reason, self.tap_bytes[0], self.tap_bytes[1], self.tap_trailers)
+            sizes = self.tap_bytes or (0, 0)
+            tap.end(grpc_status, self.failed_reason, sizes[0], sizes[1], self.tap_trailers)
 
     def tapped(self, request: bool, data: bytes) -> None:
         """A body chunk of a tapped request (callers check `plan.tap` first: untapped requests pay nothing)."""
         tap = self.tap
         if tap is not None:
-            self.tap_bytes[0 if request else 1] += len(data)
+            sizes = self.tap_bytes
+            if sizes is None:
+                sizes = self.tap_bytes = [0, 0]
+            sizes[0 if request else 1] += len(data)
             tap.body(request, data)
 
     def abandon(self) -> None:
@@ -211,7 +215,8 @@ class RequestPlan:
         tap = self.tap
         if tap is not None:
             self.tap = None
-            tap.end(None, "client went away", self.tap_bytes[0], self.tap_bytes[1], None)
+            sizes = self.tap_bytes or (0, 0)
+            tap.end(None, "client went away", sizes[0], sizes[1], None)
 
     def rescue(self, exc: BaseException) -> Failure:
         """The response for a failure of this request, counted and logged once."""
