@@ -43,6 +43,10 @@ class KindDef:
     spec_to_dict: Callable[[Any], dict[str, Any]]
     check_name: Callable[[str], str | None]  # a message when the name is not acceptable
     default_namespace: Callable[[str], str | None]  # from the name; None: the namespace is required
+    plural: str = ""  # the lower-case plural of the CRD and of `meshctl get`: "serviceprofiles"
+    # The openAPIV3Schema of `spec`: the one schema both `meshctl apply` validates with and the
+    # CustomResourceDefinition of `meshctl install` carries. Each kind's module defines it as SPEC_SCHEMA.
+    spec_schema: Mapping[str, Any] | None = None
 
 
 KINDS: dict[str, KindDef] = {}
@@ -55,6 +59,7 @@ def register_kind(definition: KindDef) -> None:
 register_kind(
     KindDef(
         kind="ServiceProfile",
+        plural="serviceprofiles",
         api_version=API_VERSION,
         # linkerd.io/v1alpha2 so that profiles written for Linkerd apply unchanged.
         accepted_api_versions=frozenset({API_VERSION, "linkerd.io/v1alpha2"}),
@@ -67,6 +72,7 @@ register_kind(
 register_kind(
     KindDef(
         kind="MeshIngress",
+        plural="meshingresses",
         api_version=API_VERSION,
         accepted_api_versions=frozenset({API_VERSION}),
         parse_spec=mesh_ingress.parse_spec,
@@ -78,6 +84,7 @@ register_kind(
 register_kind(
     KindDef(
         kind="TrafficSplit",
+        plural="trafficsplits",
         api_version=traffic_split.API_VERSION,
         accepted_api_versions=traffic_split.API_VERSIONS,
         parse_spec=traffic_split.parse_spec,
@@ -89,6 +96,7 @@ register_kind(
 register_kind(
     KindDef(
         kind="HTTPRouteGroup",
+        plural="httproutegroups",
         api_version=access.ROUTE_GROUP_API,
         accepted_api_versions=access.ROUTE_GROUP_APIS,
         parse_spec=access.parse_route_group,
@@ -100,6 +108,7 @@ register_kind(
 register_kind(
     KindDef(
         kind="TrafficTarget",
+        plural="traffictargets",
         api_version=access.TARGET_API,
         accepted_api_versions=access.TARGET_APIS,
         parse_spec=access.parse_traffic_target,
@@ -111,6 +120,7 @@ register_kind(
 register_kind(
     KindDef(
         kind="FaultInjection",
+        plural="faultinjections",
         api_version=API_VERSION,
         accepted_api_versions=frozenset({API_VERSION}),
         parse_spec=fault_injection.parse_spec,

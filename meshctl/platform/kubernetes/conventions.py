@@ -17,6 +17,12 @@ Data plane
 - A meshed pod carries the label `meshctl.io/control-plane-ns=meshctl-system` (so one label-selected list
   finds every meshed pod of the cluster), the annotation `meshctl.io/proxy-version=<version>` and a
   sidecar container named `meshctl-proxy` whose admin server listens on port 4191 of the pod's IP.
+- `meshctl inject` marks a pod template with the annotation `meshctl.io/inject: enabled`; the proxy injector
+  (a mutating admission webhook served by `meshctl-control` on port 8443 "webhook", path `/inject`, behind
+  the Service `meshctl-control`) then adds the init container `meshctl-init` (redirects the pod's traffic to
+  the proxy) and the sidecar `meshctl-proxy`. `meshctl.io/debug-sidecar: enabled` adds the container
+  `meshctl-debug` too. Images: `ghcr.io/meshctl/meshctl:<version>` (control plane, proxy and init) and
+  `ghcr.io/meshctl/debug:<version>` (tshark, tcpdump, curl).
 - Its identity is `workload_identity(<service account>, <namespace>)`; its deployment is the name of the
   ReplicaSet that owns it without the `pod-template-hash` suffix.
 """
@@ -36,6 +42,17 @@ VERSION_LABEL = "app.kubernetes.io/version"  # on the control plane's deployment
 PROXY_VERSION_ANNOTATION = "meshctl.io/proxy-version"
 PROXY_CONTAINER = "meshctl-proxy"
 PROXY_ADMIN_PORT = 4191
+PROXY_TAP_PORT = 4190
+
+INJECT_ANNOTATION = "meshctl.io/inject"  # value "enabled" (or "disabled" to opt a pod out of a namespace)
+DEBUG_SIDECAR_ANNOTATION = "meshctl.io/debug-sidecar"  # value "enabled"
+INIT_CONTAINER = "meshctl-init"
+DEBUG_CONTAINER = "meshctl-debug"
+INJECTOR_SERVICE = CONTROL_DEPLOYMENT
+INJECTOR_PORT = 8443
+INJECTOR_PATH = "/inject"
+IMAGE_REPOSITORY = "ghcr.io/meshctl/meshctl"
+DEBUG_IMAGE_REPOSITORY = "ghcr.io/meshctl/debug"
 
 CONFIG_MAP = "meshctl-config"
 CONFIG_KEY = "config.json"
