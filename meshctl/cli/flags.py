@@ -47,8 +47,13 @@ def formats_of(path: str) -> tuple[OutputFormat, ...]:
 
 
 def _path(ctx: Context) -> str:
-    """The command path without the program name: "check explain"."""
-    return ctx.command_path.partition(" ")[2]
+    """The command path without the program name: "check explain". Built from the contexts' names, since
+    the program name itself may hold spaces (`python -m meshctl`)."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def _cli(ctx: Context) -> CliContext | None:
