@@ -6,7 +6,21 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local, loglevel, profile, routes, stat, tap, top
+    from meshctl.cli import (
+        apply,
+        check,
+        completion,
+        delete,
+        describe,
+        get,
+        local,
+        loglevel,
+        profile,
+        routes,
+        stat,
+        tap,
+        top,
+    )
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -14,6 +28,9 @@ def register(app: typer.Typer) -> None:
     stat.register(app)
     profile.register(app)
     apply.register(app)
+    get.register(app)
+    delete.register(app)
+    describe.register(app)
     tap.register(app)
     loglevel.register(app)
     top.register(app)

@@ -104,3 +104,29 @@ def check_codes(ctx: Context, args: list[str], incomplete: str) -> list[tuple[st
                 first = (directory / f"{code}.md").read_text(encoding="utf-8").partition("\n")[0]
                 out[code] = first.lstrip("# ").partition(": ")[2] or code
     return list(out.items())
+
+
+def resource_kinds(ctx: Context, args: list[str], incomplete: str) -> list[str]:
+    """`meshctl get <TAB>`: every kind's plural and short names."""
+    from meshctl.resources import KINDS
+    from meshctl.resources.names import names_of
+
+    names = sorted({name for definition in KINDS.values() for name in names_of(definition)[1:]})
+    return [n for n in names if n.startswith(incomplete.lower())]
+
+
+def resource_names(ctx: Context, args: list[str], incomplete: str) -> list[str]:
+    """`meshctl get sp <TAB>`: the names of the local mesh's resources of the kind typed before."""
+    platform = _option(ctx, "platform") or os.environ.get("MESHCTL_PLATFORM") or "local"
+    kind = ctx.params.get("kind")
+    if platform != "local" or not isinstance(kind, str):
+        return []
+    try:
+        from meshctl.platform.local.state import Layout
+        from meshctl.platform.resources import read_directory
+        from meshctl.resources.names import resolve_kind
+
+        listing = read_directory(Layout(_home(ctx)).config, [resolve_kind(kind)], _option(ctx, "namespace"))
+    except Exception:  # completion must never print a traceback into the user's command line
+        return []
+    return sorted({s.resource.name for s in listing.items if s.resource.name.startswith(incomplete)})

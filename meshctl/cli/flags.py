@@ -35,6 +35,9 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "stat": (T, J, Y),
     "profile": (Y, J),
     "apply": (T, J, Y),
+    "get": (T, W, Y, J),
+    "delete": (T, J, Y),
+    "describe": (T, J, Y),  # text is the table format of describe
     "completion": (T,),
     "tap": (T, W, J),  # text is the table format of tap
     "top": (T,),

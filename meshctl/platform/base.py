@@ -13,10 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meshctl.errors import ExitCode, UnreachableError, UsageError
 from meshctl.platform.ports import DirectPort, PortHandle
 from meshctl.targets import Kind, Target
+
+if TYPE_CHECKING:
+    from meshctl.platform.resources import ResourceListing
+    from meshctl.resources import KindDef
 
 LOCAL = "local"
 KUBERNETES = "kubernetes"
@@ -163,6 +168,19 @@ class Platform(ABC):
     def resource_dir(self) -> Path | None:
         """Where the mesh's resources (ServiceProfiles ...) are files (Capability.RESOURCE_FILES), else None."""
         return None
+
+    def list_resources(self, kinds: Iterable[KindDef], namespace: str | None,
+                       missing_ok: bool = False) -> ResourceListing:  # fmt: skip
+        """The stored mesh resources of `kinds` in `namespace` (None: every namespace): the files of
+        `resource_dir()` here; the cluster's custom objects on Kubernetes."""
+        from meshctl.platform.resources import ResourceListing, read_directory
+
+        directory = self.resource_dir()
+        return ResourceListing() if directory is None else read_directory(directory, kinds, namespace)
+
+    def services_of(self, proxies: Iterable[ProxyInfo]) -> dict[str, tuple[str, ...]]:
+        """The services each proxy's pod backs (pod name -> service names)."""
+        return {p.pod: (p.service,) if p.service else () for p in proxies}
 
     def close(self) -> None:  # noqa: B027 (most platforms hold nothing open)
         """Let go of what the platform holds open (relays, clients); the platform is not used afterwards."""

@@ -9,7 +9,8 @@ reached through loopback relays to the API server's service proxy.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from meshctl.errors import UnreachableError
 from meshctl.identity import workload_identity
@@ -37,6 +38,10 @@ from meshctl.platform.kubernetes.pods import Pod, parse_pod
 from meshctl.platform.kubernetes.portforward import ForwardedPort
 from meshctl.platform.kubernetes.relay import Relay, service_proxy_path
 from meshctl.platform.ports import PortHandle
+
+if TYPE_CHECKING:
+    from meshctl.platform.resources import ResourceListing
+    from meshctl.resources import KindDef
 
 INSTALL_HINT = "install the mesh: `meshctl install | kubectl apply -f -`"
 _KINDS = {"control": "control-plane", "prometheus": "prometheus"}
@@ -90,6 +95,28 @@ class KubernetesPlatform(Platform):
         with self._lock:
             self._forwards = [f for f in self._forwards if f.is_open] + [forward]
         return forward
+
+    def list_resources(self, kinds: Iterable[KindDef], namespace: str | None,
+                       missing_ok: bool = False) -> ResourceListing:  # fmt: skip
+        from meshctl.platform.resources import list_cluster
+
+        return list_cluster(self.api, kinds, namespace, missing_ok)
+
+    def services_of(self, proxies: Iterable[ProxyInfo]) -> dict[str, tuple[str, ...]]:
+        """Services whose selector matches each pod's labels: two list calls per namespace."""
+        chosen = list(proxies)
+        out: dict[str, tuple[str, ...]] = {}
+        for namespace in sorted({p.namespace for p in chosen}):
+            labels = {pod.name: pod.labels for pod in self.mesh_pods(namespace)}
+            services = self.api.list(f"/api/v1/namespaces/{quote(namespace)}/services")
+            for proxy in (p for p in chosen if p.namespace == namespace):
+                own = labels.get(proxy.pod) or {}
+                out[proxy.pod] = tuple(sorted(
+                    str(s["metadata"]["name"]) for s in services
+                    if (selector := (s.get("spec") or {}).get("selector"))
+                    and all(own.get(k) == v for k, v in selector.items())
+                ))  # fmt: skip
+        return out
 
     def control_plane_admin(self) -> str:
         return self._relay(CONTROL_DEPLOYMENT, CONTROL_ADMIN_PORT)
