@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from meshctl.observe.describe import Description, Finding
+from meshctl.observe.describe import Description, Finding, Origin
 from meshctl.observe.describe_live import Live, live_document
 
 DEFAULTS_NOTE = "default: the mesh's own setting, where no resource says otherwise"
@@ -19,9 +19,11 @@ def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     return [indent + "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def _findings(findings: Sequence[Finding]) -> list[str]:
-    rows = [["ASPECT", "SUBJECT", "SETTING", "FROM"]]
-    rows += [[f.aspect, f.subject, f.setting, f.origin.ref] for f in findings]
+def _findings(findings: Sequence[Finding], numbers: dict[Origin, int]) -> list[str]:
+    """One row per finding; FROM is the number of its resource in the From: list, or "default"."""
+    rows = [["ASPECT", "SUBJECT", "FROM", "SETTING"]]
+    rows += [[f.aspect, f.subject, f"[{numbers[f.origin]}]" if f.origin in numbers else "default", f.setting]
+             for f in findings]  # fmt: skip
     return _table(rows)
 
 
@@ -63,17 +65,18 @@ def render_text(description: Description, live: Live | None) -> str:
         ["Instances:", ", ".join(workload.instances) or "none meshed"],
     ]
     lines = _table(rows, "")
+    origins = description.origins()
+    numbers = {origin: index for index, origin in enumerate(origins, 1)}
     for view in description.views:
         lines.append("")
         if view.service:
             lines.append(f"Requests to {view.service}:")
         else:
             lines.append(f"Requests to its pods (service accounts {', '.join(workload.service_accounts)}):")
-        lines += _findings(view.findings)
-    origins = description.origins()
+        lines += _findings(view.findings, numbers)
     lines += ["", "From:"]
     if origins:
-        lines += _table([[o.ref, o.file or f"namespace {o.namespace}"] for o in origins])
+        lines += _table([[f"[{numbers[o]}]", o.ref, o.file or f"namespace {o.namespace}"] for o in origins])
     lines.append(f"  {DEFAULTS_NOTE}")
     for problem in description.problems:
         lines.append(f"  unreadable: {problem}")
