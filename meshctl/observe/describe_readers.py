@@ -125,7 +125,7 @@ def splits(scope: Scope, resources: Resources) -> list[Finding]:
             found.append(Finding("split", f"apex {spec.service}", text, resources.origin(split), detail))
         elif scope.service in shares:
             text = (f"backend: gets {shares[scope.service]} of the requests to {spec.service}, "
-                    f"under {spec.service}'s ServiceProfile and faults")  # fmt: skip
+                    f"under the ServiceProfile and faults of {spec.service}")  # fmt: skip
             found.append(Finding("split", f"backend of {spec.service}", text, resources.origin(split), detail))
     return found
 
