@@ -47,6 +47,9 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
         "stat": ["stat", "deploy"],
         "profile": ["profile", "books", "--open-api", str(spec)],
         "apply": ["apply", "-f", str(profile), "--dry-run"],
+        "get": ["get", "sp"],
+        "delete": ["delete", "-f", str(profile), "--dry-run"],
+        "describe": ["describe", "deploy/books"],
         "completion": ["completion", "bash"],
         "log-level": ["log-level", "deploy/books"],
     }

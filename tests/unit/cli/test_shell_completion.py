@@ -91,6 +91,19 @@ def test_bash_targets_namespaces_and_check_codes(env: dict[str, str]) -> None:
     assert "MC4007" in codes and all(code.startswith("MC40") for code in codes)
 
 
+def test_bash_resource_kinds_names_and_describe_targets(env: dict[str, str]) -> None:
+    config = Path(env["MESHCTL_HOME"]) / "config"
+    config.mkdir(exist_ok=True)
+    (config / "faultinjection-booksapp-books-faults.yaml").write_text(
+        "apiVersion: meshctl.io/v1alpha1\nkind: FaultInjection\nmetadata: {name: books-faults, namespace: booksapp}\n"
+        "spec: {service: books, abort: {percent: 10}}\n"
+    )
+    assert bash(env, "get", "tr") == ["trafficsplits", "traffictargets"]
+    assert bash(env, "get", "fi", "b") == ["books-faults"]
+    assert bash(env, "delete", "faultinjections", "") == ["books-faults"]
+    assert bash(env, "describe", "deploy/b") == ["deploy/books"]
+
+
 def test_bash_offers_nothing_without_a_mesh(env: dict[str, str], tmp_path: Path) -> None:
     empty = {**env, "MESHCTL_HOME": str(tmp_path / "none")}
     assert bash(empty, "routes", "deploy/") == []
