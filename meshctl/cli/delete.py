@@ -136,7 +136,8 @@ def register(app: typer.Typer) -> None:
         names: list[str] | None = typer.Argument(None, help="The resources of that type to delete.",
                                                  autocompletion=resource_names),
         filenames: list[str] | None = typer.Option(
-            None, "-f", "--filename", help="File, directory (its .yaml/.yml/.json files) or - for stdin; repeatable."
+            None, "-f", "--filename", metavar="FILE",
+            help="File, directory (its .yaml/.yml/.json files) or - for stdin; repeatable.",
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted; change nothing."),
         ignore_not_found: bool = typer.Option(False, "--ignore-not-found", help="A missing resource is no error."),
