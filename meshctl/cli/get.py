@@ -144,7 +144,7 @@ def render(items: Sequence[StoredResource], output: OutputFormat, *, all_namespa
         row = ([resource.namespace] if all_namespaces else []) + [resource.name, summary(resource),
                                                                    age(stored.created, now)]  # fmt: skip
         if output is OutputFormat.WIDE:
-            row.append(stored.origin if stored.origin != "cluster" else "cluster")
+            row.append(stored.origin)  # the file, or "cluster"
         rows.append(row)
     return table(rows)
 
