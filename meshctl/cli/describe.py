@@ -131,6 +131,8 @@ def register(app: typer.Typer) -> None:
         listing = platform.list_resources(list(KINDS.values()), None, missing_ok=True)
         resources = Resources((s.resource, s.origin if s.origin != "cluster" else None) for s in listing.items)
         description = describe(workload, resources, problems=listing.problems)
+        for problem in listing.problems:
+            cli.stderr.write(f"warning: {problem}\n")
         state = None
         if live:
             wanted = [p for p in proxies if p.pod in workload.instances or p.namespace == workload.namespace]

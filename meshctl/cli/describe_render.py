@@ -1,6 +1,7 @@
 """Renderers of `meshctl describe`: text (kubectl describe's layout) and a JSON/YAML document.
 
 Pure functions of a Description and its Live state: no I/O, no clock, so golden files pin their bytes.
+Resources that could not be read are diagnostics: the command writes them to stderr (JSON keeps them).
 """
 
 from __future__ import annotations
@@ -78,8 +79,6 @@ def render_text(description: Description, live: Live | None) -> str:
     if origins:
         lines += _table([[f"[{numbers[o]}]", o.ref, o.file or f"namespace {o.namespace}"] for o in origins])
     lines.append(f"  {DEFAULTS_NOTE}")
-    for problem in description.problems:
-        lines.append(f"  unreadable: {problem}")
     if live is not None:
         lines += [""] + _live_lines(live)
     return "\n".join(lines) + "\n"

@@ -154,6 +154,7 @@ def test_describe_a_deployment_resources_and_live_state(cluster: tuple[FakeKubeA
     assert ejected[0]["ejectedForSeconds"] == 25.0
     assert set(live["unreachable"]) == {"authors-1", "books-4", "traffic-3"}  # no admin endpoint behind them
     assert "warning: the proxy of books-4 could not be read" in err
+    assert "warning: the cluster has no resource type meshingresses" in err
 
 
 def test_describe_a_service_without_meshed_pods_and_a_missing_deployment(
