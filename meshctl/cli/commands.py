@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local, loglevel, profile, routes, stat, tap, top
+    from meshctl.cli import apply, check, completion, debug, local, loglevel, profile, routes, stat, tap, top
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -16,5 +16,6 @@ def register(app: typer.Typer) -> None:
     apply.register(app)
     tap.register(app)
     loglevel.register(app)
+    debug.register(app)
     top.register(app)
     completion.register(app)
