@@ -152,7 +152,7 @@ def _run_local(cli: CliContext, proxies: list[ProxyInfo], fmt: str, expression: 
                 session.start()
                 legs, instances = len(session.correlator.legs), len(session.sources)
                 until = f"for {seconds:g}s" if seconds else "until Ctrl-C"
-                cli.stderr.write(f"debug: capturing {legs} plaintext legs of {instances} instances {until}\n")
+                cli.stderr.write(f"debug: capturing {legs} plaintext legs of {_instances(instances)} {until}\n")
                 cli.stderr.flush()
                 with contextlib.suppress(KeyboardInterrupt):
                     for event in session.live(None if seconds is None else time.monotonic() + seconds):
@@ -171,7 +171,8 @@ def _run_local(cli: CliContext, proxies: list[ProxyInfo], fmt: str, expression: 
 def _summary(cli: CliContext, session: DebugSession, write: Path | None) -> None:
     elapsed = time.monotonic() - session.started
     requests, responses = sum(session.requests.values()), sum(session.responses.values())
-    line = f"debug: {requests} requests, {responses} responses from {len(session.sources)} instances in {elapsed:.1f}s"
+    instances = _instances(len(session.sources))
+    line = f"debug: {requests} requests, {responses} responses from {instances} in {elapsed:.1f}s"
     if write is not None and session.writer is not None:
         line += f"; {session.writer.records} packets in {write} (`tshark -r {write}` reads it)"
     cli.stderr.write(line + "\n")
@@ -227,3 +228,7 @@ def register(app: typer.Typer) -> None:
         if write is not None and write.is_dir():
             raise UsageError(f"--write {write} is a directory", hint="give a file name, e.g. --write capture.pcap")
         _run_local(cli, cli.platform.select_proxies(chosen), fmt, expression, seconds, write)
+
+
+def _instances(count: int) -> str:
+    return f"{count} instance" + ("" if count == 1 else "s")
