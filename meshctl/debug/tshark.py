@@ -26,9 +26,8 @@ _MESSAGES = "(http.request or http.response or http2.headers.method or http2.hea
 
 def find_tool(name: str) -> str:
     """The path of tshark or tcpdump; a one-line error naming the package otherwise."""
-    path = shutil.which(name) or next(
-        (f"{d}/{name}" for d in ("/usr/sbin", "/sbin", "/usr/bin") if shutil.which(f"{d}/{name}")), None
-    )
+    # tcpdump lives in sbin on some systems, which is not on every user's PATH.
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         raise MeshError(f"{name} is not installed: `meshctl debug` captures with tcpdump and decodes with tshark",
                         hint=INSTALL_HINT)  # fmt: skip
