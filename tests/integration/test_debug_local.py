@@ -173,6 +173,9 @@ def test_failures_are_one_line_with_a_hint(mesh: tuple[Path, str], tmp_path: Pat
     assert done.returncode == 2 and "text or json" in done.stderr
     done = meshctl(tmp_path / "empty", "debug", "deploy/webapp", "-n", "booksapp")
     assert done.returncode == 3 and "no mesh is running" in done.stderr
+    done = meshctl(tmp_path / "other", "up", "--subnet", "127.78.0.0/16", "--enable-debug-sidecar", "deploy/nope")
+    assert done.returncode == 2 and "--enable-debug-sidecar deploy/nope: no instance" in done.stderr
+    assert "books" in done.stderr and not (tmp_path / "other" / "mesh.json").exists()  # refused before starting
     empty = tmp_path / "bin"
     empty.mkdir()
     env = {**os.environ, "MESHCTL_HOME": str(home), "PATH": str(empty)}
