@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import typer
 
-from meshctl.cli.context import CliContext, OutputFormat, PlatformName
+from meshctl.cli.context import CliContext, PlatformName
 from meshctl.cli.examples import examples
 from meshctl.cli.style import color_enabled
 from meshctl.errors import MeshError, UnreachableError, UsageError
@@ -45,8 +45,8 @@ DEBUG_EXAMPLES = examples(
 
 
 def output_format(cli: CliContext, output: str | None) -> str:
-    """text or json (the global -o table means text)."""
-    chosen = output or ("json" if cli.output is OutputFormat.JSON else "text")
+    """text or json, from -o after the command or before it (the global -o table means text)."""
+    chosen = output or cli.output_flag or "text"
     if chosen == "table":
         chosen = "text"
     if chosen not in ("text", "json"):

@@ -13,7 +13,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -39,6 +39,7 @@ class DebugSession:
         self.started = time.monotonic()
         self._items: queue.Queue[Item] = queue.Queue()
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self._diagnostics: deque[str] = deque(maxlen=20)  # tshark's last stderr lines, read as they come
         self._decoder: subprocess.Popen[bytes] | None = None
         self._header: GlobalHeader | None = None
         self._stopped = False
@@ -47,6 +48,7 @@ class DebugSession:
         self._decoder = subprocess.Popen(self.decoder_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
         threading.Thread(target=self._read_decoder, name="debug-decoder", daemon=True).start()
+        threading.Thread(target=self._read_diagnostics, name="debug-decoder-stderr", daemon=True).start()
         for source in self.sources:
             source.start(self._items)
 
@@ -55,6 +57,13 @@ class DebugSession:
         for raw in self._decoder.stdout:
             self._lines.put(raw.decode("utf-8", "replace"))
         self._lines.put(None)
+
+    def _read_diagnostics(self) -> None:
+        assert self._decoder is not None and self._decoder.stderr is not None
+        for raw in self._decoder.stderr:
+            line = raw.decode("utf-8", "replace").strip()
+            if line and "Running as user" not in line:
+                self._diagnostics.append(line)
 
     def _pass_on(self, item: Item) -> None:
         if isinstance(item, Ended):
@@ -79,15 +88,8 @@ class DebugSession:
             decoder.stdin.write(b"".join(r.raw for r in batch.records))
             decoder.stdin.flush()
         except (BrokenPipeError, PcapError) as exc:
-            self.decoder_error = f"tshark stopped decoding: {self._decoder_stderr() or exc}"
-
-    def _decoder_stderr(self) -> str:
-        decoder = self._decoder
-        if decoder is None or decoder.stderr is None or decoder.poll() is None:
-            return ""
-        text = decoder.stderr.read().decode("utf-8", "replace")
-        lines = [ln for ln in text.splitlines() if ln.strip() and "Running as user" not in ln]
-        return lines[-1].strip() if lines else ""
+            last = self._diagnostics[-1] if self._diagnostics else str(exc)
+            self.decoder_error = f"tshark stopped decoding: {last}"
 
     def _events(self, line: str) -> list[HttpEvent]:
         packet = parse_line(line)
