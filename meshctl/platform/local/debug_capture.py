@@ -46,9 +46,9 @@ def bpf(legs: list[Leg]) -> str:
     return "tcp and (" + " or ".join(f"(host {leg.host} and port {leg.port})" for leg in legs) + ")"
 
 
-def capture_argv(tcpdump: str, legs: list[Leg]) -> list[str]:
+def capture_argv(tcpdump: str, legs: list[Leg], out: str = "-") -> list[str]:
     # -U: each packet is written at once (a follower or a pipe sees it now); -s 0: whole packets.
-    return [tcpdump, "-i", DEVICE, "-U", "-n", "-s", "0", "-w", "-", bpf(legs)]
+    return [tcpdump, "-i", DEVICE, "-U", "-n", "-s", "0", "-w", out, bpf(legs)]
 
 
 def capture_failure(instance: str, stderr: str, code: int | None) -> MeshError:

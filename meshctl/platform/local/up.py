@@ -340,13 +340,10 @@ def _launch(
 
 def _debug_sidecar(launcher: Launcher, component: ComponentRecord) -> _Wait:
     """The instance's capture starts before its app, so its first request is in the pcap."""
-    launcher.record.components.append(component)
-    child, process = debug_sidecar.start(launcher.layout, component)
-    component.processes.append(process)
-    launcher.started.append((child, process))
-    state.write_record(launcher.layout, launcher.record)
-    return _Wait(f"debug sidecar {component.pod}", "capturing on lo", partial(debug_sidecar.ready, process.log),
-                 [(child, process)])  # fmt: skip
+    argv = debug_sidecar.argv(launcher.layout, component)
+    child = launcher.start(component, debug_sidecar.ROLE, argv, f"{component.pod}.debug")
+    return _Wait(f"debug sidecar {component.pod}", "capturing on lo", partial(debug_sidecar.ready, child[1].log),
+                 [child])  # fmt: skip
 
 
 def _first_scrape(launcher: Launcher, topology: Topology, prom_child: Child, deadline: float) -> None:
