@@ -138,7 +138,11 @@ def _run_local(cli: CliContext, proxies: list[ProxyInfo], fmt: str, expression: 
     from meshctl.cli.tapsession import colour
 
     painted = color_enabled(cli.stdout) and fmt == "text"
-    out = write.open("wb") if write is not None else None
+    try:
+        out = write.open("wb") if write is not None else None
+    except OSError as exc:
+        hint = "give a file in a directory you can write to"
+        raise UsageError(f"--write {write}: {exc.strerror or exc}", hint=hint) from None
 
     def show(event: HttpEvent) -> None:
         failed = event.status is not None and event.status >= 500
@@ -183,7 +187,7 @@ def _summary(cli: CliContext, session: DebugSession, write: Path | None) -> None
         raise MeshError(session.decoder_error, hint="the pcap file is complete: read it with `tshark -r FILE`")
 
 
-def _run_kubernetes(cli: CliContext, proxies: list[ProxyInfo], timeout_s: float) -> None:
+def _run_kubernetes(cli: CliContext, proxies: list[ProxyInfo], timeout_s: float, fmt: str) -> None:
     from meshctl.platform.kubernetes.ephemeral import debug_pods
 
     def progress(text: str) -> None:
@@ -191,7 +195,14 @@ def _run_kubernetes(cli: CliContext, proxies: list[ProxyInfo], timeout_s: float)
         cli.stderr.flush()
 
     for attached in debug_pods(cli.platform, proxies, timeout_s, progress):
-        cli.stdout.write(f"{attached.namespace}/{attached.pod}: {attached.how}\n")
+        if fmt == "json":
+            import json
+
+            document = {"namespace": attached.namespace, "pod": attached.pod, "container": attached.container,
+                        "how": attached.how, "commands": attached.commands()}  # fmt: skip
+            cli.stdout.write(json.dumps(document) + "\n")
+            continue
+        cli.stdout.write(f"{attached.namespace}/{attached.pod}: {attached.container} {attached.how}\n")
         cli.stdout.write("".join(f"  {line}\n" for line in attached.commands()))
 
 
@@ -223,7 +234,7 @@ def register(app: typer.Typer) -> None:
                 raise UsageError("--write, --duration and --filter capture locally; on Kubernetes the capture "
                                  "runs in the debug container",
                                  hint="run tshark there with the `kubectl exec` line this command prints")  # fmt: skip
-            _run_kubernetes(cli, cli.platform.select_proxies(chosen), timeout_s)
+            _run_kubernetes(cli, cli.platform.select_proxies(chosen), timeout_s, fmt)
             return
         if write is not None and write.is_dir():
             raise UsageError(f"--write {write} is a directory", hint="give a file name, e.g. --write capture.pcap")

@@ -64,8 +64,13 @@ def test_a_deployment_gets_a_debug_container_in_each_pod(
     # Ephemeral containers cannot be changed or removed: a second run reuses them, without a PATCH.
     code, out, err = run(fake, tmp_path, capsys, "pod/books-0", "-n", APP_NS)
     assert code == 0, err
-    assert "booksapp/books-0: already there" in out
+    assert "booksapp/books-0: meshctl-debug already there" in out
     assert fake.requests[f"PATCH /api/v1/namespaces/{APP_NS}/pods/books-0/ephemeralcontainers"] == 1
+    code, out, err = run(fake, tmp_path, capsys, "pod/books-4", "-n", APP_NS, "-o", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["pod"] == "books-4" and document["how"] == "already there"
+    assert document["commands"][0] == f"kubectl -n {APP_NS} exec -it books-4 -c meshctl-debug -- tshark -i any"
 
 
 def test_a_container_that_cannot_start_is_one_line_with_a_hint(

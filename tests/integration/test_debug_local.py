@@ -169,6 +169,8 @@ def test_failures_are_one_line_with_a_hint(mesh: tuple[Path, str], tmp_path: Pat
     assert done.returncode == 2 and "no meshed pod matches deploy/nope" in done.stderr
     done = meshctl(home, "debug", "deploy/webapp", "-n", "booksapp", "--filter", "http.request.method ==")
     assert done.returncode == 2 and "--filter" in done.stderr and "hint: " in done.stderr
+    done = meshctl(home, "debug", "deploy/webapp", "-n", "booksapp", "--write", str(tmp_path / "no" / "x.pcap"))
+    assert done.returncode == 2 and "No such file or directory" in done.stderr and "hint: " in done.stderr
     done = meshctl(home, "debug", "deploy/webapp", "-n", "booksapp", "-o", "wide")
     assert done.returncode == 2 and "text or json" in done.stderr
     done = meshctl(tmp_path / "empty", "debug", "deploy/webapp", "-n", "booksapp")

@@ -43,6 +43,7 @@ class Attached:
     namespace: str
     pod: str
     how: str  # "added" | "already there" (ephemeral) | "sidecar" (injected with the pod)
+    container: str = DEBUG_CONTAINER
 
     def commands(self) -> list[str]:
         ns, pod = self.namespace, self.pod
