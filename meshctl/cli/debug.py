@@ -107,7 +107,7 @@ def _local_session(cli: CliContext, proxies: list[ProxyInfo], expression: str | 
     from meshctl.debug.tshark import decoder_argv, find_tool
     from meshctl.platform.base import Capability
     from meshctl.platform.local import as_local
-    from meshctl.platform.local.debug_capture import sources_for
+    from meshctl.platform.local.debug_capture import SIDECAR_ROLE, sources_for
     from meshctl.platform.local.processes import is_alive
 
     platform = as_local(cli.platform, Capability.LIFECYCLE, "meshctl debug")
@@ -115,7 +115,9 @@ def _local_session(cli: CliContext, proxies: list[ProxyInfo], expression: str | 
     components = []
     for proxy in proxies:
         component = record.component(proxy.pod)
-        if component is None or not all(is_alive(p.pid, p.start_ticks) for p in component.processes):
+        # A dead debug sidecar leaves the instance running: a capture of its own replaces it.
+        serving = [p for p in component.processes if p.role != SIDECAR_ROLE] if component is not None else []
+        if component is None or not serving or not all(is_alive(p.pid, p.start_ticks) for p in serving):
             cli.stderr.write(f"debug: {proxy.pod} is not running: not captured\n")
             continue
         components.append(component)
@@ -149,6 +151,7 @@ def _run_local(cli: CliContext, proxies: list[ProxyInfo], fmt: str, expression: 
         cli.stdout.write(colour(render(event, fmt), painted, failed) + "\n")
         cli.stdout.flush()
 
+    session: DebugSession | None = None
     try:
         with _terminate_as_interrupt():
             session = _local_session(cli, proxies, expression, out)
@@ -169,6 +172,8 @@ def _run_local(cli: CliContext, proxies: list[ProxyInfo], fmt: str, expression: 
     finally:
         if out is not None:
             out.close()
+            if session is None and write is not None:  # nothing was captured: leave no empty file behind
+                write.unlink(missing_ok=True)
     _summary(cli, session, write)
 
 

@@ -217,11 +217,25 @@ def test_no_permission_to_capture_is_named_with_the_fix(tmp_path: Path) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def test_an_instance_whose_sidecar_died_gets_a_capture_of_its_own(mesh: tuple[Path, str]) -> None:
+    home, _ = mesh
+    _, status = status_json(home)
+    books = next(c for c in status["components"] if c["pod"] == "books-1")
+    (sidecar,) = [p["pid"] for p in books["processes"] if p["role"] == "debug"]
+    os.kill(sidecar, signal.SIGTERM)  # the sidecar `up` started for this test's mesh
+    deadline = time.monotonic() + 10
+    while alive(sidecar) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done = meshctl(home, "debug", "pod/books-1", "-n", "booksapp", "--duration", "1s")
+    assert done.returncode == 0, done.stderr
+    assert "debug: books-1: tcpdump pid" in done.stderr and "not running" not in done.stderr
+
+
 def test_down_stops_the_sidecars(mesh: tuple[Path, str]) -> None:
     home, _ = mesh
     _, status = status_json(home)
-    pids = [p["pid"] for c in status["components"] for p in c["processes"] if p["role"] == "debug"]
-    assert len(pids) == 2
+    pids = [p["pid"] for c in status["components"] for p in c["processes"] if p["role"] == "debug" and p["alive"]]
+    assert len(pids) == 1  # books-0's (books-1's was stopped above)
     done = meshctl(home, "down")
     assert done.returncode == 0, done.stderr
     assert not any(alive(pid) for pid in pids)
