@@ -10,6 +10,7 @@ def register(app: typer.Typer) -> None:
         apply,
         check,
         completion,
+        debug,
         delete,
         describe,
         get,
@@ -33,5 +34,6 @@ def register(app: typer.Typer) -> None:
     describe.register(app)
     tap.register(app)
     loglevel.register(app)
+    debug.register(app)
     top.register(app)
     completion.register(app)

@@ -42,6 +42,7 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "tap": (T, W, J),  # text is the table format of tap
     "top": (T,),
     "log-level": (T, J, Y),
+    "debug": (T, J),  # text is the table format of debug
 }
 
 

@@ -178,6 +178,7 @@ UP_EXAMPLES = examples(
     ("Another mesh beside it: its own state directory and subnet", "meshctl --home /tmp/m2 up --subnet 127.78.0.0/16"),
     ("Only the control plane and Prometheus, no demo", "meshctl up --no-demo"),
     ("A demo that fails more and is busier", "meshctl up --failure-rate 0.5 --rps 50"),
+    ("The books instances with a debug sidecar from the start", "meshctl up --enable-debug-sidecar deploy/books"),
 )
 DOWN_EXAMPLES = examples(
     ("Stop the mesh; logs, config and identity stay", "meshctl down"),
@@ -219,6 +220,10 @@ def register(app: typer.Typer) -> None:
             10.0, "--rps", min=0.0, max=1000.0, help="Requests per second of the traffic generator (0: none)."
         ),
         timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds to wait for readiness."),
+        debug_sidecars: list[str] = typer.Option(
+            [], "--enable-debug-sidecar", metavar="TARGET",
+            help="Start these instances (deploy/books) with a capture of their plaintext legs (`meshctl debug`).",
+        ),  # fmt: skip
     ) -> None:
         """Start the local mesh: control plane, demo app with sidecars, ingress, traffic and Prometheus."""
         from meshctl.platform.local.topology import DemoOptions
@@ -230,6 +235,7 @@ def register(app: typer.Typer) -> None:
             subnet=subnet,
             demo=DemoOptions(failure_rate=failure_rate, latency_ms=latency_ms, rps=rps) if demo else None,
             timeout_s=timeout,
+            debug_sidecars=tuple(debug_sidecars),
         )
         cli.stderr.write(f"Starting the local mesh in {platform.home} (subnet {subnet})\n")
         try:

@@ -7,7 +7,8 @@ custom resources once their CRD exists), `kind: XList` shapes with `apiVersion` 
 `Status` objects for 401/404, SelfSubjectAccessReview (POST), the service proxy
 (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`) to handlers the test installs, and a pod's
 port-forward (websocket, `v4.channel.k8s.io`, see portforward.py) to the local address the test names
-with `forward_to(namespace, pod, port, address)`. Every request
+with `forward_to(namespace, pod, port, address)`, and a pod's `ephemeralcontainers` subresource (PATCH and
+GET, with the kubelet's status updates: see ephemeral.py). Every request
 is counted per method and path, so tests can assert that the client's request count does not depend on
 the size of the cluster. `kubeconfig(path)` writes a kubeconfig pointing at it with a bearer token.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tests.fakes.ephemeral import Kubelet, patch_ephemeral
 from tests.fakes.portforward import V4_PROTOCOL, PortForwardSession, accept_key
 
 # group/version + plural -> (kind, namespaced)
@@ -94,6 +96,7 @@ class FakeKubeApi:
         self.proxies: dict[tuple[str, str, str], ProxyHandler] = {}  # (namespace, service, port)
         self.pod_ports: dict[tuple[str, str, int], tuple[str, int]] = {}  # (namespace, pod, port) -> address
         self.judge: AccessJudge = lambda attributes: True
+        self.kubelet = Kubelet()
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -186,6 +189,9 @@ class FakeKubeApi:
             def do_POST(self) -> None:  # noqa: N802
                 self._answer("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
+            def do_PATCH(self) -> None:  # noqa: N802
+                self._answer("PATCH", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
             def _answer(self, method: str, body: bytes) -> None:
                 parts = urllib.parse.urlsplit(self.path)
                 with fake._lock:
@@ -195,7 +201,8 @@ class FakeKubeApi:
                     code, payload = 401, json.dumps(status_object(401, "Unauthorized", "Unauthorized")).encode()
                 else:
                     query = dict(urllib.parse.parse_qsl(parts.query))
-                    code, payload = fake.handle(method, parts.path, query, body)
+                    content_type = self.headers.get("Content-Type") or ""
+                    code, payload = fake.handle(method, parts.path, query, body, content_type)
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -263,18 +270,42 @@ class FakeKubeApi:
         with self._lock:
             return sum(self.requests.values())
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         segments = [urllib.parse.unquote(s) for s in path.strip("/").split("/")]
         try:
             if segments == ["version"]:
                 return 200, json.dumps(self.version).encode()
             if method == "POST" and path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
                 return self._review(json.loads(body))
+            if len(segments) == 7 and segments[:3] == ["api", "v1", "namespaces"] and segments[4] == "pods" \
+                    and segments[6] == "ephemeralcontainers":  # fmt: skip
+                return self._ephemeral(method, segments[3], segments[5], body, content_type)
             if method == "GET":
                 return self._get(segments, query)
         except ValueError as exc:
             return 400, json.dumps(status_object(400, "BadRequest", str(exc))).encode()
         return self._not_found(path)
+
+    def _ephemeral(self, method: str, namespace: str, pod: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        verb = {"GET": "get", "PATCH": "patch"}.get(method)
+        if verb is None:
+            return 405, json.dumps(status_object(405, "MethodNotAllowed", f"{method} is not supported")).encode()
+        attributes = {"namespace": namespace, "verb": verb, "resource": "pods", "subresource": "ephemeralcontainers"}
+        if not self.judge(attributes | {"name": pod}):
+            message = (f'pods "{pod}" is forbidden: User "fake-user" cannot {verb} resource "pods/ephemeralcontainers" '
+                       f'in API group "" in the namespace "{namespace}"')  # fmt: skip
+            return 403, json.dumps(status_object(403, "Forbidden", message)).encode()
+        try:
+            obj = self.find("v1", "pods", pod, namespace)
+        except KeyError:
+            return 404, json.dumps(status_object(404, "NotFound", f'pods "{pod}" not found')).encode()
+        if method == "GET":
+            with self.kubelet.lock:
+                return 200, json.dumps(obj).encode()
+        code, document = patch_ephemeral(obj, content_type, json.loads(body), self.kubelet)
+        return code, json.dumps(document).encode()
 
     def _not_found(self, path: str) -> tuple[int, bytes]:
         return 404, json.dumps(

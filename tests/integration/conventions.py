@@ -24,8 +24,8 @@ OPENAPI = {"openapi": "3.0.0", "info": {"title": "books", "version": "1"},
            "paths": {"/books": {"get": {}, "post": {}}, "/books/{id}": {"get": {}}}}  # fmt: skip
 # Exit codes a command may end with and still have printed its document: check exits 1 when a check fails.
 MAY_FAIL = {"check": {0, 1}, "status": {0, 1}}
-# Commands that stream events rather than print one document (their formats: tests/integration/test_tap_cli.py).
-STREAMING = {"tap", "top"}
+# Commands that stream events rather than print one document (their formats: test_tap_cli.py, test_debug_local.py).
+STREAMING = {"tap", "top", "debug"}
 
 
 def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:

@@ -63,6 +63,10 @@ class KubeApi:
     def post(self, path: str, body: dict[str, Any], *, timeout_s: float = READ_TIMEOUT_S) -> Any:
         return json.loads(self._call("POST", path, None, body, timeout_s))
 
+    def patch(self, path: str, body: dict[str, Any], *, content_type: str, timeout_s: float = READ_TIMEOUT_S) -> Any:
+        """A PATCH of the given kind (application/strategic-merge-patch+json, merge-patch, json-patch)."""
+        return json.loads(self._call("PATCH", path, None, body, timeout_s, content_type=content_type))
+
     def raw(self, path: str, query: dict[str, str] | None = None, *, timeout_s: float = READ_TIMEOUT_S) -> bytes:
         """A GET whose answer is not JSON (the service proxy of a component's HTTP endpoint)."""
         return self._call("GET", path, query, None, timeout_s, accept="*/*")
@@ -105,13 +109,14 @@ class KubeApi:
         body: dict[str, Any] | None,
         timeout_s: float,
         accept: str = "application/json",
+        content_type: str = "application/json",
     ) -> bytes:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         headers = {"Accept": accept}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         request = self._client.param_serialize(
             method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
             auth_settings=["BearerToken"],

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from meshctl.errors import ConfigError, ConflictError, MeshError, MeshTimeoutError
-from meshctl.platform.local import configs, prometheus, state
+from meshctl.platform.local import configs, debug_sidecar, prometheus, state
 from meshctl.platform.local.addresses import AddressPlan
 from meshctl.platform.local.exposure import write_demo_ingress
 from meshctl.platform.local.probes import http_ok, port_in_use, tcp_open
@@ -54,6 +54,7 @@ class UpOptions:
     demo: DemoOptions | None
     timeout_s: float = 120.0
     python: str = sys.executable
+    debug_sidecars: tuple[str, ...] = ()  # targets (deploy/books) whose instances start with a capture
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ def prepare(layout: Layout, topology: Topology, reporter: Reporter) -> None:
 def up(layout: Layout, options: UpOptions, reporter: Reporter) -> UpResult:
     plan = AddressPlan.parse(options.subnet)
     topology = Topology(plan, options.demo)
+    sidecars = debug_sidecar.chosen(topology, options.debug_sidecars)
     with state.exclusive(layout, "up"):
         replaced = check_existing(layout, reporter)
         binary = prometheus.find_prometheus()
@@ -269,7 +271,7 @@ def up(layout: Layout, options: UpOptions, reporter: Reporter) -> UpResult:
         )
         launcher = Launcher(layout, record, reporter, options.python)
         try:
-            _launch(launcher, topology, binary, time.monotonic() + options.timeout_s)
+            _launch(launcher, topology, binary, time.monotonic() + options.timeout_s, sidecars)
         except BaseException:
             reporter.note("stopping what was started")
             launcher.stop_all()
@@ -280,7 +282,9 @@ def up(layout: Layout, options: UpOptions, reporter: Reporter) -> UpResult:
         return UpResult(record, time.monotonic() - launcher.t0, replaced)
 
 
-def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float) -> None:
+def _launch(
+    launcher: Launcher, topology: Topology, binary: str, deadline: float, sidecars: frozenset[str] = frozenset()
+) -> None:
     layout, plan, demo = launcher.layout, topology.plan, topology.demo
     control, prom = _components(topology)
     control_argv = launcher.python_module("meshctl.control", "--config", str(layout.control_json))
@@ -293,6 +297,8 @@ def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float
         addresses = {"app": pod.app, "inbound": pod.inbound, "outbound": pod.outbound, "admin": pod.admin}
         addresses["tap"] = pod.tap
         pods[pod.pod] = component = _pod_component(pod, "workload", addresses)
+        if pod.pod in sidecars:
+            app_waits.append(_debug_sidecar(launcher, component))
         argv = launcher.python_module("meshctl.demo", *_app_args(pod, demo))
         child = launcher.start(component, "app", argv, pod.pod)
         app_waits.append(_Wait(f"app {pod.pod}", pod.app, partial(tcp_open, pod.app, 0.5), [child]))
@@ -330,6 +336,14 @@ def _launch(launcher: Launcher, topology: Topology, binary: str, deadline: float
         args = ["traffic", "--target", target, "--rps", f"{demo.rps:g}", "--source", plan.traffic_ip]
         launcher.start(component, "traffic", launcher.python_module("meshctl.demo", *args), "traffic")
         launcher.reporter.step(f"traffic generator started  {demo.rps:g} rps → {target}")
+
+
+def _debug_sidecar(launcher: Launcher, component: ComponentRecord) -> _Wait:
+    """The instance's capture starts before its app, so its first request is in the pcap."""
+    argv = debug_sidecar.argv(launcher.layout, component)
+    child = launcher.start(component, debug_sidecar.ROLE, argv, f"{component.pod}.debug")
+    return _Wait(f"debug sidecar {component.pod}", "capturing on lo", partial(debug_sidecar.ready, child[1].log),
+                 [child])  # fmt: skip
 
 
 def _first_scrape(launcher: Launcher, topology: Topology, prom_child: Child, deadline: float) -> None:
