@@ -39,6 +39,8 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "tap": (T, W, J),  # text is the table format of tap
     "top": (T,),
     "log-level": (T, J, Y),
+    "inject": (Y, J),  # the manifests themselves
+    "uninject": (Y, J),
 }
 
 
