@@ -112,12 +112,17 @@ def _resource(document: Any, transform: Transform, reports: list[Report]) -> Any
         reports.append(Report(kind, name, "skipped", "it has no pod template spec"))
         return document
     created_meta = not isinstance(template.get("metadata"), dict)
+    if created_meta:  # metadata before spec, as Kubernetes prints it; removed again if it stays empty
+        entries = [(k, v) for k, v in template.items() if k != "metadata"]
+        template.clear()
+        template["metadata"] = {}
+        template.update(entries)
     template_meta = pod.child_dict(template, "metadata")
     namespace = meta.get("namespace") if isinstance(meta, dict) else None
     workload = name if kind != "Pod" else pod.pod_workload(template_meta)
     action, reason = transform(template_meta, template["spec"], workload, namespace)
-    if created_meta and not template_meta:
-        del template["metadata"]
+    if not template_meta and (created_meta or (action == "uninjected" and kind != "Pod")):
+        del template["metadata"]  # what inject made for its annotations; a Pod keeps its own
     reports.append(Report(kind, name, action, reason))
     return out if action in ("injected", "uninjected") else document
 

@@ -84,14 +84,13 @@ def _app_containers(spec: Dict) -> list[Dict]:
 
 
 def _app_port(spec: Dict) -> tuple[int | None, str]:
-    """The app's first declared TCP port and its protocol ("grpc" when the port's name or appProtocol says so)."""
+    """The app's first declared TCP port and its protocol ("grpc" when the port is named grpc or grpc-*)."""
     for container in _app_containers(spec):
         for port in _items(container.get("ports")):
             number = port.get("containerPort")
             if isinstance(number, int) and port.get("protocol", "TCP") == "TCP":
-                hints = (str(port.get("name", "")), str(port.get("appProtocol", "")))
-                grpc = any(h == "grpc" or h.startswith("grpc-") for h in hints) or "kubernetes.io/h2c" in hints
-                return number, "grpc" if grpc else "http"
+                name = str(port.get("name", ""))
+                return number, "grpc" if name == "grpc" or name.startswith("grpc-") else "http"
     return None, "http"
 
 
@@ -133,7 +132,8 @@ def inject_manual(meta: Dict, spec: Dict, workload: str, options: InjectOptions)
 
 
 def uninject(meta: Dict, spec: Dict) -> bool:
-    """Remove everything inject adds (both modes); False when there was none of it."""
+    """Remove everything inject adds (both modes); False when there was none of it. The debug-sidecar
+    annotation goes too, even if the user wrote it: it means nothing without the proxy."""
     changed = False
     removals: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("initContainers", (k8s.INIT_CONTAINER,)),
@@ -156,10 +156,14 @@ def uninject(meta: Dict, spec: Dict) -> bool:
     )
     for key, names in marks:
         values = meta.get(key)
-        if isinstance(values, dict) and any(name in values for name in names):
+        if not isinstance(values, dict):
+            continue
+        # `inject: disabled` is the user's opt-out, not ours: it stays
+        ours = [n for n in names if n in values and not (n == k8s.INJECT_ANNOTATION and values[n] == DISABLED)]
+        for name in ours:
+            del values[name]
+        if ours:
             changed = True
-            for name in names:
-                values.pop(name, None)
             if not values:
                 del meta[key]
     return changed
