@@ -102,9 +102,12 @@ def _resource(document: Any, transform: Transform, reports: list[Report]) -> Any
         out["items"] = [_resource(item, transform, reports) for item in document["items"]]
         return out
     known = WORKLOADS.get(kind)
-    if known is None or document.get("apiVersion") != known[0]:
-        what = f"{kind or 'an object without a kind'}" + (f" ({document.get('apiVersion')})" if known else "")
-        reports.append(Report(kind, name, "skipped", f"{what} has no pod template to inject"))
+    if known is None:
+        reports.append(Report(kind, name, "skipped", f"{kind or 'an object without a kind'} has no pod template"))
+        return document
+    if document.get("apiVersion") != known[0]:
+        reason = f"{kind} of {document.get('apiVersion')} is not injected, only {kind} of {known[0]}"
+        reports.append(Report(kind, name, "skipped", reason))
         return document
     out = copy.deepcopy(document)
     template = _walk(out, known[1])

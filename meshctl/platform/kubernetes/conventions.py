@@ -41,6 +41,9 @@ Injected pod (what `meshctl inject --manual` writes and the injector patches in,
   volume `meshctl-trust-anchors` at /var/run/meshctl/identity.
 - `meshctl-init` (NET_ADMIN, NET_RAW) redirects with iptables (nat table): TCP to the app port → 4143;
   TCP the app sends out (not from user 2102, not to loopback) → 4140.
+- The injector is on when the control plane's `config.json` has `"webhook": {"listen": "0.0.0.0:8443",
+  "cert": ..., "key": ...}` (PEM files, re-read when they change): a certificate for
+  `meshctl-control.meshctl-system.svc`, whose CA is the MutatingWebhookConfiguration's caBundle.
 """
 
 from __future__ import annotations

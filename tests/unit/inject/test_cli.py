@@ -32,7 +32,7 @@ def test_stdin_json_manual_with_debug_sidecar_and_back() -> None:
     assert injected.returncode == 0, injected.stderr
     assert injected.stderr.splitlines() == [
         'deployment "api" injected',
-        'configmap "api-settings" skipped: ConfigMap has no pod template to inject',
+        'configmap "api-settings" skipped: ConfigMap has no pod template',
     ]
     documents = parse_documents(injected.stdout, "<stdout>")  # one JSON object after the other
     names = [c["name"] for c in documents[0]["spec"]["template"]["spec"]["containers"]]

@@ -24,7 +24,9 @@ def apply(before: Any, operations: list[dict[str, Any]]) -> Any:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal as JSON (type-exact: True is not 1)."""
+    """Equal as JSON: True is not 1, but 0 and 0.0 are one number (RFC 6902, section 4.6)."""
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool) | isinstance(b, bool):
+        return a == b
     return type(a) is type(b) and (
         all(same(a[k], b[k]) for k in a) and a.keys() == b.keys() if isinstance(a, dict)
         else len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True)) if isinstance(a, list)
