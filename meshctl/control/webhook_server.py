@@ -75,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: WebhookServer
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != k8s.INJECTOR_PATH:
             self._reply(HTTPStatus.NOT_FOUND, f"no such path; the injector answers POST {k8s.INJECTOR_PATH}")
             return
@@ -101,10 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(HTTPStatus.OK, answer)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._reply(HTTPStatus.METHOD_NOT_ALLOWED, f"the injector answers POST {k8s.INJECTOR_PATH}")
 
-    do_PUT = do_DELETE = do_PATCH = do_GET  # noqa: N815
+    do_PUT = do_DELETE = do_PATCH = do_GET
 
     def _reply(self, status: HTTPStatus, content: dict[str, Any] | str) -> None:
         if isinstance(content, str):
@@ -120,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status >= 400:
             log.info("injector: %d %s", status, content)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's signature)
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib names it `format`
         log.debug("%s %s", self.address_string(), format % args)
 
 
