@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
         delete,
         describe,
         get,
+        inject,
         local,
         loglevel,
         profile,
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
     get.register(app)
     delete.register(app)
     describe.register(app)
+    inject.register(app)  # inject, uninject
     tap.register(app)
     loglevel.register(app)
     debug.register(app)

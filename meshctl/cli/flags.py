@@ -43,6 +43,8 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "top": (T,),
     "log-level": (T, J, Y),
     "debug": (T, J),  # text is the table format of debug
+    "inject": (Y, J),  # the manifests themselves
+    "uninject": (Y, J),
 }
 
 

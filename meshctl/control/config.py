@@ -76,6 +76,15 @@ class ServiceConfig:
     endpoints: tuple[EndpointConfig, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """The proxy injector's HTTPS listener (Kubernetes); absent: no injector."""
+
+    listen: Address
+    cert: Path
+    key: Path
+
+
 @dataclass(frozen=True)
 class ControlConfig:
     listen: Address
@@ -87,6 +96,7 @@ class ControlConfig:
     cert_lifetime_hours: float = 24.0
     mesh_json: Path | None = None
     log_level: str = "info"
+    webhook: WebhookConfig | None = None
 
 
 def load_control_config(path: Path) -> ControlConfig:
@@ -134,6 +144,7 @@ def _parse(data: object, problems: list[Problem], base: Path) -> ControlConfig |
             "cert_lifetime_hours",
             "mesh_json",
             "log_level",
+            "webhook",
         ),
     )
     listen = _address(node.get("listen"), "listen", problems)
@@ -151,6 +162,7 @@ def _parse(data: object, problems: list[Problem], base: Path) -> ControlConfig |
             parse_log_level(log_level)
         except ValueError as exc:
             problems.append(Problem("log_level", str(exc)))
+    webhook = None if node.get("webhook") is None else _webhook(node["webhook"], problems, base)
     if (
         problems
         or listen is None
@@ -171,7 +183,19 @@ def _parse(data: object, problems: list[Problem], base: Path) -> ControlConfig |
         cert_lifetime_hours=lifetime,
         mesh_json=mesh_json,
         log_level=log_level,
+        webhook=webhook,
     )
+
+
+def _webhook(value: object, problems: list[Problem], base: Path) -> WebhookConfig | None:
+    node = mapping(value, "webhook", problems, "an object {listen, cert, key}")
+    if node is None:
+        return None
+    known_keys(node, "webhook", problems, ("listen", "cert", "key"))
+    listen = _address(node.get("listen"), "webhook.listen", problems)
+    cert = _path(node.get("cert"), "webhook.cert", problems, base)
+    key = _path(node.get("key"), "webhook.key", problems, base)
+    return None if listen is None or cert is None or key is None else WebhookConfig(listen, cert, key)
 
 
 def parse_address(text: str) -> Address:

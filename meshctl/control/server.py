@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from cryptography import x509
@@ -33,6 +33,9 @@ from meshctl.errors import ConfigError, ConflictError
 from meshctl.identity import control_plane_identity
 from meshctl.metrics.admin import AdminApp, start_admin_server, stop_admin_server
 from meshctl.pki.keys import CertAndKey, CertificateError, make_csr, new_key, private_key_pem
+
+if TYPE_CHECKING:
+    from meshctl.control.webhook_server import WebhookServer
 
 log = logging.getLogger("meshctl.control")
 
@@ -100,6 +103,7 @@ class ControlPlane:
         self._identity: ServerIdentity | None = None
         self._poller: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
+        self.webhook: WebhookServer | None = None  # the proxy injector, when the config names one
         self.anchors: list[x509.Certificate] = []
         self.ready = False
 
@@ -151,6 +155,12 @@ class ControlPlane:
             config_dump=self._config_dump,
         )
         self._admin = await start_admin_server(config.admin.host, config.admin.port, app)
+        if config.webhook is not None:
+            from meshctl.control.webhook_server import WebhookServer
+
+            hook = config.webhook
+            self.webhook = WebhookServer(hook.listen.host, hook.listen.port, hook.cert, hook.key)
+            self.webhook.start()
         self._poller = spawn(store.poll(), name="control-config-poller")
         self._prober = spawn(prober.run(), name="control-readiness-prober")
         self.ready = True
@@ -174,6 +184,8 @@ class ControlPlane:
             await self._server.stop(grace)
         if self._admin is not None:
             await stop_admin_server(self._admin)
+        if self.webhook is not None:
+            await asyncio.to_thread(self.webhook.stop)
         log.info("control plane stopped")
 
     def _config_dump(self) -> dict[str, Any]:

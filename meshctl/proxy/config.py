@@ -6,6 +6,8 @@ Every error names the field path ("inbound.listen") so a broken file is fixed in
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,22 @@ def parse_proxy_config(raw: object) -> ProxyConfig:
         log_level=doc.text("log_level", "info"),
         tap=None if tap is None else AdminConfig(tap.addr("listen")),
     )
+
+
+def load_proxy_config_env(name: str, environ: Mapping[str, str] | None = None) -> ProxyConfig:
+    """A ProxyConfig held in an environment variable (what `meshctl inject` gives the proxy on Kubernetes)."""
+    text = (os.environ if environ is None else environ).get(name)
+    hint = "the injected proxy container sets it; re-inject the workload with `meshctl inject`"
+    if not text:
+        raise ConfigError(f"the environment variable {name} holding the proxy config is not set", hint=hint)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"${name}: not valid JSON (column {exc.colno}): {exc.msg}", hint=hint) from None
+    try:
+        return parse_proxy_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"${name}: {exc.message}", hint=hint) from None
 
 
 def load_proxy_config(path: str | Path) -> ProxyConfig:

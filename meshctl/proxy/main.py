@@ -1,4 +1,4 @@
-"""`python -m meshctl.proxy --config FILE`: the proxy process.
+"""`python -m meshctl.proxy --config FILE` (or `--config-env NAME` on Kubernetes): the proxy process.
 
 Order of start: config (exit 2 on a bad one) → admin endpoint → control client (certificate and
 discovery, on its own thread; callbacks hop onto the loop) → listeners, once the first certificate
@@ -17,7 +17,7 @@ from typing import Any
 
 from meshctl.aio import spawn
 from meshctl.errors import ConfigError, MeshError
-from meshctl.proxy.config import Addr, ProxyConfig, load_proxy_config
+from meshctl.proxy.config import Addr, ProxyConfig, load_proxy_config, load_proxy_config_env
 from meshctl.proxy.logs import get_log_level, set_log_level, setup_logging
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
 
@@ -177,11 +177,13 @@ async def start_tap(config: ProxyConfig, runtime: ProxyRuntime) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshctl.proxy", description="the meshctl sidecar proxy")
-    parser.add_argument("--config", required=True, help="ProxyConfig JSON file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="ProxyConfig JSON file")
+    source.add_argument("--config-env", metavar="NAME", help="environment variable holding the ProxyConfig JSON")
     args = parser.parse_args(argv)
     setup_logging("info")
     try:
-        config = load_proxy_config(args.config)
+        config = load_proxy_config(args.config) if args.config else load_proxy_config_env(args.config_env)
     except ConfigError as exc:
         print(f"meshctl proxy: {exc.message}", file=sys.stderr)
         return int(exc.exit_code)

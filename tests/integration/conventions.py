@@ -22,6 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 EVERY_FORMAT = ("table", "wide", "short", "json", "yaml")
 OPENAPI = {"openapi": "3.0.0", "info": {"title": "books", "version": "1"},
            "paths": {"/books": {"get": {}, "post": {}}, "/books/{id}": {"get": {}}}}  # fmt: skip
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: books, namespace: booksapp}
+spec:
+  selector: {matchLabels: {app: books}}
+  template:
+    metadata: {labels: {app: books}}
+    spec:
+      containers: [{name: books, image: "buoyantio/booksapp:v0.0.5", ports: [{containerPort: 7002}]}]
+"""
 # Exit codes a command may end with and still have printed its document: check exits 1 when a check fails.
 MAY_FAIL = {"check": {0, 1}, "status": {0, 1}}
 # Commands that stream events rather than print one document (their formats: test_tap_cli.py, test_debug_local.py).
@@ -36,6 +47,8 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
     made = _meshctl(home, ["profile", "books", "--open-api", str(spec), "-n", "booksapp"], os.environ.copy())
     assert made.returncode == 0, made.stderr
     profile.write_text(made.stdout, encoding="utf-8")
+    manifest = scratch / "books-deployment.yaml"
+    manifest.write_text(DEPLOYMENT, encoding="utf-8")
     return {
         "version": ["version"],
         "up": ["up"],  # refused formats only: this mesh is running (its -o json is tested by test_routes_local)
@@ -52,6 +65,8 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
         "describe": ["describe", "deploy/books"],
         "completion": ["completion", "bash"],
         "log-level": ["log-level", "deploy/books"],
+        "inject": ["inject", str(manifest)],
+        "uninject": ["uninject", str(manifest)],
     }
 
 

@@ -25,6 +25,25 @@ Data plane
   `ghcr.io/meshctl/debug:<version>` (tshark, tcpdump, curl).
 - Its identity is `workload_identity(<service account>, <namespace>)`; its deployment is the name of the
   ReplicaSet that owns it without the `pod-template-hash` suffix.
+
+Injected pod (what `meshctl inject --manual` writes and the injector patches in, meshctl.inject.containers)
+-----------------------------------------------------------------------------------------------------------
+- `meshctl-proxy` runs `python -m meshctl.proxy --config-env MESHCTL_PROXY_CONFIG` as user 2102: its
+  ProxyConfig is that variable's JSON, in which Kubernetes expands `$(MESHCTL_POD_NAME)`,
+  `$(MESHCTL_POD_NAMESPACE)` and `$(MESHCTL_SERVICE_ACCOUNT)` (downward API variables declared before it).
+  Inbound listener 0.0.0.0:4143 (mTLS, forwards to the app's first declared container port on 127.0.0.1),
+  outbound 127.0.0.1:4140, admin 0.0.0.0:4191, tap 0.0.0.0:4190; control plane
+  `meshctl-control.meshctl-system.svc.cluster.local:8086`.
+- Identity: a projected service account token (audience `identity.meshctl.io`) in the volume
+  `meshctl-identity-token` at /var/run/secrets/meshctl.io/serviceaccount/token; the trust anchors from the
+  ConfigMap `meshctl-identity-trust-anchors` of the pod's own namespace (a ConfigMap cannot be mounted across
+  namespaces: the control plane keeps a copy in each meshed namespace, as istiod does with its root cert),
+  volume `meshctl-trust-anchors` at /var/run/meshctl/identity.
+- `meshctl-init` (NET_ADMIN, NET_RAW) redirects with iptables (nat table): TCP to the app port → 4143;
+  TCP the app sends out (not from user 2102, not to loopback) → 4140.
+- The injector is on when the control plane's `config.json` has `"webhook": {"listen": "0.0.0.0:8443",
+  "cert": ..., "key": ...}` (PEM files, re-read when they change): a certificate for
+  `meshctl-control.meshctl-system.svc`, whose CA is the MutatingWebhookConfiguration's caBundle.
 """
 
 from __future__ import annotations
@@ -52,7 +71,28 @@ INJECTOR_SERVICE = CONTROL_DEPLOYMENT
 INJECTOR_PORT = 8443
 INJECTOR_PATH = "/inject"
 IMAGE_REPOSITORY = "ghcr.io/meshctl/meshctl"
+# What never receives a proxy: the cluster's own system namespaces.
+UNMESHED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 DEBUG_IMAGE_REPOSITORY = "ghcr.io/meshctl/debug"
+
+# The injected proxy (see "Injected pod" above).
+CONTROL_API_PORT = 8086
+CONTROL_ADDRESS = f"{CONTROL_DEPLOYMENT}.{CONTROL_NS}.svc.cluster.local:{CONTROL_API_PORT}"
+PROXY_INBOUND_PORT = 4143
+PROXY_OUTBOUND_PORT = 4140
+PROXY_UID = 2102  # the init container's rules leave this user's traffic alone (no redirect loop)
+PROXY_CONFIG_ENV = "MESHCTL_PROXY_CONFIG"
+POD_NAME_ENV = "MESHCTL_POD_NAME"
+POD_NAMESPACE_ENV = "MESHCTL_POD_NAMESPACE"
+SERVICE_ACCOUNT_ENV = "MESHCTL_SERVICE_ACCOUNT"
+TOKEN_VOLUME = "meshctl-identity-token"
+TOKEN_DIR = "/var/run/secrets/meshctl.io/serviceaccount"
+TOKEN_AUDIENCE = "identity.meshctl.io"
+TOKEN_EXPIRATION_S = 86400
+ANCHORS_VOLUME = "meshctl-trust-anchors"
+ANCHORS_DIR = "/var/run/meshctl/identity"
+INBOUND_CHAIN = "MESHCTL_INBOUND"
+OUTBOUND_CHAIN = "MESHCTL_OUTBOUND"
 
 CONFIG_MAP = "meshctl-config"
 CONFIG_KEY = "config.json"

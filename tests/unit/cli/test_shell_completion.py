@@ -104,6 +104,13 @@ def test_bash_resource_kinds_names_and_describe_targets(env: dict[str, str]) -> 
     assert bash(env, "describe", "deploy/b") == ["deploy/books"]
 
 
+def test_bash_inject_flags_and_formats(env: dict[str, str]) -> None:
+    # file names are the shell's own (`complete -o default`) when meshctl offers nothing
+    for command in ("inject", "uninject"):
+        assert bash(env, command, "books.yaml", "-o", "") == ["yaml", "json"]
+    assert {"--manual", "--enable-debug-sidecar"} <= set(bash(env, "inject", "--"))
+
+
 def test_bash_offers_nothing_without_a_mesh(env: dict[str, str], tmp_path: Path) -> None:
     empty = {**env, "MESHCTL_HOME": str(tmp_path / "none")}
     assert bash(empty, "routes", "deploy/") == []

@@ -97,6 +97,9 @@ BAD = [
         "services[0].endpoints[0].port: expected an integer from 1 to 65535, got null",
     ),
     ({"listn": "x"}, "listn: unknown field (did you mean 'listen'?)"),
+    ({"webhook": {"listen": "0.0.0.0:8443", "cert": "tls.crt"}}, "webhook.key: expected a path, got null"),
+    ({"webhook": {"listen": "8443", "cert": "c", "key": "k"}}, 'webhook.listen: expected "host:port" such as '
+                                                               '"127.77.0.2:8086", got "8443"'),
 ]
 
 
@@ -105,6 +108,14 @@ def test_mistakes_name_their_field(changes: dict[str, Any], message: str) -> Non
     with pytest.raises(ConfigError) as caught:
         parse_control_config(_document(**changes), source="control.json", base=Path("/x"))
     assert caught.value.message == f"control.json: {message}"
+
+
+def test_the_injector_webhook_is_optional_and_its_files_relative_to_the_config(tmp_path: Path) -> None:
+    assert parse_control_config(_document()).webhook is None
+    hook = {"listen": "0.0.0.0:8443", "cert": "webhook/tls.crt", "key": "webhook/tls.key"}
+    config = parse_control_config(_document(webhook=hook), base=tmp_path)
+    assert config.webhook is not None
+    assert (config.webhook.listen, config.webhook.cert) == (Address("0.0.0.0", 8443), tmp_path / "webhook/tls.crt")
 
 
 def test_invalid_json_names_the_line(tmp_path: Path) -> None:
