@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local, loglevel, profile, routes, stat, tap, top
+    from meshctl.cli import apply, check, completion, install, local, loglevel, profile, routes, stat, tap, top
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     stat.register(app)
     profile.register(app)
     apply.register(app)
+    install.register(app)
     tap.register(app)
     loglevel.register(app)
     top.register(app)

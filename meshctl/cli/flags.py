@@ -39,6 +39,7 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "tap": (T, W, J),  # text is the table format of tap
     "top": (T,),
     "log-level": (T, J, Y),
+    "install": (Y, J),
 }
 
 

@@ -12,7 +12,7 @@ MAX_ROUTE_NAME = 253
 
 # Conditions nest (all/any/not) but a structural schema cannot refer to itself: the schema spells out
 # this many levels and keeps deeper ones as written, for the parser (which checks every level).
-SCHEMA_CONDITION_LEVELS = 3
+SCHEMA_CONDITION_LEVELS = 2
 
 
 def _request_match_schema(level: int = 1) -> openapi.Schema:
