@@ -13,7 +13,10 @@ Control plane (namespace `meshctl-system`)
 - Secret `meshctl-identity-issuer` (type kubernetes.io/tls), keys `tls.crt` / `tls.key`: the issuer.
 - Secret `meshctl-injector-tls` (type kubernetes.io/tls), keys `tls.crt` / `tls.key` / `ca.crt`: the proxy
   injector's serving certificate (for `meshctl-control.meshctl-system.svc`) and the CA that signed it, which
-  the MutatingWebhookConfiguration `meshctl-proxy-injector` carries as its caBundle.
+  the MutatingWebhookConfiguration `meshctl-proxy-injector` carries as its caBundle; mounted in the control
+  plane's pod at `/var/run/meshctl/injector`. The webhook sends pod CREATEs of every namespace but the
+  cluster's own and `meshctl-system`, except pods or namespaces labelled `meshctl.io/inject: disabled`
+  (selectors see labels only); the injector decides by the annotation.
 - ConfigMap `meshctl-prometheus-config`, key `prometheus.yml`: the scrape configuration, whose targets carry
   the labels the local mesh's Prometheus gives them (namespace, pod, deployment, component).
 - One CustomResourceDefinition per resource kind (`CRD_VERSIONS`): `serviceprofiles.meshctl.io`,
@@ -67,6 +70,7 @@ INJECTOR_PORT = 8443
 INJECTOR_PATH = "/inject"
 INJECTOR_WEBHOOK = "meshctl-proxy-injector"  # the MutatingWebhookConfiguration
 INJECTOR_TLS_SECRET = "meshctl-injector-tls"
+INJECTOR_TLS_DIR = "/var/run/meshctl/injector"  # where meshctl-control mounts that Secret (tls.crt, tls.key)
 IMAGE_REPOSITORY = "ghcr.io/meshctl/meshctl"
 DEBUG_IMAGE_REPOSITORY = "ghcr.io/meshctl/debug"
 

@@ -220,3 +220,20 @@ def test_a_value_with_a_trailing_newline_is_refused_as_the_api_server_would() ->
     spec = {"service": "books\n", "backends": [{"service": "v1", "weight": 1}]}
     assert parse_document(document(KINDS["TrafficSplit"], spec), found) is None
     assert [p.path for p in found] == ["spec.service"]
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_an_independent_validator_agrees_on_every_mistake(kind: str) -> None:
+    """jsonschema (as kubectl's schema tools read openAPIV3 schemas) judges the maximal document and each
+    typed mistake as ours does; unknown fields aside, which the API server prunes and `apply` refuses."""
+    import jsonschema
+
+    definition = KINDS[kind]
+    assert definition.spec_schema is not None
+    checker = jsonschema.Draft4Validator(definition.spec_schema)
+    spec = maximal(definition.spec_schema)
+    assert list(checker.iter_errors(spec)) == []
+    for at, changed in _mistakes(copy.deepcopy(spec), definition.spec_schema):
+        if at.endswith(".colour"):
+            continue
+        assert list(checker.iter_errors(changed)), f"jsonschema accepts the mistake at {at}"

@@ -23,6 +23,7 @@ from meshctl.platform.kubernetes.conventions import (
     INJECTOR_PATH,
     INJECTOR_PORT,
     INJECTOR_SERVICE,
+    INJECTOR_TLS_DIR,
     INJECTOR_TLS_SECRET,
     INJECTOR_WEBHOOK,
     ISSUER_SECRET,
@@ -34,7 +35,6 @@ from meshctl.platform.kubernetes.manifests.pki import IdentityMaterial, Injector
 COMPONENT = "control"
 CONFIG_DIR = "/etc/meshctl"
 IDENTITY_DIR = "/var/run/meshctl/identity"
-INJECTOR_TLS_DIR = "/var/run/meshctl/injector"
 RESOURCES_DIR = "/var/run/meshctl/resources"
 # Never sent to the injector: the cluster's own namespaces and the mesh's (a webhook that injects its own
 # server could keep it from starting).
