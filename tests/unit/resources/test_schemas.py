@@ -9,13 +9,14 @@ import copy
 import importlib
 import pkgutil
 import re
+import textwrap
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 import meshctl.resources
-from meshctl.resources import KINDS, KindDef, Problem, parse_document
+from meshctl.resources import KINDS, KindDef, Problem, parse_document, parse_text
 from meshctl.resources import fields as fields_module
 from meshctl.resources.schema import validate
 
@@ -237,3 +238,31 @@ def test_an_independent_validator_agrees_on_every_mistake(kind: str) -> None:
         if at.endswith(".colour"):
             continue
         assert list(checker.iter_errors(changed)), f"jsonschema accepts the mistake at {at}"
+
+
+def _docstring_examples() -> list[tuple[str, str]]:
+    """The YAML examples in the resource modules' docstrings: indented blocks that name a kind."""
+    found: list[tuple[str, str]] = []
+    for info in pkgutil.iter_modules(meshctl.resources.__path__):
+        doc = importlib.import_module(f"meshctl.resources.{info.name}").__doc__ or ""
+        for block in re.findall(r"(?:^    .*\n)+", doc, re.M):
+            if "\nkind: " in "\n" + textwrap.dedent(block):
+                found.append((info.name, textwrap.dedent(block)))
+    return found
+
+
+DOC_EXAMPLES = _docstring_examples()
+
+
+def test_every_kind_documents_an_example() -> None:
+    documented = {resource.kind for _, text in DOC_EXAMPLES for resource in parse_text(text)}
+    assert documented == set(KINDS)
+
+
+@pytest.mark.parametrize(("module", "text"), DOC_EXAMPLES, ids=[module for module, _ in DOC_EXAMPLES])
+def test_documented_examples_apply(module: str, text: str) -> None:
+    for resource in parse_text(text, f"meshctl/resources/{module}.py"):
+        found: list[Problem] = []
+        assert resource.spec is not None
+        validate(resource.to_document()["spec"], KINDS[resource.kind].spec_schema or {}, "spec", found)
+        assert found == []
