@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         describe,
         get,
         inject,
+        install,
         local,
         loglevel,
         profile,
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
     delete.register(app)
     describe.register(app)
     inject.register(app)  # inject, uninject
+    install.register(app)
     tap.register(app)
     loglevel.register(app)
     debug.register(app)

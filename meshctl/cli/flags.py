@@ -45,6 +45,7 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "debug": (T, J),  # text is the table format of debug
     "inject": (Y, J),  # the manifests themselves
     "uninject": (Y, J),
+    "install": (Y, J),
 }
 
 

@@ -27,12 +27,79 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshctl.identity import is_dns_label
+from meshctl.resources import openapi
 from meshctl.resources.fields import Problem, child, describe, item, known_keys, mapping, sequence, string
 
 ROUTE_GROUP_API = "specs.smi-spec.io/v1alpha4"
 ROUTE_GROUP_APIS = frozenset({ROUTE_GROUP_API, "specs.smi-spec.io/v1alpha3"})
 TARGET_API = "access.smi-spec.io/v1alpha3"
 TARGET_APIS = frozenset({TARGET_API, "access.smi-spec.io/v1alpha2"})
+
+# SMI's header matches are left out: the proxy would not apply them (the parser says so when present).
+ROUTE_GROUP_SCHEMA = openapi.obj(
+    "Named kinds of HTTP requests, which TrafficTargets allow.",
+    {
+        "matches": openapi.array(
+            "The kinds of requests.",
+            openapi.obj(
+                "Requests by method and path.",
+                {
+                    "name": openapi.string("The match's name, as TrafficTarget rules list it.", title="a match name",
+                                           example="read"),
+                    "methods": openapi.array("The methods (default, or \"*\": every method).",
+                                             openapi.string("An HTTP method, or * for every method.",
+                                                            title="a method", example="GET")),
+                    "pathRegex": openapi.string("A regular expression the whole path must match (default: every "
+                                                "path).", title="a regular expression", example="/books(/.*)?"),
+                },
+                required=("name",),
+            ),
+            min_items=1, title="at least one match",
+        ),
+    },
+    required=("matches",),
+)  # fmt: skip
+
+
+def _subject_schema(description: str) -> openapi.Schema:
+    return openapi.obj(
+        description,
+        {
+            "kind": openapi.string("Always ServiceAccount.", enum=("ServiceAccount",)),
+            "name": openapi.dns_label("The service account.", "a service account name", "webapp"),
+            "namespace": openapi.dns_label("Its namespace (default: the TrafficTarget's).", "a namespace",
+                                           "booksapp"),
+        },
+        required=("kind", "name"),
+    )  # fmt: skip
+
+
+TARGET_SCHEMA = openapi.obj(
+    "Which workload identities may make which requests to a destination. Once one selects a destination, its "
+    "proxy denies every request none admits.",
+    {
+        "destination": _subject_schema("The service account whose workloads receive the requests."),
+        "rules": openapi.array(
+            "The requests admitted: HTTPRouteGroups of the TrafficTarget's namespace.",
+            openapi.obj(
+                "Requests of one HTTPRouteGroup.",
+                {
+                    "kind": openapi.string("Always HTTPRouteGroup.", enum=("HTTPRouteGroup",),
+                                           title="HTTPRouteGroup (TCP and UDP routes are not supported)"),
+                    "name": openapi.dns_label("The HTTPRouteGroup.", "an HTTPRouteGroup name", "books-routes"),
+                    "matches": openapi.array("The names of its matches (default: all of them).",
+                                             openapi.string("A match name.", title="a match name", example="read")),
+                },
+                required=("kind", "name"),
+            ),
+            min_items=1, title="at least one of the rules",
+        ),
+        "sources": openapi.array("The service accounts whose workloads may make the requests.",
+                                 _subject_schema("A service account allowed to make the requests."),
+                                 min_items=1, title="at least one of the sources"),
+    },
+    required=("destination", "rules", "sources"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

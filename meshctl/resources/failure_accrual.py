@@ -14,7 +14,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from meshctl.resources import openapi
 from meshctl.resources.fields import Problem, child, duration, integer, known_keys, mapping
+
+# The sub-schema of ServiceProfile's spec.failureAccrual.
+SCHEMA = openapi.obj(
+    "When an endpoint of the service is taken out of balancing for failing. Without it, no endpoint is "
+    "ejected for its responses.",
+    {
+        "consecutiveFailures": openapi.integer(
+            "Failures in a row before ejection. Failures are what the routes' responseClasses classify so, or no "
+            "connection.", minimum=1, maximum=1000, example=5),
+        "minPenalty": openapi.duration("The first ejection's length (default 1s); it doubles with every ejection "
+                                       "in a row.", example="1s"),
+        "maxPenalty": openapi.duration("The longest ejection (default 1m).", example="1m"),
+    },
+    required=("consecutiveFailures",),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from meshctl.resources import openapi
 from meshctl.resources.fields import (
     Problem,
     child,
@@ -31,6 +32,39 @@ from meshctl.resources.fields import (
     string,
 )
 from meshctl.resources.traffic_split import service_name
+
+
+def _percent_schema() -> openapi.Schema:
+    return openapi.number("The share of requests, 0 to 100.", minimum=0, maximum=100, example=10)
+
+
+SPEC_SCHEMA = openapi.obj(
+    "Abort or delay a share of a service's requests, in the client's proxy, to test how clients cope.",
+    {
+        "service": openapi.dns_label("The service whose requests are affected, from any meshed client.",
+                                     "a service name", "books"),
+        "routes": openapi.array("Only these ServiceProfile routes (default: every request of the service).",
+                                openapi.string("A route name.", title="a route name", example="GET /books/{id}"),
+                                min_items=1, title="at least one route (omit it for every route)"),
+        "abort": openapi.obj(
+            "Answer a share of the requests at once, without sending them.",
+            {
+                "percent": _percent_schema(),
+                "httpStatus": openapi.integer("The HTTP status of the answer (default 503).", minimum=400,
+                                              maximum=599, example=503),
+                "grpcStatus": openapi.integer("The gRPC status of a gRPC request's answer (default 14, UNAVAILABLE).",
+                                              minimum=1, maximum=16, example=14),
+            },
+            required=("percent",),
+        ),
+        "delay": openapi.obj(
+            "Hold a share of the requests before sending them, within their timeout.",
+            {"percent": _percent_schema(), "fixedDelay": openapi.duration("How long, such as 200ms.", "200ms")},
+            required=("percent", "fixedDelay"),
+        ),
+    },
+    required=("service",),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ def integer(
     minimum: int | None = None,
     maximum: int | None = None,
 ) -> int | None:
-    in_range = _range_text(minimum, maximum)
+    in_range = range_text(minimum, maximum)
     if not isinstance(value, int) or isinstance(value, bool):
         problems.append(Problem(path, f"expected an integer{in_range}, got {describe(value)}"))
         return None
@@ -125,7 +125,8 @@ def number(value: object, path: str, problems: list[Problem], *, minimum: float 
     return float(value)
 
 
-def _range_text(minimum: int | None, maximum: int | None) -> str:
+def range_text(minimum: float | None, maximum: float | None) -> str:
+    """The bounds of a number as messages name them: " from 1 to 65535", " >= 0"."""
     if minimum is not None and maximum is not None:
         return f" from {minimum} to {maximum}"
     if minimum is not None:

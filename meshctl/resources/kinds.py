@@ -1,7 +1,9 @@
 """The registry of resource kinds and the parsing of one document (apiVersion, kind, metadata, spec).
 
-A kind declares which apiVersions it accepts, how its name is checked, its default namespace and how its
-spec is parsed and written back. Adding TrafficSplit or another kind is one `register_kind` call.
+A kind declares which apiVersions it accepts, how its name is checked, its default namespace, the
+openAPIV3 schema of its spec (SPEC_SCHEMA in its module: the one `meshctl install` puts in its CRD) and
+how its spec is parsed and written back. Adding a kind is one `register_kind` call; the tests in
+tests/unit/resources/test_schemas.py then hold its schema and its parser to each other.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ register_kind(
         # linkerd.io/v1alpha2 so that profiles written for Linkerd apply unchanged.
         accepted_api_versions=frozenset({API_VERSION, "linkerd.io/v1alpha2"}),
         parse_spec=service_profile.parse_spec,
+        spec_schema=service_profile.SPEC_SCHEMA,
         spec_to_dict=service_profile.spec_to_dict,
         check_name=service_profile.check_profile_name,
         default_namespace=service_profile.profile_namespace,
@@ -76,6 +79,7 @@ register_kind(
         api_version=API_VERSION,
         accepted_api_versions=frozenset({API_VERSION}),
         parse_spec=mesh_ingress.parse_spec,
+        spec_schema=mesh_ingress.SPEC_SCHEMA,
         spec_to_dict=mesh_ingress.spec_to_dict,
         check_name=mesh_ingress.check_ingress_name,
         default_namespace=mesh_ingress.ingress_namespace,
@@ -88,6 +92,7 @@ register_kind(
         api_version=traffic_split.API_VERSION,
         accepted_api_versions=traffic_split.API_VERSIONS,
         parse_spec=traffic_split.parse_spec,
+        spec_schema=traffic_split.SPEC_SCHEMA,
         spec_to_dict=traffic_split.spec_to_dict,
         check_name=traffic_split.check_name,
         default_namespace=traffic_split.no_default_namespace,
@@ -100,6 +105,7 @@ register_kind(
         api_version=access.ROUTE_GROUP_API,
         accepted_api_versions=access.ROUTE_GROUP_APIS,
         parse_spec=access.parse_route_group,
+        spec_schema=access.ROUTE_GROUP_SCHEMA,
         spec_to_dict=access.route_group_to_dict,
         check_name=traffic_split.check_name,
         default_namespace=traffic_split.no_default_namespace,
@@ -112,6 +118,7 @@ register_kind(
         api_version=access.TARGET_API,
         accepted_api_versions=access.TARGET_APIS,
         parse_spec=access.parse_traffic_target,
+        spec_schema=access.TARGET_SCHEMA,
         spec_to_dict=access.traffic_target_to_dict,
         check_name=traffic_split.check_name,
         default_namespace=traffic_split.no_default_namespace,
@@ -124,6 +131,7 @@ register_kind(
         api_version=API_VERSION,
         accepted_api_versions=frozenset({API_VERSION}),
         parse_spec=fault_injection.parse_spec,
+        spec_schema=fault_injection.SPEC_SCHEMA,
         spec_to_dict=fault_injection.spec_to_dict,
         check_name=traffic_split.check_name,
         default_namespace=traffic_split.no_default_namespace,
@@ -192,7 +200,7 @@ def parse_document(
     if "spec" not in node:
         problems.append(Problem("spec", "missing (the specification of the resource)"))
     else:
-        spec = definition.parse_spec(node["spec"], "spec", problems)
+        spec = _parse_spec(definition, node["spec"], problems)
     if len(problems) > before or name is None or namespace is None or spec is None:
         return None
     return MeshResource(
@@ -206,6 +214,34 @@ def parse_document(
         source=source,
         document=document,
     )
+
+
+def _parse_spec(definition: KindDef, value: object, problems: list[Problem]) -> object | None:
+    """The schema judges the shape first (the check the API server makes with the CRD), then the kind's
+    parser the meaning. One mistake gives one message: a parser's problem at or under a place the schema
+    already refused is dropped, except where the parser knows why a field the schema lacks is refused."""
+    found: list[Problem] = []
+    if definition.spec_schema is not None:
+        from meshctl.resources.schema import validate  # not on the proxy's path: it parses specs directly
+
+        validate(value, definition.spec_schema, "spec", found)
+    parsed: list[Problem] = []
+    spec = definition.parse_spec(value, "spec", parsed)
+    refused = {p.path for p in found}
+    for problem in parsed:
+        if problem.path in refused and _UNKNOWN_FIELD in _message_at(found, problem.path):
+            found = [p if p.path != problem.path else problem for p in found]
+        elif not any(problem.path == at or problem.path.startswith((f"{at}.", f"{at}[")) for at in refused):
+            found.append(problem)
+    problems.extend(found)
+    return None if found else spec
+
+
+_UNKNOWN_FIELD = "unknown field"
+
+
+def _message_at(problems: list[Problem], path: str) -> str:
+    return next((p.message for p in problems if p.path == path), "")
 
 
 def _kind(value: object, problems: list[Problem]) -> KindDef | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshctl.identity import is_dns_label
+from meshctl.resources import openapi
 from meshctl.resources.fields import (
     Problem,
     child,
@@ -35,11 +36,50 @@ from meshctl.resources.fields import (
     string,
 )
 
-_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
-_PREFIX = re.compile(r"^/[\x21-\x7e]*$")  # visible ASCII, as a request path on the wire
+HOST_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+PREFIX_PATTERN = r"^/[\x21-\x3e\x40-\x7e]*$"  # visible ASCII but "?", as a request path on the wire
+_HOST = re.compile(HOST_PATTERN)
+_PREFIX = re.compile(PREFIX_PATTERN)
 MAX_HOST = 253
 MAX_PREFIX = 1024
 HOST_EXAMPLE = 'a DNS name such as "books.example.com" or "*.example.com" (no port)'
+PREFIX_EXAMPLE = 'a path starting with "/" (no query)'
+
+_PATH_SCHEMA = openapi.obj(
+    "Requests whose path starts with a prefix, and the service they go to.",
+    {
+        "pathPrefix": openapi.string("The path prefix, matched element-wise: /api matches /api and /api/x, not /apix.",
+                                     title=PREFIX_EXAMPLE, pattern=PREFIX_PATTERN, max_length=MAX_PREFIX,
+                                     example="/api"),
+        "service": openapi.dns_label("The service the requests go to.", "a service name", "webapp"),
+        "namespace": openapi.dns_label("The service's namespace (default: the resource's).", "a namespace name",
+                                       "booksapp"),
+        "port": openapi.integer("The service's port (default: its own).", minimum=1, maximum=65535, example=7000),
+    },
+    required=("pathPrefix", "service"),
+)  # fmt: skip
+
+SPEC_SCHEMA = openapi.obj(
+    "The hosts and path prefixes an ingress exposes, and the service each goes to; anything else is refused.",
+    {
+        "rules": openapi.array(
+            "The exposed hosts, each with its paths.",
+            openapi.obj(
+                "One host (or any host) and its paths.",
+                {
+                    "host": openapi.string("The Host the requests name (default: any); *.example.com is one label "
+                                           "deep.", title=HOST_EXAMPLE, pattern=HOST_PATTERN, max_length=MAX_HOST,
+                                           example="books.example.com"),
+                    "paths": openapi.array("The exposed path prefixes.", _PATH_SCHEMA, min_items=1,
+                                           title="a non-empty list of paths"),
+                },
+                required=("paths",),
+            ),
+            min_items=1, title="a non-empty list of rules",
+        ),
+    },
+    required=("rules",),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +177,7 @@ def _path(value: object, path: str, problems: list[Problem]) -> IngressPath | No
     before = len(problems)
     prefix = string(node.get("pathPrefix"), child(path, "pathPrefix"), problems, 'a path prefix such as "/api"')
     if prefix is not None and (len(prefix) > MAX_PREFIX or not _PREFIX.match(prefix) or "?" in prefix):
-        problems.append(
-            Problem(child(path, "pathPrefix"), f'expected a path starting with "/" (no query), got {describe(prefix)}')
-        )
+        problems.append(Problem(child(path, "pathPrefix"), f"expected {PREFIX_EXAMPLE}, got {describe(prefix)}"))
     service = _label(node.get("service"), child(path, "service"), problems, "a service name")
     namespace = None
     if node.get("namespace") is not None:

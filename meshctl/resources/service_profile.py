@@ -40,13 +40,13 @@ from meshctl.resources.fields import (
     string,
 )
 from meshctl.resources.pathregex import compile_path_regex
+from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S, HTTP_TOKEN_PATTERN, MAX_ROUTE_NAME
+from meshctl.resources.profile_schema import SPEC_SCHEMA as SPEC_SCHEMA  # the kind's schema, in profile_schema
 
 DEFAULT_ROUTE = "[DEFAULT]"  # the route of requests no profile route matches
-DEFAULT_ROUTE_TIMEOUT_S = 10.0  # a profile route without `timeout` (Linkerd's default)
 
 _RE2_HINT = "RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds"
-_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_MAX_ROUTE_NAME = 253
+_HTTP_TOKEN = re.compile(HTTP_TOKEN_PATTERN)
 # all/any/not nest; a YAML alias can make a condition contain itself, so depth is capped
 MAX_CONDITION_DEPTH = 16
 
@@ -203,8 +203,8 @@ def _route_name(value: object, path: str, problems: list[Problem]) -> str | None
     if name == DEFAULT_ROUTE:
         problems.append(Problem(path, f"{DEFAULT_ROUTE!r} is reserved for requests that match no route"))
         return None
-    if len(name) > _MAX_ROUTE_NAME or not name.isprintable():
-        problems.append(Problem(path, f"expected at most {_MAX_ROUTE_NAME} printable characters, got {describe(name)}"))
+    if len(name) > MAX_ROUTE_NAME or not name.isprintable():
+        problems.append(Problem(path, f"expected at most {MAX_ROUTE_NAME} printable characters, got {describe(name)}"))
         return None
     return name
 

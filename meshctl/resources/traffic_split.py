@@ -19,11 +19,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshctl.identity import is_dns_label
+from meshctl.resources import openapi
 from meshctl.resources.fields import Problem, child, describe, integer, item, known_keys, mapping, sequence, string
 
 API_VERSION = "split.smi-spec.io/v1alpha4"
 # Earlier SMI versions have the same service/backends/weight shape (v1alpha1's quantities excepted).
 API_VERSIONS = frozenset({API_VERSION, "split.smi-spec.io/v1alpha3", "split.smi-spec.io/v1alpha2"})
+MAX_WEIGHT = 1_000_000
+
+# SMI's `matches` is left out: the proxy would not apply it (the parser says so when it is present).
+SPEC_SCHEMA = openapi.obj(
+    "The requests for one service (the apex) shared among backend services by weight.",
+    {
+        "service": openapi.dns_label("The apex: the service name clients use.", "a service name", "books"),
+        "backends": openapi.array(
+            "The services that get the requests, each in proportion to its weight.",
+            openapi.obj(
+                "A backend service and its share.",
+                {
+                    "service": openapi.dns_label("The backend service.", "a service name", "books-v2"),
+                    "weight": openapi.integer("Its relative share: 0 gives it nothing, as in a blue-green switch.",
+                                              minimum=0, maximum=MAX_WEIGHT, example=10),
+                },
+                required=("service", "weight"),
+            ),
+            min_items=1, title="at least one backend",
+        ),
+    },
+    required=("service", "backends"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +90,7 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> TrafficSpli
             continue
         known_keys(backend, at, problems, ("service", "weight"))
         name = service_name(backend.get("service"), child(at, "service"), problems)
-        weight = integer(backend.get("weight"), child(at, "weight"), problems, minimum=0, maximum=1_000_000)
+        weight = integer(backend.get("weight"), child(at, "weight"), problems, minimum=0, maximum=MAX_WEIGHT)
         if name is not None and name in seen:
             problems.append(Problem(child(at, "service"), f"duplicate backend {name!r}"))
         if name is not None and weight is not None:

@@ -67,6 +67,7 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
         "log-level": ["log-level", "deploy/books"],
         "inject": ["inject", str(manifest)],
         "uninject": ["uninject", str(manifest)],
+        "install": ["install", "--crds"],
     }
 
 
@@ -90,8 +91,10 @@ def documents_with_flags_after(env: dict[str, str], home: Path, scratch: Path) -
                 continue
             done = _meshctl(target, _after(args, home, output), env)
             assert done.returncode in MAY_FAIL.get(path, {0}), f"{path} -o {output}: {done.stderr}"
-            document: Any = json.loads(done.stdout) if output == "json" else yaml.safe_load(done.stdout)
-            assert isinstance(document, dict) and document, f"{path} -o {output} printed {done.stdout!r}"
+            # one document, or a stream of them (`install` prints manifests for `kubectl apply -f -`)
+            documents: list[Any] = [json.loads(done.stdout)] if output == "json" else [*yaml.safe_load_all(done.stdout)]
+            printed = f"{path} -o {output} printed {done.stdout[:200]!r}"
+            assert documents and all(isinstance(d, dict) and d for d in documents), printed
             assert "\x1b[" not in done.stdout + done.stderr
 
 

@@ -17,6 +17,7 @@ from meshctl.platform.kubernetes.conventions import (
     CONTROL_NS,
     CRD_GROUP,
     CRD_VERSION,
+    CRD_VERSIONS,
     CRDS,
     DEPLOYMENTS,
 )
@@ -140,8 +141,9 @@ def crds_serving(ctx: CheckContext) -> Outcome:
         served = {v.get("name") for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")}
         if not _established(crd):
             problems.append(f"{name} is not established")
-        elif CRD_VERSION not in served:
-            problems.append(f"{name} does not serve {CRD_GROUP}/{CRD_VERSION} (serves {', '.join(sorted(served))})")
+        elif (version := CRD_VERSIONS[name]) not in served:
+            group = name.partition(".")[2]
+            problems.append(f"{name} does not serve {group}/{version} (serves {', '.join(sorted(served))})")
     if problems:
         return Failed("\n".join(problems), "apply the CRDs of this meshctl: `meshctl install | kubectl apply -f -`")
     return Passed(f"{CRD_GROUP}/{CRD_VERSION}")

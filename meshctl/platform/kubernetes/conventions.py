@@ -3,14 +3,27 @@
 Control plane (namespace `meshctl-system`)
 ------------------------------------------
 - Deployments `meshctl-control` (identity, discovery, configuration; gRPC API port 8086 "grpc", admin 9996
-  "admin") and `meshctl-prometheus` (port 9090 "web"), each labelled `app.kubernetes.io/version=<meshctl
-  version>`, each behind a Service of the same name.
+  "admin", proxy injector 8443 "webhook") and `meshctl-prometheus` (port 9090 "web"), each labelled
+  `app.kubernetes.io/version=<meshctl version>`, each behind a Service of the same name, each running as
+  the ServiceAccount of the same name, bound to the ClusterRole of the same name.
 - Every control-plane pod carries `meshctl.io/control-plane-ns=meshctl-system` and
   `meshctl.io/control-plane-component=<control|prometheus>`.
 - ConfigMap `meshctl-config`, key `config.json`: the control plane's settings (a JSON object).
 - ConfigMap `meshctl-identity-trust-anchors`, key `ca-bundle.crt`: the trust anchors (PEM bundle).
 - Secret `meshctl-identity-issuer` (type kubernetes.io/tls), keys `tls.crt` / `tls.key`: the issuer.
-- CustomResourceDefinition `serviceprofiles.meshctl.io`, serving `meshctl.io/v1alpha1`.
+- Secret `meshctl-injector-tls` (type kubernetes.io/tls), keys `tls.crt` / `tls.key` / `ca.crt`: the proxy
+  injector's serving certificate (for `meshctl-control.meshctl-system.svc`) and the CA that signed it, which
+  the MutatingWebhookConfiguration `meshctl-proxy-injector` carries as its caBundle; mounted in the control
+  plane's pod at `/var/run/meshctl/injector`. The webhook sends pod CREATEs of every namespace but the
+  cluster's own and `meshctl-system`, except pods or namespaces labelled `meshctl.io/inject: disabled`
+  (selectors see labels only); the injector decides by the annotation.
+- ConfigMap `meshctl-prometheus-config`, key `prometheus.yml`: the scrape configuration, whose targets carry
+  the labels the local mesh's Prometheus gives them (namespace, pod, deployment, component).
+- One CustomResourceDefinition per resource kind (`CRD_VERSIONS`): `serviceprofiles.meshctl.io`,
+  `meshingresses.meshctl.io` and `faultinjections.meshctl.io` serving `meshctl.io/v1alpha1`;
+  `trafficsplits.split.smi-spec.io` (v1alpha4), `httproutegroups.specs.smi-spec.io` (v1alpha4) and
+  `traffictargets.access.smi-spec.io` (v1alpha3), the SMI shapes. Each carries the openAPIV3 schema
+  `meshctl apply` validates with (meshctl.resources: the same object).
 
 Data plane
 ----------
@@ -52,8 +65,12 @@ CONTROL_NS = "meshctl-system"
 CONTROL_DEPLOYMENT = "meshctl-control"
 PROMETHEUS_DEPLOYMENT = "meshctl-prometheus"
 DEPLOYMENTS = (CONTROL_DEPLOYMENT, PROMETHEUS_DEPLOYMENT)
+CONTROL_GRPC_PORT = 8086
 CONTROL_ADMIN_PORT = 9996
 PROMETHEUS_PORT = 9090
+PROMETHEUS_CONFIG_MAP = "meshctl-prometheus-config"
+PROMETHEUS_CONFIG_KEY = "prometheus.yml"
+PROMETHEUS_IMAGE = "quay.io/prometheus/prometheus:v2.53.3"  # an LTS release
 
 MESH_LABEL = "meshctl.io/control-plane-ns"  # value: CONTROL_NS, on control-plane and meshed pods
 COMPONENT_LABEL = "meshctl.io/control-plane-component"
@@ -70,6 +87,9 @@ DEBUG_CONTAINER = "meshctl-debug"
 INJECTOR_SERVICE = CONTROL_DEPLOYMENT
 INJECTOR_PORT = 8443
 INJECTOR_PATH = "/inject"
+INJECTOR_WEBHOOK = "meshctl-proxy-injector"  # the MutatingWebhookConfiguration
+INJECTOR_TLS_SECRET = "meshctl-injector-tls"
+INJECTOR_TLS_DIR = "/var/run/meshctl/injector"  # where meshctl-control mounts that Secret (tls.crt, tls.key)
 IMAGE_REPOSITORY = "ghcr.io/meshctl/meshctl"
 # What never receives a proxy: the cluster's own system namespaces.
 UNMESHED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
@@ -102,6 +122,15 @@ ISSUER_SECRET = "meshctl-identity-issuer"
 
 CRD_GROUP = "meshctl.io"
 CRD_VERSION = "v1alpha1"
-CRDS = ("serviceprofiles.meshctl.io",)
+# Every CRD `meshctl install` renders, and the version it serves (its kind's canonical apiVersion).
+CRD_VERSIONS = {
+    "serviceprofiles.meshctl.io": "v1alpha1",
+    "meshingresses.meshctl.io": "v1alpha1",
+    "trafficsplits.split.smi-spec.io": "v1alpha4",
+    "httproutegroups.specs.smi-spec.io": "v1alpha4",
+    "traffictargets.access.smi-spec.io": "v1alpha3",
+    "faultinjections.meshctl.io": "v1alpha1",
+}
+CRDS = tuple(CRD_VERSIONS)
 
 MIN_KUBERNETES = (1, 27)

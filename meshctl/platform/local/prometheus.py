@@ -23,6 +23,10 @@ SCRAPE_TIMEOUT = "4s"
 RETENTION = "24h"
 PROXY_JOB = "meshctl-proxy"
 CONTROL_JOB = "meshctl-control"
+# The labels of every target, which `routes`, `stat` and `check` select on; a cluster's Prometheus gives
+# them by relabelling (meshctl.platform.kubernetes.manifests.prometheus).
+NAMESPACE_LABEL, POD_LABEL, DEPLOYMENT_LABEL, COMPONENT_LABEL = "namespace", "pod", "deployment", "component"
+PROXY_COMPONENT, CONTROL_COMPONENT = "proxy", "control-plane"
 DEFAULT_BINARY = "/usr/bin/prometheus"
 
 
@@ -50,10 +54,10 @@ def scrape_config(topology: Topology) -> dict[str, Any]:
         {
             "targets": [pod.admin],
             "labels": {
-                "namespace": pod.namespace,
-                "pod": pod.pod,
-                "deployment": pod.deployment,
-                "component": "proxy",
+                NAMESPACE_LABEL: pod.namespace,
+                POD_LABEL: pod.pod,
+                DEPLOYMENT_LABEL: pod.deployment,
+                COMPONENT_LABEL: PROXY_COMPONENT,
             },
         }
         for pod in topology.proxies
@@ -62,10 +66,10 @@ def scrape_config(topology: Topology) -> dict[str, Any]:
         {
             "targets": [topology.plan.control_admin],
             "labels": {
-                "namespace": CONTROL_NAMESPACE,
-                "pod": topology.control_pod,
-                "deployment": CONTROL_DEPLOYMENT,
-                "component": "control-plane",
+                NAMESPACE_LABEL: CONTROL_NAMESPACE,
+                POD_LABEL: topology.control_pod,
+                DEPLOYMENT_LABEL: CONTROL_DEPLOYMENT,
+                COMPONENT_LABEL: CONTROL_COMPONENT,
             },
         }
     ]

@@ -31,7 +31,7 @@ def test_help_imports_no_heavy_library() -> None:
 
 def test_subcommand_help_imports_no_heavy_library() -> None:
     commands = ["up", "status", "apply", "get", "delete", "describe", "check", "routes", "stat", "profile",
-                "completion", "inject", "uninject"]
+                "completion", "install", "inject", "uninject"]
     for command in ([name, "--help"] for name in commands):
         loaded = _modules_loaded_by(command)
         offenders = sorted(m for m in loaded if m.split(".")[0] in HEAVY)

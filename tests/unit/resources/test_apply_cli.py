@@ -143,3 +143,31 @@ def test_kubernetes_platform_points_to_kubectl(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
         _run(tmp_path, "-f", str(tmp_path / "a.yaml"), platform=PlatformName.KUBERNETES)
     assert caught.value.hint is not None and "kubectl apply -f" in caught.value.hint
+
+
+def test_schema_mistakes_are_refused_with_their_field_and_nothing_is_written(tmp_path: Path) -> None:
+    """The kind's openAPIV3 schema (the one its CRD carries) is checked first: unknown fields with a
+    did-you-mean, wrong types and missing fields, each once, every document of every file."""
+    split = tmp_path / "split.yaml"
+    split.write_text(
+        "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: books, namespace: booksapp}\n"
+        "spec:\n  service: books\n  backends:\n  - {service: books-v1, wieght: 90}\n"
+        "  - {service: books-v2, weight: ten}\n"
+    )
+    fault = tmp_path / "fault.yaml"
+    fault.write_text(
+        "apiVersion: meshctl.io/v1alpha1\nkind: FaultInjection\nmetadata: {name: f, namespace: booksapp}\n"
+        "spec: {service: books, delay: {percent: 5}}\n"
+    )
+    home = tmp_path / "home"
+    with pytest.raises(ResourceError) as caught:
+        _run(home, "-f", str(split), "-f", str(fault))
+    assert caught.value.message.splitlines() == [
+        "4 problems:",
+        f"  {split}: document 1: spec.backends[0].wieght: unknown field (did you mean 'weight'?)",
+        f"  {split}: document 1: spec.backends[0].weight: missing "
+        "(its relative share: 0 gives it nothing, as in a blue-green switch)",
+        f'  {split}: document 1: spec.backends[1].weight: expected an integer from 0 to 1000000, got "ten"',
+        f"  {fault}: document 1: spec.delay.fixedDelay: missing (how long, such as 200ms)",
+    ]
+    assert not (home / "config").exists()

@@ -155,7 +155,11 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  routes:\n  - condition: {method: GET}\n",
-        'spec.routes[0].name: expected a route name such as "GET /books/{id}", got null',
+        "spec.routes[0].name: missing (the route's name, as metrics and `routes` show it)",
+    ),
+    (
+        HEAD + "spec:\n  routes:\n  - {name: 7, condition: {method: GET}}\n",
+        'spec.routes[0].name: expected a route name such as "GET /books/{id}", got 7',
     ),
     (
         HEAD + "spec:\n  routes:\n  - {name: '[DEFAULT]', condition: {method: GET}}\n",
@@ -187,7 +191,7 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  retryBudget: {retryRatio: 0.2, ttl: 10s}\n",
-        "spec.retryBudget.minRetriesPerSecond: missing",
+        "spec.retryBudget.minRetriesPerSecond: missing (the retries per second allowed whatever the ratio)",
     ),
     (
         "apiVersion: meshctl.io/v1alpha1\nkind: ServiceProfile\nmetadata: {name: books}\nspec: {}\n",

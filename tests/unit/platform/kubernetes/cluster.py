@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from meshctl import __version__
 from meshctl.control.ca import generate_issuer, generate_trust_anchor
 from meshctl.pki.keys import CertAndKey, private_key_pem
+from meshctl.platform.kubernetes.manifests.crds import custom_resource_definitions
 from tests.fakes.kube_api import FakeKubeApi
 
 NS = "meshctl-system"
@@ -163,20 +164,9 @@ def healthy(fake: FakeKubeApi, pods: int, *, version: str = __version__) -> Clus
         "v1", "secrets", {"metadata": {"name": "meshctl-identity-issuer", "namespace": NS}, "type": "kubernetes.io/tls"}
     )
     cluster.set_issuer(cluster.issuer)
-    fake.add(
-        "apiextensions.k8s.io/v1",
-        "customresourcedefinitions",
-        {
-            "metadata": {"name": "serviceprofiles.meshctl.io"},
-            "spec": {
-                "group": "meshctl.io",
-                "scope": "Namespaced",
-                "names": {"plural": "serviceprofiles", "kind": "ServiceProfile"},
-                "versions": [{"name": "v1alpha1", "served": True, "storage": True}],
-            },
-            "status": {"conditions": [{"type": "Established", "status": "True"}]},
-        },
-    )
+    for crd in json.loads(json.dumps(custom_resource_definitions({}))):  # what `meshctl install --crds` renders
+        crd["status"] = {"conditions": [{"type": "Established", "status": "True"}]}
+        fake.add("apiextensions.k8s.io/v1", "customresourcedefinitions", crd)
     fake.add(
         "meshctl.io/v1alpha1",
         "serviceprofiles",
