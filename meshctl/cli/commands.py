@@ -6,7 +6,23 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from meshctl.cli import apply, check, completion, local, loglevel, profile, routes, stat, tap, top
+    from meshctl.cli import (
+        apply,
+        check,
+        completion,
+        diagnostics,
+        local,
+        loglevel,
+        logs,
+        profile,
+        routes,
+        stat,
+        tap,
+        top,
+        version,
+    )
+
+    version.register(app)
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -16,5 +32,7 @@ def register(app: typer.Typer) -> None:
     apply.register(app)
     tap.register(app)
     loglevel.register(app)
+    logs.register(app)
+    diagnostics.register(app)
     top.register(app)
     completion.register(app)

@@ -39,6 +39,10 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "tap": (T, W, J),  # text is the table format of tap
     "top": (T,),
     "log-level": (T, J, Y),
+    "logs": (T, J),  # text is the table format of logs
+    "diagnostics": (T,),  # the group: its help
+    "diagnostics proxy-metrics": (T,),
+    "diagnostics config": (T, J, Y),
 }
 
 

@@ -50,11 +50,7 @@ class PrometheusClient:
         started = time.perf_counter()
         result = self._call(lambda c: c.custom_query(expr, timeout=self.timeout_s))
         waited = time.perf_counter() - started
-        samples = [
-            Sample(dict(item.get("metric", {})), value)
-            for item in result or []
-            if not math.isnan(value := float(item["value"][1]))
-        ]
+        samples = [s for s in self._samples(result) if not math.isnan(s.value)]
         record = QueryRecord(expr, waited, len(samples))
         self.queries.append(record)
         if self.on_query is not None:
@@ -72,11 +68,32 @@ class PrometheusClient:
         started = time.perf_counter()
         found = self._call(lambda c: c.get_targets(state="active"))
         targets = found.get("activeTargets", []) if isinstance(found, dict) else []
+        if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+            raise self._malformed("/api/v1/targets", "activeTargets is not a list of objects")
         if self.on_query is not None:
             self.on_query(QueryRecord("/api/v1/targets", time.perf_counter() - started, len(targets), "api"))
-        intervals = [t.get("scrapeInterval") for t in targets if "pod" in t.get("labels", {})]
+        intervals = [t.get("scrapeInterval") for t in targets if "pod" in (t.get("labels") or {})]
         seconds = [parse_duration(i, "scrapeInterval") for i in intervals if isinstance(i, str) and i]
         return float(max(seconds)) if seconds else None
+
+    def _samples(self, result: Any) -> list[Sample]:
+        """An instant vector's samples; a result of any other shape is an answer we cannot use, said in one
+        line (a proxy or a web page answering in Prometheus' place, an API of another kind)."""
+        if result is None:
+            return []
+        if not isinstance(result, list):
+            raise self._malformed("/api/v1/query", f"the result is a {type(result).__name__}, not a vector")
+        samples = []
+        for item in result:
+            try:
+                metric, (_, value) = item["metric"], item["value"]
+                samples.append(Sample({str(k): str(v) for k, v in dict(metric).items()}, float(value)))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise self._malformed("/api/v1/query", f"a sample is not {{metric, value}}: {str(item)[:80]}") from None
+        return samples
+
+    def _malformed(self, path: str, why: str) -> UnreachableError:
+        return UnreachableError(f"{self.url}{path} does not answer like a Prometheus API ({why})", hint=HINT)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -101,6 +118,10 @@ class PrometheusClient:
 
         try:
             return call(self._connect())
+        except requests.exceptions.JSONDecodeError:  # a web page, or nothing, where Prometheus' JSON should be
+            raise UnreachableError(
+                f"{self.url} does not answer like a Prometheus API (its answer is not JSON)", hint=HINT
+            ) from None
         except requests.exceptions.Timeout:
             raise UnreachableError(
                 f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s", hint=HINT
