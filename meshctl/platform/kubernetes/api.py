@@ -18,6 +18,7 @@ from typing import Any
 from meshctl.errors import ConfigError, MeshError, UnreachableError
 
 CONNECT_TIMEOUT_S = 3.0
+_PROXY_THREAD = "Kubernetes port forward proxy"  # the name of the client library's relay thread
 READ_TIMEOUT_S = 10.0
 
 
@@ -96,7 +97,13 @@ class KubeApi:
                 self.requests += 1
             try:
                 pods = _PodPortForwardApi(self._stream_client)
-                return portforward(pods.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+                before = set(threading.enumerate())
+                forward = portforward(pods.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+                # The thread the library started for this forward (one connect at a time, under this lock):
+                # whoever closes the forward waits for it first.
+                started = [t for t in threading.enumerate() if t not in before and t.name.startswith(_PROXY_THREAD)]
+                forward.proxy_thread = started[0] if started else None
+                return forward
             except (ApiException, OSError) as exc:
                 raise UnreachableError(
                     f"port-forward to {namespace}/{pod}:{port} through {self.server} failed: {_handshake_why(exc)}",

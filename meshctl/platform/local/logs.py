@@ -142,7 +142,13 @@ class FileLogStream(LogStream):
                 current = None
             now = os.fstat(handle.fileno())
             if current is not None and (current.st_ino, current.st_dev) != (now.st_ino, now.st_dev):
-                # Replaced (rotated): the old file was read to its end above; go on with the new one.
+                # Replaced (rotated): finish the old file (written to until the rename), then the new one.
+                rest = handle.read()
+                if rest:
+                    *complete, pending = (pending + rest).split(b"\n")
+                    for raw in complete:
+                        if (line := self._line(raw)) is not None:
+                            yield line
                 if pending and (line := self._line(pending)) is not None:
                     yield line
                 pending = b""

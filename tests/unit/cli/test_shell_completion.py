@@ -91,6 +91,16 @@ def test_bash_targets_namespaces_and_check_codes(env: dict[str, str]) -> None:
     assert "MC4007" in codes and all(code.startswith("MC40") for code in codes)
 
 
+def test_bash_logs_diagnostics_and_version(env: dict[str, str]) -> None:
+    assert bash(env, "lo") == ["log-level", "logs"]
+    assert bash(env, "logs", "deploy/we") == ["deploy/webapp"]
+    assert {"--proxy", "--app", "--control", "--follow", "--since", "--tail"} <= set(bash(env, "logs", "--"))
+    assert bash(env, "diagnostics", "") == ["proxy-metrics", "config"]
+    assert bash(env, "diagnostics", "config", "deploy/bo") == ["deploy/books"]
+    assert bash(env, "diagnostics", "config", "x", "-o", "") == ["table", "json", "yaml"]
+    assert "--client" in bash(env, "version", "--")
+
+
 def test_bash_offers_nothing_without_a_mesh(env: dict[str, str], tmp_path: Path) -> None:
     empty = {**env, "MESHCTL_HOME": str(tmp_path / "none")}
     assert bash(empty, "routes", "deploy/") == []
