@@ -29,13 +29,21 @@ CONFIG_EXAMPLES = examples(
 
 diagnostics = typer.Typer(
     help="What each proxy reports about itself: its metrics and its effective config.",
-    no_args_is_help=True,
     rich_markup_mode=None,
     epilog=examples(
         ("Raw metrics of every books proxy", "meshctl diagnostics proxy-metrics deploy/books -n booksapp"),
         ("The effective config of one proxy", "meshctl diagnostics config pod/books-0 -n booksapp"),
     ),
 )
+
+
+
+@diagnostics.callback(invoke_without_command=True)
+def _group(ctx: typer.Context) -> None:
+    """Without a sub-command: the help, on stdout (global flags such as -n may still be given)."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
 
 TARGET_HELP = "deploy/NAME, pod/NAME, svc/NAME or ns/NAME: the proxies to ask."
 _LISTENERS = ("inbound", "outbound", "ingress", "admin", "tap")

@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the logs of every instance of a target, prefixed by instance (exit 1 when one cannot be read)."""
         from meshctl.cli import logstream
-        from meshctl.cli.tapsession import parse_seconds
+        from meshctl.observe.window import parse_duration
         from meshctl.platform.logs import LogLine, LogQuery, Source, merge
         from meshctl.targets import parse_target
 
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
                              hint="drop TARGET, or drop --control")  # fmt: skip
         if target is None and not control:
             raise UsageError("logs needs a target", hint="e.g. `meshctl logs deploy/books -n booksapp`, or --control")
-        since_s = parse_seconds(since_, "--since")
+        since_s = parse_duration(since_, "--since") if since_ is not None else None
         if since_s is not None and since_s <= 0:
             raise UsageError(f"--since {since_}: expected a duration above zero", hint="e.g. --since 5m")
         query = LogQuery(source=source, follow=follow_, since_s=since_s, tail=tail)

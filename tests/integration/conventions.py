@@ -24,8 +24,9 @@ OPENAPI = {"openapi": "3.0.0", "info": {"title": "books", "version": "1"},
            "paths": {"/books": {"get": {}, "post": {}}, "/books/{id}": {"get": {}}}}  # fmt: skip
 # Exit codes a command may end with and still have printed its document: check exits 1 when a check fails.
 MAY_FAIL = {"check": {0, 1}, "status": {0, 1}}
-# Commands that stream events rather than print one document (their formats: tests/integration/test_tap_cli.py).
-STREAMING = {"tap", "top"}
+# Commands that stream events rather than print one document (their formats: tests/integration/test_tap_cli.py
+# and tests/integration/test_ops_local.py).
+STREAMING = {"tap", "top", "logs"}
 
 
 def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
@@ -49,6 +50,9 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
         "apply": ["apply", "-f", str(profile), "--dry-run"],
         "completion": ["completion", "bash"],
         "log-level": ["log-level", "deploy/books"],
+        "diagnostics": ["diagnostics"],
+        "diagnostics proxy-metrics": ["diagnostics", "proxy-metrics", "deploy/books"],
+        "diagnostics config": ["diagnostics", "config", "deploy/books"],
     }
 
 
