@@ -42,6 +42,7 @@ class PrometheusClient:
     timeout_s: float = TIMEOUT_S
     on_query: Callable[[QueryRecord], None] | None = None
     queries: list[QueryRecord] = field(default_factory=list)  # PromQL queries only
+    where: str | None = None  # how errors name it, when its URL means nothing to a user (a local relay)
     _connection: Any = None
 
     def query(self, expr: str) -> list[Sample]:
@@ -93,7 +94,11 @@ class PrometheusClient:
         return samples
 
     def _malformed(self, path: str, why: str) -> UnreachableError:
-        return UnreachableError(f"{self.url}{path} does not answer like a Prometheus API ({why})", hint=HINT)
+        return UnreachableError(f"{self._named}{path} does not answer like a Prometheus API ({why})", hint=HINT)
+
+    @property
+    def _named(self) -> str:
+        return f"{self.where} at {self.url}" if self.where else self.url
 
     def close(self) -> None:
         if self._connection is not None:
@@ -120,19 +125,19 @@ class PrometheusClient:
             return call(self._connect())
         except requests.exceptions.JSONDecodeError:  # a web page, or nothing, where Prometheus' JSON should be
             raise UnreachableError(
-                f"{self.url} does not answer like a Prometheus API (its answer is not JSON)", hint=HINT
+                f"{self._named} does not answer like a Prometheus API (its answer is not JSON)", hint=HINT
             ) from None
         except requests.exceptions.Timeout:
             raise UnreachableError(
-                f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s", hint=HINT
+                f"Prometheus at {self._named} did not answer within {self.timeout_s:g}s", hint=HINT
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise UnreachableError(f"cannot reach Prometheus at {self.url}: {_reason(exc)}", hint=HINT) from None
+            raise UnreachableError(f"cannot reach Prometheus at {self._named}: {_reason(exc)}", hint=HINT) from None
         except PrometheusApiClientException as exc:
-            raise _api_error(self.url, str(exc)) from None
+            raise _api_error(self._named, str(exc)) from None
         except (ValueError, KeyError, TypeError) as exc:  # JSON that is not a Prometheus answer
             raise UnreachableError(
-                f"{self.url} does not answer like a Prometheus API ({type(exc).__name__}: {exc})", hint=HINT
+                f"{self._named} does not answer like a Prometheus API ({type(exc).__name__}: {exc})", hint=HINT
             ) from None
 
 
