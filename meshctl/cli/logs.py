@@ -113,10 +113,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             pass  # Ctrl-C ends a follow: what was printed stands
         finally:
-            close = getattr(lines, "close", None)
-            if close is not None:
-                close()
-            for stream in streams:
+            for stream in streams:  # a follow's readers end with their streams
                 stream.close()
         cli.stdout.flush()
         if failures.reasons:

@@ -10,7 +10,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from meshctl.errors import MeshError
@@ -45,7 +45,9 @@ def guarded(stream: LogStream, failures: Failures) -> Iterator[LogLine]:
 _DONE = object()
 
 
-def follow(streams: list[LogStream], failures: Failures, *, hold_s: float = HOLD_S) -> Iterator[LogLine]:
+def follow(
+    streams: list[LogStream], failures: Failures, *, hold_s: float = HOLD_S
+) -> Generator[LogLine, None, None]:
     """Lines of every stream as they come, in time order within `hold_s`; ends when every stream has ended.
     Closing the generator (Ctrl-C in the caller) closes every stream."""
     lines: queue.Queue[object] = queue.Queue(maxsize=MAX_HELD)  # a slow reader slows the readers of files
