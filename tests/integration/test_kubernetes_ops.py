@@ -82,10 +82,13 @@ def test_status_shows_the_control_plane_and_every_meshed_pod(
     code, out, _ = run(fake, tmp_path, capsys, "status")
     assert code == 0
     golden("status.table.txt", out, fake)
+    code, out, _ = run(fake, tmp_path, capsys, "status", "-o", "wide")
+    assert code == 0
+    golden("status.wide.txt", out, fake)
     code, out, _ = run(fake, tmp_path, capsys, "status", "-o", "json")
     assert code == 0
     golden("status.json", out, fake)
-    assert fake.requests["GET /api/v1/pods"] == 2  # one listing per call, whatever the number of pods
+    assert fake.requests["GET /api/v1/pods"] == 3  # one listing per call, whatever the number of pods
 
 
 def test_status_exits_1_and_names_the_pod_that_is_not_running(
@@ -216,8 +219,12 @@ def test_version_of_client_control_plane_and_proxies(
     assert out.splitlines()[2] == "Proxy versions: 2 proxies at 0.1.0, 3 not answering (authors-1, webapp-2, traffic-3)"
     for pod in ("authors-1", "webapp-2", "traffic-3"):
         fake.remove("v1", "pods", pod, APP_NS)
+    code, out, _ = run(fake, tmp_path, capsys, "version")
+    assert code == 0
+    golden("version.txt", out, fake)
     code, out, _ = run(fake, tmp_path, capsys, "version", "-o", "json")
     assert code == 0
+    golden("version.json", out, fake)
     document = json.loads(out)
     assert document["control_plane"] == {"version": "0.1.0", "error": None}
     assert [(p["instance"], p["version"]) for p in document["proxies"]] == [("books-0", "0.1.0"), ("books-4", "0.1.0")]
