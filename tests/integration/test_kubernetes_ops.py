@@ -176,6 +176,31 @@ def test_logs_follow_streams_new_lines_until_every_container_ends(
                                 "books-4  INFO books-4 later", "books-0  INFO books-0 later"]  # fmt: skip
 
 
+def test_closing_a_followed_pod_log_ends_it_at_once(fake: FakeKubeApi, cluster: Cluster, tmp_path: Path) -> None:
+    from meshctl.platform.kubernetes.api import connect
+    from meshctl.platform.kubernetes.logs import PodLogStream
+    from meshctl.platform.kubernetes.pods import parse_pod
+    from meshctl.platform.logs import LogQuery
+
+    api = connect(None, str(fake.kubeconfig(tmp_path / "kubeconfig")))
+    fake.write_log(APP_NS, "books-0", "meshctl-proxy", "first", T0)
+    pod = parse_pod(fake.find("v1", "pods", "books-0", APP_NS))
+    stream = PodLogStream(api, pod, "meshctl-proxy", LogQuery(follow=True))
+    seen: list[str] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        seen.extend(line.text for line in stream.lines())  # no exception: a closed follow just ends
+        ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stream.close()  # what Ctrl-C does; the container keeps running
+    assert ended.wait(5) and seen == ["first"]
+
+
 # --- diagnostics, version, log-level through the port-forward --------------------------------------------------
 
 

@@ -53,7 +53,7 @@ def _text(raw: bytes) -> str:
 
 
 class FileLogStream(LogStream):
-    """One process's log file (`path`), and optionally the file it was rotated to before (`path.1`)."""
+    """One process's log file; a follow goes on in the file that replaces it when it is rotated."""
 
     def __init__(self, instance: str, path: Path, query: LogQuery, *, poll_s: float = POLL_S) -> None:
         super().__init__(instance)
