@@ -104,7 +104,8 @@ class KubernetesPlatform(Platform):
         from meshctl.platform.kubernetes.logs import PodLogStream, container_for
 
         if query.source is Source.CONTROL or target is None:
-            pods = [p for p in self.mesh_pods(CONTROL_NS) if p.labels.get(COMPONENT_LABEL) == "control"]
+            pods = [p for p in self.mesh_pods(CONTROL_NS)
+                    if p.deployment == CONTROL_DEPLOYMENT or p.labels.get(COMPONENT_LABEL) == "control"]  # fmt: skip
             if not pods:
                 raise UnreachableError(
                     f"no control plane pod runs in namespace {CONTROL_NS} of context {self.api.context!r}",
