@@ -58,9 +58,13 @@ class Printer:
 def _output(cli: CliContext, flag: str | None) -> bool:
     """True for -o json; text is the default (the global -o table means text)."""
     chosen = flag or {OutputFormat.JSON: "json"}.get(cli.output, "text")
-    if chosen not in ("text", "json"):
+    if chosen not in ("text", "table", "json"):
         raise UsageError(f"`meshctl logs` prints text or json, not -o {chosen}", hint="use -o text or -o json")
     return chosen == "json"
+
+
+def _formats() -> list[str]:
+    return ["text", "json"]
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +80,8 @@ def register(app: typer.Typer) -> None:
         follow_: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines until Ctrl-C."),
         since_: str | None = typer.Option(None, "--since", metavar="DURATION", help="Only the last DURATION (5m)."),
         tail: int | None = typer.Option(None, "--tail", min=0, metavar="N", help="Only the last N lines of each."),
-        output: str | None = typer.Option(None, "-o", "--output", help="text or json (one object a line)."),
+        output: str | None = typer.Option(None, "-o", "--output", metavar="FORMAT", autocompletion=_formats,
+                                          help="text or json (one object a line)."),  # fmt: skip
     ) -> None:
         """Print the logs of every instance of a target, prefixed by instance (exit 1 when one cannot be read)."""
         from meshctl.cli import logstream
