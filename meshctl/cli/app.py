@@ -10,9 +10,8 @@ import typer
 from typer._click import Command
 from typer._click.exceptions import ClickException  # typer vendors click since 0.26; pinned <0.29
 
-from meshctl import __version__
 from meshctl.cli.completers import namespace_names
-from meshctl.cli.context import CliContext, OutputFormat, PlatformName, default_home
+from meshctl.cli.context import CliContext, PlatformName, default_home
 from meshctl.cli.examples import examples
 from meshctl.cli.flags import accept_global_flags, set_kubeconfig
 from meshctl.cli.style import Palette, Tone
@@ -67,21 +66,6 @@ def _global_options(
     )
     if kubeconfig:
         set_kubeconfig(ctx.obj, kubeconfig)
-
-
-VERSION_EXAMPLES = examples(("The CLI's version, for a script", "meshctl version -o json"))
-
-
-@app.command("version", epilog=VERSION_EXAMPLES)
-def _version(ctx: typer.Context) -> None:
-    """Print the CLI version."""
-    cli: CliContext = ctx.obj
-    if cli.output in (OutputFormat.JSON, OutputFormat.YAML):
-        from meshctl.cli.watch import document_text
-
-        cli.stdout.write(document_text({"client": __version__}, cli.output))
-    else:
-        cli.stdout.write(f"meshctl {__version__}\n")
 
 
 _registered = False

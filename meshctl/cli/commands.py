@@ -13,17 +13,22 @@ def register(app: typer.Typer) -> None:
         debug,
         delete,
         describe,
+        diagnostics,
         get,
         inject,
         install,
         local,
         loglevel,
+        logs,
         profile,
         routes,
         stat,
         tap,
         top,
+        version,
     )
+
+    version.register(app)
 
     local.register(app)  # up, down, status
     check.register(app)
@@ -39,5 +44,7 @@ def register(app: typer.Typer) -> None:
     tap.register(app)
     loglevel.register(app)
     debug.register(app)
+    logs.register(app)
+    diagnostics.register(app)
     top.register(app)
     completion.register(app)

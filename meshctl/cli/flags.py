@@ -46,6 +46,10 @@ FORMATS: dict[str, tuple[OutputFormat, ...]] = {
     "inject": (Y, J),  # the manifests themselves
     "uninject": (Y, J),
     "install": (Y, J),
+    "logs": (T, J),  # text is the table format of logs
+    "diagnostics": (T,),  # the group: its help
+    "diagnostics proxy-metrics": (T,),
+    "diagnostics config": (T, J, Y),
 }
 
 

@@ -83,6 +83,10 @@ def _addresses(component: ComponentStatus, wide: bool) -> str:
 
 
 def render_table(status: MeshStatus, wide: bool = False, color: bool = False) -> str:
+    if status.platform != "local":
+        from meshctl.cli.kubestatus import render_kube_table
+
+        return render_kube_table(status, wide, color)
     header = ["NAMESPACE", "POD", "KIND", "STATUS", "PIDS", "ADDRESSES"]
     rows = [
         [
@@ -123,7 +127,12 @@ def render_table(status: MeshStatus, wide: bool = False, color: bool = False) ->
 
 def status_json(status: MeshStatus) -> dict[str, object]:
     """The stable machine-readable status (keys documented by tests/unit/platform/test_status_render.py)."""
-    return {
+    extra: dict[str, object] = {}
+    if status.platform != "local":
+        from meshctl.cli.kubestatus import deployments
+
+        extra["deployments"] = deployments(status)
+    return extra | {
         "platform": status.platform,
         "home": status.location,
         "state": status.extra.get("state"),
@@ -314,7 +323,7 @@ def register(app: typer.Typer) -> None:
         ),
         all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Every namespace (the default)."),
     ) -> None:
-        """List every component of the local mesh and whether it runs (exit 1 when something is down)."""
+        """List every component of the mesh and whether it runs (exit 1 when something is down)."""
         from dataclasses import replace
 
         cli: CliContext = ctx.obj
@@ -334,5 +343,7 @@ def register(app: typer.Typer) -> None:
             down = [c.pod for c in status.components if not c.running]
             raise MeshError(
                 f"{len(down)} of {len(status.components)} components not running: {', '.join(down)}",
-                hint=f"their logs are in {status.location}/logs; restart with `meshctl down && meshctl up`",
+                hint=f"their logs are in {status.location}/logs; restart with `meshctl down && meshctl up`"
+                if status.platform == "local"
+                else f"`meshctl logs pod/{down[0]} --proxy` and `kubectl describe pod {down[0]}` say why",
             )

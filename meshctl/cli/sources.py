@@ -55,7 +55,11 @@ def open_client(cli: CliContext, url: str, window: str) -> tuple[PrometheusClien
         cli.stderr.write(f"# {record.kind} {record.seconds * 1000:.1f} ms, {record.series} series: {record.expr}\n")
 
     window_s = parse_window(window)
-    client = PrometheusClient(url, on_query=show if cli.debug else None)
+    where = None
+    if cli.platform_name.value == "kubernetes" and url == cli.platform.prometheus_url():
+        # The platform's relay to the cluster's Prometheus: its loopback URL alone would puzzle a user.
+        where = "meshctl-system/meshctl-prometheus (through the API server)"
+    client = PrometheusClient(url, on_query=show if cli.debug else None, where=where)
     interval_s = client.scrape_interval_s()
     check_window(window_s, interval_s)
     return client, window_s, interval_s

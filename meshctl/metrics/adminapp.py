@@ -153,7 +153,12 @@ class AdminApp:
         log.warning("log level %r expired: back to %r", temporary, original)
 
     def _get_config(self, _: AdminRequest) -> AdminResponse:
-        body = json.dumps(self._config_dump(), indent=2, sort_keys=True, default=str) + "\n"
+        from meshctl import __version__
+
+        # The level in force now (the dump's config holds the one it was started with) and the build, so a
+        # reader of /config.json has the whole effective state from one answer.
+        dump = {"log_level": self._get_log_level(), "version": __version__} | dict(self._config_dump())
+        body = json.dumps(dump, indent=2, sort_keys=True, default=str) + "\n"
         return AdminResponse(200, body.encode("utf-8"), JSON)
 
 

@@ -14,10 +14,10 @@ from meshctl.observe.describe import DEFAULT, Finding, ReaderDef, Resources, Sco
 from meshctl.resources.access import HTTPMatch, HTTPRouteGroupSpec, TrafficTargetSpec
 from meshctl.resources.fault_injection import FaultInjectionSpec
 from meshctl.resources.mesh_ingress import MeshIngressSpec
+from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S
 from meshctl.resources.service_profile import (
     DEFAULT_RETRY_BUDGET,
     DEFAULT_ROUTE,
-    DEFAULT_ROUTE_TIMEOUT_S,
     RequestMatch,
     ResponseMatch,
     RetryBudget,

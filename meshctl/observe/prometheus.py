@@ -42,6 +42,7 @@ class PrometheusClient:
     timeout_s: float = TIMEOUT_S
     on_query: Callable[[QueryRecord], None] | None = None
     queries: list[QueryRecord] = field(default_factory=list)  # PromQL queries only
+    where: str | None = None  # how errors name it, when its URL means nothing to a user (a local relay)
     _connection: Any = None
 
     def query(self, expr: str) -> list[Sample]:
@@ -50,11 +51,7 @@ class PrometheusClient:
         started = time.perf_counter()
         result = self._call(lambda c: c.custom_query(expr, timeout=self.timeout_s))
         waited = time.perf_counter() - started
-        samples = [
-            Sample(dict(item.get("metric", {})), value)
-            for item in result or []
-            if not math.isnan(value := float(item["value"][1]))
-        ]
+        samples = [s for s in self._samples(result) if not math.isnan(s.value)]
         record = QueryRecord(expr, waited, len(samples))
         self.queries.append(record)
         if self.on_query is not None:
@@ -72,11 +69,36 @@ class PrometheusClient:
         started = time.perf_counter()
         found = self._call(lambda c: c.get_targets(state="active"))
         targets = found.get("activeTargets", []) if isinstance(found, dict) else []
+        if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+            raise self._malformed("/api/v1/targets", "activeTargets is not a list of objects")
         if self.on_query is not None:
             self.on_query(QueryRecord("/api/v1/targets", time.perf_counter() - started, len(targets), "api"))
-        intervals = [t.get("scrapeInterval") for t in targets if "pod" in t.get("labels", {})]
+        intervals = [t.get("scrapeInterval") for t in targets if "pod" in (t.get("labels") or {})]
         seconds = [parse_duration(i, "scrapeInterval") for i in intervals if isinstance(i, str) and i]
         return float(max(seconds)) if seconds else None
+
+    def _samples(self, result: Any) -> list[Sample]:
+        """An instant vector's samples; a result of any other shape is an answer we cannot use, said in one
+        line (a proxy or a web page answering in Prometheus' place, an API of another kind)."""
+        if result is None:
+            return []
+        if not isinstance(result, list):
+            raise self._malformed("/api/v1/query", f"the result is a {type(result).__name__}, not a vector")
+        samples = []
+        for item in result:
+            try:
+                metric, (_, value) = item["metric"], item["value"]
+                samples.append(Sample({str(k): str(v) for k, v in dict(metric).items()}, float(value)))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise self._malformed("/api/v1/query", f"a sample is not {{metric, value}}: {str(item)[:80]}") from None
+        return samples
+
+    def _malformed(self, path: str, why: str) -> UnreachableError:
+        return UnreachableError(f"{self._named}{path} does not answer like a Prometheus API ({why})", hint=HINT)
+
+    @property
+    def _named(self) -> str:
+        return f"{self.where} at {self.url}" if self.where else self.url
 
     def close(self) -> None:
         if self._connection is not None:
@@ -101,17 +123,21 @@ class PrometheusClient:
 
         try:
             return call(self._connect())
+        except requests.exceptions.JSONDecodeError:  # a web page, or nothing, where Prometheus' JSON should be
+            raise UnreachableError(
+                f"{self._named} does not answer like a Prometheus API (its answer is not JSON)", hint=HINT
+            ) from None
         except requests.exceptions.Timeout:
             raise UnreachableError(
-                f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s", hint=HINT
+                f"Prometheus at {self._named} did not answer within {self.timeout_s:g}s", hint=HINT
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise UnreachableError(f"cannot reach Prometheus at {self.url}: {_reason(exc)}", hint=HINT) from None
+            raise UnreachableError(f"cannot reach Prometheus at {self._named}: {_reason(exc)}", hint=HINT) from None
         except PrometheusApiClientException as exc:
-            raise _api_error(self.url, str(exc)) from None
+            raise _api_error(self._named, str(exc)) from None
         except (ValueError, KeyError, TypeError) as exc:  # JSON that is not a Prometheus answer
             raise UnreachableError(
-                f"{self.url} does not answer like a Prometheus API ({type(exc).__name__}: {exc})", hint=HINT
+                f"{self._named} does not answer like a Prometheus API ({type(exc).__name__}: {exc})", hint=HINT
             ) from None
 
 

@@ -20,6 +20,7 @@ from meshctl.platform.ports import DirectPort, PortHandle
 from meshctl.targets import Kind, Target
 
 if TYPE_CHECKING:
+    from meshctl.platform.logs import LogQuery, LogStream
     from meshctl.platform.resources import ResourceListing
     from meshctl.resources import KindDef
 
@@ -164,6 +165,38 @@ class Platform(ABC):
         if not host:
             raise UnreachableError(f"{proxy.namespace}/{proxy.pod} has no address yet", hint="wait for it to start")
         return DirectPort(host, port)
+
+    def control_plane_version(self) -> str:
+        """The version the running control plane reports (its admin /metrics' control_build_info);
+        UnreachableError when it cannot be asked."""
+        import http.client
+        import re
+
+        address = self.control_plane_admin()
+        host, _, port = address.rpartition(":")
+        connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=3.0)
+        try:
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise UnreachableError(f"the control plane's admin endpoint {address} does not answer: {exc}",
+                                   hint="`meshctl status` shows whether the control plane runs") from None  # fmt: skip
+        finally:
+            connection.close()
+        found = re.search(r'^control_build_info\{[^}]*\bversion="([^"]*)"', text, re.MULTILINE)
+        if response.status != 200 or found is None:
+            raise UnreachableError(
+                f"the control plane's admin endpoint {address} reports no version (/metrics answered "
+                f"{response.status})",
+                hint="`meshctl check` says why",
+            )
+        return found[1]
+
+    def log_streams(self, target: Target | None, query: LogQuery) -> list[LogStream]:
+        """One stream of log lines per instance of a target (its proxies' or its apps' logs), or per
+        control-plane instance for `Source.CONTROL` (target None); UsageError when the target has none."""
+        raise UsageError(f"logs are not available on the {self.name} platform", hint="use `kubectl logs`")
 
     def resource_dir(self) -> Path | None:
         """Where the mesh's resources (ServiceProfiles ...) are files (Capability.RESOURCE_FILES), else None."""

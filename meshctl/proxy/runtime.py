@@ -149,6 +149,14 @@ class ProxyRuntime:
             "services": sorted(d.authority for d in self.router.destinations),
             # the endpoints requests go to (the ready ones), as "address:port pod"
             "endpoints": {d.authority: [f"{e} {e.pod}" for e in d.endpoints] for d in self.router.destinations},
+            # the ServiceProfile routes each destination resolves requests to, first match first
+            "routes": {
+                d.authority: [
+                    {"name": r.name, "timeout_s": r.timeout_s, "retryable": r.is_retryable} for r in d.profile.routes
+                ]
+                for d in self.router.destinations
+                if d.profile is not None
+            },
             "local_service": self.local.authority if self.local else None,
             "certificate": None if tls is None else {"identity": tls.identity, "not_after": tls.not_after.isoformat()},
             "ready": self.ready,

@@ -7,8 +7,10 @@ custom resources once their CRD exists), `kind: XList` shapes with `apiVersion` 
 `Status` objects for 401/404, SelfSubjectAccessReview (POST), the service proxy
 (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`) to handlers the test installs, and a pod's
 port-forward (websocket, `v4.channel.k8s.io`, see portforward.py) to the local address the test names
-with `forward_to(namespace, pod, port, address)`, and a pod's `ephemeralcontainers` subresource (PATCH and
-GET, with the kubelet's status updates: see ephemeral.py). Every request
+with `forward_to(namespace, pod, port, address)`, a pod's `ephemeralcontainers` subresource (PATCH and
+GET, with the kubelet's status updates: see ephemeral.py), and a container's log (`pods/{name}/log` with
+`container`, `follow`, `sinceSeconds`, `tailLines` and `timestamps`, as text/plain, chunked while it follows)
+from the lines the test writes with `write_log`. Every request
 is counted per method and path, so tests can assert that the client's request count does not depend on
 the size of the cluster. `kubeconfig(path)` writes a kubeconfig pointing at it with a bearer token.
 """
@@ -28,6 +30,7 @@ from typing import Any
 import yaml
 
 from tests.fakes.ephemeral import Kubelet, patch_ephemeral
+from tests.fakes.pod_logs import LOG_PATH, PodLogs, status_object
 from tests.fakes.portforward import V4_PROTOCOL, PortForwardSession, accept_key
 
 # group/version + plural -> (kind, namespaced)
@@ -44,18 +47,6 @@ BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
 
 ProxyHandler = Callable[[str, dict[str, str]], tuple[int, bytes]]  # (path, query) -> (status, body)
 AccessJudge = Callable[[dict[str, Any]], bool]  # resourceAttributes -> allowed
-
-
-def status_object(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
 
 
 def _matches_labels(labels: dict[str, str], selector: str) -> bool:
@@ -95,6 +86,7 @@ class FakeKubeApi:
         self.store: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.proxies: dict[tuple[str, str, str], ProxyHandler] = {}  # (namespace, service, port)
         self.pod_ports: dict[tuple[str, str, int], tuple[str, int]] = {}  # (namespace, pod, port) -> address
+        self.pod_logs = PodLogs(self.find)
         self.judge: AccessJudge = lambda attributes: True
         self.kubelet = Kubelet()
         self.requests: Counter[str] = Counter()
@@ -125,6 +117,14 @@ class FakeKubeApi:
         """What listens on `port` inside the pod: a real local address the port-forward dials."""
         self.pod_ports[(namespace, pod, port)] = address
 
+    def write_log(self, namespace: str, pod: str, container: str, line: str, at: float | None = None) -> None:
+        """A line the container writes (at `at`, epoch seconds; now by default); followers get it at once."""
+        self.pod_logs.write(namespace, pod, container, line, at)
+
+    def end_log(self, namespace: str, pod: str, container: str) -> None:
+        """The container stopped: its log ends, and so does a follow of it."""
+        self.pod_logs.end(namespace, pod, container)
+
     def _kind(self, api_version: str, plural: str) -> tuple[str, bool] | None:
         if (api_version, plural) in BUILTIN:
             return BUILTIN[(api_version, plural)]
@@ -152,8 +152,56 @@ class FakeKubeApi:
             def do_GET(self) -> None:  # noqa: N802
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     self._upgrade()
+                elif LOG_PATH.match(urllib.parse.urlsplit(self.path).path):
+                    self._log()
                 else:
                     self._answer("GET", b"")
+
+            def _log(self) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                with fake._lock:
+                    fake.requests[f"GET {parts.path}"] += 1
+                segments = [urllib.parse.unquote(s) for s in parts.path.strip("/").split("/")]
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                refusal: tuple[int, dict[str, Any]] | None = (401, status_object(401, "Unauthorized", "Unauthorized"))
+                if self.headers.get("Authorization") == f"Bearer {fake.token}":
+                    refusal = fake.pod_logs.refusal(segments[3], segments[5], query)
+                if refusal is not None:
+                    payload = json.dumps(refusal[1]).encode()
+                    self.send_response(refusal[0])
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                key = (segments[3], segments[5], fake.pod_logs.container(segments[3], segments[5], query))
+                follow = query.get("follow") == "true"
+                lines, seen = fake.pod_logs.lines(key, query)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                if not follow:
+                    body = "".join(lines).encode()
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                # A follow streams (chunked, as the API server relays the kubelet) until the container ends,
+                # the client goes or the fake stops.
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    self._chunk("".join(lines).encode())
+                    for line in fake.pod_logs.follow(key, query, seen):
+                        self._chunk(line.encode())
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    pass
+
+            def _chunk(self, data: bytes) -> None:
+                if data:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
 
             def _upgrade(self) -> None:
                 parts = urllib.parse.urlsplit(self.path)
@@ -218,6 +266,7 @@ class FakeKubeApi:
         return self
 
     def stop(self) -> None:
+        self.pod_logs.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -35,8 +35,9 @@ spec:
 """
 # Exit codes a command may end with and still have printed its document: check exits 1 when a check fails.
 MAY_FAIL = {"check": {0, 1}, "status": {0, 1}}
-# Commands that stream events rather than print one document (their formats: test_tap_cli.py, test_debug_local.py).
-STREAMING = {"tap", "top", "debug"}
+# Commands that stream events rather than print one document (their formats: test_tap_cli.py,
+# test_debug_local.py and test_ops_local.py).
+STREAMING = {"tap", "top", "debug", "logs"}
 
 
 def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
@@ -68,6 +69,9 @@ def invocations(home: Path, scratch: Path) -> dict[str, list[str]]:
         "inject": ["inject", str(manifest)],
         "uninject": ["uninject", str(manifest)],
         "install": ["install", "--crds"],
+        "diagnostics": ["diagnostics"],
+        "diagnostics proxy-metrics": ["diagnostics", "proxy-metrics", "deploy/books"],
+        "diagnostics config": ["diagnostics", "config", "deploy/books"],
     }
 
 

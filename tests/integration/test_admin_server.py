@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from meshctl import __version__
 from meshctl.metrics.admin import (
     AdminApp,
     AdminLimits,
@@ -158,7 +159,7 @@ async def test_metrics_live_ready_and_config() -> None:
 
         reply = await exchange(port, get("/config.json"))
         assert reply.headers["content-type"] == "application/json"
-        assert json.loads(reply.body) == proxy.config
+        assert json.loads(reply.body) == proxy.config | {"log_level": "info", "version": __version__}
 
 
 @scenario

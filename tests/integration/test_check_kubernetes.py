@@ -300,5 +300,5 @@ def test_status_lists_the_mesh_pods_of_the_cluster(
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"Mesh on kubernetes in context fake ({fake.url})"
-    assert any(line.split()[:5] == ["booksapp", "books-0", "workload", "running", "-"] for line in lines)
+    assert any(line.split() == ["booksapp", "books-0", "2/2", "running", "0", "ready"] for line in lines)
     assert lines[-1] == "5 of 5 components running"

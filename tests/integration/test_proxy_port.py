@@ -212,4 +212,4 @@ def test_the_local_platform_reaches_the_proxy_directly(tmp_path: Path, admin: Ad
     assert Capability.PORT_FORWARD not in platform.capabilities
     with platform.proxy_port(proxy, admin.port) as address:
         assert (address.host, address.port) == ("127.0.0.1", admin.port)
-        assert json.loads(request(address.host, address.port, "GET", "/config.json")[1]) == {"pod": POD}
+        assert json.loads(request(address.host, address.port, "GET", "/config.json")[1])["pod"] == POD

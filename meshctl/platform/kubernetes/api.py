@@ -18,6 +18,7 @@ from typing import Any
 from meshctl.errors import ConfigError, MeshError, UnreachableError
 
 CONNECT_TIMEOUT_S = 3.0
+_PROXY_THREAD = "Kubernetes port forward proxy"  # the name of the client library's relay thread
 READ_TIMEOUT_S = 10.0
 
 
@@ -69,7 +70,14 @@ class KubeApi:
 
     def raw(self, path: str, query: dict[str, str] | None = None, *, timeout_s: float = READ_TIMEOUT_S) -> bytes:
         """A GET whose answer is not JSON (the service proxy of a component's HTTP endpoint)."""
-        return self._call("GET", path, query, None, timeout_s, accept="*/*")
+        data: bytes = self._call("GET", path, query, None, timeout_s, accept="*/*")
+        return data
+
+    def stream(self, path: str, query: dict[str, str] | None = None, *, timeout_s: float | None = None) -> Any:
+        """A GET whose answer is read as it comes (a pod's log with follow=true): the urllib3 response, its
+        body not read yet. `timeout_s=None` waits for data as long as the server keeps the stream open;
+        `response.shutdown()` from another thread ends the wait."""
+        return self._call("GET", path, query, None, timeout_s, accept="*/*", stream=True)
 
     def list(self, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every item of a collection in one request (no `limit`: paging would make the number of
@@ -93,7 +101,13 @@ class KubeApi:
                 self.requests += 1
             try:
                 pods = _PodPortForwardApi(self._stream_client)
-                return portforward(pods.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+                before = set(threading.enumerate())
+                forward = portforward(pods.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+                # The thread the library started for this forward (one connect at a time, under this lock):
+                # whoever closes the forward waits for it first.
+                started = [t for t in threading.enumerate() if t not in before and t.name.startswith(_PROXY_THREAD)]
+                forward.proxy_thread = started[0] if started else None
+                return forward
             except (ApiException, OSError) as exc:
                 raise UnreachableError(
                     f"port-forward to {namespace}/{pod}:{port} through {self.server} failed: {_handshake_why(exc)}",
@@ -107,10 +121,11 @@ class KubeApi:
         path: str,
         query: dict[str, str] | None,
         body: dict[str, Any] | None,
-        timeout_s: float,
+        timeout_s: float | None,
         accept: str = "application/json",
         content_type: str = "application/json",
-    ) -> bytes:
+        stream: bool = False,
+    ) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -126,13 +141,15 @@ class KubeApi:
         where = f"{self.server}{path}"
         try:
             response = self._client.call_api(*request, _request_timeout=(CONNECT_TIMEOUT_S, timeout_s))
+            status = int(response.status)
+            if stream and 200 <= status < 300:
+                return response.response
             data: bytes = response.read()
         except (HTTPError, ApiException, OSError) as exc:
             raise UnreachableError(
                 f"the Kubernetes API at {self.server} cannot be reached: {_why(exc)}",
                 hint=f"check that the cluster of context {self.context!r} runs (`kubectl cluster-info`)",
             ) from None
-        status = int(response.status)
         if 200 <= status < 300:
             return data
         message = _status_message(data) or f"{response.reason}"

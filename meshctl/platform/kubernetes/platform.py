@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from meshctl.errors import UnreachableError
+from meshctl.errors import UnreachableError, UsageError
 from meshctl.identity import workload_identity
 from meshctl.platform.base import (
     CAPABILITIES,
@@ -22,6 +22,7 @@ from meshctl.platform.base import (
     Platform,
     ProcessStatus,
     ProxyInfo,
+    select,
 )
 from meshctl.platform.kubernetes.api import KubeApi, quote
 from meshctl.platform.kubernetes.conventions import (
@@ -33,11 +34,14 @@ from meshctl.platform.kubernetes.conventions import (
     PROMETHEUS_DEPLOYMENT,
     PROMETHEUS_PORT,
     PROXY_ADMIN_PORT,
+    VERSION_LABEL,
 )
 from meshctl.platform.kubernetes.pods import Pod, parse_pod
 from meshctl.platform.kubernetes.portforward import ForwardedPort
 from meshctl.platform.kubernetes.relay import Relay, service_proxy_path
+from meshctl.platform.logs import LogQuery, LogStream, Source
 from meshctl.platform.ports import PortHandle
+from meshctl.targets import Target
 
 if TYPE_CHECKING:
     from meshctl.platform.resources import ResourceListing
@@ -82,6 +86,51 @@ class KubernetesPlatform(Platform):
 
     def proxies(self) -> list[ProxyInfo]:
         return [_proxy(p) for p in self.mesh_pods(self.namespace) if p.namespace != CONTROL_NS and p.proxy]
+
+    def control_plane_version(self) -> str:
+        """The version label of the meshctl-control deployment (what `meshctl install` rendered)."""
+        from meshctl.platform.kubernetes.api import NotFound
+
+        path = f"/apis/apps/v1/namespaces/{CONTROL_NS}/deployments/{CONTROL_DEPLOYMENT}"
+        try:
+            deployment = self.api.get(path)
+        except NotFound:
+            raise UnreachableError(f"no deployment {CONTROL_DEPLOYMENT} in namespace {CONTROL_NS} of context "
+                                   f"{self.api.context!r}", hint=INSTALL_HINT) from None  # fmt: skip
+        labels = (deployment.get("metadata") or {}).get("labels") or {}
+        version = labels.get(VERSION_LABEL)
+        if not version:
+            raise UnreachableError(f"deployment {CONTROL_NS}/{CONTROL_DEPLOYMENT} has no {VERSION_LABEL} label",
+                                   hint=f"re-install the control plane: {INSTALL_HINT}")  # fmt: skip
+        return str(version)
+
+    def log_streams(self, target: Target | None, query: LogQuery) -> list[LogStream]:
+        """One pods/log request per pod: the proxy container, the workload's own, or the control plane's."""
+        from meshctl.platform.kubernetes.logs import PodLogStream, container_for
+
+        if query.source is Source.CONTROL or target is None:
+            pods = [p for p in self.mesh_pods(CONTROL_NS)
+                    if p.deployment == CONTROL_DEPLOYMENT or p.labels.get(COMPONENT_LABEL) == "control"]  # fmt: skip
+            if not pods:
+                raise UnreachableError(
+                    f"no control plane pod runs in namespace {CONTROL_NS} of context {self.api.context!r}",
+                    hint=INSTALL_HINT,
+                )
+        else:
+            meshed = [p for p in self.mesh_pods(self.namespace) if p.namespace != CONTROL_NS and p.proxy]
+            chosen = {(p.namespace, p.pod) for p in select([_proxy(p) for p in meshed], target)}
+            if not chosen:
+                self.select_proxies(target)  # the refusal, worded once for every command
+            pods = [p for p in meshed if (p.namespace, p.name) in chosen]
+        streams: list[LogStream] = []
+        for pod in pods:
+            container = container_for(pod, query.source)
+            if container is not None:
+                streams.append(PodLogStream(self.api, pod, container, query))
+        if not streams:
+            raise UsageError(f"no pod of {target} has a container of its own beside the proxy",
+                             hint="use --proxy for the proxy's log")  # fmt: skip
+        return streams
 
     def prometheus_url(self) -> str:
         if self._prometheus_url:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 CHUNK = 256 * 1024
 SELECT_TIMEOUT_S = 1.0  # how often a relay looks whether its handle was closed
+CLOSE_WAIT_S = 2.0  # how long the client library's thread may take to finish with a closed forward
 
 
 class ForwardedPort(PortHandle):
@@ -116,11 +117,7 @@ class ForwardedPort(PortHandle):
             self._forget(client, remote)
             return
         try:
-            if _relay(client, remote, lambda: self._closed) is remote:
-                # The pod's side ended: the client library answers the server's close frame but leaves its
-                # socket open (it closes only connections it closes itself), so close it here.
-                with contextlib.suppress(Exception):
-                    forward.websocket.shutdown()
+            _relay(client, remote, lambda: self._closed)
             # What the API server (kubelet) said on the error channel, e.g. "connection refused": known before
             # the caller sees its connection end, so it can ask `failure()` then.
             error = forward.error(self.port)
@@ -128,6 +125,13 @@ class ForwardedPort(PortHandle):
                 self._failure = f"port-forward to {self.namespace}/{self.pod}:{self.port}: {error.strip()}"
         finally:
             self._forget(client, remote)
+            # Whichever side ended, the client library shuts its websocket down but never closes it: close it
+            # here, once the library's own thread is done with it (it may still be sending on it).
+            proxy_thread = getattr(forward, "proxy_thread", None)
+            if proxy_thread is not None:
+                proxy_thread.join(CLOSE_WAIT_S)
+            with contextlib.suppress(Exception):
+                forward.websocket.shutdown()
 
 
 def _relay(client: socket.socket, remote: Any, closed: Callable[[], bool]) -> Any:

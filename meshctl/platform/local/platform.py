@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meshctl.errors import ConfigError, UnreachableError
+from meshctl.errors import ConfigError, UnreachableError, UsageError
 from meshctl.platform.base import (
     CAPABILITIES,
     LOCAL,
@@ -21,7 +21,9 @@ from meshctl.platform.local.addresses import PROXY_ADMIN_PORT, PROXY_TAP_PORT
 from meshctl.platform.local.probes import http_ok_many
 from meshctl.platform.local.processes import is_alive
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord
+from meshctl.platform.logs import LogQuery, LogStream, Source
 from meshctl.platform.ports import DirectPort, PortHandle
+from meshctl.targets import Target
 
 _PORT_NAMES = {PROXY_ADMIN_PORT: "admin", PROXY_TAP_PORT: "tap"}  # well-known ports, as mesh.json names them
 
@@ -147,6 +149,25 @@ class LocalPlatform(Platform):
             for c in record.components
             if c.kind in ("workload", "ingress") and "admin" in c.addresses
         ]
+
+    def log_streams(self, target: Target | None, query: LogQuery) -> list[LogStream]:
+        """The log files mesh.json names for the target's processes of that role (control: the control plane)."""
+        from meshctl.platform.local.logs import FileLogStream
+
+        record = self.record()
+        if query.source is Source.CONTROL or target is None:
+            components = [c for c in record.components if c.kind == "control-plane"]
+        else:
+            pods = {p.pod for p in self.select_proxies(target)}
+            components = [c for c in record.components if c.pod in pods]
+        role = query.source.value
+        streams: list[LogStream] = [
+            FileLogStream(c.pod, Path(p.log), query) for c in components for p in c.processes if p.role == role
+        ]
+        if not streams:
+            raise UsageError(f"no {role} process of {target or 'the control plane'} writes a log in {self.home}",
+                             hint="`meshctl status` lists what runs; use --proxy for the proxies' logs")  # fmt: skip
+        return streams
 
     def prometheus_url(self) -> str:
         if self._prometheus_url:

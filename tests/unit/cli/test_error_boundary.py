@@ -44,6 +44,6 @@ def test_version_json_is_json() -> None:
 
     from meshctl import __version__
 
-    done = _meshctl("-o", "json", "version")
+    done = _meshctl("-o", "json", "version", "--client")
     assert done.returncode == 0
     assert json.loads(done.stdout) == {"client": __version__}

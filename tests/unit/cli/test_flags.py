@@ -49,9 +49,9 @@ def test_every_help_ends_with_examples(path: str) -> None:
 
 
 def test_flags_after_the_sub_command(tmp_path: Path) -> None:
-    after = _meshctl("version", "-o", "json", "--home", str(tmp_path), "--context", "x", "-n", "y")
+    after = _meshctl("version", "--client", "-o", "json", "--home", str(tmp_path), "--context", "x", "-n", "y")
     assert after.returncode == 0 and after.stdout == '{\n  "client": "0.1.0"\n}\n', after.stderr
-    before = _meshctl("-o", "yaml", "version")
+    before = _meshctl("-o", "yaml", "version", "--client")
     assert before.returncode == 0 and before.stdout == "client: 0.1.0\n"
 
 

@@ -111,6 +111,16 @@ def test_bash_inject_flags_and_formats(env: dict[str, str]) -> None:
     assert {"--manual", "--enable-debug-sidecar"} <= set(bash(env, "inject", "--"))
 
 
+def test_bash_logs_diagnostics_and_version(env: dict[str, str]) -> None:
+    assert bash(env, "lo") == ["log-level", "logs"]
+    assert bash(env, "logs", "deploy/we") == ["deploy/webapp"]
+    assert {"--proxy", "--app", "--control", "--follow", "--since", "--tail"} <= set(bash(env, "logs", "--"))
+    assert bash(env, "diagnostics", "") == ["proxy-metrics", "config"]
+    assert bash(env, "diagnostics", "config", "deploy/bo") == ["deploy/books"]
+    assert bash(env, "diagnostics", "config", "x", "-o", "") == ["table", "json", "yaml"]
+    assert "--client" in bash(env, "version", "--")
+
+
 def test_bash_offers_nothing_without_a_mesh(env: dict[str, str], tmp_path: Path) -> None:
     empty = {**env, "MESHCTL_HOME": str(tmp_path / "none")}
     assert bash(empty, "routes", "deploy/") == []

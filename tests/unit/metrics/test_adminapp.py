@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from meshctl import __version__
 from meshctl.metrics.adminapp import AdminApp, AdminRequest, is_loopback
 from tests.unit.metrics.loglevel import LogLevel
 
@@ -63,7 +64,14 @@ def test_live(admin: Harness) -> None:
 def test_config_dump_is_sorted_json(admin: Harness) -> None:
     response = admin.call("GET", "/config.json")
     assert response.status == 200 and response.content_type == "application/json"
-    assert json.loads(response.body) == admin.config
+    assert json.loads(response.body) == admin.config | {"log_level": "info", "version": __version__}
+    assert list(json.loads(response.body)) == sorted(json.loads(response.body))
+
+
+def test_config_dump_carries_the_level_in_force_not_the_one_started_with(admin: Harness) -> None:
+    assert admin.call("PUT", "/proxy-log-level", b"warn,meshctl.proxy=debug").status == 204
+    dump = json.loads(admin.call("GET", "/config.json").body)
+    assert dump["log_level"] == "warn,meshctl.proxy=debug"
 
 
 def test_log_level_get_and_put(admin: Harness) -> None:
