@@ -81,6 +81,8 @@ def crd(kind: str) -> dict[str, Any]:
 def cluster(tmp_path: Path) -> Iterator[tuple[FakeKubeApi, Path]]:
     fake = FakeKubeApi().start()
     healthy(fake, 5)  # books-0, authors-1, webapp-2, traffic-3, books-4; and one ServiceProfile of books
+    # A cluster whose MeshIngress CRD is missing: get and describe must name it, not fail.
+    fake.remove("apiextensions.k8s.io/v1", "customresourcedefinitions", "meshingresses.meshctl.io")
     for kind in ("TrafficSplit", "FaultInjection", "TrafficTarget", "HTTPRouteGroup"):
         fake.add("apiextensions.k8s.io/v1", "customresourcedefinitions", crd(kind))
     for service in ("books", "webapp", "authors"):
