@@ -2,7 +2,13 @@
 
 Every balancer has the same three calls on the hot path: pick(endpoints) before a request,
 start(endpoint) when it is sent, done(endpoint, latency_s, ok, unreachable) when it ends. State is kept
-per endpoint and survives snapshot updates (retain() drops endpoints that left).
+per endpoint and survives snapshot updates (retain() drops endpoints that left). A ServiceProfile's
+`loadBalancer` chooses the policy per service (policy/affinity.py adds session affinity).
+
+Weights (`loadBalancer.weights`) are honoured by every policy: the power-of-two-choices policies draw
+their two candidates in proportion to weight (with replacement) and let load decide between them, so
+with equal load the shares are the weights and a slower endpoint still loses traffic; round robin is
+smooth weighted round robin. Without weights none of this runs (`_weights` is None).
 
 An endpoint that could not be reached (connection refused, handshake failed, its proxy says its app is
 gone) is avoided at once, whatever its latency history, for a backoff that doubles with each further
@@ -14,8 +20,14 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, TypeVar
+from itertools import accumulate
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from meshctl.proxy.stack import Headers
+    from meshctl.resources.load_balancer import LoadBalancer
 
 E = TypeVar("E")
 
@@ -26,7 +38,18 @@ UNREACHABLE_BACKOFF_S = 0.25  # first avoidance of an unreachable endpoint; doub
 MAX_BACKOFF_S = 10.0
 
 
+class Affine(Protocol):
+    """A balancer that keeps a request's key on one endpoint (policy/affinity.py)."""
+
+    def pick_keyed(self, headers: Headers, endpoints: Sequence[E]) -> tuple[E | None, bytes | None]:
+        """(the endpoint, a Set-Cookie value to add to the response or None)."""
+        ...
+
+
 class Balancer(Protocol):
+    spec: LoadBalancer | None  # the profile's loadBalancer it was made for (None: the proxy's default)
+    affinity: Affine | None  # None unless the policy is session-affinity
+
     def pick(self, endpoints: Sequence[E]) -> E | None: ...
 
     def start(self, endpoint: object) -> None: ...
@@ -47,12 +70,44 @@ class _Load:
         self.avoid_until = 0.0
 
 
+class Weights:
+    """Endpoint weights by pod name or "address:port"; the cumulative sums of the last endpoint tuple."""
+
+    __slots__ = ("by_name", "_of", "_sums")
+
+    def __init__(self, by_name: dict[str, int]) -> None:
+        self.by_name = by_name
+        self._of: Sequence[object] | None = None  # the endpoints `_sums` is for (snapshots replace the tuple)
+        self._sums: list[int] = []
+
+    def of(self, endpoint: object) -> int:
+        by_name = self.by_name
+        return by_name.get(getattr(endpoint, "pod", ""), 0) or by_name.get(str(endpoint), 0) or 1
+
+    def draw(self, endpoints: Sequence[E], u: float) -> E:
+        """An endpoint with probability proportional to its weight; `u` uniform in [0, 1)."""
+        if self._of is not endpoints:
+            self._sums = list(accumulate(self.of(e) for e in endpoints))
+            self._of = endpoints
+        sums = self._sums
+        return endpoints[min(bisect_right(sums, u * sums[-1]), len(endpoints) - 1)]
+
+
+def weights_of(spec: LoadBalancer | None) -> Weights | None:
+    return Weights(dict(spec.weights)) if spec is not None and spec.weights else None
+
+
 class _Stateful:
-    def __init__(self, clock: Callable[[], float], rng: random.Random | None = None) -> None:
+    affinity: Affine | None = None
+
+    def __init__(self, clock: Callable[[], float], rng: random.Random | None = None,
+                 spec: LoadBalancer | None = None) -> None:  # fmt: skip
         self._clock = clock
         self._random = (rng or random.Random()).random  # balancing needs no cryptographic randomness
         self._loads: dict[object, _Load] = {}
         self._avoiding = 0  # endpoints with unreachable failures: 0 keeps the check off the hot path
+        self.spec = spec
+        self._weights = weights_of(spec)
 
     def _load(self, endpoint: object) -> _Load:
         load = self._loads.get(endpoint)
@@ -61,12 +116,16 @@ class _Stateful:
         return load
 
     def _two(self, endpoints: Sequence[E]) -> tuple[E, E]:
-        n = len(endpoints)
-        i = int(self._random() * n)
-        j = int(self._random() * (n - 1))
-        if j >= i:
-            j += 1
-        a, b = endpoints[i], endpoints[j]
+        weights = self._weights
+        if weights is None:
+            n = len(endpoints)
+            i = int(self._random() * n)
+            j = int(self._random() * (n - 1))
+            if j >= i:
+                j += 1
+            a, b = endpoints[i], endpoints[j]
+        else:  # in proportion to weight, with replacement: a pair of one endpoint is that endpoint
+            a, b = weights.draw(endpoints, self._random()), weights.draw(endpoints, self._random())
         if self._avoiding:
             now = self._clock()
             a_out, b_out = self._avoided(a, now), self._avoided(b, now)
@@ -85,7 +144,8 @@ class _Stateful:
             return keep, keep
         live = [e for e in endpoints if not self._avoided(e, now)]
         if live:
-            pick = live[int(self._random() * len(live))]
+            weights = self._weights
+            pick = live[int(self._random() * len(live))] if weights is None else weights.draw(live, self._random())
             return pick, pick
         # Every endpoint is being avoided: probe the one whose backoff ends first.
         first = min(endpoints, key=lambda e: self._loads[e].avoid_until)
@@ -176,17 +236,26 @@ class LeastRequest(_Stateful):
 
 
 class RoundRobin:
-    """Each endpoint in turn, in snapshot order; unreachable ones are skipped while their backoff runs."""
+    """Each endpoint in turn, in snapshot order; unreachable ones are skipped while their backoff runs.
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    With weights: smooth weighted round robin (as nginx's), exact over every sum-of-weights picks."""
+
+    affinity: Affine | None = None
+
+    def __init__(self, clock: Callable[[], float], spec: LoadBalancer | None = None) -> None:
         self._clock = clock
         self._next = 0
         self._avoid: dict[object, tuple[int, float]] = {}  # endpoint -> (failures in a row, avoid until)
+        self.spec = spec
+        self._weights = weights_of(spec)
+        self._current: dict[object, int] = {}  # smooth weighted round robin: each endpoint's credit
 
     def pick(self, endpoints: Sequence[E]) -> E | None:
         n = len(endpoints)
         if not n:
             return None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         i = self._next % n
         if self._avoid:
             now = self._clock()
@@ -197,6 +266,23 @@ class RoundRobin:
                     break
         self._next = i + 1
         return endpoints[i]
+
+    def _weighted(self, endpoints: Sequence[E]) -> E:
+        assert self._weights is not None
+        live = endpoints
+        if self._avoid:
+            now = self._clock()
+            live = [e for e in endpoints if self._avoid.get(e, (0, 0.0))[1] <= now] or endpoints
+        current, weight_of = self._current, self._weights.of
+        best, best_credit, total = live[0], -math.inf, 0
+        for endpoint in live:
+            weight = weight_of(endpoint)
+            total += weight
+            credit = current[endpoint] = current.get(endpoint, 0) + weight
+            if credit > best_credit:
+                best, best_credit = endpoint, credit
+        current[best] -= total
+        return best
 
     def start(self, endpoint: object) -> None:
         pass
@@ -212,13 +298,22 @@ class RoundRobin:
     def retain(self, endpoints: Iterable[object]) -> None:
         keep = set(endpoints)
         self._avoid = {e: v for e, v in self._avoid.items() if e in keep}
+        self._current = {e: v for e, v in self._current.items() if e in keep}
 
 
-def make_balancer(kind: str, clock: Callable[[], float], rng: random.Random | None = None) -> Balancer:
+def make_balancer(kind: str, clock: Callable[[], float], rng: random.Random | None = None,
+                  spec: LoadBalancer | None = None) -> Balancer:  # fmt: skip
+    """The balancer of one destination: its profile's `spec` when it has one, else the proxy's `kind`."""
+    if spec is not None:
+        kind = spec.policy
     if kind == "round-robin":
-        return RoundRobin(clock)
+        return RoundRobin(clock, spec)
     if kind == "least-request":
-        return LeastRequest(clock, rng)
-    if kind == "ewma":
-        return PeakEwma(clock, rng)
+        return LeastRequest(clock, rng, spec)
+    if kind in ("ewma", "peak-ewma"):
+        return PeakEwma(clock, rng, spec)
+    if kind == "session-affinity" and spec is not None and spec.affinity is not None:
+        from meshctl.proxy.policy.affinity import SessionAffinity
+
+        return SessionAffinity(clock, rng, spec, spec.affinity)
     raise ValueError(f"unknown balancer {kind!r}")
