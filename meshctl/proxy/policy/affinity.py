@@ -96,6 +96,8 @@ class SessionAffinity(_Stateful):
     def pick(self, endpoints: Sequence[E]) -> E | None:
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         a, _ = self._two(endpoints)
         return a
 

@@ -5,10 +5,12 @@ start(endpoint) when it is sent, done(endpoint, latency_s, ok, unreachable) when
 per endpoint and survives snapshot updates (retain() drops endpoints that left). A ServiceProfile's
 `loadBalancer` chooses the policy per service (policy/affinity.py adds session affinity).
 
-Weights (`loadBalancer.weights`) are honoured by every policy: the power-of-two-choices policies draw
-their two candidates in proportion to weight (with replacement) and let load decide between them, so
-with equal load the shares are the weights and a slower endpoint still loses traffic; round robin is
-smooth weighted round robin. Without weights none of this runs (`_weights` is None).
+Weights (`loadBalancer.weights`) are honoured by every policy. Two random choices cannot keep shares
+(whichever of two is cheaper wins every time, so the shares follow the latencies), so with weights the
+load-aware policies pick at random over every endpoint in proportion to weight / cost, as Envoy's least
+request does when weights differ: with equal load the shares are the weights, and an endpoint twice as
+slow (peak-EWMA) or twice as busy (least request) gets half its share. Round robin is smooth weighted
+round robin. Without weights none of this runs (`_weights` is None) and the pick is P2C as before.
 
 An endpoint that could not be reached (connection refused, handshake failed, its proxy says its app is
 gone) is avoided at once, whatever its latency history, for a backoff that doubles with each further
@@ -20,9 +22,7 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from itertools import accumulate
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -71,26 +71,16 @@ class _Load:
 
 
 class Weights:
-    """Endpoint weights by pod name or "address:port"; the cumulative sums of the last endpoint tuple."""
+    """Endpoint weights by pod name or "address:port"; endpoints not named weigh 1."""
 
-    __slots__ = ("by_name", "_of", "_sums")
+    __slots__ = ("by_name",)
 
     def __init__(self, by_name: dict[str, int]) -> None:
         self.by_name = by_name
-        self._of: Sequence[object] | None = None  # the endpoints `_sums` is for (snapshots replace the tuple)
-        self._sums: list[int] = []
 
     def of(self, endpoint: object) -> int:
         by_name = self.by_name
         return by_name.get(getattr(endpoint, "pod", ""), 0) or by_name.get(str(endpoint), 0) or 1
-
-    def draw(self, endpoints: Sequence[E], u: float) -> E:
-        """An endpoint with probability proportional to its weight; `u` uniform in [0, 1)."""
-        if self._of is not endpoints:
-            self._sums = list(accumulate(self.of(e) for e in endpoints))
-            self._of = endpoints
-        sums = self._sums
-        return endpoints[min(bisect_right(sums, u * sums[-1]), len(endpoints) - 1)]
 
 
 def weights_of(spec: LoadBalancer | None) -> Weights | None:
@@ -116,16 +106,12 @@ class _Stateful:
         return load
 
     def _two(self, endpoints: Sequence[E]) -> tuple[E, E]:
-        weights = self._weights
-        if weights is None:
-            n = len(endpoints)
-            i = int(self._random() * n)
-            j = int(self._random() * (n - 1))
-            if j >= i:
-                j += 1
-            a, b = endpoints[i], endpoints[j]
-        else:  # in proportion to weight, with replacement: a pair of one endpoint is that endpoint
-            a, b = weights.draw(endpoints, self._random()), weights.draw(endpoints, self._random())
+        n = len(endpoints)
+        i = int(self._random() * n)
+        j = int(self._random() * (n - 1))
+        if j >= i:
+            j += 1
+        a, b = endpoints[i], endpoints[j]
         if self._avoiding:
             now = self._clock()
             a_out, b_out = self._avoided(a, now), self._avoided(b, now)
@@ -144,8 +130,7 @@ class _Stateful:
             return keep, keep
         live = [e for e in endpoints if not self._avoided(e, now)]
         if live:
-            weights = self._weights
-            pick = live[int(self._random() * len(live))] if weights is None else weights.draw(live, self._random())
+            pick = live[int(self._random() * len(live))]
             return pick, pick
         # Every endpoint is being avoided: probe the one whose backoff ends first.
         first = min(endpoints, key=lambda e: self._loads[e].avoid_until)
@@ -162,6 +147,25 @@ class _Stateful:
         if load.failures:
             load.failures = 0
             self._avoiding = max(0, self._avoiding - 1)
+
+    def _cost(self, endpoint: object, now: float) -> float:
+        load = self._loads.get(endpoint)
+        return 1.0 + (load.pending if load is not None else 0)  # least request's, as Envoy's (active + 1)
+
+    def _weighted(self, endpoints: Sequence[E]) -> E:
+        """At random in proportion to weight / cost over every reachable endpoint (weights are set)."""
+        assert self._weights is not None
+        now = self._clock()
+        if self._avoiding:
+            endpoints = [e for e in endpoints if not self._avoided(e, now)] or endpoints
+        weight_of, cost = self._weights.of, self._cost
+        shares = [weight_of(e) / cost(e, now) for e in endpoints]
+        target = self._random() * sum(shares)
+        for endpoint, share in zip(endpoints, shares, strict=True):
+            target -= share
+            if target < 0.0:
+                return endpoint
+        return endpoints[-1]
 
     def start(self, endpoint: object) -> None:
         self._load(endpoint).pending += 1
@@ -186,6 +190,8 @@ class PeakEwma(_Stateful):
     def pick(self, endpoints: Sequence[E]) -> E | None:
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         a, b = self._two(endpoints)
         if a is b:
             return a
@@ -219,6 +225,8 @@ class LeastRequest(_Stateful):
     def pick(self, endpoints: Sequence[E]) -> E | None:
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         a, b = self._two(endpoints)
         if a is b:
             return a
