@@ -58,7 +58,7 @@ def test_a_slower_endpoint_loses_weighted_traffic_under_peak_ewma() -> None:
         clock.now += 0.001
         balancer.done(endpoint, 0.050 if endpoint == TWO[0] else 0.001, True)
         counts[endpoint] += 1
-    assert counts[TWO[0]] / 2000 < 0.15  # the heavy one, 50x slower: about 3/50 against 1/1
+    assert counts[TWO[0]] / 2000 < 0.15  # the heavy one, 50x slower: about 3 x 2/50 against 1
 
 
 def affinity(header: str | None = "x-user", cookie: str | None = None,
