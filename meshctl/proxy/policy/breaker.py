@@ -4,10 +4,11 @@ One Breaker per destination whose profile asks for it, kept across snapshots. Ea
 route classifies it) or unreachable attempt is an outcome for its endpoint; `consecutiveFailures` failures
 in a row, or (`successRate`) a success rate below the threshold over the window once it holds
 `minRequests` outcomes, eject it for a penalty that doubles with each ejection in a row (minPenalty up
-to maxPenalty). The window is WINDOW_BUCKETS buckets of counts, so an outcome costs a few int updates
-and the rate is summed only on a failure.
-When the penalty is over the endpoint is on probation: the first outcome decides — a success closes the
-circuit again, a failure ejects it at once for twice as long. With every endpoint ejected the request is
+to maxPenalty). When the penalty is over the endpoint is on probation: the first outcome decides — a
+success closes the circuit again, a failure ejects it at once for twice as long. Under successRate a
+passed probe does not reset the doubling (an endpoint failing 40 % passes most probes): only a window
+that meets the threshold again does. The window is WINDOW_BUCKETS buckets of counts: an outcome costs a
+few int updates and the rate is summed on a failure only. With every endpoint ejected the request is
 answered at once (503 "circuit open"), never queued. Without ejections `endpoints` costs one int check.
 """
 
@@ -126,13 +127,16 @@ class Breaker:
             if failed:
                 self._eject(state)
                 return True
-            state.probation = False
-            state.ejections = 0
+            state.probation = False  # one success does not prove the rate: the penalty keeps doubling ...
         window = state.window
         assert window is not None
         epoch = int(self._clock() * WINDOW_BUCKETS / rate.window_s)
         window.add(epoch, failed)
         if not failed:
+            if state.ejections:  # ... until a full window meets the threshold again
+                total, failures = window.counts(epoch)
+                if total >= rate.min_requests and (total - failures) / total >= rate.threshold:
+                    state.ejections = 0
             return False
         total, failures = window.counts(epoch)
         if total >= rate.min_requests and (total - failures) / total < rate.threshold:

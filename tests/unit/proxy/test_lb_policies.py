@@ -161,3 +161,23 @@ def test_success_rate_needs_min_requests_and_forgets_outside_the_window() -> Non
     assert not b.outcome("a", False)
     assert not b.outcome("a", True)
     assert b.to_json()["endpoints"]["a"]["outcomes_in_window"] == 2  # type: ignore[index]
+
+
+def test_under_success_rate_a_passed_probe_does_not_reset_the_doubling() -> None:
+    clock = Clock()
+    b = Breaker(FailureAccrual(None, "1s", 1.0, "8s", 8.0, SuccessRate(0.8, "30s", 30.0, 10)), clock)
+    penalties = []
+    for _ in range(3):
+        n = 0
+        while b.endpoints(("a", "b")) == ("a", "b"):
+            b.outcome("a", n % 5 in (1, 3))  # 60 % success: ejected once 10 outcomes are in
+            n += 1
+        start = clock.now
+        while b.endpoints(("a", "b")) == ("b",):
+            clock.now += 0.25
+        penalties.append(clock.now - start)
+        assert not b.outcome("a", False)  # the probe passes
+    assert penalties == [1.0, 2.0, 4.0]
+    for _ in range(10):
+        b.outcome("a", False)  # a healthy window: the next ejection starts from minPenalty again
+    assert b.to_json()["endpoints"]["a"]["success_rate"] == 1.0  # type: ignore[index]
