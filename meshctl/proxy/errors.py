@@ -109,7 +109,7 @@ class FaultInjected(ProxyFailure):
 
 
 class CircuitOpen(ProxyFailure):
-    """Every endpoint of the destination is ejected after consecutive failures."""
+    """Every endpoint of the destination is ejected (failures in a row, or a low success rate)."""
 
 
 class RetryBudgetExhausted(ProxyFailure):
