@@ -8,15 +8,12 @@ per endpoint and survives snapshot updates (retain() drops endpoints that left).
 Weights (`loadBalancer.weights`) are honoured by every policy. Two random choices cannot keep shares
 (whichever of two is cheaper wins every time, so the shares follow the latencies), so with weights the
 load-aware policies pick at random over every endpoint in proportion to weight, scaled down for an
-endpoint whose cost (peak latency, or requests in flight) exceeds WEIGHTED_TOLERANCE × the cheapest's
-(as Envoy's least request weighs by weight / load when weights differ): ordinary noise leaves the shares
-at the weights, and an endpoint four times as slow or busy gets half its share. Round robin is smooth
-weighted round robin. Without weights none of this runs (`_weights` is None) and the pick is P2C.
-
-An endpoint that could not be reached (connection refused, handshake failed, its proxy says its app is
-gone) is avoided at once, whatever its latency history, for a backoff that doubles with each further
-failure (UNREACHABLE_BACKOFF_S up to MAX_BACKOFF_S); when it is over, one request probes it. A fast
-failure must never look cheaper than a slow success.
+endpoint with more than WEIGHTED_TOLERANCE × the fewest requests in flight (+1 each, as Envoy's least
+request weighs by weight / load when weights differ). Requests in flight, not peak latency, because
+they are the latency under load (Little's law) without its noise: on a busy machine single slow answers
+moved a 3:1 share to 86:14 when peak latency counted. So a slow or stuck endpoint, which gathers requests,
+loses traffic, and otherwise the shares are the operator's. Round robin is smooth weighted round robin.
+Without weights none of this runs (`_weights` is None) and the pick is P2C.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ DEFAULT_RTT_S = 0.001  # cost of an endpoint that has never answered: cheap, so 
 FAILURE_PENALTY_S = 1.0  # a failed request counts as at least this slow
 UNREACHABLE_BACKOFF_S = 0.25  # first avoidance of an unreachable endpoint; doubles per failure in a row
 MAX_BACKOFF_S = 10.0
-WEIGHTED_TOLERANCE = 2.0  # with weights, costs within this factor of the cheapest count as equal
+WEIGHTED_TOLERANCE = 2.0  # with weights, requests in flight within this factor of the fewest count as equal
 
 
 class Affine(Protocol):
@@ -150,18 +147,18 @@ class _Stateful:
             load.failures = 0
             self._avoiding = max(0, self._avoiding - 1)
 
-    def _cost(self, endpoint: object, now: float) -> float:
+    def _in_flight(self, endpoint: object) -> float:
         load = self._loads.get(endpoint)
-        return 1.0 + (load.pending if load is not None else 0)  # least request's, as Envoy's (active + 1)
+        return 1.0 + (load.pending if load is not None else 0)  # as Envoy's weighted least request (active + 1)
 
     def _weighted(self, endpoints: Sequence[E]) -> E:
-        """At random by weight over every reachable endpoint, less for one much costlier (weights are set)."""
+        """At random by weight over every reachable endpoint, less for one much busier (weights are set)."""
         assert self._weights is not None
         now = self._clock()
         if self._avoiding:
             endpoints = [e for e in endpoints if not self._avoided(e, now)] or endpoints
-        weight_of, cost = self._weights.of, self._cost
-        costs = [cost(e, now) for e in endpoints]
+        weight_of, cost = self._weights.of, self._in_flight
+        costs = [cost(e) for e in endpoints]
         tolerated = WEIGHTED_TOLERANCE * min(costs)
         shares = [weight_of(e) * min(1.0, tolerated / c) for e, c in zip(endpoints, costs, strict=True)]
         target = self._random() * sum(shares)

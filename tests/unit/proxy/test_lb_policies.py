@@ -47,18 +47,24 @@ def test_round_robin_weights_are_exact_and_interleaved_and_an_address_names_an_e
     assert all(a != b or a == ENDS[1] for a, b in zip(picks, picks[1:], strict=False))  # smooth: no runs
 
 
-def test_a_slower_endpoint_loses_weighted_traffic_under_peak_ewma() -> None:
+@pytest.mark.parametrize("policy", ["peak-ewma", "least-request"])
+def test_a_slow_endpoint_that_gathers_requests_loses_weighted_traffic(policy: str) -> None:
     clock = Clock()
-    balancer = make_balancer("ewma", clock, random.Random(3), LoadBalancer("peak-ewma", None, (("books-0", 3),)))
+    balancer = make_balancer("ewma", clock, random.Random(3), LoadBalancer(policy, None, (("books-0", 3),)))
     counts: Counter[object] = Counter()
-    for _ in range(2000):
+    in_flight: list[tuple[float, object]] = []  # (ends at, endpoint): 16 requests at a time
+    for _ in range(4000):
+        while len(in_flight) >= 16:
+            in_flight.sort(key=lambda item: item[0])
+            ends, done = in_flight.pop(0)
+            clock.now = max(clock.now, ends)
+            balancer.done(done, 0.0, True)
         endpoint = balancer.pick(TWO)
         assert endpoint is not None
         balancer.start(endpoint)
-        clock.now += 0.001
-        balancer.done(endpoint, 0.050 if endpoint == TWO[0] else 0.001, True)
+        in_flight.append((clock.now + (0.050 if endpoint == TWO[0] else 0.001), endpoint))
         counts[endpoint] += 1
-    assert counts[TWO[0]] / 2000 < 0.15  # the heavy one, 50x slower: about 3 x 2/50 against 1
+    assert counts[TWO[0]] / 4000 < 0.5  # the heavy one, 50x slower, gathers requests and loses its 75 %
 
 
 def affinity(header: str | None = "x-user", cookie: str | None = None,
