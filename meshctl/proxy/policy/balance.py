@@ -5,6 +5,11 @@ start(endpoint) when it is sent, done(endpoint, latency_s, ok, unreachable) when
 per endpoint and survives snapshot updates (retain() drops endpoints that left). A ServiceProfile's
 `loadBalancer` chooses the policy per service (policy/affinity.py adds session affinity).
 
+An endpoint that could not be reached (connection refused, handshake failed, its proxy says its app is
+gone) is avoided at once, whatever its latency history, for a backoff that doubles with each further
+failure (UNREACHABLE_BACKOFF_S up to MAX_BACKOFF_S); when it is over, one request probes it. A fast
+failure must never look cheaper than a slow success.
+
 Weights (`loadBalancer.weights`) are honoured by every policy. Two random choices cannot keep shares
 (whichever of two is cheaper wins every time, so the shares follow the latencies), so with weights the
 load-aware policies pick at random over every endpoint in proportion to weight, scaled down for an
