@@ -70,7 +70,7 @@ LOAD_BALANCER_SCHEMA: dict[str, Any] = {
                 "ttl": {"type": "string", "default": DEFAULT_COOKIE_TTL,
                         "description": "The cookie's lifetime (Max-Age), a duration such as 1h."},
             },
-            "oneOf": [{"required": ["header"]}, {"required": ["cookie"]}],
+            "oneOf": [{"required": ["header"], "not": {"required": ["ttl"]}}, {"required": ["cookie"]}],
         },
         "weights": {
             "type": "object",

@@ -110,12 +110,12 @@ def test_schemas_are_structural_and_registered() -> None:
     for schema in (egress_kind.spec_schema, LOAD_BALANCER_SCHEMA, SUCCESS_RATE_SCHEMA):
         assert schema["type"] == "object" and schema["properties"]
         stack = [schema]
-        while stack:  # every property has a type (a structural schema); oneOf only says what is required
+        while stack:  # every property has a type (a structural schema); oneOf only says what is (not) required
             node = stack.pop()
             for sub in node.get("properties", {}).values():
                 assert "type" in sub, sub
                 stack.append(sub)
             for branch in node.get("oneOf", []):
-                assert set(branch) == {"required"}
+                assert set(branch) <= {"required", "not"} and set(branch.get("not", {})) <= {"required"}
     assert LOAD_BALANCER_SCHEMA["properties"]["policy"]["enum"] == ["peak-ewma", "round-robin", "least-request",
                                                                     "session-affinity"]  # fmt: skip
