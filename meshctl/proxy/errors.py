@@ -13,15 +13,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """How a failure is answered: an HTTP status (plain requests) or grpc-status (gRPC), and a reason."""
+    """How a failure is answered: an HTTP status (plain requests) or grpc-status (gRPC), and a reason.
+
+    `reason` is a fixed phrase (the `mesh-proxy-error` header and a metric label); `hint`, when the
+    failure has one, names the fix in the response body and grpc-message."""
 
     http_status: int
     grpc_status: int
     reason: str
+    hint: str = ""
+
+    @property
+    def text(self) -> str:
+        """What the client reads: the reason, and the fix when there is one."""
+        return f"{self.reason}: {self.hint}" if self.hint else self.reason
 
 
 class ProxyFailure(Exception):
-    """Base of the failures the proxy detects; the message is the log detail."""
+    """Base of the failures the proxy detects; the message is the log detail, `hint` the fix if any."""
+
+    hint = ""
 
 
 # -- the request itself ------------------------------------------------------------------------------
@@ -39,7 +50,11 @@ class TooManyPipelined(ProxyFailure):
 
 # -- where the request should go ---------------------------------------------------------------------
 class UnknownService(ProxyFailure):
-    pass
+    """Neither a service of the mesh nor a host an Egress admits; `hint` says which it looks like."""
+
+    def __init__(self, detail: str, hint: str = "") -> None:
+        super().__init__(detail)
+        self.hint = hint
 
 
 class NotExposed(ProxyFailure):
@@ -94,7 +109,7 @@ class FaultInjected(ProxyFailure):
 
 
 class CircuitOpen(ProxyFailure):
-    """Every endpoint of the destination is ejected after consecutive failures."""
+    """Every endpoint of the destination is ejected (failures in a row, or a low success rate)."""
 
 
 class RetryBudgetExhausted(ProxyFailure):

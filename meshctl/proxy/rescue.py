@@ -7,6 +7,7 @@ escaping as a traceback or a hang.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 
 from meshctl.proxy import errors as e
@@ -59,7 +60,8 @@ def rescue(exc: BaseException) -> Failure:
         return exc.failure
     for kind, response in TABLE:
         if isinstance(exc, kind):
-            return response
+            hint = getattr(exc, "hint", "")
+            return dataclasses.replace(response, hint=hint) if hint else response
     return PROXY_ERROR
 
 
@@ -69,7 +71,7 @@ _REASONS = {400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found", 431: b"Re
 
 def render_http1(response: Failure, *, close: bool) -> bytes:
     """The response as HTTP/1.1 bytes, with `mesh-proxy-error` and a short text body."""
-    body = response.reason.encode("ascii", "replace") + b"\n"
+    body = response.text.encode("ascii", "replace") + b"\n"
     reason = _REASONS.get(response.http_status, b"Error")
     return b"".join(
         (

@@ -25,6 +25,8 @@ from meshctl.proxy.policy.resolve import Destination, Router, router_from_snapsh
 from meshctl.proxy.policy.retry import Budget
 from meshctl.proxy.rescue import rescue
 from meshctl.proxy.tls import TlsContexts, build_contexts
+from meshctl.resources import load_balancer
+from meshctl.resources.load_balancer import LoadBalancer
 from meshctl.resources.service_profile import DEFAULT_RETRY_BUDGET
 
 if TYPE_CHECKING:
@@ -77,8 +79,8 @@ class ProxyRuntime:
         self.local = router.service_of_pod(self.config.pod)
         self.authz = authz_for(self.config.identity, snapshot.resources, self.config.namespace)
         live = {d.authority: d for d in router.destinations}
-        for authority in [a for a in self._balancers if a not in live]:
-            del self._balancers[authority]
+        for authority in [a for a in self._balancers if a not in live or _lb(live[a]) != self._balancers[a].spec]:
+            del self._balancers[authority]  # gone, or its profile's loadBalancer changed: made anew when asked
         for authority, balancer in self._balancers.items():
             balancer.retain(live[authority].endpoints)
         for authority, budget in list(self._budgets.items()):
@@ -120,7 +122,8 @@ class ProxyRuntime:
     def balancer(self, dest: Destination) -> Balancer:
         balancer = self._balancers.get(dest.authority)
         if balancer is None:
-            balancer = self._balancers[dest.authority] = make_balancer(self.config.balancer, self.clock)
+            balancer = self._balancers[dest.authority] = make_balancer(self.config.balancer, self.clock,
+                                                                       spec=_lb(dest))  # fmt: skip
         return balancer
 
     def retry_budget(self, dest: Destination) -> Budget:
@@ -164,8 +167,15 @@ class ProxyRuntime:
             "circuit_breakers": {authority: b.to_json() for authority, b in sorted(self._breakers.items())},
             "traffic_splits": {d.authority: d.split.to_json() for d in self.router.destinations if d.split},
             "faults": {d.authority: d.fault.to_json() for d in self.router.destinations if d.fault},
+            "load_balancers": {d.authority: load_balancer.to_dict(lb) for d in self.router.destinations
+                               if (lb := _lb(d)) is not None},
+            "egress": None if self.router.egress is None else self.router.egress.to_json(),
             "access_policies": None if self.authz is None else self.authz.to_json(),
         }
+
+
+def _lb(dest: Destination) -> LoadBalancer | None:
+    return dest.profile.load_balancer if dest.profile is not None else None
 
 
 def build_runtime(

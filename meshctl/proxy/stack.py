@@ -11,6 +11,7 @@ Steps:
   0. tracing  policy/tracing.py  ingress only: B3 and W3C trace headers, started or completed
   1. resolve  policy/resolve.py   the destination: the local service (inbound), an exposed host
                                   (ingress), or discovery (outbound)
+     egress   policy/egress.py    outbound, no service matches: a host an Egress admits (else refused)
      split    policy/split.py     a TrafficSplit's apex: one of its backends (metrics keep the apex)
   2. route    policy/route.py     the profile route: name, timeout, response classification
   3. metrics  metrics/routes.py   the route's series, the request counted at once
@@ -19,7 +20,8 @@ Steps:
      deadline policy/deadline.py  the route timeout (each protocol adds the request's own deadline)
      retry    policy/retry.py     a retryable route: the request is deposited in its destination's budget
   5. breaker  policy/breaker.py   with failureAccrual: the endpoints not ejected (none left: circuit open)
-     balance  policy/balance.py   an endpoint of the destination
+     balance  policy/balance.py   an endpoint of the destination, by its profile's loadBalancer
+              policy/affinity.py  session affinity: by the request's key (may set a cookie on the response)
   6. tap      observe/tap.py      when somebody taps: the request's start (one flag read otherwise)
 """
 
@@ -83,7 +85,7 @@ class RequestPlan:
 
     __slots__ = ("stack", "failure", "route", "timeout_s", "dest", "endpoint", "stats", "balancer", "tap",
                  "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget", "breaker",
-                 "delay_s")  # fmt: skip
+                 "delay_s", "set_cookie")  # fmt: skip
 
     def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
         self.stack = stack
@@ -103,6 +105,7 @@ class RequestPlan:
         self.budget: Budget | None = None  # set on retryable routes only: the destination's retry budget
         self.breaker: Breaker | None = None  # set when the destination's profile asks for circuit breaking
         self.delay_s = 0.0  # an injected delay the protocol waits before the first attempt
+        self.set_cookie: bytes | None = None  # session affinity: a Set-Cookie value the response carries
 
     def repick(self, exc: BaseException | None = None) -> bool:
         """Another endpoint for a new attempt after one that never reached an app; False when none is left.
@@ -263,7 +266,7 @@ class Stack:
             if dest.split is not None and not self.inbound:
                 dest = dest.split.pick()
             route = dest.match(method, path)
-            stats = runtime.metrics.route(self.direction, apex, route.name, True, dest.namespace,
+            stats = runtime.metrics.route(self.direction, apex, route.name, dest.egress is None, dest.namespace,
                                           dest.service)  # fmt: skip
         else:
             route = DEFAULT if self.inbound else None
@@ -297,7 +300,8 @@ class Stack:
         elif self.inbound:
             plan.endpoint = self.app
         elif dest is None:
-            plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}"))
+            plan.failure = plan.rescue(UnknownService(f"no service for authority {authority!r}",
+                                                      runtime.router.refusal_hint(authority)))  # fmt: skip
         else:
             plan.balancer = balancer = runtime.balancer(dest)
             endpoints = dest.endpoints
@@ -305,7 +309,11 @@ class Stack:
                 plan.breaker = breaker = runtime.breaker(dest)
                 if breaker is not None:
                     endpoints = breaker.endpoints(endpoints)
-            endpoint = balancer.pick(endpoints)
+            affine = balancer.affinity
+            if affine is None:
+                endpoint = balancer.pick(endpoints)
+            else:
+                endpoint, plan.set_cookie = affine.pick_keyed(headers, endpoints)
             if endpoint is None and endpoints is not dest.endpoints and dest.endpoints:
                 plan.failure = plan.rescue(CircuitOpen(f"every endpoint of {dest.authority} is ejected"))
             elif endpoint is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshctl.identity import is_dns_label
-from meshctl.resources import access, fault_injection, mesh_ingress, service_profile, traffic_split
+from meshctl.resources import access, egress, fault_injection, mesh_ingress, service_profile, traffic_split
 from meshctl.resources.fields import Problem, child, describe, known_keys, mapping, string
 
 API_GROUP = "meshctl.io"
@@ -135,6 +135,19 @@ register_kind(
         spec_to_dict=fault_injection.spec_to_dict,
         check_name=traffic_split.check_name,
         default_namespace=traffic_split.no_default_namespace,
+    )
+)
+register_kind(
+    KindDef(
+        kind="Egress",
+        plural="egresses",
+        api_version=API_VERSION,
+        accepted_api_versions=frozenset({API_VERSION}),
+        parse_spec=egress.parse_spec,
+        spec_to_dict=egress.spec_to_dict,
+        check_name=traffic_split.check_name,
+        default_namespace=traffic_split.no_default_namespace,
+        spec_schema=egress.SPEC_SCHEMA,
     )
 )
 

@@ -39,9 +39,12 @@ def obj(
     required: tuple[str, ...] = (),
     min_properties: int | None = None,
     title: str | None = None,
+    one_of: tuple[tuple[str, ...], ...] = (),
 ) -> Schema:
-    """An object whose only fields are `properties` (in the order messages list them)."""
-    unknown = [name for name in required if name not in properties]
+    """An object whose only fields are `properties` (in the order messages list them). `one_of`: groups of
+    fields of which exactly one must be present (`oneOf` of `required` lists: structural, as it names no
+    type)."""
+    unknown = [name for name in (*required, *(n for group in one_of for n in group)) if name not in properties]
     if unknown:
         raise ValueError(f"required fields without a schema: {unknown}")
     node = _node("object", description, title, None)
@@ -50,6 +53,15 @@ def obj(
         node["required"] = list(required)
     if min_properties is not None:
         node["minProperties"] = min_properties
+    if one_of:
+        node["oneOf"] = [{"required": list(group)} for group in one_of]
+    return node
+
+
+def map_of(description: str, values: Schema, *, example: Mapping[str, object], title: str | None = None) -> Schema:
+    """An object of any keys whose values all follow `values` (Kubernetes' map type)."""
+    node = _node("object", description, title, dict(example))
+    node["additionalProperties"] = values
     return node
 
 

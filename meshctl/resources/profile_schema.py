@@ -4,7 +4,7 @@ for length's sake. The parser takes its bounds from here, so the two cannot drif
 
 from __future__ import annotations
 
-from meshctl.resources import failure_accrual, openapi
+from meshctl.resources import failure_accrual, load_balancer, openapi
 
 DEFAULT_ROUTE_TIMEOUT_S = 10.0  # a profile route without `timeout` (Linkerd's default)
 HTTP_TOKEN_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"  # RFC 9110 token: what a method may be
@@ -107,5 +107,6 @@ SPEC_SCHEMA = openapi.obj(
             required=("retryRatio", "minRetriesPerSecond", "ttl"),
         ),
         "failureAccrual": failure_accrual.SCHEMA,
+        "loadBalancer": load_balancer.SCHEMA,
     },
 )  # fmt: skip

@@ -66,6 +66,11 @@ def _object(value: object, schema: Mapping[str, Any], path: str, problems: list[
         return
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return  # kept as written; the kind's parser judges it
+    values = schema.get("additionalProperties")
+    if isinstance(values, Mapping):  # a map: any key, every value of one shape
+        for key, entry in value.items():
+            validate(entry, values, child(path, key), problems)
+        return
     properties: Mapping[str, Mapping[str, Any]] = schema.get("properties", {})
     known_keys(value, path, problems, tuple(properties))
     present = [key for key in properties if value.get(key) is not None]
@@ -74,6 +79,9 @@ def _object(value: object, schema: Mapping[str, Any], path: str, problems: list[
     for key in schema.get("required", ()):
         if value.get(key) is None:
             problems.append(Problem(child(path, key), _missing(properties[key])))
+    groups = [alternative["required"] for alternative in schema.get("oneOf", ())]
+    if groups and sum(all(value.get(key) is not None for key in group) for group in groups) != 1:
+        problems.append(Problem(path, f"expected exactly one of {' or '.join('+'.join(g) for g in groups)}"))
     at_least = schema.get("minProperties")
     if at_least is not None and len(present) < at_least and set(value) <= set(properties):
         problems.append(Problem(path, f"expected at least one of {', '.join(properties)}"))

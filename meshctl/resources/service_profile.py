@@ -14,6 +14,7 @@ The shape is Linkerd's (linkerd.io/v1alpha2), so profiles written for it work un
         isRetryable: true
       retryBudget: {retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s}
       failureAccrual: {consecutiveFailures: 5}   # ours: see failure_accrual.py
+      loadBalancer: {policy: round-robin}         # ours: see load_balancer.py
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshctl.identity import TRUST_DOMAIN, is_dns_label
-from meshctl.resources import failure_accrual
+from meshctl.resources import failure_accrual, load_balancer
 from meshctl.resources.failure_accrual import FailureAccrual
 from meshctl.resources.fields import (
     Problem,
@@ -39,6 +40,7 @@ from meshctl.resources.fields import (
     sequence,
     string,
 )
+from meshctl.resources.load_balancer import LoadBalancer
 from meshctl.resources.pathregex import compile_path_regex
 from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S, HTTP_TOKEN_PATTERN, MAX_ROUTE_NAME
 from meshctl.resources.profile_schema import SPEC_SCHEMA as SPEC_SCHEMA  # the kind's schema, in profile_schema
@@ -108,6 +110,7 @@ class ServiceProfileSpec:
     routes: tuple[Route, ...] = ()
     retry_budget: RetryBudget | None = None  # None: the proxy applies DEFAULT_RETRY_BUDGET
     failure_accrual: FailureAccrual | None = None  # None: endpoints are not ejected for failed responses
+    load_balancer: LoadBalancer | None = None  # None: the proxy's own balancer (peak-EWMA), no weights
 
 
 # --- names ------------------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> ServiceProf
     node = mapping(value, path, problems)
     if node is None:
         return None
-    known_keys(node, path, problems, ("routes", "retryBudget", "failureAccrual"))
+    known_keys(node, path, problems, ("routes", "retryBudget", "failureAccrual", "loadBalancer"))
     before = len(problems)
     routes: list[Route] = []
     raw_routes = sequence(node.get("routes", []), child(path, "routes"), problems)
@@ -160,9 +163,13 @@ def parse_spec(value: object, path: str, problems: list[Problem]) -> ServiceProf
     accrual = None
     if node.get("failureAccrual") is not None:
         accrual = failure_accrual.parse(node["failureAccrual"], child(path, "failureAccrual"), problems)
+    balancing = None
+    if node.get("loadBalancer") is not None:
+        balancing = load_balancer.parse(node["loadBalancer"], child(path, "loadBalancer"), problems)
     if len(problems) > before:
         return None
-    return ServiceProfileSpec(routes=tuple(routes), retry_budget=budget, failure_accrual=accrual)
+    return ServiceProfileSpec(routes=tuple(routes), retry_budget=budget, failure_accrual=accrual,
+                              load_balancer=balancing)  # fmt: skip
 
 
 def _route(value: object, path: str, problems: list[Problem]) -> Route | None:
@@ -383,6 +390,8 @@ def spec_to_dict(spec: ServiceProfileSpec) -> dict[str, Any]:
         }
     if spec.failure_accrual is not None:
         out["failureAccrual"] = failure_accrual.to_dict(spec.failure_accrual)
+    if spec.load_balancer is not None:
+        out["loadBalancer"] = load_balancer.to_dict(spec.load_balancer)
     return out
 
 

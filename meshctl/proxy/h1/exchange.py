@@ -226,6 +226,8 @@ class Exchange:
         self.replay = None
         self.ttfb = client.now() - self.t0
         self.resp_status = head.status
+        if self.plan is not None and self.plan.set_cookie is not None:  # session affinity's new key
+            head.headers.append((b"set-cookie", self.plan.set_cookie))
         keep = request.keep_alive and not client.close_after
         data, self.rechunk, close = head.serialize(request.version, keep)
         client.close_after = close or not keep

@@ -193,6 +193,8 @@ class Exchange:
         if self.grpc and end:
             self.grpc_status = grpc.status_of(headers)
         self.answered = True
+        if self.plan.set_cookie is not None:  # session affinity's new key
+            headers = [*headers, (b"set-cookie", self.plan.set_cookie)]
         self.down.side.send_headers(self.sid, headers, end_stream=end)
         tap = self.plan.tap
         if tap is not None:
@@ -337,10 +339,10 @@ class Exchange:
         if self.grpc:
             self.grpc_status = failure.grpc_status
             if self.answered:
-                self.resp_trailers = grpc.error_trailers(failure.grpc_status, failure.reason, failure.reason)
+                self.resp_trailers = grpc.error_trailers(failure.grpc_status, failure.text, failure.reason)
             else:
                 self._answered_now(200)
-                block = grpc.trailers_only(failure.grpc_status, failure.reason, failure.reason)
+                block = grpc.trailers_only(failure.grpc_status, failure.text, failure.reason)
                 down.send_headers(sid, block, end_stream=True)
                 self.resp_sent_end = True
         elif self.answered:
@@ -348,7 +350,7 @@ class Exchange:
             self.resp_sent_end = True
         else:
             self._answered_now(failure.http_status)
-            headers, body = grpc.plain_response(failure.http_status, failure.reason)
+            headers, body = grpc.plain_response(failure.http_status, failure.reason, failure.text)
             down.send_headers(sid, headers)
             self.resp_q.append(body)
         self.pump_response()

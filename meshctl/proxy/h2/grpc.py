@@ -82,9 +82,9 @@ def error_trailers(status: int, message: str, reason: str) -> list[Header]:
     ]
 
 
-def plain_response(http_status: int, reason: str) -> tuple[list[Header], bytes]:
-    """A synthesised non-gRPC response: status, short text body and the proxy-error field."""
-    body = safe_value(reason) + b"\n"
+def plain_response(http_status: int, reason: str, text: str = "") -> tuple[list[Header], bytes]:
+    """A synthesised non-gRPC response: status, short text body (`text`, else the reason) and the proxy-error field."""
+    body = safe_value(text or reason) + b"\n"
     headers = [
         (b":status", b"%d" % http_status),
         (b"content-type", b"text/plain; charset=utf-8"),

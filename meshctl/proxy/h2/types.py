@@ -28,6 +28,7 @@ class Plan(Protocol):
     endpoint: Any  # pool key of the endpoint for the current attempt
     budget: Any  # the destination's retry budget when the route is retryable, else None
     delay_s: float  # an injected delay before the first attempt (0: none)
+    set_cookie: bytes | None  # session affinity: a Set-Cookie the response carries
 
     def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
         """Another attempt after a failure on a retryable route, while the retry budget allows."""

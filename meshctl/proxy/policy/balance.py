@@ -2,12 +2,23 @@
 
 Every balancer has the same three calls on the hot path: pick(endpoints) before a request,
 start(endpoint) when it is sent, done(endpoint, latency_s, ok, unreachable) when it ends. State is kept
-per endpoint and survives snapshot updates (retain() drops endpoints that left).
+per endpoint and survives snapshot updates (retain() drops endpoints that left). A ServiceProfile's
+`loadBalancer` chooses the policy per service (policy/affinity.py adds session affinity).
 
 An endpoint that could not be reached (connection refused, handshake failed, its proxy says its app is
 gone) is avoided at once, whatever its latency history, for a backoff that doubles with each further
 failure (UNREACHABLE_BACKOFF_S up to MAX_BACKOFF_S); when it is over, one request probes it. A fast
 failure must never look cheaper than a slow success.
+
+Weights (`loadBalancer.weights`) are honoured by every policy. Two random choices cannot keep shares
+(whichever of two is cheaper wins every time, so the shares follow the latencies), so with weights the
+load-aware policies pick at random over every endpoint in proportion to weight, scaled down for an
+endpoint with more than WEIGHTED_TOLERANCE × the fewest requests in flight (+1 each, as Envoy's least
+request weighs by weight / load when weights differ). Requests in flight, not peak latency, because
+they are the latency under load (Little's law) without its noise: on a busy machine single slow answers
+moved a 3:1 share to 86:14 when peak latency counted. So a slow or stuck endpoint, which gathers requests,
+loses traffic, and otherwise the shares are the operator's. Round robin is smooth weighted round robin.
+Without weights none of this runs (`_weights` is None) and the pick is P2C.
 """
 
 from __future__ import annotations
@@ -15,7 +26,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from meshctl.proxy.stack import Headers
+    from meshctl.resources.load_balancer import LoadBalancer
 
 E = TypeVar("E")
 
@@ -24,9 +39,21 @@ DEFAULT_RTT_S = 0.001  # cost of an endpoint that has never answered: cheap, so 
 FAILURE_PENALTY_S = 1.0  # a failed request counts as at least this slow
 UNREACHABLE_BACKOFF_S = 0.25  # first avoidance of an unreachable endpoint; doubles per failure in a row
 MAX_BACKOFF_S = 10.0
+WEIGHTED_TOLERANCE = 2.0  # with weights, requests in flight within this factor of the fewest count as equal
+
+
+class Affine(Protocol):
+    """A balancer that keeps a request's key on one endpoint (policy/affinity.py)."""
+
+    def pick_keyed(self, headers: Headers, endpoints: Sequence[E]) -> tuple[E | None, bytes | None]:
+        """(the endpoint, a Set-Cookie value to add to the response or None)."""
+        ...
 
 
 class Balancer(Protocol):
+    spec: LoadBalancer | None  # the profile's loadBalancer it was made for (None: the proxy's default)
+    affinity: Affine | None  # None unless the policy is session-affinity
+
     def pick(self, endpoints: Sequence[E]) -> E | None: ...
 
     def start(self, endpoint: object) -> None: ...
@@ -47,12 +74,34 @@ class _Load:
         self.avoid_until = 0.0
 
 
+class Weights:
+    """Endpoint weights by pod name or "address:port"; endpoints not named weigh 1."""
+
+    __slots__ = ("by_name",)
+
+    def __init__(self, by_name: dict[str, int]) -> None:
+        self.by_name = by_name
+
+    def of(self, endpoint: object) -> int:
+        by_name = self.by_name
+        return by_name.get(getattr(endpoint, "pod", ""), 0) or by_name.get(str(endpoint), 0) or 1
+
+
+def weights_of(spec: LoadBalancer | None) -> Weights | None:
+    return Weights(dict(spec.weights)) if spec is not None and spec.weights else None
+
+
 class _Stateful:
-    def __init__(self, clock: Callable[[], float], rng: random.Random | None = None) -> None:
+    affinity: Affine | None = None
+
+    def __init__(self, clock: Callable[[], float], rng: random.Random | None = None,
+                 spec: LoadBalancer | None = None) -> None:  # fmt: skip
         self._clock = clock
         self._random = (rng or random.Random()).random  # balancing needs no cryptographic randomness
         self._loads: dict[object, _Load] = {}
         self._avoiding = 0  # endpoints with unreachable failures: 0 keeps the check off the hot path
+        self.spec = spec
+        self._weights = weights_of(spec)
 
     def _load(self, endpoint: object) -> _Load:
         load = self._loads.get(endpoint)
@@ -103,6 +152,27 @@ class _Stateful:
             load.failures = 0
             self._avoiding = max(0, self._avoiding - 1)
 
+    def _in_flight(self, endpoint: object) -> float:
+        load = self._loads.get(endpoint)
+        return 1.0 + (load.pending if load is not None else 0)  # as Envoy's weighted least request (active + 1)
+
+    def _weighted(self, endpoints: Sequence[E]) -> E:
+        """At random by weight over every reachable endpoint, less for one much busier (weights are set)."""
+        assert self._weights is not None
+        now = self._clock()
+        if self._avoiding:
+            endpoints = [e for e in endpoints if not self._avoided(e, now)] or endpoints
+        weight_of, cost = self._weights.of, self._in_flight
+        costs = [cost(e) for e in endpoints]
+        tolerated = WEIGHTED_TOLERANCE * min(costs)
+        shares = [weight_of(e) * min(1.0, tolerated / c) for e, c in zip(endpoints, costs, strict=True)]
+        target = self._random() * sum(shares)
+        for endpoint, share in zip(endpoints, shares, strict=True):
+            target -= share
+            if target < 0.0:
+                return endpoint
+        return endpoints[-1]
+
     def start(self, endpoint: object) -> None:
         self._load(endpoint).pending += 1
 
@@ -126,6 +196,8 @@ class PeakEwma(_Stateful):
     def pick(self, endpoints: Sequence[E]) -> E | None:
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         a, b = self._two(endpoints)
         if a is b:
             return a
@@ -159,6 +231,8 @@ class LeastRequest(_Stateful):
     def pick(self, endpoints: Sequence[E]) -> E | None:
         if len(endpoints) < 2:
             return endpoints[0] if endpoints else None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         a, b = self._two(endpoints)
         if a is b:
             return a
@@ -176,17 +250,26 @@ class LeastRequest(_Stateful):
 
 
 class RoundRobin:
-    """Each endpoint in turn, in snapshot order; unreachable ones are skipped while their backoff runs."""
+    """Each endpoint in turn, in snapshot order; unreachable ones are skipped while their backoff runs.
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    With weights: smooth weighted round robin (as nginx's), exact over every sum-of-weights picks."""
+
+    affinity: Affine | None = None
+
+    def __init__(self, clock: Callable[[], float], spec: LoadBalancer | None = None) -> None:
         self._clock = clock
         self._next = 0
         self._avoid: dict[object, tuple[int, float]] = {}  # endpoint -> (failures in a row, avoid until)
+        self.spec = spec
+        self._weights = weights_of(spec)
+        self._current: dict[object, int] = {}  # smooth weighted round robin: each endpoint's credit
 
     def pick(self, endpoints: Sequence[E]) -> E | None:
         n = len(endpoints)
         if not n:
             return None
+        if self._weights is not None:
+            return self._weighted(endpoints)
         i = self._next % n
         if self._avoid:
             now = self._clock()
@@ -197,6 +280,23 @@ class RoundRobin:
                     break
         self._next = i + 1
         return endpoints[i]
+
+    def _weighted(self, endpoints: Sequence[E]) -> E:
+        assert self._weights is not None
+        live = endpoints
+        if self._avoid:
+            now = self._clock()
+            live = [e for e in endpoints if self._avoid.get(e, (0, 0.0))[1] <= now] or endpoints
+        current, weight_of = self._current, self._weights.of
+        best, best_credit, total = live[0], -math.inf, 0
+        for endpoint in live:
+            weight = weight_of(endpoint)
+            total += weight
+            credit = current[endpoint] = current.get(endpoint, 0) + weight
+            if credit > best_credit:
+                best, best_credit = endpoint, credit
+        current[best] -= total
+        return best
 
     def start(self, endpoint: object) -> None:
         pass
@@ -212,13 +312,22 @@ class RoundRobin:
     def retain(self, endpoints: Iterable[object]) -> None:
         keep = set(endpoints)
         self._avoid = {e: v for e, v in self._avoid.items() if e in keep}
+        self._current = {e: v for e, v in self._current.items() if e in keep}
 
 
-def make_balancer(kind: str, clock: Callable[[], float], rng: random.Random | None = None) -> Balancer:
+def make_balancer(kind: str, clock: Callable[[], float], rng: random.Random | None = None,
+                  spec: LoadBalancer | None = None) -> Balancer:  # fmt: skip
+    """The balancer of one destination: its profile's `spec` when it has one, else the proxy's `kind`."""
+    if spec is not None:
+        kind = spec.policy
     if kind == "round-robin":
-        return RoundRobin(clock)
+        return RoundRobin(clock, spec)
     if kind == "least-request":
-        return LeastRequest(clock, rng)
-    if kind == "ewma":
-        return PeakEwma(clock, rng)
+        return LeastRequest(clock, rng, spec)
+    if kind in ("ewma", "peak-ewma"):
+        return PeakEwma(clock, rng, spec)
+    if kind == "session-affinity" and spec is not None and spec.affinity is not None:
+        from meshctl.proxy.policy.affinity import SessionAffinity
+
+        return SessionAffinity(clock, rng, spec, spec.affinity)
     raise ValueError(f"unknown balancer {kind!r}")

@@ -18,6 +18,7 @@ from meshctl.api import mesh_pb2
 from meshctl.proxy.policy.route import DEFAULT, CompiledProfile, CompiledRoute, compile_profile
 
 if TYPE_CHECKING:
+    from meshctl.proxy.policy.egress import EgressTable
     from meshctl.proxy.policy.fault import Fault
     from meshctl.proxy.policy.split import Split
 
@@ -51,6 +52,7 @@ class Destination:
     all_pods: frozenset[str] = field(default_factory=frozenset)
     split: Split | None = None  # a TrafficSplit's apex: each request goes to one of its backends
     fault: Fault | None = None  # a FaultInjection names the service: some requests aborted or delayed
+    egress: str | None = None  # a host outside the mesh: the "<namespace>/<name>" of the Egress admitting it
 
     def match(self, method: str, path: str) -> CompiledRoute:
         """The profile route of a request (timeout, classification); DEFAULT without a profile."""
@@ -88,11 +90,13 @@ def canonical_name(host: str, default_namespace: str) -> tuple[str, str] | None:
 class Router:
     """Resolve authorities against one snapshot. resolve() is on the hot path: results are cached."""
 
-    def __init__(self, namespace: str, destinations: Iterable[Destination], version: int = 0) -> None:
+    def __init__(self, namespace: str, destinations: Iterable[Destination], version: int = 0,
+                 egress: EgressTable | None = None) -> None:  # fmt: skip
         self.namespace = namespace
         self.version = version
         self._services: dict[tuple[str, str], Destination] = {(d.service, d.namespace): d for d in destinations}
         self._cache: dict[str, Destination | None] = {}
+        self.egress = egress  # None: no Egress in the namespace, every host outside the mesh is refused
 
     @property
     def destinations(self) -> tuple[Destination, ...]:
@@ -115,12 +119,20 @@ class Router:
             return None
         host, port = parsed
         name = canonical_name(host, self.namespace)
-        if name is None:
-            return None
-        dest = self._services.get(name)
+        dest = self._services.get(name) if name is not None else None
         if dest is None or (port is not None and port != dest.port):
-            return None
+            return self.egress.resolve(host, port) if self.egress is not None else None
         return dest
+
+    def refusal_hint(self, authority: str) -> str:
+        """The fix for an authority that resolves to nothing (asked on the refusal path only)."""
+        from meshctl.proxy.policy.egress import refusal_hint
+
+        parsed = split_authority(authority)
+        if parsed is None:
+            return ""
+        host, port = parsed
+        return refusal_hint(host, port, canonical_name(host, self.namespace))
 
     def service_of_pod(self, pod: str) -> Destination | None:
         """The service a pod backs (the inbound side labels its metrics with it)."""
@@ -164,8 +176,10 @@ def router_from_snapshot(snapshot: mesh_pb2.Snapshot, namespace: str) -> Router:
             )
         )
     # Policies that build on this module's Destination; faults first, so split backends carry theirs.
+    from meshctl.proxy.policy.egress import egress_table
     from meshctl.proxy.policy.fault import with_faults
     from meshctl.proxy.policy.split import with_splits
 
     destinations = with_faults(destinations, snapshot.resources, namespace)
-    return Router(namespace, with_splits(destinations, snapshot.resources, namespace), int(snapshot.version))
+    return Router(namespace, with_splits(destinations, snapshot.resources, namespace), int(snapshot.version),
+                  egress_table(snapshot.resources, namespace))  # fmt: skip

@@ -53,7 +53,7 @@ DEFAULT = CompiledRoute(name=DEFAULT_ROUTE, timeout_s=None, is_retryable=False)
 class CompiledProfile:
     """The routes of one service, ready for `match(method, path)` on every request."""
 
-    __slots__ = ("_cache", "_routes", "retry_budget", "routes", "failure_accrual")
+    __slots__ = ("_cache", "_routes", "retry_budget", "routes", "failure_accrual", "load_balancer")
 
     def __init__(self, spec: ServiceProfileSpec) -> None:
         self.routes: tuple[CompiledRoute, ...] = tuple(
@@ -71,6 +71,7 @@ class CompiledProfile:
         )
         self.retry_budget: RetryBudget = spec.retry_budget or DEFAULT_RETRY_BUDGET
         self.failure_accrual = spec.failure_accrual  # None: no circuit breaking (policy/breaker.py)
+        self.load_balancer = spec.load_balancer  # None: the proxy's balancer (policy/balance.py)
         self._cache: dict[tuple[str, str], CompiledRoute] = {}
 
     def match(self, method: str, path: str) -> CompiledRoute:

@@ -55,6 +55,7 @@ class Plan:
 
     budget = None  # no retryable routes in these tests
     delay_s = 0.0
+    set_cookie: bytes | None = None
 
     def retry(self, status: int, grpc_status: int | None, latency_ms: float) -> bool:
         return False

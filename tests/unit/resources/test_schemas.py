@@ -39,8 +39,13 @@ def maximal(schema: Mapping[str, Any]) -> Any:
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return SKIP
     kind = schema["type"]
+    if kind == "object" and "additionalProperties" in schema:
+        return schema["example"]  # a map: its documented example
     if kind == "object":
-        built = {key: maximal(sub) for key, sub in schema["properties"].items()}
+        # Of fields exclusive of each other (oneOf), the last group: the richest, by convention.
+        groups = [set(alternative["required"]) for alternative in schema.get("oneOf", ())]
+        left_out = set().union(*groups[:-1]) if groups else set()
+        built = {key: maximal(sub) for key, sub in schema["properties"].items() if key not in left_out}
         return {key: value for key, value in built.items() if value is not SKIP}
     if kind == "array":
         entry = maximal(schema["items"])
@@ -62,6 +67,8 @@ def nodes(schema: Mapping[str, Any], path: str = "spec") -> Iterator[tuple[str, 
         yield from nodes(sub, f"{path}.{key}")
     if "items" in schema:
         yield from nodes(schema["items"], f"{path}[0]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from nodes(schema["additionalProperties"], f"{path}.*")
 
 
 KIND_NAMES = sorted(KINDS)
@@ -80,10 +87,15 @@ def test_schema_is_structural(kind: str) -> None:
     for path, node in nodes(schema):
         assert node.get("type") in ("object", "array", "string", "integer", "number", "boolean"), path
         assert isinstance(node.get("description"), str) and node["description"], path
-        assert "additionalProperties" not in node and "$ref" not in node, path
+        assert "$ref" not in node, path
         if node["type"] == "object":
-            assert ("properties" in node) != bool(node.get("x-kubernetes-preserve-unknown-fields")), path
+            # Exactly one of: named fields, a map's value schema, or content kept as written.
+            shapes = ["properties" in node, isinstance(node.get("additionalProperties"), dict),
+                      bool(node.get("x-kubernetes-preserve-unknown-fields"))]  # fmt: skip
+            assert sum(shapes) == 1, path
             assert set(node.get("required", ())) <= set(node.get("properties", {})), path
+            for alternative in node.get("oneOf", ()):  # structural: value validation only, no types
+                assert set(alternative) == {"required"} and set(alternative["required"]) <= set(node["properties"])
         if node["type"] == "array":
             assert "items" in node, path
         if "pattern" in node:

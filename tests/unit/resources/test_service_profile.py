@@ -219,7 +219,7 @@ BAD = [
     ),
     (
         HEAD + "spec:\n  routes: []\n  dstOverrides: []\n",
-        "spec.dstOverrides: unknown field (allowed: failureAccrual, retryBudget, routes)",
+        "spec.dstOverrides: unknown field (allowed: failureAccrual, loadBalancer, retryBudget, routes)",
     ),
 ]
 
