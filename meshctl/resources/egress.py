@@ -41,6 +41,9 @@ PROTOCOLS = ("http",)
 DEFAULT_TIMEOUT_S = 10.0  # as a profile route without `timeout`
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _MESH_SUFFIXES = (".svc", ".svc.cluster.local")
+# What the schema admits before the parser lower-cases a host and drops a final dot.
+_HOST_SCHEMA_PATTERN = (r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +60,17 @@ SPEC_SCHEMA = openapi.obj(
     {
         "hosts": openapi.array(
             'Exact host names, or "*." and a domain for any of its subdomains.',
-            openapi.string("A host name, or *. and a domain.", title='a host name such as "api.example.com" or '
-                           '"*.example.com"', pattern=_HOST.pattern, max_length=253, example="api.payments.example"),
-            min_items=1),
+            openapi.string("A host name, or *. and a domain.",
+                           title='a host name such as "api.example.com" or "*.example.com"',
+                           pattern=_HOST_SCHEMA_PATTERN, max_length=253, example="api.payments.example"),
+            min_items=1, title="at least one host"),
         "ports": openapi.array(
             "The ports admitted on every host.",
             openapi.obj("One port.", {
                 "number": openapi.integer("The port number.", minimum=1, maximum=65535, example=80),
                 "protocol": openapi.string("The protocol spoken (default http).", enum=PROTOCOLS, example="http"),
             }, required=("number",)),
-            min_items=1),
+            min_items=1, title="a list of ports"),
         "timeout": openapi.duration("Time for a response (default 10s).", example="5s"),
         "isRetryable": openapi.boolean("A failed request may be sent again (within the default retry budget)."),
     },

@@ -87,23 +87,24 @@ def parse(value: object, path: str, problems: list[Problem]) -> LoadBalancer | N
         return None
     known_keys(node, path, problems, ("policy", "affinity", "weights"))
     before = len(problems)
-    policy = "peak-ewma"
+    policy: str | None = "peak-ewma"
     if node.get("policy") is not None:
         raw = node["policy"]
         if raw not in POLICIES:
             expected = ", ".join(POLICIES)
             problems.append(Problem(child(path, "policy"), f"expected one of {expected}, got {describe(raw)}"))
+            policy = None  # unknown: whether affinity belongs cannot be judged
         else:
             policy = str(raw)
     affinity = None
     if node.get("affinity") is not None:
         affinity = _affinity(node["affinity"], child(path, "affinity"), problems)
-        if policy != "session-affinity":
+        if policy not in ("session-affinity", None):
             problems.append(Problem(child(path, "affinity"), "only with policy: session-affinity"))
     elif policy == "session-affinity":
         problems.append(Problem(child(path, "affinity"), "missing (session-affinity hashes a header or a cookie)"))
     weights = _weights(node.get("weights"), child(path, "weights"), problems)
-    if len(problems) > before:
+    if len(problems) > before or policy is None:
         return None
     return LoadBalancer(policy, affinity, weights)
 

@@ -20,7 +20,7 @@ Control plane (namespace `meshctl-system`)
 - ConfigMap `meshctl-prometheus-config`, key `prometheus.yml`: the scrape configuration, whose targets carry
   the labels the local mesh's Prometheus gives them (namespace, pod, deployment, component).
 - One CustomResourceDefinition per resource kind (`CRD_VERSIONS`): `serviceprofiles.meshctl.io`,
-  `meshingresses.meshctl.io` and `faultinjections.meshctl.io` serving `meshctl.io/v1alpha1`;
+  `meshingresses.meshctl.io`, `faultinjections.meshctl.io` and `egresses.meshctl.io` serving `meshctl.io/v1alpha1`;
   `trafficsplits.split.smi-spec.io` (v1alpha4), `httproutegroups.specs.smi-spec.io` (v1alpha4) and
   `traffictargets.access.smi-spec.io` (v1alpha3), the SMI shapes. Each carries the openAPIV3 schema
   `meshctl apply` validates with (meshctl.resources: the same object).
@@ -130,6 +130,7 @@ CRD_VERSIONS = {
     "httproutegroups.specs.smi-spec.io": "v1alpha4",
     "traffictargets.access.smi-spec.io": "v1alpha3",
     "faultinjections.meshctl.io": "v1alpha1",
+    "egresses.meshctl.io": "v1alpha1",
 }
 CRDS = tuple(CRD_VERSIONS)
 
