@@ -171,13 +171,14 @@ def measure_size(procs: Processes, tmp: Path, n: int, csrs: list[bytes], args: a
             cpu0 = cpu_seconds(control.pid)
             time.sleep(args.idle)
             size["cpu_s"]["idle"], size["cpu_s"]["idle_seconds"] = cpu_seconds(control.pid) - cpu0, args.idle
-        size["cpu_s"]["changes"] = 0.0
+        size["cpu_s"]["changes"] = size["cpu_s"]["clients_changes"] = 0.0
         for k in range(args.changes):
             flip = None if k % 2 else (k * 7) % n  # alternately one endpoint not ready, all ready again
-            cpu0, written = cpu_seconds(control.pid), time.time()
+            cpu0, ccpu0, written = cpu_seconds(control.pid), cpu_seconds(clients.proc.pid), time.time()
             write_json(control_json, control_document(n, listen, f"127.0.0.1:{admin_port}", flip))
             event = clients.expect("version", CHANGE_TIMEOUT_S)
             size["cpu_s"]["changes"] += cpu_seconds(control.pid) - cpu0  # parse, rebuild, fan-out (and the poll)
+            size["cpu_s"]["clients_changes"] += cpu_seconds(clients.proc.pid) - ccpu0  # is CPU 0 the bound?
             size["changes"].append({"version": event["version"], "written": written, "times": event["times"]})
             last = max(event["times"])
             log(f"control-scale: {n} proxies, change {k + 1}/{args.changes}: last proxy "
