@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import queue
+import resource
 import shlex
 import subprocess
 import sys
@@ -249,18 +250,20 @@ def openssl_baseline(tmp: Path, csrs: list[bytes], count: int, cpu: int | None) 
     cmd = (["taskset", "-c", str(cpu)] if cpu is not None else []) + [
         "openssl", "ca", "-batch", "-notext", "-config", str(work / "ca.cnf"), "-out", str(work / "out.pem"),
         "-infiles", *infiles]  # fmt: skip
-    start = time.perf_counter()
+    start, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": f"{exc.__class__.__name__}: {exc}"}
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # taskset execs openssl: its CPU is the child's
+    cpu_s = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     if done.returncode != 0:
         return {"error": f"openssl ca exited {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}"}
     signed = len(list((work / "certs").glob("*.pem")))  # -out keeps only the last one
     if signed != count:
         return {"error": f"openssl ca signed {signed} of {count} CSRs"}
-    return {"count": count, "seconds": seconds}
+    return {"count": count, "seconds": seconds, "cpu_s": cpu_s}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -93,7 +93,7 @@ def _size(n: int, **over: Any) -> dict[str, Any]:
 
 
 def test_a_size_row_divides_by_the_proxies_and_sets_certificates_against_openssl() -> None:
-    row = size_summary(_size(1000), {"count": 300, "seconds": 0.5})
+    row = size_summary(_size(1000), {"count": 300, "seconds": 0.5, "cpu_s": 0.25})
     assert row["rss_kib_per_proxy"] == pytest.approx(30.0)
     assert row["cpu_ms_per_change"] == pytest.approx(500.0)
     assert row["cpu_us_per_change_per_proxy"] == pytest.approx(500.0)
@@ -101,6 +101,8 @@ def test_a_size_row_divides_by_the_proxies_and_sets_certificates_against_openssl
     assert row["certs_per_s"] == pytest.approx(300.0)
     assert row["cpu_ms_per_cert"] == pytest.approx(3.0)
     assert row["certs_vs_openssl"] == pytest.approx(0.5)
+    assert row["certs_per_cpu_s"] == pytest.approx(300 / 0.9)
+    assert row["certs_per_cpu_s_vs_openssl"] == pytest.approx((300 / 0.9) / 1200)
 
 
 def test_a_certificate_burst_with_errors_has_no_rate() -> None:
