@@ -125,7 +125,6 @@ class Clients:
 
 def measure_size(procs: Processes, tmp: Path, n: int, csrs: list[bytes], args: argparse.Namespace,
                  log: Any) -> dict[str, Any]:  # fmt: skip
-    from meshctl.api import mesh_pb2
     from meshctl.control.ca import ensure_identity_material
     from meshctl.control.config import parse_control_config
     from meshctl.control.store import MeshStore
@@ -142,13 +141,12 @@ def measure_size(procs: Processes, tmp: Path, n: int, csrs: list[bytes], args: a
                       "anchors": str(home / "identity" / "ca.pem"),
                       "proxies": [{"pod": pod, "identity": identity, "token": f"token-{pod}",
                                    "csr_der": base64.b64encode(csrs[i]).decode()}
-                                  for i, (pod, identity) in ((i, pod_identity(i)) for i in range(n))]})  # fmt: skip
+                                  for i, (pod, identity) in enumerate(map(pod_identity, range(n)))]})  # fmt: skip
     # The snapshot's size as the proxies receive it, from the control plane's own store code.
     store = MeshStore(None, parse_control_config(json.loads(control_json.read_text()), base=home))
     size: dict[str, Any] = {"proxies": n, "services": len(store.snapshot.services),
-                            "snapshot_bytes": len(store.snapshot.SerializeToString()), "cpu_s": {}, "rss_kib": {},
+                            "snapshot_bytes": len(store.snapshot_wire), "cpu_s": {}, "rss_kib": {},
                             "pss_kib": {}, "changes": []}  # fmt: skip
-    del store, mesh_pb2
     control = procs.start(f"control-{n}", [sys.executable, "-m", "meshctl.control", "--config", str(control_json)],
                           cpu=args.control_cpu)  # fmt: skip
     wait_for("the control plane to be ready", lambda: http_ok(f"http://127.0.0.1:{admin_port}/ready"),
