@@ -260,6 +260,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-mesh", action="store_true", help="only nginx and HAProxy")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON and LATEST.md")
+    parser.add_argument(
+        "--control-scale",
+        metavar="SIZES",
+        help="then the control-plane scale series (bench.control_scale) at these sizes, e.g. 10,100,1000",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.wrk_seconds, args.retries = 1, 3.0, 1.0, 3, 0
@@ -271,6 +276,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("rounds, duration and wrk seconds must be positive, retries not negative")
     if any(r <= 0 for r in args.rate):
         parser.error("rates must be positive")
+    if args.control_scale:
+        from bench.control_scale import parse_sizes  # it imports this module: only when asked for
+
+        try:
+            parse_sizes(args.control_scale)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"--control-scale: {exc}")
     args.retries_left = args.retries
     return args
 
@@ -313,7 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "LATEST.md").write_text(markdown)
     log(f"bench: wrote {args.out / json_name} and {args.out / 'LATEST.md'}")
     print(markdown)
-    return 0 if results["summary"]["complete"] else 1
+    status = 0 if results["summary"]["complete"] else 1
+    if args.control_scale:
+        from bench import control_scale  # it imports this module: only when asked for
+
+        status = max(status, control_scale.main(["--sizes", args.control_scale, "--out", str(args.out)]))
+    return status
 
 
 if __name__ == "__main__":

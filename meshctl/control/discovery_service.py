@@ -4,6 +4,9 @@ Snapshots are small (a mesh's services and resources), so sending them whole kee
 replace the state atomically, keep the last one when the stream breaks. A dead proxy is noticed by
 the server's HTTP/2 keepalive pings, which cancel its stream.
 
+The snapshot goes out as the bytes the store serialised once per change (the method is registered
+without a response serialiser), so a change costs one encoding however many proxies watch.
+
 Only workloads of the mesh may watch it: the request carries the workload's token, checked like
 Identity.Certify checks it, and must name the identity the token was issued for.
 """
@@ -16,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from meshctl.api import mesh_pb2, mesh_pb2_grpc
+from meshctl.api import mesh_pb2
 from meshctl.control.config import TokenEntry
 from meshctl.control.identity_service import MAX_TOKEN_BYTES, find_token
 from meshctl.control.metrics import ControlMetrics
@@ -25,7 +28,10 @@ from meshctl.control.store import MeshStore
 log = logging.getLogger("meshctl.control.discovery")
 
 
-class DiscoveryService(mesh_pb2_grpc.DiscoveryServicer):
+SERVICE = "meshctl.control.v1.Discovery"
+
+
+class DiscoveryService:
     def __init__(
         self, store: MeshStore, metrics: ControlMetrics, tokens: Callable[[], Mapping[str, TokenEntry]]
     ) -> None:
@@ -35,7 +41,7 @@ class DiscoveryService(mesh_pb2_grpc.DiscoveryServicer):
 
     async def Watch(  # noqa: N802 - the gRPC method name
         self, request: mesh_pb2.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[mesh_pb2.Snapshot]:
+    ) -> AsyncIterator[bytes]:
         who = f"{request.proxy_id or '?'!r} ({request.identity or 'no identity'!r}, {context.peer()})"
         refusal = self._refusal(request)
         if refusal is not None:
@@ -46,15 +52,22 @@ class DiscoveryService(mesh_pb2_grpc.DiscoveryServicer):
         sent = -1
         try:
             while not self._store.closed:
-                snapshot = self._store.snapshot
-                if snapshot.version != sent:
-                    yield snapshot
-                    sent = snapshot.version
+                version, wire = self._store.version, self._store.snapshot_wire
+                if version != sent:
+                    yield wire
+                    sent = version
                     self._metrics.snapshots_sent += 1
                 await self._store.wait_for_change(sent)
         finally:
             self._metrics.watch_streams -= 1
             log.info("watch closed by %s", who)
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """Register Watch with serialised snapshots as its responses (the generated helper would encode each)."""
+        watch = grpc.unary_stream_rpc_method_handler(
+            self.Watch, request_deserializer=mesh_pb2.WatchRequest.FromString, response_serializer=None
+        )
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Watch": watch}),))
 
     def _refusal(self, request: mesh_pb2.WatchRequest) -> tuple[grpc.StatusCode, str] | None:
         if not request.token or len(request.token) > MAX_TOKEN_BYTES:

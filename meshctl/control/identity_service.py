@@ -1,13 +1,12 @@
 """Identity.Certify: a workload proves its identity with its token and gets a certificate for its CSR.
 
-The token is never stored: control.json holds its SHA-256, compared in constant time against every
-entry. A known token only certifies the identity it was issued for.
+The token is never stored: control.json holds its SHA-256, looked up in an index of the
+digests. A known token only certifies the identity it was issued for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -36,13 +35,28 @@ class CertifyRefused(Exception):
 
 
 def find_token(token: bytes, tokens: Mapping[str, TokenEntry]) -> list[TokenEntry]:
-    """The entries whose hash matches `token`; every entry is compared, in constant time each."""
-    digest = hashlib.sha256(token.strip()).hexdigest().encode()
-    matches = []
+    """The entries whose hash matches `token`, found through an index of the digests.
+
+    A lookup by SHA-256 digest can only leak, through its timing, something about the digest of a guess,
+    which says nothing about a token; comparing against every entry cost 0.45 ms per call at 1,000 pods.
+    """
+    digest = hashlib.sha256(token.strip()).hexdigest()
+    return list(_token_index(tokens).get(digest, ()))
+
+
+_index_of: tuple[Mapping[str, TokenEntry], int, dict[str, list[TokenEntry]]] | None = None
+
+
+def _token_index(tokens: Mapping[str, TokenEntry]) -> dict[str, list[TokenEntry]]:
+    """digest -> entries, rebuilt when control.json brings a new mapping (mappings are never mutated)."""
+    global _index_of
+    if _index_of is not None and _index_of[0] is tokens and _index_of[1] == len(tokens):
+        return _index_of[2]
+    index: dict[str, list[TokenEntry]] = {}
     for entry in tokens.values():
-        if hmac.compare_digest(digest, entry.token_sha256.encode()):
-            matches.append(entry)
-    return matches
+        index.setdefault(entry.token_sha256, []).append(entry)
+    _index_of = (tokens, len(tokens), index)
+    return index
 
 
 def certify(

@@ -134,7 +134,7 @@ class ControlPlane:
             server,
         )
         discovery = DiscoveryService(store, self.metrics, tokens=lambda: store.config.tokens)
-        mesh_pb2_grpc.add_DiscoveryServicer_to_server(discovery, server)
+        discovery.add_to_server(server)
         try:
             port = server.add_secure_port(str(config.listen), identity.credentials())
         except RuntimeError:

@@ -100,7 +100,8 @@ def test_expired_issuer_is_failed_precondition(anchor: CertAndKey) -> None:
     assert refused.message.startswith("issuer certificate expired at ")
 
 
-def test_find_token_compares_every_entry() -> None:
+def test_find_token_finds_every_entry_of_the_token_and_sees_a_new_mapping() -> None:
     twin = {**TOKENS, "books-1": TokenEntry("books-1", hash_token("books-token"), BOOKS)}
     assert [e.pod for e in find_token(b"books-token", twin)] == ["books-0", "books-1"]
     assert find_token(b"nope", twin) == []
+    assert [e.pod for e in find_token(b"books-token", TOKENS)] == ["books-0"]
