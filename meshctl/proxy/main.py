@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.log_level)
     import uvloop
 
+    from meshctl.proxy.h2.frames import use_cheap_frame_repr
+
+    use_cheap_frame_repr()
+
     try:
         return uvloop.run(serve(config))
     except MeshError as exc:
