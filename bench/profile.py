@@ -9,7 +9,7 @@ always beside HAProxy (and direct, for latency) started in the same invocation, 
 machine's speed moves by tens of percent between minutes. Every figure comes with the load average at
 the time. --profile samples each proxy of the arm with py-spy (pinned with the load tools, so it does
 not take the proxies' core) while wrk drives the arm, and writes the top functions by self and by
-cumulative samples to --out (bench/results/profile-<arm>-<commit>.txt).
+cumulative samples to --out (bench/results/profile-h1[-2hop-mtls]-<commit>.txt).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _profile(procs: Processes, arm: Arm, args: argparse.Namespace, log: Any) -> 
         f"µs CPU/request (sampling slows the proxy: figures for ratios come from runs without it); wall {wall:.1f} s"
     )
     text = render_profile(title, {n: o.read_text() if o.exists() else "" for n, o in outs.items()})
-    name = arm.name.replace("mesh-", "").replace("-mtls", "")
+    name = "h1" if arm.name == "mesh-1hop" else "h1-2hop-mtls"
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"profile-{name}-{commit}.txt"
     path.write_text(text + "\n")
