@@ -80,6 +80,9 @@ def _profile(procs: Processes, arm: Arm, args: argparse.Namespace, log: Any) -> 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         raise BenchError("py-spy is not installed (.venv/bin/python -m pip install py-spy)")
+    # Warm up first: connections (and their TLS handshakes) are made before sampling starts.
+    run_wrk(procs, f"wrk-warmup-{arm.name}", arm.url, host_header=arm.host_header, seconds=2,
+            connections=args.wrk_connections, cpu=LOAD_CPU)  # fmt: skip
     outs: dict[str, Path] = {}
     spies: list[Proc] = []
     for p in arm.proxies:
