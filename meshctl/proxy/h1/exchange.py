@@ -125,7 +125,7 @@ class Exchange:
             client.arm(RESPONSE, self._response_s())
         else:
             client.arm(PROGRESS, 0.0)
-        self.pending.insert(0, self._serialized_head())
+        self.pending.insert(0, head.serialize() if self.deadline is None else self._serialized_head())
         if plan.failure is not None:
             self._answer(plan.failure)
             return
@@ -191,10 +191,12 @@ class Exchange:
             self.replay.append(data)
 
     def on_end(self, trailers: Headers | None) -> None:
-        if self.head.chunked:
+        head = self.head
+        if head.chunked:
             self._send_up(last_chunk(trailers))
         self.req_done = True
-        if self.plan is not None and not self.resp_status:
+        # A request without a body was armed for its response when it started, in this same read.
+        if self.plan is not None and not self.resp_status and (head.chunked or head.content_length):
             self.client.arm(RESPONSE, self._response_s())
 
     def _send_up(self, data: bytes) -> None:

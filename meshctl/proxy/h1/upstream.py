@@ -126,6 +126,7 @@ class Upstream(asyncio.Protocol):
         self.idle_since = 0.0
         self.response_done = False
         self.reusable = False
+        self.reading_paused = False
 
     def bind(self, owner: Exchange, head_request: bool) -> None:
         self.owner = owner
@@ -191,6 +192,7 @@ class Upstream(asyncio.Protocol):
         owner.flush()
 
     def pause_reading(self, paused: bool) -> None:
+        self.reading_paused = paused
         if self.transport is not None and not self.closed:
             if paused:
                 self.transport.pause_reading()
@@ -287,12 +289,13 @@ class Dialer:
 
     def release(self, key: Hashable, up: Upstream) -> None:
         """A reusable connection is free: the oldest request waiting for the endpoint gets it, else the pool."""
-        ex = self._next_waiter(key)
+        ex = self._next_waiter(key) if self.waiting else None
         if ex is not None:
             ex.attach(up, True)
             up.flush()
             return
-        up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
+        if up.reading_paused:
+            up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
         self.pool.put(key, up)
 
     def close_all(self, final: bool = False) -> None:
