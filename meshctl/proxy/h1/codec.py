@@ -41,9 +41,13 @@ def last_chunk(trailers: Headers | None) -> bytes:
     return b"0\r\n" + b"".join(b"%b: %b\r\n" % (n, v) for n, v in trailers) + b"\r\n"
 
 
-def _header_lines(headers: Headers, drop: frozenset[bytes] | None) -> bytes:
+def _header_lines(headers: Headers, drop: frozenset[bytes] | None, hop: list[int] | None = None) -> bytes:
     # map(b": ".join, ...) joins each (name, value) in C: no Python frame or format per field.
-    if drop is not None:
+    if drop is HOP_BY_HOP and hop is not None:  # the positions of the only fields to drop are known
+        headers = headers.copy()
+        for i in reversed(hop):
+            del headers[i]
+    elif drop is not None:
         headers = [h for h in headers if h[0].lower() not in drop]
     return b"\r\n".join(map(_FIELD.join, headers)) + b"\r\n" if headers else b""
 
@@ -56,7 +60,7 @@ def _reraise_callback_bug(exc: Exception) -> None:
 
 
 class _Head:
-    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "timeout")
+    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "hop", "timeout")
 
     # One head per message: the subclasses set these themselves (no super() call per message).
     version: str
@@ -65,6 +69,7 @@ class _Head:
     chunked: bool
     content_length: int | None
     drop: frozenset[bytes] | None  # names to leave out when serialising; None: none present
+    hop: list[int] | None  # where the hop-by-hop fields are in `headers`, as parsed
     timeout: bytes | None  # the mesh-timeout value, when the message carries one
 
 
@@ -78,6 +83,7 @@ class RequestHead(_Head):
         self.chunked = False
         self.content_length = None
         self.drop = None
+        self.hop = None
         self.timeout = None
         self.method = ""
         self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
@@ -101,6 +107,7 @@ class ResponseHead(_Head):
         self.chunked = False
         self.content_length = None
         self.drop = None
+        self.hop = None
         self.timeout = None
         self.status = 0
         self.reason = b""
@@ -123,9 +130,8 @@ class ResponseHead(_Head):
                 extra += b"connection: close\r\n"
             elif client_version == "1.0":
                 extra += b"connection: keep-alive\r\n"
-        head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (
-            client_version.encode("ascii"), self.status, self.reason, _header_lines(self.headers, self.drop), extra
-        )
+        lines = _header_lines(self.headers, self.drop, self.hop)
+        head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (client_version.encode("ascii"), self.status, self.reason, lines, extra)
         return head, rechunk, close
 
 
@@ -202,9 +208,14 @@ class _Reader:
             self._host(value)
         elif lower == _TIMEOUT:
             self._head.timeout = value
-        head = self._head
-        if lower in HOP_BY_HOP and head.drop is None:
-            head.drop = HOP_BY_HOP
+        if lower in HOP_BY_HOP:
+            head = self._head
+            if head.hop is None:
+                head.hop = [len(head.headers)]  # on_header appends the field after this
+                if head.drop is None:
+                    head.drop = HOP_BY_HOP
+            else:
+                head.hop.append(len(head.headers))
 
     def _host(self, value: bytes) -> None:
         pass

@@ -122,7 +122,8 @@ class Exchange:
         if head.timeout is not None:
             self._asked(deadline.parse(head.timeout))
         if self.req_done or not (head.chunked or head.content_length):
-            client.arm(RESPONSE, self._response_s())
+            client.arm(RESPONSE, self._response_s() if self.deadline is not None else
+                       plan.timeout_s or client.stack.response_s)  # fmt: skip
         else:
             client.arm(PROGRESS, 0.0)
         self.pending.insert(0, head.serialize() if self.deadline is None else self._serialized_head())

@@ -153,7 +153,7 @@ class Upstream(asyncio.Protocol):
         except Exception:
             log.exception("unexpected error on an upstream connection")
             owner.upstream_failed(UpstreamReset("internal error"))
-        owner.flush()
+        owner.client.flush()
         if self.wbuf:
             self.flush()
 
