@@ -344,13 +344,14 @@ class RequestReader(_Reader):
 
 
 class ResponseReader(_Reader):
-    """Upstream responses → sink calls. Call expect(head_request) before each request is sent."""
+    """Upstream responses → sink calls. Call expect(head_request) before each request is sent; `sink` may
+    be replaced between messages (the upstream connection points it at the exchange it serves)."""
 
     _head: ResponseHead
 
     def __init__(self, sink: ResponseSink) -> None:
         super().__init__()
-        self._sink = sink
+        self.sink = sink
         self._parser = httptools.HttpResponseParser(self)
         self._head_request = False
         self._done = True  # no response is expected: bytes now are a protocol error
@@ -405,7 +406,7 @@ class ResponseReader(_Reader):
         if self._until_eof:
             self._until_eof = False
             self._done = True
-            self._sink.on_response_end(None)
+            self.sink.on_response_end(None)
         elif not self._done:
             self._fail(UpstreamReset("upstream closed mid-response") if self._started else UpstreamClosed("closed"))
 
@@ -436,18 +437,18 @@ class ResponseReader(_Reader):
             head.until_eof = self._until_eof = True
             head.keep_alive = False
         self._in_head = False
-        self._sink.on_response_head(head)
+        self.sink.on_response_head(head)
         if status >= 200 and self._head_request:
             self._head_request = False
             self._done = True
-            self._sink.on_response_end(None)
+            self.sink.on_response_end(None)
 
     def on_body(self, data: bytes) -> None:
-        self._sink.on_response_body(data)
+        self.sink.on_response_body(data)
 
     def on_message_complete(self) -> None:
         if self._head.status < 200 or self._done:
             return  # an interim (1xx) response, or the HEAD answer already ended
         self._until_eof = False
         self._done = True
-        self._sink.on_response_end(self._trailers)
+        self.sink.on_response_end(self._trailers)

@@ -212,6 +212,9 @@ class Exchange:
 
     # -- response direction (from the upstream connection) --------------------------------------------
     def on_response_head(self, head: ResponseHead) -> None:
+        up = self.up
+        if up is not None and head.status >= 200:
+            up.reusable = head.keep_alive
         if self.done:
             return
         client = self.client
@@ -248,6 +251,9 @@ class Exchange:
             plan.tapped(False, data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
+        up = self.up
+        if up is not None:
+            up.reusable = up.reusable and not up.closed
         if self.done:
             return
         if self.rechunk:

@@ -124,17 +124,18 @@ class Upstream(asyncio.Protocol):
         self.closed = False
         self.lost = False
         self.idle_since = 0.0
-        self.response_done = False
         self.reusable = False
         self.reading_paused = False
 
     def bind(self, owner: Exchange, head_request: bool) -> None:
         self.owner = owner
         self.reader.expect(head_request)
-        self.response_done = self.reusable = False
+        self.reader.sink = owner  # the response goes straight to the exchange (which keeps `reusable`)
+        self.reusable = False
 
     def unbind(self) -> None:
         self.owner = None
+        self.reader.sink = self
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -157,6 +158,8 @@ class Upstream(asyncio.Protocol):
         if self.wbuf:
             self.flush()
 
+    # The reader's sink while no exchange is bound (bytes then are dropped); the exchange's own
+    # on_response_* keep `reusable` as these do.
     def on_response_head(self, head: ResponseHead) -> None:
         if head.status >= 200:
             self.reusable = head.keep_alive
@@ -168,7 +171,6 @@ class Upstream(asyncio.Protocol):
             self.owner.on_response_body(data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
-        self.response_done = True
         self.reusable = self.reusable and not self.closed
         if self.owner is not None:
             self.owner.on_response_end(trailers)
@@ -217,6 +219,7 @@ class Upstream(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.owner = None
+            self.reader.sink = self
             if self.transport is not None:
                 self.transport.close()
 
