@@ -81,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     from meshctl.errors import MeshError
+    from meshctl.proxy.allocator import tune_allocator
     from meshctl.proxy.logs import setup_logging
 
     setup_logging("warn")
+    tune_allocator()  # as `python -m meshctl.proxy` does
     try:
         uvloop.run(serve(args.config, args.identity_dir, args.snapshot))
     except MeshError as exc:

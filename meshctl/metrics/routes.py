@@ -79,6 +79,11 @@ class RouteStats:
     def on_request(self) -> None:
         self.requests += 1
 
+    def on_new_request(self) -> None:
+        """A request and its first attempt: on_request() and on_actual_request() in one call."""
+        self.requests += 1
+        self.actual_requests += 1
+
     def on_response(
         self, status_code: int, grpc_status: int | None, latency_ms: float, failure: bool
     ) -> None:
@@ -87,6 +92,22 @@ class RouteStats:
         if series is None:
             series = self._series_of(self.responses, status_code, grpc_status, failure)
         series.count += 1
+        latency = self.latency
+        latency.buckets[_bisect(BOUNDS_MS, latency_ms)] += 1
+        latency.sum += latency_ms
+
+    def on_final_response(self, status_code: int, grpc_status: int | None, latency_ms: float, failure: bool) -> None:
+        """The response the client got, which also answers the last attempt: on_response() and
+        on_actual_response() in one call."""
+        key = (status_code, grpc_status, failure)
+        series = self.responses.get(key)
+        if series is None:
+            series = self._series_of(self.responses, status_code, grpc_status, failure)
+        series.count += 1
+        attempt = self.actual_responses.get(key)
+        if attempt is None:
+            attempt = self._series_of(self.actual_responses, status_code, grpc_status, failure)
+        attempt.count += 1
         latency = self.latency
         latency.buckets[_bisect(BOUNDS_MS, latency_ms)] += 1
         latency.sum += latency_ms

@@ -181,9 +181,7 @@ class RequestPlan:
         route = self.route
         if failed is None:
             failed = route.is_failure(status, grpc_status) if route else default_failure(status, grpc_status)
-        stats = self.stats
-        stats.on_response(status, grpc_status, latency_ms, failed)
-        stats.on_actual_response(status, grpc_status, latency_ms, failed)
+        self.stats.on_final_response(status, grpc_status, latency_ms, failed)
         balancer = self.balancer
         if balancer is not None and self.endpoint is not None:
             balancer.done(self.endpoint, latency_ms / 1000.0, not failed)
@@ -271,8 +269,7 @@ class Stack:
         else:
             route = DEFAULT if self.inbound else None
             stats = runtime.metrics.route(self.direction, authority, DEFAULT.name, self.inbound, "", "")
-        stats.on_request()
-        stats.on_actual_request()
+        stats.on_new_request()
         plan = RequestPlan(self, stats, route, dest)
         #    authz (inbound): once a TrafficTarget selects this workload, only the clients it lists
         authz = runtime.authz
@@ -331,8 +328,7 @@ class Stack:
                  source: Source) -> RequestPlan:  # fmt: skip
         """A request the listener will not route at all: counted under its authority, answered with `exc`."""
         stats = self.runtime.metrics.route(self.direction, authority, DEFAULT.name, False, "", "")
-        stats.on_request()
-        stats.on_actual_request()
+        stats.on_new_request()
         plan = RequestPlan(self, stats, None, None)
         plan.failure = plan.rescue(exc)
         tap = self.runtime.tap

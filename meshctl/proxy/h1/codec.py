@@ -25,6 +25,8 @@ _HOST, _CL, _TE, _CONNECTION = b"host", b"content-length", b"transfer-encoding",
 _TIMEOUT = b"mesh-timeout"  # the client's own deadline (policy/deadline.py)
 # Names the readers look at; anything else is copied without a second look.
 _SPECIAL = HOP_BY_HOP | {_HOST, _CL, _TIMEOUT}
+_FIELD = b": "
+_KEEP_ALIVE = b"keep-alive"
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -39,10 +41,15 @@ def last_chunk(trailers: Headers | None) -> bytes:
     return b"0\r\n" + b"".join(b"%b: %b\r\n" % (n, v) for n, v in trailers) + b"\r\n"
 
 
-def _header_lines(headers: Headers, drop: frozenset[bytes] | None) -> bytes:
-    if drop is None:
-        return b"".join([b"%b: %b\r\n" % h for h in headers])
-    return b"".join([b"%b: %b\r\n" % h for h in headers if h[0].lower() not in drop])
+def _header_lines(headers: Headers, drop: frozenset[bytes] | None, hop: list[int] | None = None) -> bytes:
+    # map(b": ".join, ...) joins each (name, value) in C: no Python frame or format per field.
+    if drop is HOP_BY_HOP and hop is not None:  # the positions of the only fields to drop are known
+        headers = headers.copy()
+        for i in reversed(hop):
+            del headers[i]
+    elif drop is not None:
+        headers = [h for h in headers if h[0].lower() not in drop]
+    return b"\r\n".join(map(_FIELD.join, headers)) + b"\r\n" if headers else b""
 
 
 def _reraise_callback_bug(exc: Exception) -> None:
@@ -53,23 +60,31 @@ def _reraise_callback_bug(exc: Exception) -> None:
 
 
 class _Head:
-    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "timeout")
+    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "hop", "timeout")
 
-    def __init__(self) -> None:
-        self.version = "1.1"
-        self.headers: Headers = []
-        self.keep_alive = True
-        self.chunked = False
-        self.content_length: int | None = None
-        self.drop: frozenset[bytes] | None = None  # names to leave out when serialising; None: none present
-        self.timeout: bytes | None = None  # the mesh-timeout value, when the message carries one
+    # One head per message: the subclasses set these themselves (no super() call per message).
+    version: str
+    headers: Headers
+    keep_alive: bool
+    chunked: bool
+    content_length: int | None
+    drop: frozenset[bytes] | None  # names to leave out when serialising; None: none present
+    hop: list[int] | None  # where the hop-by-hop fields are in `headers`, as parsed
+    timeout: bytes | None  # the mesh-timeout value, when the message carries one
 
 
 class RequestHead(_Head):
     __slots__ = ("method", "target", "authority", "path")
 
     def __init__(self) -> None:
-        super().__init__()
+        self.version = "1.1"
+        self.headers = []
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length = None
+        self.drop = None
+        self.hop = None
+        self.timeout = None
         self.method = ""
         self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
         self.path = ""  # path without the query, for route matching
@@ -78,16 +93,22 @@ class RequestHead(_Head):
     def serialize(self) -> bytes:
         """The head as sent upstream: origin-form, HTTP/1.1, hop-by-hop headers dropped."""
         framing = b"transfer-encoding: chunked\r\n\r\n" if self.chunked else b"\r\n"
-        return b"%b %b HTTP/1.1\r\n%b%b" % (
-            self.method.encode("ascii"), self.target, _header_lines(self.headers, self.drop), framing
-        )
+        return b"".join((self.method.encode("ascii"), b" ", self.target, b" HTTP/1.1\r\n",
+                         _header_lines(self.headers, self.drop), framing))  # fmt: skip
 
 
 class ResponseHead(_Head):
     __slots__ = ("status", "reason", "until_eof", "no_body")
 
     def __init__(self) -> None:
-        super().__init__()
+        self.version = "1.1"
+        self.headers = []
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length = None
+        self.drop = None
+        self.hop = None
+        self.timeout = None
         self.status = 0
         self.reason = b""
         self.until_eof = False  # no framing: the body ends when the upstream closes
@@ -109,9 +130,8 @@ class ResponseHead(_Head):
                 extra += b"connection: close\r\n"
             elif client_version == "1.0":
                 extra += b"connection: keep-alive\r\n"
-        head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (
-            client_version.encode("ascii"), self.status, self.reason, _header_lines(self.headers, self.drop), extra
-        )
+        lines = _header_lines(self.headers, self.drop, self.hop)
+        head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (client_version.encode("ascii"), self.status, self.reason, lines, extra)
         return head, rechunk, close
 
 
@@ -152,13 +172,6 @@ class _Reader:
             self._error = exc
         raise exc  # httptools aborts the parse and re-raises as a callback error
 
-    def on_message_begin(self) -> None:
-        self._in_head = True
-        self._head_bytes = self._wire = 0
-        self._count = 0
-        self._trailers = None
-        self._cl = self._te = self._tokens = None
-
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:  # trailer fields of a chunked body
             if self._trailers is None:
@@ -168,14 +181,17 @@ class _Reader:
             return
         self._count += 1
         self._head_bytes += len(name) + len(value) + 4
-        if self._count > MAX_HEADERS:
-            self._fail(BadRequest("too many header fields"))
-        if self._head_bytes > MAX_HEAD_BYTES:
-            self._fail(HeadTooLarge("header section too large"))
+        if self._count > MAX_HEADERS or self._head_bytes > MAX_HEAD_BYTES:
+            self._too_large()
         lower = name.lower()
         if lower in _SPECIAL:
             self._special(lower, value)
         self._head.headers.append((name, value))
+
+    def _too_large(self) -> None:
+        if self._count > MAX_HEADERS:
+            self._fail(BadRequest("too many header fields"))
+        self._fail(HeadTooLarge("header section too large"))
 
     def _special(self, lower: bytes, value: bytes) -> None:
         if lower == _CL:
@@ -192,9 +208,14 @@ class _Reader:
             self._host(value)
         elif lower == _TIMEOUT:
             self._head.timeout = value
-        head = self._head
-        if lower in HOP_BY_HOP and head.drop is None:
-            head.drop = HOP_BY_HOP
+        if lower in HOP_BY_HOP:
+            head = self._head
+            if head.hop is None:
+                head.hop = [len(head.headers)]  # on_header appends the field after this
+                if head.drop is None:
+                    head.drop = HOP_BY_HOP
+            else:
+                head.hop.append(len(head.headers))
 
     def _host(self, value: bytes) -> None:
         pass
@@ -213,8 +234,12 @@ class _Reader:
             if not self._cl.isdigit() or len(self._cl) > 15:
                 self._fail(self._malformed("invalid Content-Length"))
             head.content_length = int(self._cl)
-        if self._tokens is not None:
-            listed = frozenset(t.strip().lower() for t in self._tokens.split(b",") if t.strip())
+        tokens = self._tokens
+        if tokens is not None:
+            if tokens.strip().lower() == _KEEP_ALIVE:  # the usual one: it names nothing beyond HOP_BY_HOP
+                head.drop = HOP_BY_HOP
+                return
+            listed = frozenset(t.strip().lower() for t in tokens.split(b",") if t.strip())
             head.drop = HOP_BY_HOP | (listed - {_HOST, _CL})
 
     def _malformed(self, reason: str) -> Exception:
@@ -251,10 +276,11 @@ class RequestReader(_Reader):
             self._fail(BadRequest(f"malformed request: {exc}"))
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = self._wire = self._count = self._hosts = 0
+        self._trailers = self._cl = self._te = self._tokens = None
         self._head = RequestHead()
         self._url = b""
-        self._hosts = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -272,8 +298,11 @@ class RequestReader(_Reader):
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._fail(BadRequest(f"unsupported HTTP version {version}"))
-        self._framing(version)
         head = self._head
+        if self._te is None and self._cl is None and self._tokens is None:
+            head.version = version  # no framing or connection fields: nothing for _framing to check
+        else:
+            self._framing(version)
         head.method = parser.get_method().decode("ascii")
         head.keep_alive = parser.should_keep_alive()
         url = self._url
@@ -315,13 +344,14 @@ class RequestReader(_Reader):
 
 
 class ResponseReader(_Reader):
-    """Upstream responses → sink calls. Call expect(head_request) before each request is sent."""
+    """Upstream responses → sink calls. Call expect(head_request) before each request is sent; `sink` may
+    be replaced between messages (the upstream connection points it at the exchange it serves)."""
 
     _head: ResponseHead
 
     def __init__(self, sink: ResponseSink) -> None:
         super().__init__()
-        self._sink = sink
+        self.sink = sink
         self._parser = httptools.HttpResponseParser(self)
         self._head_request = False
         self._done = True  # no response is expected: bytes now are a protocol error
@@ -376,7 +406,7 @@ class ResponseReader(_Reader):
         if self._until_eof:
             self._until_eof = False
             self._done = True
-            self._sink.on_response_end(None)
+            self.sink.on_response_end(None)
         elif not self._done:
             self._fail(UpstreamReset("upstream closed mid-response") if self._started else UpstreamClosed("closed"))
 
@@ -386,7 +416,9 @@ class ResponseReader(_Reader):
     def on_message_begin(self) -> None:
         if self._done:
             self._fail(UpstreamReset("unsolicited response"))
-        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = self._wire = self._count = 0
+        self._trailers = self._cl = self._te = self._tokens = None
         self._head = ResponseHead()
         self._started = True
 
@@ -405,18 +437,18 @@ class ResponseReader(_Reader):
             head.until_eof = self._until_eof = True
             head.keep_alive = False
         self._in_head = False
-        self._sink.on_response_head(head)
+        self.sink.on_response_head(head)
         if status >= 200 and self._head_request:
             self._head_request = False
             self._done = True
-            self._sink.on_response_end(None)
+            self.sink.on_response_end(None)
 
     def on_body(self, data: bytes) -> None:
-        self._sink.on_response_body(data)
+        self.sink.on_response_body(data)
 
     def on_message_complete(self) -> None:
         if self._head.status < 200 or self._done:
             return  # an interim (1xx) response, or the HEAD answer already ended
         self._until_eof = False
         self._done = True
-        self._sink.on_response_end(self._trailers)
+        self.sink.on_response_end(self._trailers)

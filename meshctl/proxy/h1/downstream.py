@@ -94,6 +94,9 @@ class Downstream(asyncio.Protocol):
         self.kind = HEADER
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
+        # Bound once: the exchange asks for the time and a connection on every request.
+        self.now: Callable[[], float] = self.loop.time
+        self.connect: Callable[[Exchange, bool], None] = listener.dialer.connect
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -120,7 +123,8 @@ class Downstream(asyncio.Protocol):
         current = self.current
         if current is not None and current.up is not None and current.up.wbuf:
             current.up.flush()
-        self.flush()
+        if self.wbuf:
+            self.flush()
 
     def eof_received(self) -> bool:
         # A client may half-close after its request; keep the socket open for the responses then.
@@ -180,12 +184,6 @@ class Downstream(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"
 
-    def now(self) -> float:
-        return self.loop.time()
-
-    def connect(self, ex: Exchange, fresh: bool) -> None:
-        self.listener.dialer.connect(ex, fresh)
-
     def buffering(self, full: bool) -> None:
         if full:
             self._pause(_BUFFERING | _UPSTREAM_FULL)
@@ -205,7 +203,8 @@ class Downstream(asyncio.Protocol):
         if ex is not self.current:
             return
         self.current = None
-        self._resume(_UPSTREAM_FULL | _BUFFERING)
+        if self.paused:
+            self._resume(_UPSTREAM_FULL | _BUFFERING)
         if self.close_after or self.closed:
             self._close()
             return

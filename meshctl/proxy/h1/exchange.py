@@ -122,10 +122,11 @@ class Exchange:
         if head.timeout is not None:
             self._asked(deadline.parse(head.timeout))
         if self.req_done or not (head.chunked or head.content_length):
-            client.arm(RESPONSE, self._response_s())
+            client.arm(RESPONSE, self._response_s() if self.deadline is not None else
+                       plan.timeout_s or client.stack.response_s)  # fmt: skip
         else:
             client.arm(PROGRESS, 0.0)
-        self.pending.insert(0, self._serialized_head())
+        self.pending.insert(0, head.serialize() if self.deadline is None else self._serialized_head())
         if plan.failure is not None:
             self._answer(plan.failure)
             return
@@ -191,10 +192,12 @@ class Exchange:
             self.replay.append(data)
 
     def on_end(self, trailers: Headers | None) -> None:
-        if self.head.chunked:
+        head = self.head
+        if head.chunked:
             self._send_up(last_chunk(trailers))
         self.req_done = True
-        if self.plan is not None and not self.resp_status:
+        # A request without a body was armed for its response when it started, in this same read.
+        if self.plan is not None and not self.resp_status and (head.chunked or head.content_length):
             self.client.arm(RESPONSE, self._response_s())
 
     def _send_up(self, data: bytes) -> None:
@@ -209,6 +212,9 @@ class Exchange:
 
     # -- response direction (from the upstream connection) --------------------------------------------
     def on_response_head(self, head: ResponseHead) -> None:
+        up = self.up
+        if up is not None and head.status >= 200:
+            up.reusable = head.keep_alive
         if self.done:
             return
         client = self.client
@@ -247,6 +253,9 @@ class Exchange:
             plan.tapped(False, data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
+        up = self.up
+        if up is not None:
+            up.reusable = up.reusable and not up.closed
         if self.done:
             return
         if self.rechunk:

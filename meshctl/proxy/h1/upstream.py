@@ -124,16 +124,18 @@ class Upstream(asyncio.Protocol):
         self.closed = False
         self.lost = False
         self.idle_since = 0.0
-        self.response_done = False
         self.reusable = False
+        self.reading_paused = False
 
     def bind(self, owner: Exchange, head_request: bool) -> None:
         self.owner = owner
         self.reader.expect(head_request)
-        self.response_done = self.reusable = False
+        self.reader.sink = owner  # the response goes straight to the exchange (which keeps `reusable`)
+        self.reusable = False
 
     def unbind(self) -> None:
         self.owner = None
+        self.reader.sink = self
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -152,10 +154,12 @@ class Upstream(asyncio.Protocol):
         except Exception:
             log.exception("unexpected error on an upstream connection")
             owner.upstream_failed(UpstreamReset("internal error"))
-        owner.flush()
+        owner.client.flush()
         if self.wbuf:
             self.flush()
 
+    # The reader's sink while no exchange is bound (bytes then are dropped); the exchange's own
+    # on_response_* keep `reusable` as these do.
     def on_response_head(self, head: ResponseHead) -> None:
         if head.status >= 200:
             self.reusable = head.keep_alive
@@ -167,7 +171,6 @@ class Upstream(asyncio.Protocol):
             self.owner.on_response_body(data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
-        self.response_done = True
         self.reusable = self.reusable and not self.closed
         if self.owner is not None:
             self.owner.on_response_end(trailers)
@@ -191,6 +194,7 @@ class Upstream(asyncio.Protocol):
         owner.flush()
 
     def pause_reading(self, paused: bool) -> None:
+        self.reading_paused = paused
         if self.transport is not None and not self.closed:
             if paused:
                 self.transport.pause_reading()
@@ -215,6 +219,7 @@ class Upstream(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.owner = None
+            self.reader.sink = self
             if self.transport is not None:
                 self.transport.close()
 
@@ -287,12 +292,13 @@ class Dialer:
 
     def release(self, key: Hashable, up: Upstream) -> None:
         """A reusable connection is free: the oldest request waiting for the endpoint gets it, else the pool."""
-        ex = self._next_waiter(key)
+        ex = self._next_waiter(key) if self.waiting else None
         if ex is not None:
             ex.attach(up, True)
             up.flush()
             return
-        up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
+        if up.reading_paused:
+            up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
         self.pool.put(key, up)
 
     def close_all(self, final: bool = False) -> None:

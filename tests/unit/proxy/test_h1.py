@@ -208,6 +208,32 @@ def test_response_content_length_keep_alive() -> None:
     assert wire == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" and not rechunk and not close
 
 
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        # only hop-by-hop names: dropped by their parsed positions, in any order and number
+        (b"Keep-Alive: 5\r\nA: 1\r\nConnection: keep-alive\r\nB: 2\r\nProxy-Connection: x\r\nC: 3\r\n",
+         b"A: 1\r\nB: 2\r\nC: 3\r\n"),
+        (b"A: 1\r\nCONNECTION: Keep-Alive\r\n", b"A: 1\r\n"),
+        # Connection naming another field: that one goes too
+        (b"A: 1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nB: 2\r\n", b"A: 1\r\nB: 2\r\n"),
+        (b"Connection: close\r\nA: 1\r\n", b"A: 1\r\n"),
+        (b"A: 1\r\nB: 2\r\n", b"A: 1\r\nB: 2\r\n"),
+    ],
+)
+def test_response_head_keeps_end_to_end_fields_in_order(fields: bytes, kept: bytes) -> None:
+    sink = Responses()
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 0\r\n\r\n")
+    (head,) = sink.heads
+    wire, _, _ = head.serialize("1.1", keep_alive=True)
+    assert wire == b"HTTP/1.1 200 OK\r\n" + kept + b"Content-Length: 0\r\n\r\n"
+    assert [n for n, _ in head.headers][: fields.count(b"\r\n")] == [
+        line.split(b":")[0] for line in fields.split(b"\r\n")[:-1]
+    ]  # the parsed fields themselves are all still there (taps see them)
+
+
 def test_response_until_close_is_rechunked_for_http11_clients() -> None:
     sink = Responses()
     reader = ResponseReader(sink)

@@ -1,0 +1,133 @@
+"""Micro-benchmark of the HTTP/1.1 hot path without sockets: what the proxy's Python code costs per request.
+
+    .venv/bin/python -m bench.h1_hotpath [requests]          # µs and Python calls per request
+    .venv/bin/python -m bench.h1_hotpath [requests] --profile  # + the top functions by own time
+
+One outbound listener with the real runtime, stack, metrics and balancer; one client connection and
+one pooled upstream connection whose transports only count bytes. Each request is fed as the socket
+would deliver it (wrk's GET, then nginx's 1 KiB response in one read), so what is measured is exactly
+the Python work between two reads: codec callbacks, exchange, plan, metrics, pool. The kernel's share
+(read/write/epoll) and uvloop's are not in it — compare it with itself, before and after a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from typing import Any
+
+from meshctl.api import mesh_pb2
+from meshctl.proxy.config import parse_proxy_config
+from meshctl.proxy.h1.downstream import Downstream, Listener
+from meshctl.proxy.h1.upstream import Upstream
+from meshctl.proxy.policy.resolve import Endpoint
+from meshctl.proxy.runtime import build_runtime
+
+AUTHORITY = b"nginx-direct.bench.svc.cluster.local:80"
+REQUEST = b"GET / HTTP/1.1\r\nHost: " + AUTHORITY + b"\r\n\r\n"
+BODY = b"x" * 1024
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 29 Nov 2026 08:00:00 GMT\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Length: 1024\r\n"
+    b"Last-Modified: Sun, 29 Nov 2026 07:00:00 GMT\r\n"
+    b'Connection: keep-alive\r\nETag: "6929a8f0-400"\r\nAccept-Ranges: bytes\r\n\r\n' + BODY
+)
+
+
+class CountingTransport:
+    """Takes what the proxy writes; keeps the last write so the run can check the response went out."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.writes = 0
+        self.last = b""
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.written += len(data)
+        self.last = data
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        raise AssertionError("the benchmark's connections must stay open")
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+def _setup() -> tuple[Downstream, Upstream, CountingTransport, CountingTransport]:
+    config = parse_proxy_config({
+        "pod": "bench-client-1", "namespace": "bench", "deployment": "bench-client", "service_account": "bench-client",
+        "identity": "bench-client.bench.serviceaccount.identity.meshctl.cluster.local",
+        "outbound": {"listen": "127.0.0.1:1"}, "admin": {"listen": "127.0.0.1:2"},
+        "control": {"address": "127.0.0.1:3", "identity": "control"}, "trust_anchors": "/dev/null",
+        "token_file": "/dev/null", "balancer": "ewma", "log_level": "warn",
+    })  # fmt: skip
+    loop = asyncio.get_running_loop()
+    runtime = build_runtime(config, clock=loop.time)
+    snapshot = mesh_pb2.Snapshot(version=1)
+    service = snapshot.services.add(name="nginx-direct", namespace="bench", port=80, protocol="http")
+    service.endpoints.add(address="127.0.0.1", port=8080, pod="nginx-0", identity="", ready=True)
+    runtime.on_snapshot(snapshot)
+    listener = Listener(runtime, "outbound")
+    down = Downstream(listener)
+    client = CountingTransport()
+    down.connection_made(client)  # type: ignore[arg-type]
+    endpoint = Endpoint("127.0.0.1", 8080, "", "nginx-0")
+    up = Upstream(runtime.metrics, "outbound", False, listener.dialer.pool, endpoint)
+    server = CountingTransport()
+    up.connection_made(server)  # type: ignore[arg-type]
+    listener.dialer.pool.put(endpoint, up)
+    return down, up, client, server
+
+
+def _run(down: Downstream, up: Upstream, n: int) -> None:
+    feed_request, feed_response = down.data_received, up.data_received
+    for _ in range(n):
+        feed_request(REQUEST)
+        feed_response(RESPONSE)
+
+
+async def measure(n: int, profile: bool) -> None:
+    down, up, client, server = _setup()
+    _run(down, up, 200)  # warm-up: series, balancer state and pool exist
+    if client.writes != 200 or not client.last.endswith(BODY) or server.writes != 200:
+        raise SystemExit(f"the path did not answer every request ({client.writes} responses, {server.writes} sent)")
+    best = float("inf")
+    for _ in range(5):
+        started = time.thread_time_ns()
+        _run(down, up, n)
+        best = min(best, (time.thread_time_ns() - started) / n / 1000)
+    calls = cProfile.Profile()
+    calls.enable()
+    _run(down, up, 1000)
+    calls.disable()
+    stats = pstats.Stats(calls)
+    per_request = sum(nc for _, nc, _, _, _ in stats.stats.values()) / 1000  # type: ignore[attr-defined]
+    print(f"h1 hot path: {best:.2f} µs/request CPU (best of 5 × {n}), {per_request:.1f} function calls/request, "
+          f"{client.written / client.writes:.0f} B per response write, "
+          f"{(client.writes + server.writes) / (n * 5 + 1200):.2f} writes/request")  # fmt: skip
+    if profile:
+        stats.sort_stats("tottime").print_stats(25)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    n = int(next((a for a in args if a.isdigit()), "20000"))
+    asyncio.run(measure(n, "--profile" in args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
