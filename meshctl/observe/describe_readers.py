@@ -12,6 +12,7 @@ from typing import Any
 
 from meshctl.observe.describe import DEFAULT, Finding, ReaderDef, Resources, Scope
 from meshctl.resources.access import HTTPMatch, HTTPRouteGroupSpec, TrafficTargetSpec
+from meshctl.resources.egress import EgressSpec
 from meshctl.resources.fault_injection import FaultInjectionSpec
 from meshctl.resources.mesh_ingress import MeshIngressSpec
 from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S
@@ -159,25 +160,34 @@ def failure_accrual(scope: Scope, resources: Resources) -> list[Finding]:
     if profile is None or accrual is None:
         return [Finding("failure accrual", "endpoints", "none: endpoints are not ejected for failed responses "
                                                         "(an unreachable one is still avoided)")]  # fmt: skip
-    text = (f"ejected after {accrual.consecutive_failures} failures in a row, for {accrual.min_penalty} "
-            f"doubling up to {accrual.max_penalty}, then probed")  # fmt: skip
-    detail = {"consecutiveFailures": accrual.consecutive_failures, "minPenalty": accrual.min_penalty,
-              "maxPenalty": accrual.max_penalty}  # fmt: skip
+    rate = accrual.success_rate
+    when = (f"{accrual.consecutive_failures} failures in a row" if rate is None else
+            f"a success rate under {rate.threshold:g} over {rate.window} (from {rate.min_requests} requests)")
+    text = f"ejected after {when}, for {accrual.min_penalty} doubling up to {accrual.max_penalty}, then probed"
+    when_detail: dict[str, Any] = (
+        {"consecutiveFailures": accrual.consecutive_failures} if rate is None else
+        {"successRate": {"threshold": rate.threshold, "window": rate.window, "minRequests": rate.min_requests}})
+    detail = {**when_detail, "minPenalty": accrual.min_penalty, "maxPenalty": accrual.max_penalty}
     return [Finding("failure accrual", "endpoints", text, resources.origin(profile), detail)]
 
 
 def balancer(scope: Scope, resources: Resources) -> list[Finding]:
-    """A ServiceProfile's `loadBalancer` when it has one (read from the spec's own shape), else the default."""
+    """A ServiceProfile's `loadBalancer` when it has one, else the default."""
     assert scope.service is not None
     profile = resources.profile(scope.service, scope.namespace)
-    chosen: Any = profile.spec_dict().get("loadBalancer") if profile is not None else None
-    if not chosen:
-        return [Finding("balancer", "endpoints", DEFAULT_BALANCER, DEFAULT, {"type": "ewma"})]
-    assert profile is not None
-    if isinstance(chosen, dict):
-        text = ", ".join(f"{k} {v}" for k, v in chosen.items())
-        return [Finding("balancer", "endpoints", text, resources.origin(profile), dict(chosen))]
-    return [Finding("balancer", "endpoints", str(chosen), resources.origin(profile), {"type": chosen})]
+    spec: ServiceProfileSpec | None = profile.spec if profile else None  # type: ignore[assignment]
+    chosen = spec.load_balancer if spec else None
+    if profile is None or chosen is None:
+        return [Finding("balancer", "endpoints", DEFAULT_BALANCER, DEFAULT, {"policy": "peak-ewma"})]
+    parts = [chosen.policy]
+    affinity = chosen.affinity
+    if affinity is not None:
+        parts.append(f"on header {affinity.header}" if affinity.header else
+                     f"on cookie {affinity.cookie} (set for {affinity.ttl})")
+    if chosen.weights:
+        parts.append("weights " + ", ".join(f"{name} {weight}" for name, weight in chosen.weights))
+    detail = profile.spec_dict()["loadBalancer"]
+    return [Finding("balancer", "endpoints", ", ".join(parts), resources.origin(profile), detail)]
 
 
 def ingress(scope: Scope, resources: Resources) -> list[Finding]:
@@ -236,6 +246,23 @@ def access(scope: Scope, resources: Resources) -> list[Finding]:
     return found
 
 
+def egress(scope: Scope, resources: Resources) -> list[Finding]:
+    """The outside hosts the workload's outbound proxy may reach: the Egresses of its namespace."""
+    found = []
+    for allowed in resources.of_kind("Egress"):
+        if allowed.namespace != scope.namespace:
+            continue
+        spec: EgressSpec = allowed.spec  # type: ignore[assignment]
+        ports = ",".join(str(port) for port in spec.ports)
+        where = ", ".join(f"{host}:{ports}" for host in spec.hosts)
+        retries = ", retried" if spec.is_retryable else ""
+        text = f"may reach {where} (timeout {spec.timeout or _seconds(spec.timeout_s)}{retries})"
+        detail = {"hosts": list(spec.hosts), "ports": list(spec.ports), "timeoutSeconds": spec.timeout_s,
+                  "isRetryable": spec.is_retryable}  # fmt: skip
+        found.append(Finding("egress", allowed.name, text, resources.origin(allowed), detail))
+    return found
+
+
 READERS: tuple[ReaderDef, ...] = (
     ReaderDef("routes, timeouts, retries", ("ServiceProfile",), True, routes),
     ReaderDef("retry budget", ("ServiceProfile",), True, retry_budget),
@@ -245,10 +272,9 @@ READERS: tuple[ReaderDef, ...] = (
     ReaderDef("balancer", ("ServiceProfile",), True, balancer),
     ReaderDef("ingress", ("MeshIngress",), True, ingress),
     ReaderDef("access", ("TrafficTarget", "HTTPRouteGroup"), False, access),
+    ReaderDef("egress", ("Egress",), False, egress),
 )
 
 COVERED_KINDS = frozenset(kind for reader in READERS for kind in reader.kinds)
 # Kinds registered elsewhere that describe does not read yet, with why: each is one reader away.
-NOT_DESCRIBED: dict[str, str] = {
-    "Egress": "which outside hosts the mesh may reach: not a policy of one workload's inbound traffic",
-}
+NOT_DESCRIBED: dict[str, str] = {}

@@ -3,7 +3,6 @@ state its proxies and its clients' proxies report. Golden files pin the text and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -164,16 +163,35 @@ def test_without_resources_everything_is_a_default() -> None:
     assert "no ServiceProfile" in found["route"][0][1]
 
 
-def test_a_profile_load_balancer_field_is_shown_with_its_origin(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The field comes with another change: the reader takes it from the spec's own shape, so a profile that
-    # carries it is shown with its origin (simulated here by a spec_to_dict that writes it).
-    plain = KINDS["ServiceProfile"]
-    with_field = dataclasses.replace(plain, spec_to_dict=lambda spec: {**plain.spec_to_dict(spec),
-                                                                       "loadBalancer": {"type": "round-robin"}})
-    monkeypatch.setitem(KINDS, "ServiceProfile", with_field)
-    found = _findings(BOOKS)
-    assert found["balancer"] == [("endpoints", "type round-robin", "ServiceProfile/books.booksapp.svc.cluster.local")]
-    monkeypatch.setitem(KINDS, "ServiceProfile", plain)
+POLICY_RESOURCES = """\
+apiVersion: meshctl.io/v1alpha1
+kind: ServiceProfile
+metadata: {name: books.booksapp.svc.cluster.local, namespace: booksapp}
+spec:
+  loadBalancer: {policy: session-affinity, affinity: {cookie: books-session, ttl: 2h}, weights: {books-0: 3}}
+  failureAccrual: {successRate: {threshold: 0.8, window: 30s, minRequests: 20}}
+---
+apiVersion: meshctl.io/v1alpha1
+kind: Egress
+metadata: {name: payments, namespace: booksapp}
+spec: {hosts: [api.payments.example], ports: [{number: 80}], timeout: 2s, isRetryable: true}
+---
+apiVersion: meshctl.io/v1alpha1
+kind: Egress
+metadata: {name: elsewhere, namespace: other}
+spec: {hosts: [other.example], ports: [{number: 80}]}
+"""
+
+
+def test_balancer_success_rate_accrual_and_egress_with_their_origins() -> None:
+    found = _findings(BOOKS, POLICY_RESOURCES)
+    profile = "ServiceProfile/books.booksapp.svc.cluster.local"
+    balancer = "session-affinity, on cookie books-session (set for 2h), weights books-0 3"
+    assert found["balancer"] == [("endpoints", balancer, profile)]
+    assert found["failure accrual"] == [("endpoints", "ejected after a success rate under 0.8 over 30s (from 20 "
+                                         "requests), for 1s doubling up to 1m, then probed", profile)]  # fmt: skip
+    assert found["egress"] == [("payments", "may reach api.payments.example:80 (timeout 2s, retried)",
+                                "Egress/payments")]  # not the other namespace's  # fmt: skip
     assert _findings(BOOKS)["balancer"] == [("endpoints", "peak-EWMA, power of two choices", "default")]
 
 
