@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 REPLAY_LIMIT = 64 * 1024  # a request is replayed on another endpoint only if its whole body fits
 HIGH_WATER = 256 * 1024  # request bytes buffered before a connection: the client stops being read
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))  # RFC 9110 9.2.2
 
 # what the connection's deadline is for (downstream.py arms it)
 HEADER, RESPONSE, PROGRESS, IDLE = 0, 1, 2, 3
@@ -84,8 +85,8 @@ class Client(Protocol):
 
 
 class Exchange:
-    __slots__ = ("client", "head", "plan", "up", "pending", "pending_size", "req_done", "resp_status", "rechunk",
-                 "t0", "ttfb", "reused", "replay", "done", "refusal", "deadline", "own_deadline")  # fmt: skip
+    __slots__ = ("client", "head", "plan", "up", "pending", "pending_size", "req_done", "resp_status", "rechunk", "t0",
+                 "ttfb", "reused", "redialed", "replay", "done", "refusal", "deadline", "own_deadline")  # fmt: skip
 
     def __init__(self, client: Client, head: RequestHead, refusal: ProxyFailure | None = None) -> None:
         self.client = client
@@ -100,6 +101,7 @@ class Exchange:
         self.t0 = 0.0
         self.ttfb = 0.0
         self.reused = False
+        self.redialed = False  # resent once after a new connection closed before any response
         self.replay: list[bytes] | None = None  # body bytes sent so far, while another attempt is possible
         self.done = False
         self.refusal = refusal  # answered with this failure when its turn comes (read too far ahead)
@@ -285,9 +287,13 @@ class Exchange:
         self._drop_up()
         if self.done:
             return
-        # A pooled connection the server closed just before our request: once more on a fresh one.
+        # Closed before any response to a bodiless request: once more on a fresh connection. A pooled one the
+        # server closed just before our request; or, once, a new one for an idempotent method: a killed app's
+        # kept-alive connections close before its listener, which resets the connection it queued meanwhile.
         bodiless = self.replay is not None and not self.replay and not self.head.content_length
-        if not self.resp_status and self.reused and isinstance(exc, UpstreamClosed) and bodiless:
+        again = self.reused or (not self.redialed and self.head.method in IDEMPOTENT)
+        if not self.resp_status and isinstance(exc, UpstreamClosed) and bodiless and again:
+            self.redialed |= not self.reused
             self._resend(fresh=True)
             return
         plan = self.plan

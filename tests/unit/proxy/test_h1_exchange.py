@@ -211,6 +211,37 @@ def test_a_pooled_connection_closed_under_a_bodiless_request_is_resent_on_a_fres
     assert client.written.startswith(b"HTTP/1.1 200")
 
 
+def test_a_new_connection_closed_under_an_idempotent_bodiless_request_is_redialed_once() -> None:
+    # A killed app's listener outlives its kept-alive connections by a moment and resets what it queued.
+    client, ex = started(b"GET /books/4 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    attach(ex)
+    ex.upstream_failed(UpstreamClosed("reset"))
+    assert client.dials[-1] == (ex.endpoint, True) and client.written == b""
+    up = attach(ex)
+    assert up.sent.startswith(b"GET /books/4 HTTP/1.1\r\n")
+    ex.upstream_failed(UpstreamClosed("reset"))
+    assert len(client.dials) == 2 and client.written.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert b"mesh-proxy-error: upstream closed\r\n" in client.written
+
+
+def test_a_pooled_then_a_new_connection_closed_under_a_get_is_still_redialed() -> None:
+    client, ex = started(b"GET /books/4 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    ex.attach(FakeUpstream(ex.endpoint), reused=True)
+    ex.upstream_failed(UpstreamClosed("closed"))
+    attach(ex)
+    ex.upstream_failed(UpstreamClosed("reset"))
+    assert client.dials[1:] == [(ex.endpoint, True), (ex.endpoint, True)] and client.written == b""
+    attach(ex).answer(OK)
+    assert client.written.startswith(b"HTTP/1.1 200")
+
+
+def test_a_new_connection_closed_under_a_post_is_not_sent_again() -> None:
+    client, ex = started(b"POST /books/4/rate HTTP/1.1\r\nHost: books:7000\r\n\r\n")
+    attach(ex)
+    ex.upstream_failed(UpstreamClosed("closed"))
+    assert len(client.dials) == 1 and client.written.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+
+
 def test_no_response_before_the_deadline_is_504_with_the_reason() -> None:
     client, ex = started(b"GET /books/5 HTTP/1.1\r\nHost: books:7000\r\n\r\n")
     attach(ex)
