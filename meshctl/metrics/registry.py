@@ -27,7 +27,7 @@ PEERS = ("src", "dst")
 OVERFLOW_LABELS = ("authority", "rt_route", "series", "status_code", "reason")
 POLICY_FAMILIES = {
     "retry_budget_exhausted_total": "Retries not made because the destination's retry budget was spent.",
-    "endpoint_ejections_total": "Endpoints taken out of balancing for failing (failures in a row or a low success rate).",
+    "endpoint_ejections_total": "Endpoints ejected for failing (failures in a row or a low success rate).",
     "faults_injected_total": "Requests aborted by a FaultInjection.",
     "delays_injected_total": "Requests delayed by a FaultInjection.",
     "authz_denied_total": "Requests refused by access policy (TrafficTarget), by the policies that select the server.",
