@@ -50,7 +50,11 @@ FAILURE_RATE = 0.3
 LATENCY_MS = 150.0
 WINDOW = "2m"
 WINDOW_S = 120
-SLACK_MS = 50.0
+# Time outside the measuring proxy. On loopback it is a few ms, but on a loaded two-core CI machine
+# (the suite runs two workers beside the mesh and Prometheus) a p95 or p99 request spends up to ~100 ms
+# waiting for a CPU there: a 50 ms slack failed about one full run in three with the reported quantile
+# one bucket low, never high.
+SLACK_MS = 150.0
 CLIENTS = 4
 # route name -> (method, path pattern, body, requests); each request uses the next id 1..10.
 MIX: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
