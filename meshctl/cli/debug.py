@@ -10,19 +10,16 @@ the `kubectl` lines that reach it.
 from __future__ import annotations
 
 import contextlib
-import signal
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO
 
 import typer
 
 from meshctl.cli.context import CliContext, PlatformName
 from meshctl.cli.examples import examples
+from meshctl.cli.interrupts import terminate_as_interrupt
 from meshctl.cli.style import color_enabled
 from meshctl.errors import MeshError, UnreachableError, UsageError
 
@@ -64,23 +61,6 @@ def render(event: HttpEvent, fmt: str) -> str:
     head = f"{kind} pod={event.instance} leg={leg} src={event.src} dst={event.dst}"
     status = f" :status={event.status}" if event.status is not None else ""
     return f"{head}{status} :method={event.method or '?'} :path={event.path or '?'}"
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """`kill` ends a session as Ctrl-C does: the captures stop and the pcap file is complete."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def check_filter(tshark: str, expression: str) -> None:
@@ -153,7 +133,7 @@ def _run_local(cli: CliContext, proxies: list[ProxyInfo], fmt: str, expression: 
 
     session: DebugSession | None = None
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             session = _local_session(cli, proxies, expression, out)
             try:
                 session.start()

@@ -6,12 +6,7 @@ stdout. Heavy modules are imported inside the commands so `meshctl --help` stays
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 import typer
@@ -19,6 +14,7 @@ import typer
 from meshctl.cli.completers import namespace_names
 from meshctl.cli.context import CliContext, OutputFormat
 from meshctl.cli.examples import examples
+from meshctl.cli.interrupts import terminate_as_interrupt
 from meshctl.cli.style import Palette, Tone, color_enabled
 from meshctl.errors import ExitCode, MeshError, UsageError
 
@@ -42,21 +38,6 @@ class StreamReporter:
     def note(self, message: str) -> None:
         self.stream.write(f"  {message}\n")
         self.stream.flush()
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _lifecycle(cli: CliContext, command: str) -> LocalPlatform:
@@ -248,7 +229,7 @@ def register(app: typer.Typer) -> None:
         )
         cli.stderr.write(f"Starting the local mesh in {platform.home} (subnet {subnet})\n")
         try:
-            with _terminate_as_interrupt():  # `kill` of a starting `up` cleans up like Ctrl-C does
+            with terminate_as_interrupt():  # `kill` of a starting `up` cleans up like Ctrl-C does
                 result = platform.up(options, StreamReporter(cli.stderr))
         except KeyboardInterrupt:
             raise MeshError(
