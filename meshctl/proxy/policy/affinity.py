@@ -101,15 +101,6 @@ class SessionAffinity(_Stateful):
         a, _ = self._two(endpoints)
         return a
 
-    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
-        load = self._loads.get(endpoint)
-        if load is not None:
-            load.pending = max(0, load.pending - 1)
-            if unreachable:
-                self._unreachable(load)
-            elif latency_s > 0.0:
-                self._reachable_again(load)
-
     def retain(self, endpoints: Iterable[object]) -> None:
         keep = set(endpoints)
         super().retain(keep)

@@ -176,6 +176,16 @@ class _Stateful:
     def start(self, endpoint: object) -> None:
         self._load(endpoint).pending += 1
 
+    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
+        """Requests in flight and reachability; PeakEwma also records the latency."""
+        load = self._loads.get(endpoint)
+        if load is not None:
+            load.pending = max(0, load.pending - 1)
+            if unreachable:
+                self._unreachable(load)
+            elif latency_s > 0.0:
+                self._reachable_again(load)
+
     def retain(self, endpoints: Iterable[object]) -> None:
         keep = set(endpoints)
         for gone in [e for e in self._loads if e not in keep]:
@@ -238,15 +248,6 @@ class LeastRequest(_Stateful):
             return a
         la, lb = self._loads.get(a), self._loads.get(b)
         return a if (la.pending if la else 0) <= (lb.pending if lb else 0) else b
-
-    def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
-        load = self._loads.get(endpoint)
-        if load is not None:
-            load.pending = max(0, load.pending - 1)
-            if unreachable:
-                self._unreachable(load)
-            elif latency_s > 0.0:
-                self._reachable_again(load)
 
 
 class RoundRobin:
