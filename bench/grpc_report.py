@@ -38,7 +38,23 @@ def summarize_grpc(runs: list[dict[str, Any]]) -> dict[str, Any]:
     base = out.get(BASELINE, {}).get("calls_per_s")
     for entry in out.values():
         entry["x_direct"] = entry["calls_per_s"] / base if base else None
+    # What each arm would carry with its cores to itself, relative to direct: a shared machine takes part
+    # of a core away from a run, not from the CPU a call costs. An arm is as fast as its slower core: the
+    # proxies' (CPU 1) or the client's and server's (CPU 0).
+    base_capacity = _capacity(out.get(BASELINE))
+    for entry in out.values():
+        capacity = _capacity(entry)
+        entry["x_direct_per_cpu"] = capacity / base_capacity if capacity and base_capacity else None
     return out
+
+
+def _capacity(entry: dict[str, Any] | None) -> float | None:
+    if not entry or entry["calls_per_s"] <= 0:
+        return None
+    cores = [entry["server_cpu"] + entry["client_cpu"], *([entry["proxy_cpu"]] if entry["proxy_cpu"] else [])]
+    if min(cores) <= 0:
+        return None
+    return float(entry["calls_per_s"] / max(cores))
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -69,16 +85,19 @@ def grpc_markdown(arms: dict[str, Any], settings: dict[str, Any], skipped: str =
         "against a grpc.aio server; closed loop, like wrk. Proxies on CPU 1 (both on it in the two-hop arm); "
         "the server and the client on CPU 0. CPU is sampled over the measured window only; CPU µs/call = the "
         "proxies' CPU over the calls they carried. Server and client CPU near 1.0 together mean CPU 0, not "
-        "the proxies, was the bound.",
+        "the proxies, was the bound. *× direct per CPU-s* compares calls per second as if every core of the "
+        "arm were its own (calls/s over the busier core's CPU use, CPU 0's or the proxies'), with direct's "
+        "likewise: the steadier figure when other processes share the cores.",
         "",
-        "| arm | × direct | calls/s (min…max) | p50 ms | p99 ms | proxy CPU (cores) | CPU µs/call "
-        "| server CPU | client CPU | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | × direct | × direct per CPU-s | calls/s (min…max) | p50 ms | p99 ms | proxy CPU (cores) "
+        "| CPU µs/call | server CPU | client CPU | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, e in arms.items():
         errors = ", ".join(f"{code} {n}" for code, n in e["errors_by_status"].items()) or "0"
         lines.append(
-            f"| {arm} | {_num(e['x_direct'], '.2f')} | {_rate(e)} | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} "
+            f"| {arm} | {_num(e['x_direct'], '.2f')} | {_num(e['x_direct_per_cpu'], '.2f')} | {_rate(e)} "
+            f"| {e['p50_ms']:.2f} | {e['p99_ms']:.2f} "
             f"| {_num(e['proxy_cpu'], '.2f')} | {_num(e['cpu_us_per_call'], '.0f')} | {e['server_cpu']:.2f} "
             f"| {e['client_cpu']:.2f} | {errors} |"
         )

@@ -151,7 +151,8 @@ def _budgets(
         "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct"),
     }
     per_cpu = {"throughput_1hop_x_haproxy": tput.get(ONE_HOP, {}).get("x_haproxy_per_cpu"),
-               "throughput_2hop_x_haproxy": tput.get(TWO_HOP, {}).get("x_haproxy_per_cpu")}  # fmt: skip
+               "throughput_2hop_x_haproxy": tput.get(TWO_HOP, {}).get("x_haproxy_per_cpu"),
+               "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct_per_cpu")}  # fmt: skip
     rows = []
     for key, what, limit, kind in BUDGETS:
         value = measured[key]
