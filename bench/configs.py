@@ -21,11 +21,14 @@ MESH_SERVICE = "nginx"
 # (one hop).
 DIRECT_SERVICE = "nginx-direct"
 SERVICE_PORT = 80
+# The gRPC service (bench.grpc_service, the demo's Ratings contract) behind its own server-side sidecar.
+GRPC_SERVICE = "ratings"
+GRPC_SERVICE_PORT = 7003
 
 
-def authority(service: str) -> str:
+def authority(service: str, port: int = SERVICE_PORT) -> str:
     """The canonical authority the client puts in its Host header to address a mesh service."""
-    return f"{service_fqdn(service, NAMESPACE)}:{SERVICE_PORT}"
+    return f"{service_fqdn(service, NAMESPACE)}:{port}"
 
 
 def nginx_conf(tmp: Path, port: int, h2_port: int | None = None, body_bytes: int = BODY_BYTES) -> str:
@@ -114,6 +117,8 @@ class MeshPlan:
     client: ProxyPorts  # the client's sidecar: its outbound listener is what the load tools hit
     server: ProxyPorts  # nginx's sidecar: mTLS inbound, forwards to nginx
     one_hop: ProxyPorts  # a client sidecar whose only service is nginx itself, not meshed (plaintext)
+    grpc: ProxyPorts | None = None  # the gRPC server's sidecar: mTLS inbound, forwards to grpc_app_port
+    grpc_app_port: int = 0
 
     @property
     def identity_dir(self) -> Path:
@@ -130,6 +135,7 @@ class MeshPlan:
 CLIENT_POD = "bench-client-0"
 SERVER_POD = "nginx-0"
 ONE_HOP_POD = "bench-client-1"
+GRPC_POD = "ratings-0"
 
 
 def _identity(service_account: str) -> str:
@@ -137,8 +143,11 @@ def _identity(service_account: str) -> str:
 
 
 def control_config(plan: MeshPlan) -> dict[str, Any]:
-    """ControlConfig: the nginx service, whose one endpoint is the server proxy's mTLS inbound."""
+    """ControlConfig: the nginx service, whose one endpoint is the server proxy's mTLS inbound (and the gRPC
+    service likewise when the plan has one)."""
     pods = {CLIENT_POD: _identity("bench-client"), SERVER_POD: _identity("nginx")}
+    if plan.grpc is not None:
+        pods[GRPC_POD] = _identity(GRPC_SERVICE)
     return {
         "listen": f"127.0.0.1:{plan.control_port}",
         "admin": f"127.0.0.1:{plan.control_admin_port}",
@@ -163,9 +172,17 @@ def control_config(plan: MeshPlan) -> dict[str, Any]:
                     }
                 ],
             },
+            *([_grpc_service(plan.grpc, pods[GRPC_POD])] if plan.grpc is not None else []),
         ],
         "cert_lifetime_hours": 24,
     }
+
+
+def _grpc_service(ports: ProxyPorts, identity: str) -> dict[str, Any]:
+    endpoint = {"address": "127.0.0.1", "port": ports.inbound, "pod": GRPC_POD, "identity": identity,
+                "labels": {"deployment": GRPC_SERVICE}}  # fmt: skip
+    return {"name": GRPC_SERVICE, "namespace": NAMESPACE, "port": GRPC_SERVICE_PORT, "protocol": "grpc",
+            "endpoints": [endpoint]}  # fmt: skip
 
 
 def one_hop_snapshot(plan: MeshPlan) -> dict[str, Any]:
@@ -182,10 +199,13 @@ def one_hop_snapshot(plan: MeshPlan) -> dict[str, Any]:
 
 
 def proxy_config(plan: MeshPlan, pod: str) -> dict[str, Any]:
-    """ProxyConfig of a client-side proxy (outbound used) or of the server-side one (inbound used)."""
-    server_side = pod == SERVER_POD
-    ports = {SERVER_POD: plan.server, CLIENT_POD: plan.client, ONE_HOP_POD: plan.one_hop}[pod]
-    account = "nginx" if server_side else "bench-client"
+    """ProxyConfig of a client-side proxy (outbound used) or of a server-side one (inbound used)."""
+    server_side = pod in (SERVER_POD, GRPC_POD)
+    ports = {SERVER_POD: plan.server, CLIENT_POD: plan.client, ONE_HOP_POD: plan.one_hop, GRPC_POD: plan.grpc}[pod]
+    if ports is None:
+        raise ValueError(f"the plan has no ports for {pod}")
+    grpc = pod == GRPC_POD
+    account = GRPC_SERVICE if grpc else "nginx" if server_side else "bench-client"
     return {
         "pod": pod,
         "namespace": NAMESPACE,
@@ -194,8 +214,8 @@ def proxy_config(plan: MeshPlan, pod: str) -> dict[str, Any]:
         "identity": _identity(account),
         "inbound": {
             "listen": f"127.0.0.1:{ports.inbound}",
-            "app": f"127.0.0.1:{plan.nginx_port}",
-            "app_protocol": "http",
+            "app": f"127.0.0.1:{plan.grpc_app_port if grpc else plan.nginx_port}",
+            "app_protocol": "grpc" if grpc else "http",
         },
         "outbound": None if server_side else {"listen": f"127.0.0.1:{ports.outbound}"},
         "ingress": None,

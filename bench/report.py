@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.grpc_report import grpc_markdown, summarize_grpc
+
 # Process names of our proxies judged against the memory budgets: the real entry point only (the control
 # plane is not on the data path; bench.sidecar's one-hop proxy, "sidecar-*", lacks the control client).
 OURS_PREFIX = "proxy-"
@@ -28,6 +30,7 @@ BUDGETS: tuple[tuple[str, str, float, str], ...] = (
     ("throughput_2hop_x_haproxy", "one-core throughput, two proxies with mTLS (× HAProxy)", 0.33, "min"),
     ("idle_rss_mib", "proxy RSS idle (MiB)", 35.0, "max"),
     ("rate_rss_mib", "proxy RSS at 1,000 rps (MiB)", 50.0, "max"),
+    ("grpc_2hop_x_direct", "gRPC unary, 64 in flight, two proxies with mTLS (× direct)", 0.6, "min"),
 )
 
 
@@ -131,7 +134,9 @@ def _memory(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _budgets(lat: dict[str, Any], tput: dict[str, Any], mem: dict[str, Any]) -> list[dict[str, Any]]:
+def _budgets(
+    lat: dict[str, Any], tput: dict[str, Any], mem: dict[str, Any], grpc: dict[str, Any]
+) -> list[dict[str, Any]]:
     ours = {n: m for n, m in mem.items() if n.startswith(OURS_PREFIX)}
     two_hop = lat.get(rate_key(BUDGET_RATE), {}).get(TWO_HOP, {})
     measured: dict[str, float | None] = {
@@ -143,9 +148,11 @@ def _budgets(lat: dict[str, Any], tput: dict[str, Any], mem: dict[str, Any]) -> 
         "rate_rss_mib": max(
             (m["peak_kib_at_rate"] / MIB for m in ours.values() if m["peak_kib_at_rate"]), default=None
         ),
+        "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct"),
     }
     per_cpu = {"throughput_1hop_x_haproxy": tput.get(ONE_HOP, {}).get("x_haproxy_per_cpu"),
-               "throughput_2hop_x_haproxy": tput.get(TWO_HOP, {}).get("x_haproxy_per_cpu")}  # fmt: skip
+               "throughput_2hop_x_haproxy": tput.get(TWO_HOP, {}).get("x_haproxy_per_cpu"),
+               "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct_per_cpu")}  # fmt: skip
     rows = []
     for key, what, limit, kind in BUDGETS:
         value = measured[key]
@@ -160,16 +167,18 @@ def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
     tput = _throughput(results.get("throughput_runs", []))
     h2 = _throughput(results.get("h2_runs", []))
     mem = _memory(results)
-    budgets = _budgets(lat, tput, mem)
+    grpc = summarize_grpc(results.get("grpc_runs", []))
+    budgets = _budgets(lat, tput, mem, grpc)
     complete = (
         results.get("mesh_error") is None
         and not results.get("crashed")
         and all(e["valid_runs"] == e["runs"] for arms in lat.values() for e in arms.values())
-        and all(e["errors"] == 0 for e in (*tput.values(), *h2.values()))
+        and all(e["errors"] == 0 for e in (*tput.values(), *h2.values(), *grpc.values()))
+        and not results.get("grpc_crashed")
+        and not results.get("grpc_error")
     )
-    return {
-        "latency": lat, "throughput": tput, "h2": h2, "memory": mem, "budgets": budgets, "complete": complete
-    }  # fmt: skip
+    return {"latency": lat, "throughput": tput, "h2": h2, "grpc": grpc, "memory": mem, "budgets": budgets,
+            "complete": complete}  # fmt: skip
 
 
 # -- markdown ----------------------------------------------------------------------------------------
@@ -298,8 +307,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             *_throughput_table(s["h2"]),
             *(f"\nLeft out: {arm}: {why}." for arm, why in results.get("h2_skipped", {}).items()),
         ]
+    lines += ["", *grpc_markdown(s.get("grpc", {}), st, results.get("grpc_skipped", ""))]
     lines += [
-        "",
         "## Memory (MiB)",
         "",
         "PSS counts each shared page (the interpreter's and the extension modules' code) divided among the "
@@ -313,8 +322,9 @@ def render_markdown(results: dict[str, Any]) -> str:
                      f"| {_mib(e['peak_kib_at_rate'])} | {_mib(e['after_peak_kib'])} |")  # fmt: skip
     if results.get("mesh_error"):
         lines += ["", f"Our proxies were not measured: {results['mesh_error'].splitlines()[0]}"]
-    if results.get("crashed"):
-        lines += ["", f"Processes that died during the run: {', '.join(results['crashed'])}"]
+    if results.get("crashed") or results.get("grpc_crashed"):
+        died = [*results.get("crashed", []), *results.get("grpc_crashed", [])]
+        lines += ["", f"Processes that died during the run: {', '.join(died)}"]
     if not s["complete"]:
         lines += ["", "**This run is incomplete** (invalid runs, errors or a missing arm): read it with care."]
     return "\n".join(lines) + "\n"

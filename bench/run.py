@@ -6,8 +6,10 @@
 Phase 1 offers fixed rates through every arm with the open-loop driver (rounds alternate the arms) and
 reports the latency added over the direct arm of the same round, plus the proxies' RSS and CPU at that
 rate. Phase 2 runs `wrk -t1` for peak requests/s, each proxy pinned to one core, reported as ratios to
-HAProxy and to direct. Phase 3 does the same over HTTP/2 (h2c) with h2load, one round. The run writes
-its JSON and LATEST.md to --out and prints the markdown.
+HAProxy and to direct. Phase 3 does the same over HTTP/2 (h2c) with h2load, one round. Phase 4 keeps
+64 gRPC unary calls in flight (bench.grpc_bench), direct and through two proxies. The run writes its JSON
+and LATEST.md to --out and prints the markdown; `--only SECTION` runs some phases (its markdown goes to
+LATEST-<sections>.md, beside the full job's).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import grpc_bench
 from bench.h2load import H2loadResult, run_h2load
 from bench.procs import BenchError, Proc, Processes, cpu_seconds, pss_kib, rss_kib
 from bench.report import render_markdown, summarize_results
@@ -43,6 +46,7 @@ from bench.topology import (
 from bench.wrk import WrkResult, run_wrk
 
 RESULTS_DIR = REPO / "bench" / "results"
+SECTIONS = ("latency", "throughput", "h2", "grpc")
 
 
 def _sample_while(proc: Proc, watched: list[Proc], timeout_s: float) -> dict[str, int]:
@@ -148,6 +152,20 @@ def h2_throughput(procs: Processes, arm: Arm, args: argparse.Namespace, log: Any
     }  # fmt: skip
 
 
+def grpc_phase(procs: Processes, tmp: Path, mesh_procs: dict[str, Proc], args: argparse.Namespace,
+               log: Any) -> dict[str, Any]:  # fmt: skip
+    """The gRPC section's part of the results; why it was not measured when it was not."""
+    if not args.grpc_seconds:
+        return {"grpc_skipped": "--grpc-seconds 0"}
+    if not mesh_procs:
+        return {"grpc_skipped": "our proxies are not part of this run"}
+    try:
+        return grpc_bench.grpc_section(procs, tmp, mesh_procs, args, log)
+    except BenchError as exc:
+        log(f"bench: the gRPC section failed: {exc}")
+        return {"grpc_error": str(exc), "grpc_skipped": f"failed: {str(exc).splitlines()[0]}"}
+
+
 def _short_commit() -> tuple[str, bool]:
     def git(*cmd: str) -> str:
         try:
@@ -202,7 +220,7 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         results["idle_rss_kib"] = {p.name: rss_kib(p.pid) for p in idle}
         results["idle_pss_kib"] = {p.name: pss_kib(p.pid) for p in idle}
         latency_runs: list[dict[str, Any]] = []
-        for rnd in range(args.rounds):
+        for rnd in range(args.rounds if "latency" in args.sections else 0):
             for rate in args.rate:
                 for arm in arms:
                     log(f"bench: latency round {rnd + 1}/{args.rounds}: {arm.name} at {rate:g} rps")
@@ -214,7 +232,7 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                         + "".join(f"; {w}" for w in res["warnings"])
                         + (f" (best of {res['attempts']})" if res["attempts"] > 1 else ""))  # fmt: skip
         throughput_runs: list[dict[str, Any]] = []
-        for rnd in range(args.rounds):
+        for rnd in range(args.rounds if "throughput" in args.sections else 0):
             for arm in arms:
                 log(
                     f"bench: throughput round {rnd + 1}/{args.rounds}: {arm.name} (wrk -t1 "
@@ -223,9 +241,11 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 res = throughput(procs, arm, args, f"{rnd}-{arm.name}")
                 throughput_runs.append({"round": rnd, "arm": arm.name, **res})
                 log(f"       {res['rps']:.0f} req/s, {res['errors']} errors")
-        h2_arms = [arm for arm in arms if not arm.h2_skip] if args.h2_seconds else []
+        h2_arms = [arm for arm in arms if not arm.h2_skip] if args.h2_seconds and "h2" in args.sections else []
         h2_runs = [h2_throughput(procs, arm, args, log) for arm in h2_arms]
         results["h2_skipped"] = {arm.name: arm.h2_skip for arm in arms if arm.h2_skip and args.h2_seconds}
+        if "grpc" in args.sections:
+            results.update(grpc_phase(procs, tmp, mesh_procs, args, log))
         for proc in (*mesh_procs.values(), nginx):
             if not proc.alive():
                 results.setdefault("crashed", []).append(proc.name)
@@ -259,6 +279,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="1 round at 1000 rps (unless --rate), 3 s phases, no reruns"
     )
     parser.add_argument("--no-mesh", action="store_true", help="only nginx and HAProxy")
+    grpc_bench.add_arguments(parser)
+    parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
+                        help=f"run only this phase (repeatable): {', '.join(SECTIONS)}")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON and LATEST.md")
     parser.add_argument(
         "--control-scale",
@@ -270,12 +293,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rounds, args.duration, args.warmup, args.wrk_seconds, args.retries = 1, 3.0, 1.0, 3, 0
         args.rate = args.rate or [1000.0]
         args.h2_seconds = 2 if args.h2_seconds is None else args.h2_seconds
+        args.grpc_seconds = 2.0 if args.grpc_seconds is None else args.grpc_seconds
     args.h2_seconds = 5 if args.h2_seconds is None else args.h2_seconds
+    args.grpc_seconds = 5.0 if args.grpc_seconds is None else args.grpc_seconds
+    args.sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
     args.rate = args.rate or [1000.0, 200.0]
     if args.rounds < 1 or args.duration <= 0 or args.wrk_seconds < 1 or args.retries < 0 or args.h2_seconds < 0:
         parser.error("rounds, duration and wrk seconds must be positive, retries not negative")
     if any(r <= 0 for r in args.rate):
         parser.error("rates must be positive")
+    if args.grpc_seconds < 0 or args.grpc_warmup < 0 or args.grpc_in_flight < 1:
+        parser.error("gRPC seconds and warm-up must not be negative, in-flight calls at least 1")
     if args.control_scale:
         from bench.control_scale import parse_sizes  # it imports this module: only when asked for
 
@@ -322,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     markdown = render_markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / json_name).write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "LATEST.md").write_text(markdown)
-    log(f"bench: wrote {args.out / json_name} and {args.out / 'LATEST.md'}")
+    # A run of some phases must not replace the full job's report.
+    md_name = f"LATEST-{'-'.join(args.sections)}.md" if args.only else "LATEST.md"
+    (args.out / md_name).write_text(markdown)
+    log(f"bench: wrote {args.out / json_name} and {args.out / md_name}")
     print(markdown)
     status = 0 if results["summary"]["complete"] else 1
     if args.control_scale:

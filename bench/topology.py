@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.configs import (
     CLIENT_POD,
     DIRECT_SERVICE,
+    GRPC_POD,
     MESH_SERVICE,
     ONE_HOP_POD,
     SERVER_POD,
@@ -100,7 +101,8 @@ def plan_mesh(tmp: Path, nginx_port: int) -> MeshPlan:
     def ports() -> ProxyPorts:
         return ProxyPorts(inbound=free_port(), outbound=free_port(), admin=free_port())
 
-    return MeshPlan(tmp, nginx_port, free_port(), free_port(), client=ports(), server=ports(), one_hop=ports())
+    return MeshPlan(tmp, nginx_port, free_port(), free_port(), client=ports(), server=ports(), one_hop=ports(),
+                    grpc=ports(), grpc_app_port=free_port())  # fmt: skip
 
 
 def write_mesh_files(plan: MeshPlan) -> tuple[Path, dict[str, Path]]:
@@ -113,7 +115,7 @@ def write_mesh_files(plan: MeshPlan) -> tuple[Path, dict[str, Path]]:
     control = plan.tmp / "control.json"
     control.write_text(json.dumps(control_config(plan), indent=2))
     configs: dict[str, Path] = {}
-    for pod in (CLIENT_POD, SERVER_POD, ONE_HOP_POD):
+    for pod in (CLIENT_POD, SERVER_POD, ONE_HOP_POD, *([GRPC_POD] if plan.grpc else [])):
         _write_private(plan.token_file(pod), plan.token(pod))
         path = plan.tmp / "proxies" / f"{pod}.json"
         path.parent.mkdir(exist_ok=True)

@@ -8,6 +8,9 @@ from google.protobuf import json_format
 
 from bench.configs import (
     CLIENT_POD,
+    GRPC_POD,
+    GRPC_SERVICE,
+    GRPC_SERVICE_PORT,
     ONE_HOP_POD,
     SERVER_POD,
     MeshPlan,
@@ -21,6 +24,7 @@ from bench.configs import (
 )
 from meshctl.api import mesh_pb2
 from meshctl.control.config import hash_token, parse_control_config
+from meshctl.control.store import MeshStore
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.policy.resolve import router_from_snapshot
 
@@ -62,6 +66,25 @@ def test_the_one_hop_snapshot_routes_nginx_direct_to_nginx_in_plaintext(tmp_path
     assert dest is not None
     (endpoint,) = dest.endpoints
     assert (endpoint.port, endpoint.identity) == (plan.nginx_port, "")
+
+
+def test_the_grpc_service_is_meshed_behind_its_own_sidecar(tmp_path: Path) -> None:
+    plan = MeshPlan(**{**vars(_plan(tmp_path)), "grpc": ProxyPorts(44143, 44140, 44191), "grpc_app_port": 17003})
+    config = parse_control_config(control_config(plan), base=tmp_path)
+    assert {t.pod for t in config.tokens.values()} == {CLIENT_POD, SERVER_POD, GRPC_POD}
+    # What the client sidecar is told: the ratings authority leads to the gRPC sidecar's mTLS inbound.
+    router = router_from_snapshot(MeshStore(None, config).snapshot, "bench")
+    dest = router.resolve(authority(GRPC_SERVICE, GRPC_SERVICE_PORT))
+    assert dest is not None and dest.protocol == "grpc"
+    (endpoint,) = dest.endpoints
+    assert endpoint.port == 44143 and endpoint.identity == config.tokens[GRPC_POD].identity
+    sidecar = parse_proxy_config(proxy_config(plan, GRPC_POD))
+    assert sidecar.inbound is not None and sidecar.outbound is None
+    assert (sidecar.inbound.listen.port, sidecar.inbound.app.port, sidecar.inbound.app_protocol) == (
+        44143, 17003, "grpc")  # fmt: skip
+    assert sidecar.identity == endpoint.identity
+    # Without gRPC ports the plan meshes nginx alone, as before.
+    assert len(parse_control_config(control_config(_plan(tmp_path)), base=tmp_path).services) == 1
 
 
 def test_nginx_and_haproxy_configs_serve_h1_and_h2c_on_their_ports(tmp_path: Path) -> None:
