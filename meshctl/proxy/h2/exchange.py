@@ -261,9 +261,14 @@ class Exchange:
             return
         self.fail(UpstreamReset(reason))
 
-    def upstream_lost(self, reason: str) -> None:
+    def upstream_lost(self, reason: str, resend: bool = False) -> None:
+        """The upstream connection is gone; `resend`: the request cannot have been processed, send it again."""
         self._detach_up(reset=False)
-        if self.done or (self.plan.budget is not None and self._retry_reset()):
+        if self.done or (resend and self.attempts < MAX_ATTEMPTS and not self.answered):
+            if not self.done:
+                self._again()
+            return
+        if self.plan.budget is not None and self._retry_reset():
             return
         self.fail(UpstreamReset(reason))
 

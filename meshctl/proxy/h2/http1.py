@@ -29,6 +29,7 @@ _WINDOW = 64 * 1024  # request bytes accepted per pump: the transport's own buff
 _PAUSE_AT = 1024 * 1024  # response bytes handed on but not yet written downstream
 _RESUME_AT = 256 * 1024
 _SID = 1  # the one "stream" of a connection
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))  # RFC 9110 9.2.2
 MAX_IDLE = 32  # idle connections kept per app address
 
 
@@ -55,6 +56,8 @@ class Http1Upstream(asyncio.Protocol):
         self.reading_paused = False
         self.unacked = 0
         self.closed = False
+        self.requests = 0  # requests started on this connection: more than one means it was reused
+        self.answering = False  # a byte of a response to the current request arrived
 
     @property
     def side(self) -> Http1Upstream:
@@ -66,6 +69,7 @@ class Http1Upstream(asyncio.Protocol):
         self.pool.opened(self, True)
 
     def data_received(self, data: bytes) -> None:
+        self.answering = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -86,14 +90,21 @@ class Http1Upstream(asyncio.Protocol):
         self.closed = True
         self.pool.opened(self, False)
         self.pool.discard(self)
-        self._lost("the app closed the connection")
+        self._lost("the app closed the connection", closed=True)
         self.pool.outbox_flush()
 
-    def _lost(self, reason: str) -> None:
+    def _lost(self, reason: str, closed: bool = False) -> None:
         self.streams.clear()
         for ex in list(self.exchanges.values()):
-            ex.upstream_lost(reason)
+            ex.upstream_lost(reason, resend=closed and not self.answering and self._resendable(ex))
         self.close()
+
+    def _resendable(self, ex: Exchange) -> bool:
+        """Closed before any byte of a response to a bodiless request: the app cannot have acted on it when
+        the connection was a pooled one it closed just as we wrote (its keep-alive timeout), nor, once, for an
+        idempotent method on a new one (a killed app's listener resets what it queued). As h1/exchange.py."""
+        bodiless = ex.replay == [] and ex.req_sent_end and not ex.head.content_length
+        return bodiless and (self.requests > 1 or (ex.attempts == 1 and ex.head.method in IDEMPOTENT))
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -133,6 +144,8 @@ class Http1Upstream(asyncio.Protocol):
         self.response_done = self.reusable = False
         self.headers, self.trailers, self.in_body = [], [], False
         self.streams[_SID] = 0
+        self.requests += 1
+        self.answering = False
         head = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (method, path or b"/", authority, b"".join(fields))
         self.transport.write(head)
         return _SID
