@@ -68,8 +68,6 @@ class _LengthUncheckedStream(H2Stream):
 class ProxyConnection(H2Connection):
     """python-h2 with three RFC 9113 behaviours it lacks, all needed to proxy without collateral damage."""
 
-    preface = b""  # python-h2 queues its preface itself (ngh2_conn's is patched, then sent by the core)
-
     def receive_data(self, data: Any) -> list[Any]:
         """python-h2's events in the shape the ends read (ngh2's): `end_stream`, `opaque_data`, no padding."""
         events: list[Any] = super().receive_data(data)

@@ -108,7 +108,7 @@ class H2Side:
         self.streams: dict[int, int] = {}  # open stream id -> _REMOTE_DONE | _LOCAL_DONE | _ANSWERED
         self._length_left: dict[int, int] = {}  # body bytes a stream's content-length still announces
         self.marked = False
-        self._early = self.h2.preface  # frames built outside the codec (graceful GOAWAY), sent before its output
+        self._early = b""  # frames built outside the codec (graceful GOAWAY), sent before its output
         self.highest_in = 0  # the highest stream id the peer opened (the last one a GOAWAY may name)
         outbox.mark(self)
 
@@ -319,6 +319,15 @@ class H2Side:
             return
         self._closed(sid, premature=not state & _ANSWERED)
         out.append(Reset(sid, int(ev.error_code or 0), f"reset by peer ({code_name(ev.error_code)})"))
+
+    def _codec_reset(self, ev: Any, out: list[Event]) -> None:
+        """ngh2: nghttp2 closed a stream the core still has open (it reset a malformed message itself)."""
+        sid = ev.stream_id
+        state = self.streams.pop(sid)
+        self._closed(sid, premature=not state & _ANSWERED)
+        code = ev.error_code or ErrorCodes.PROTOCOL_ERROR
+        reason = f"malformed message: {ev.local_error}" if ev.local_error else f"reset ({code_name(code)})"
+        out.append(Reset(sid, code, reason[:200]))
 
 
 class Outbox:

@@ -40,7 +40,9 @@ _ALLOW = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE"  # every method 
 
 # Both codecs' events, by kind: one dict lookup per event, and the ends read the fields the two share
 # (python-h2's events get ngh2's `end_stream` and `opaque_data` in conn.ProxyConnection.receive_data).
-_REQUEST, _RESPONSE, _DATA, _TRAILERS, _RESET, _WINDOW, _PING_ACK, _CONTROL, _GOAWAY, _CLOSED = range(10)
+_REQUEST, _RESPONSE, _DATA, _TRAILERS, _RESET, _WINDOW, _PING_ACK, _CONTROL, _GOAWAY, _CLOSED, _STREAM_CLOSED = range(
+    11
+)
 _KIND: dict[type, int] = {
     h2e.RequestReceived: _REQUEST,
     ngh2.RequestReceived: _REQUEST,
@@ -66,6 +68,7 @@ _KIND: dict[type, int] = {
     h2e.ConnectionTerminated: _GOAWAY,
     ngh2.GoAwayReceived: _GOAWAY,
     ngh2.ConnectionClosed: _CLOSED,  # nghttp2 closed it (a protocol error): its GOAWAY is queued
+    ngh2.StreamClosed: _STREAM_CLOSED,  # nghttp2 resets malformed messages itself (ngh2_conn.py)
 }
 _kind = _KIND.get
 
@@ -127,6 +130,9 @@ class DownstreamH2(H2Side):
                 else:
                     self.peer_closing = True
                     out.append(Goaway(ev.last_stream_id or 0))
+            elif kind == _STREAM_CLOSED:
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
             elif kind == _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
@@ -288,6 +294,9 @@ class UpstreamH2(H2Side):
                     self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
                 else:
                     self._goaway(ev.last_stream_id or 0, out)
+            elif kind == _STREAM_CLOSED:
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
             elif kind == _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:

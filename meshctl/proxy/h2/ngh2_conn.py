@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _MAGIC = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SETTINGS = 0x4
 _MAX_CONCURRENT_STREAMS = 0x3
+_INITIAL_WINDOW_SIZE = 0x4
 
 
 def _advertise(out: bytes, client_side: bool, setting: int, value: int) -> bytes:
@@ -52,7 +53,7 @@ def _advertise(out: bytes, client_side: bool, setting: int, value: int) -> bytes
 class NgH2Connection(ngh2.Connection):
     """An ngh2 connection configured like h2/conn.py's, answering the calls H2Side and the ends make."""
 
-    __slots__ = ("preface",)
+    __slots__ = ("_held",)
 
     # ngh2 splits DATA into frames of the peer's MAX_FRAME_SIZE itself: the core hands it whole bodies.
     max_outbound_frame_size = 1 << 30
@@ -71,14 +72,25 @@ class NgH2Connection(ngh2.Connection):
             settings[ngh2.Setting.ENABLE_PUSH] = 0
         self.initiate_connection(settings)
         self.set_local_window_size(limits.connection_window)
-        # Sent by the core before anything else this connection queues (H2Side._early).
-        self.preface = _advertise(
-            self.data_to_send(), client_side, _MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams
+        self._held = b""  # frames nghttp2 framed during receive_data, sent before anything queued later
+        self._held = _advertise(
+            super().data_to_send(), client_side, _MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams
         )
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Any]:  # type: ignore[override]
         super().receive_data(data)
+        if self.want_write:
+            # nghttp2 closes a stream it reset (a malformed message) or a connection it failed only once
+            # the RST_STREAM or GOAWAY is framed, and says so (StreamClosed, ConnectionClosed) only then:
+            # frame now, so the core hears of it in this read instead of the next one, which may never come.
+            self._held += super().data_to_send()
         return self.events()
+
+    def data_to_send(self, amount: int | None = None) -> bytes:
+        if self._held:
+            held, self._held = self._held, b""
+            return held + super().data_to_send()
+        return super().data_to_send()
 
     def send_headers(self, stream_id: int, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> None:
         """python-h2's one call for every header block, mapped onto ngh2's one call per kind of block."""
@@ -100,9 +112,12 @@ class NgH2Connection(ngh2.Connection):
 
     def local_flow_control_window(self, stream_id: int) -> int:
         """DATA bytes the peer's windows take now, less what ngh2 holds queued but has not framed yet."""
+        try:
+            stream = self.stream_remote_window_size(stream_id)
+        except ngh2.StreamUnavailableError:  # a request whose HEADERS nghttp2 has not framed yet
+            stream = self.remote_settings.get(_INITIAL_WINDOW_SIZE, 65535)
         conn = self.remote_window_size - self.queued_body_size()
-        stream = self.stream_remote_window_size(stream_id) - self.queued_body_size(stream_id)
-        return max(0, min(conn, stream))
+        return max(0, min(conn, stream - self.queued_body_size(stream_id)))
 
     def close_connection(self, error_code: int = 0) -> None:
         self.terminate_connection(error_code)
