@@ -273,11 +273,8 @@ class Exchange:
         grpc_status = grpc.status_of(headers) if self.grpc and end else None
         if self.grpc and grpc_status is None and status == 200:
             return False
-        if (
-            self.replay is None
-            or self.attempts >= MAX_ATTEMPTS
-            or not self.plan.retry(status, grpc_status, self._elapsed_ms())
-        ):
+        if self.replay is None or self.attempts >= MAX_ATTEMPTS or not self.plan.retry(status, grpc_status,
+                                                                                     self._elapsed_ms()):
             return False  # fmt: skip
         self._detach_up(reset=not end)
         self._again()

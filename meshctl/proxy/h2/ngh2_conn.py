@@ -17,8 +17,10 @@ What moved into nghttp2, and what the adapter does so the core's behaviour stays
   consumes padding), so DATA events carry the body only and the core acknowledges len(data), as it does
   for python-h2 after conn.ProxyConnection.receive_data has acknowledged the padding the same way.
 - PRIORITY and unknown frames produce no event, so the core's control-frame budget cannot count them:
-  nghttp2's glitch rate limit (Configuration.glitch_rate_limit) is the guard for those. PING, SETTINGS
-  and empty DATA frames are still counted by the core.
+  nghttp2's glitch rate limit (Configuration.glitch_rate_limit, GOAWAY ENHANCE_YOUR_CALM) is the guard
+  for those. PING, SETTINGS and empty DATA frames are still counted by the core; nghttp2's own limit on
+  unread SETTINGS/PING ACKs (max_outbound_ack) stays on behind it.
+- Rapid reset: nghttp2's RST_STREAM rate limit is turned off (see __init__); the core's rule applies.
 - Header blocks: nghttp2 validates field names and values itself and resets a malformed stream with no
   event; h2/headers.py still runs on every block it lets through (pseudo-headers, CONNECT, lengths).
 """
@@ -37,6 +39,7 @@ _MAGIC = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SETTINGS = 0x4
 _MAX_CONCURRENT_STREAMS = 0x3
 _INITIAL_WINDOW_SIZE = 0x4
+_UNLIMITED = 2**63
 
 
 def _advertise(out: bytes, client_side: bool, setting: int, value: int) -> bytes:
@@ -62,6 +65,10 @@ class NgH2Connection(ngh2.Connection):
         config = ngh2.Configuration(
             auto_window_update=False,  # the core acknowledges a body once it was written onward
             max_inbound_header_list_size=limits.max_header_list_size,
+            # nghttp2 counts every RST_STREAM (1,000 burst, 33/s) and ends the connection with INTERNAL_ERROR,
+            # so a client cancelling many answered calls would lose its connection. The core's rule counts
+            # only streams reset before an answer (ends.DownstreamH2._closed) and says ENHANCE_YOUR_CALM.
+            stream_reset_rate_limit=(_UNLIMITED, _UNLIMITED),
         )
         super().__init__(ngh2.Role.CLIENT if client_side else ngh2.Role.SERVER, config)
         settings = {
@@ -100,12 +107,19 @@ class NgH2Connection(ngh2.Connection):
                 self.send_informational_response(stream_id, headers)
             else:
                 self.send_response(stream_id, headers, end_stream=end_stream)
-        elif first == b":method":
+        elif first[:1] == b":":  # a request: pseudo-header fields come first, in any order (grpcio: :path)
             opened = self.send_request(headers, end_stream=end_stream)
             if opened != stream_id:  # the core asked get_next_available_stream_id() just before
                 raise ngh2.StreamUnavailableError(f"stream {opened} opened, {stream_id} expected")
         else:
             self.send_trailers(stream_id, headers)  # trailers always end the stream
+
+    def reset_stream(self, stream_id: int, error_code: int = 0x08) -> None:
+        # nghttp2 sends RST_STREAM ahead of the HEADERS and DATA already queued on the stream, and drops
+        # them: a complete answer followed by RST_STREAM(NO_ERROR) (RFC 9113 §8.1) or a gRPC status in
+        # trailers would never reach the peer. Frame what is queued first, as python-h2 does.
+        self._held += super().data_to_send()
+        super().reset_stream(stream_id, error_code)
 
     def get_next_available_stream_id(self) -> int:
         return self.next_stream_id

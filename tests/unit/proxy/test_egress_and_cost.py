@@ -57,9 +57,8 @@ def test_an_egress_admits_its_hosts_and_ports_with_its_timeout_and_retries() -> 
     assert plan(stack, "img.CDN.example:8080").endpoint == Endpoint("img.cdn.example", 8080, "", "")
     metrics = rt.metrics.render().decode()
     assert 'authority="api.payments.example:8080"' in metrics and 'route="egress/payments"' in metrics
-    assert rt.config_dump()["egress"] == [
-        {"egress": f"{NS}/payments", "hosts": ["api.payments.example", "*.cdn.example"], "ports": [8080]}
-    ]
+    assert rt.config_dump()["egress"] == [{"egress": f"{NS}/payments", "hosts": ["api.payments.example",
+                                                                                 "*.cdn.example"], "ports": [8080]}]
 
 
 def test_everything_else_is_refused_with_the_fix_in_the_answer() -> None:

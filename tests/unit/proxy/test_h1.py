@@ -212,10 +212,8 @@ def test_response_content_length_keep_alive() -> None:
     ("fields", "kept"),
     [
         # only hop-by-hop names: dropped by their parsed positions, in any order and number
-        (
-            b"Keep-Alive: 5\r\nA: 1\r\nConnection: keep-alive\r\nB: 2\r\nProxy-Connection: x\r\nC: 3\r\n",
-            b"A: 1\r\nB: 2\r\nC: 3\r\n",
-        ),
+        (b"Keep-Alive: 5\r\nA: 1\r\nConnection: keep-alive\r\nB: 2\r\nProxy-Connection: x\r\nC: 3\r\n",
+         b"A: 1\r\nB: 2\r\nC: 3\r\n"),
         (b"A: 1\r\nCONNECTION: Keep-Alive\r\n", b"A: 1\r\n"),
         # Connection naming another field: that one goes too
         (b"A: 1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nB: 2\r\n", b"A: 1\r\nB: 2\r\n"),

@@ -123,9 +123,8 @@ def test_a_fault_on_the_apex_applies_to_every_backend() -> None:
     snap = snapshot({"books-v1": 50, "books-v2": 50}, version=2)
     snap.services.append(mesh_pb2.Service(name="books", namespace=NS, port=7000, protocol="http"))
     fault = {"service": "books", "abort": {"percent": 100}}
-    snap.resources.append(
-        mesh_pb2.Resource(kind="FaultInjection", name="all", namespace=NS, spec_json=json.dumps(fault))
-    )
+    snap.resources.append(mesh_pb2.Resource(kind="FaultInjection", name="all", namespace=NS,
+                                            spec_json=json.dumps(fault)))
     rt.on_snapshot(snap)
     stack = Stack(rt, "outbound", False)
     plans = [stack.plan("GET", "books", "/books", [], Source()) for _ in range(4)]
