@@ -79,7 +79,7 @@ class NgH2Connection(ngh2.Connection):
             settings[ngh2.Setting.ENABLE_PUSH] = 0
         self.initiate_connection(settings)
         self.set_local_window_size(limits.connection_window)
-        self._held = b""  # frames nghttp2 framed during receive_data, sent before anything queued later
+        # Frames taken from nghttp2 before the core asked (the preface first), sent ahead of anything later.
         self._held = _advertise(
             super().data_to_send(), client_side, _MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams
         )
