@@ -3,11 +3,12 @@
 Not a benchmark of the proxy: both codecs run in memory, in one process and one run, so the ratio is
 what the codec alone would change. h2 is the proxy's own server-side connection (meshctl.proxy.h2.conn,
 its settings and RFC 9113 fixes; without the core's guards in h2/ends.py, which sit above the codec
-either way); ngh2 runs with its default Configuration. ngh2 is not a dependency of the project: install
-it into the venv to run this (`pip install ngh2`).
+either way); ngh2 runs with its default Configuration.
 
 1. Speed: one client/server connection pair in memory; per exchange a GET (HEADERS with END_STREAM)
-   and a 200 response with a 1 KiB body, every byte passed through both codecs.
+   and a 200 response with a 1 KiB body, every byte passed through both codecs. Then the same exchange
+   through the proxy's own ends (h2/ends.py on either codec, MESHCTL_H2_CODEC's two values), with the
+   Python and C calls it makes counted (sys.setprofile).
 2. Abuse: the same attack bytes (built with hyperframe, codec-neutral) fed to each server: rapid reset,
    SETTINGS flood, PING flood, CONTINUATION flood, HPACK bomb. Reported: what the codec did (an error,
    a GOAWAY queued, or nothing), the events it produced, the bytes it queued to send, the CPU it took.
@@ -41,7 +42,7 @@ FLOOD = 10_000  # frames per attack
 
 
 def _ngh2() -> Any:
-    return importlib.import_module("ngh2")  # optional: not a dependency of the project
+    return importlib.import_module("ngh2")
 
 
 # --- speed ------------------------------------------------------------------------------------------
@@ -96,6 +97,51 @@ def exchange_ngh2(count: int) -> float:
         server.receive_data(client.data_to_send())
         server.events()
     return (time.process_time() - start) / count * 1e6
+
+
+def exchange_core(codec: str, count: int) -> tuple[float, float, float]:
+    """The proxy's own ends on `codec`, client (UpstreamH2) and server (DownstreamH2) in memory.
+
+    Returns (µs per exchange, Python function calls per exchange, C calls per exchange): the codec
+    with the core's bookkeeping and guards on top, as the proxy runs it (without sockets and routing).
+    """
+    from meshctl.proxy.h2.core import Body, Outbox, Request
+    from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+
+    client, server = UpstreamH2(Outbox(), codec=codec), DownstreamH2(Outbox(), codec=codec)
+    server.receive(client.output())
+    client.receive(server.output())
+    server.receive(client.output())
+    client.receive(server.output())
+
+    def one() -> None:
+        sid = client.start(REQUEST, end_stream=True)
+        assert sid is not None
+        for event in server.receive(client.output()):
+            if type(event) is Request:
+                server.send_headers(event.stream_id, RESPONSE)
+                server.send_data(event.stream_id, BODY, end_stream=True)
+        for event in client.receive(server.output()):
+            if type(event) is Body:
+                client.ack(event.stream_id, len(event.data))
+        server.receive(client.output())
+
+    calls = {"call": 0, "c_call": 0}
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event in calls:
+            calls[event] += 1
+
+    for _ in range(10):  # warm: HPACK tables filled, windows settled
+        one()
+    sys.setprofile(profile)
+    for _ in range(100):
+        one()
+    sys.setprofile(None)
+    start = time.process_time()
+    for _ in range(count):
+        one()
+    return (time.process_time() - start) / count * 1e6, calls["call"] / 100, calls["c_call"] / 100
 
 
 # --- abuse ------------------------------------------------------------------------------------------
@@ -224,11 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ngh2 = _ngh2()
     except ImportError:
-        print("ngh2 is not installed: `.venv/bin/pip install ngh2` (it is not a dependency)", file=sys.stderr)
+        print("ngh2 is not installed: run `bash .ci/setup` (it is pinned in pyproject.toml)", file=sys.stderr)
         return 2
     results: dict[str, Any] = {"ngh2_version": getattr(ngh2, "__version__", "?")}
     h2_us, ngh2_us = exchange_h2(args.exchanges), exchange_ngh2(args.exchanges)
     results["exchange_us"] = {"h2": h2_us, "ngh2": ngh2_us, "ratio": h2_us / ngh2_us}
+    results["core"] = {}
+    for codec in ("h2", "ngh2"):
+        us, py_calls, c_calls = exchange_core(codec, args.exchanges)
+        results["core"][codec] = {"us": us, "python_calls": py_calls, "c_calls": c_calls}
     results["attacks"] = {}
     for name, build in ATTACKS.items():
         attack = build()
@@ -239,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     ex = results["exchange_us"]
     print(f"ngh2 {results['ngh2_version']}; one GET + 1 KiB response in memory, {args.exchanges} exchanges")
     print(f"  h2 {ex['h2']:.1f} µs, ngh2 {ex['ngh2']:.1f} µs per exchange: ngh2 {ex['ratio']:.1f} × faster")
+    core = results["core"]
+    print("through the proxy's ends (UpstreamH2 ↔ DownstreamH2), per exchange:")
+    for codec in ("h2", "ngh2"):
+        c = core[codec]
+        print(f"  {codec:5} {c['us']:.1f} µs, {c['python_calls']:.0f} Python calls, {c['c_calls']:.0f} C calls")
     for name, res in results["attacks"].items():
         print(f"{name} ({res['bytes']:,} bytes)")
         for codec in ("h2", "ngh2"):

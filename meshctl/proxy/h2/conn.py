@@ -3,19 +3,42 @@
 python-h2 turns several stream-level problems into connection errors; a proxy multiplexes many clients'
 requests on a connection, so each of those costs every other stream on it. The subclasses here keep them
 stream errors, as RFC 9113 says, and leave the checks to the core (h2/core.py, h2/headers.py).
+
+The codec is an evaluation switch: MESHCTL_H2_CODEC=ngh2 (read once, at import) runs every HTTP/2 end
+of the proxy on ngh2 (libnghttp2, h2/ngh2_conn.py) instead of python-h2 (`h2`, the default). The ends
+consume both codecs' events; python-h2's are brought to ngh2's shape in `ProxyConnection.receive_data`
+(`end_stream`, `opaque_data`, padding acknowledged by the codec), which costs python-h2 one attribute
+write per event and ngh2 nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import ngh2
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import ConnectionTerminated
+from h2.events import ConnectionTerminated, DataReceived, PingAckReceived, RequestReceived, ResponseReceived
+from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
 from h2.stream import H2Stream
+
+if TYPE_CHECKING:
+    from meshctl.proxy.h2.ngh2_conn import NgH2Connection
+
+CODECS = ("h2", "ngh2")
+CODEC = os.environ.get("MESHCTL_H2_CODEC", "h2")
+if CODEC not in CODECS:
+    print(f"MESHCTL_H2_CODEC={CODEC!r} is not one of h2, ngh2: using h2 (unset it or name a codec)", file=sys.stderr)
+    CODEC = "h2"
+
+# What a failed call on either codec raises (ngh2 raises ValueError for an out-of-range acknowledgement).
+CodecError = (H2Error, ngh2.NGH2Error, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +49,6 @@ class H2Limits:
     connection_window: int = 1024 * 1024  # ... and on the whole connection: bounds memory per connection
     reset_floor: int = 200  # premature resets tolerated before the ratio rule applies
     control_frames_per_s: int = 500  # PING, SETTINGS, PRIORITY, empty DATA, unknown frames
-
 
 
 class _LengthUncheckedStream(H2Stream):
@@ -45,6 +67,26 @@ class _LengthUncheckedStream(H2Stream):
 
 class ProxyConnection(H2Connection):
     """python-h2 with three RFC 9113 behaviours it lacks, all needed to proxy without collateral damage."""
+
+    def receive_data(self, data: Any) -> list[Any]:
+        """python-h2's events in the shape the ends read (ngh2's): `end_stream`, `opaque_data`, no padding."""
+        events: list[Any] = super().receive_data(data)
+        for ev in events:
+            kind = type(ev)
+            if kind is DataReceived:
+                ev.end_stream = ev.stream_ended is not None
+                padding = ev.flow_controlled_length - len(ev.data)
+                if padding:  # as nghttp2 does: padding is no one's to consume
+                    with contextlib.suppress(H2Error):
+                        self.acknowledge_received_data(padding, ev.stream_id)
+            elif kind is RequestReceived or kind is ResponseReceived:
+                ev.end_stream = ev.stream_ended is not None
+            elif kind is PingAckReceived:
+                ev.opaque_data = ev.ping_data
+        return events
+
+    def peer_stream_limit(self) -> int:
+        return int(self.remote_settings.max_concurrent_streams)
 
     @property
     def open_inbound_streams(self) -> int:
@@ -69,7 +111,12 @@ class ProxyConnection(H2Connection):
         return stream
 
 
-def configured(client_side: bool, limits: H2Limits) -> ProxyConnection:
+def configured(client_side: bool, limits: H2Limits, codec: str | None = None) -> ProxyConnection | NgH2Connection:
+    """A connection on the configured codec (MESHCTL_H2_CODEC), or on `codec` (tests run both in one process)."""
+    if (codec or CODEC) == "ngh2":
+        from meshctl.proxy.h2.ngh2_conn import NgH2Connection
+
+        return NgH2Connection(client_side, limits)
     config = H2Configuration(
         client_side=client_side,
         header_encoding=None,

@@ -4,8 +4,8 @@ An `H2Side` takes bytes and returns a short list of stream events (`Request`, `R
 `Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue flushes the
 `Outbox`, once per read. Header blocks are validated by h2/headers.py and bodies held to their
 content-length here, so a malformed message resets one stream instead of failing the connection. The
-python-h2 connection underneath is h2/conn.py's; the two ends (server side facing downstream, client
-side facing upstream) and their guards live in h2/ends.py.
+codec underneath (python-h2 or ngh2, MESHCTL_H2_CODEC) is built by h2/conn.py `configured()`; the two
+ends (server side facing downstream, client side facing upstream) and their guards live in h2/ends.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from h2.errors import ErrorCodes
-from h2.events import DataReceived, StreamReset, TrailersReceived
-from h2.exceptions import H2Error, ProtocolError
+from h2.exceptions import ProtocolError
 from hyperframe.frame import GoAwayFrame
+from ngh2 import DenialOfServiceError
 
+from meshctl.proxy.h2.conn import CodecError, configured
 from meshctl.proxy.h2.conn import H2Limits as H2Limits  # re-exported: the ends, pool and server take it from here
-from meshctl.proxy.h2.conn import configured
 from meshctl.proxy.h2.headers import (
     Header,
     Malformed,
@@ -98,9 +98,9 @@ class H2Side:
 
     client_side = False
 
-    def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
+    def __init__(self, outbox: Outbox, limits: H2Limits | None = None, codec: str | None = None) -> None:
         self.limits = limits or H2Limits()
-        self.h2 = configured(self.client_side, self.limits)
+        self.h2 = configured(self.client_side, self.limits, codec)
         self.outbox = outbox
         self.write: Callable[[bytes], None] | None = None  # the transport's write, once connected
         self.paused = False  # the transport's buffer is full: send no DATA until it drains
@@ -108,12 +108,16 @@ class H2Side:
         self.streams: dict[int, int] = {}  # open stream id -> _REMOTE_DONE | _LOCAL_DONE | _ANSWERED
         self._length_left: dict[int, int] = {}  # body bytes a stream's content-length still announces
         self.marked = False
-        self._early = b""  # frames built outside h2 (graceful GOAWAY), sent before h2's next output
+        self._early = b""  # frames built outside the codec (graceful GOAWAY), sent before its output
+        self.highest_in = 0  # the highest stream id the peer opened (the last one a GOAWAY may name)
         outbox.mark(self)
 
     # -- output -----------------------------------------------------------------------------------
     def output(self) -> bytes:
-        data = self.h2.data_to_send()
+        try:
+            data = self.h2.data_to_send()
+        except CodecError:  # ngh2 after a flood: it sends nothing more (the core's GOAWAY is in _early)
+            data = b""
         if self._early:
             data, self._early = self._early + data, b""
         return data
@@ -131,7 +135,10 @@ class H2Side:
             self.write(data)
 
     def _send_frame(self, frame: GoAwayFrame) -> None:
-        self._early += self.h2.data_to_send() + frame.serialize()
+        data = b""
+        with contextlib.suppress(*CodecError):
+            data = self.h2.data_to_send()
+        self._early += data + frame.serialize()
         self.outbox.mark(self)
 
     # -- sending ----------------------------------------------------------------------------------
@@ -141,13 +148,13 @@ class H2Side:
             return 0
         try:
             return self.h2.local_flow_control_window(stream_id)
-        except H2Error:
+        except CodecError:
             return 0
 
     def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool:
         try:
             self.h2.send_headers(stream_id, headers, end_stream=end_stream)
-        except H2Error:
+        except CodecError:
             return False
         self.outbox.mark(self)
         self._local(stream_id, _ANSWERED | (_LOCAL_DONE if end_stream else 0))
@@ -164,7 +171,7 @@ class H2Side:
                 last = len(data) - step
                 for at in range(0, len(data), step):
                     self.h2.send_data(stream_id, view[at : at + step], end_stream=end_stream and at >= last)
-        except H2Error:
+        except CodecError:
             return False
         self.outbox.mark(self)
         if end_stream:
@@ -178,7 +185,7 @@ class H2Side:
         try:
             self.h2.reset_stream(stream_id, error_code)
             self.outbox.mark(self)
-        except H2Error:
+        except CodecError:
             pass
         if tracked:
             self._closed(stream_id, premature=False)
@@ -189,7 +196,7 @@ class H2Side:
             return
         try:
             self.h2.acknowledge_received_data(size, stream_id)
-        except H2Error:
+        except CodecError:
             return
         self.outbox.mark(self)
 
@@ -197,7 +204,7 @@ class H2Side:
         """GOAWAY with an error (or plain close): the connection takes no more frames."""
         if self.failed is None:
             self.failed = reason
-            with contextlib.suppress(H2Error):
+            with contextlib.suppress(*CodecError):
                 self.h2.close_connection(error_code)
             self.outbox.mark(self)
 
@@ -235,16 +242,15 @@ class H2Side:
         if length is not None:
             self._length_left[stream_id] = length
 
-    def _body_fits(self, ev: DataReceived, out: list[Event]) -> bool:
+    def _body_fits(self, ev: Any, out: list[Event]) -> bool:
         """Hold DATA to the content-length; a body that disagrees resets its stream only (RFC 9113 §8.1.1)."""
         sid = ev.stream_id
         left = self._length_left[sid] - len(ev.data)
-        end = ev.stream_ended is not None
-        if left >= 0 and (left == 0 or not end):
+        if left >= 0 and (left == 0 or not ev.end_stream):
             self._length_left[sid] = left
             return True
         del self._length_left[sid]
-        self.ack(sid, ev.flow_controlled_length)  # dropped, but it counted against the connection window
+        self.ack(sid, len(ev.data))  # dropped, but it counted against the connection window
         if sid in self.streams:
             self._malformed(sid, out, "body disagrees with its content-length")
         return False
@@ -258,29 +264,31 @@ class H2Side:
             self.failed = f"protocol error: {exc}"[:200]
             self.outbox.mark(self)
             return None
-        except H2Error as exc:
+        except DenialOfServiceError as exc:  # ngh2 will send nothing more: the GOAWAY is ours to write
+            self._send_frame(GoAwayFrame(0, last_stream_id=self.highest_in, error_code=ErrorCodes.ENHANCE_YOUR_CALM))
+            self.failed = f"flood: {exc}"[:200]
+            return None
+        except CodecError as exc:
             self.close(ErrorCodes.PROTOCOL_ERROR, f"protocol error: {exc}"[:200])
             return None
         self.outbox.mark(self)
         return events
 
-    def _data(self, ev: DataReceived, out: list[Event]) -> None:
+    def _data(self, ev: Any, out: list[Event]) -> None:
+        """DATA, padding already acknowledged by the codec (conn.py, ngh2_conn.py)."""
         sid = ev.stream_id
         if sid in self._length_left and not self._body_fits(ev, out):
             return
         data = ev.data
-        padding = ev.flow_controlled_length - len(data)
         if sid not in self.streams:  # a stream we already reset: its bytes still count on the connection
-            self.ack(sid, ev.flow_controlled_length)
+            self.ack(sid, len(data))
             return
-        if padding:
-            self.ack(sid, padding)
-        end = ev.stream_ended is not None
+        end = ev.end_stream
         if end:
             self._remote_done(sid)
         out.append(Body(sid, data, end))
 
-    def _trailers(self, ev: TrailersReceived, out: list[Event]) -> None:
+    def _trailers(self, ev: Any, out: list[Event]) -> None:
         sid = ev.stream_id
         if sid not in self.streams:
             return
@@ -293,24 +301,33 @@ class H2Side:
             self._malformed(sid, out, f"malformed trailers: {exc}")
             return
         self._remote_done(sid)
-        out.append(Trailers(sid, ev.headers))
+        out.append(Trailers(sid, list(ev.headers)))
 
     def _malformed(self, sid: int, out: list[Event] | None, reason: str) -> None:
         """Reset a stream whose header block is malformed (RFC 9113 §8.1.1: a stream error)."""
         self.streams.pop(sid, None)
-        with contextlib.suppress(H2Error):
+        with contextlib.suppress(*CodecError):
             self.h2.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
         self._closed(sid, premature=True)
         if out is not None:
             out.append(Reset(sid, ErrorCodes.PROTOCOL_ERROR, reason))
 
-    def _peer_reset(self, ev: StreamReset, out: list[Event]) -> None:
+    def _peer_reset(self, ev: Any, out: list[Event]) -> None:
         sid = ev.stream_id
         state = self.streams.pop(sid, None)
         if state is None:
             return
         self._closed(sid, premature=not state & _ANSWERED)
         out.append(Reset(sid, int(ev.error_code or 0), f"reset by peer ({code_name(ev.error_code)})"))
+
+    def _codec_reset(self, ev: Any, out: list[Event]) -> None:
+        """ngh2: nghttp2 closed a stream the core still has open (it reset a malformed message itself)."""
+        sid = ev.stream_id
+        state = self.streams.pop(sid)
+        self._closed(sid, premature=not state & _ANSWERED)
+        code = ev.error_code or ErrorCodes.PROTOCOL_ERROR
+        reason = f"malformed message: {ev.local_error}" if ev.local_error else f"reset ({code_name(code)})"
+        out.append(Reset(sid, code, reason[:200]))
 
 
 class Outbox:

@@ -13,24 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import h2.events as h2e
+import ngh2
 from h2.errors import ErrorCodes
-from h2.events import (
-    ConnectionTerminated,
-    DataReceived,
-    PingAckReceived,
-    PingReceived,
-    PriorityUpdated,
-    RemoteSettingsChanged,
-    RequestReceived,
-    ResponseReceived,
-    StreamReset,
-    TrailersReceived,
-    UnknownFrameReceived,
-    WindowUpdated,
-)
-from h2.exceptions import H2Error
 from hyperframe.frame import GoAwayFrame
 
+from meshctl.proxy.h2.conn import CodecError
 from meshctl.proxy.h2.core import (
     Event,
     Failed,
@@ -50,6 +38,40 @@ _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
 _ALLOW = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE"  # every method but CONNECT
 
+# Both codecs' events, by kind: one dict lookup per event, and the ends read the fields the two share
+# (python-h2's events get ngh2's `end_stream` and `opaque_data` in conn.ProxyConnection.receive_data).
+_REQUEST, _RESPONSE, _DATA, _TRAILERS, _RESET, _WINDOW, _PING_ACK, _CONTROL, _GOAWAY, _CLOSED, _STREAM_CLOSED = range(
+    11
+)
+_KIND: dict[type, int] = {
+    h2e.RequestReceived: _REQUEST,
+    ngh2.RequestReceived: _REQUEST,
+    h2e.ResponseReceived: _RESPONSE,
+    ngh2.ResponseReceived: _RESPONSE,
+    h2e.DataReceived: _DATA,
+    ngh2.DataReceived: _DATA,
+    h2e.TrailersReceived: _TRAILERS,
+    ngh2.TrailersReceived: _TRAILERS,
+    h2e.StreamReset: _RESET,
+    ngh2.StreamReset: _RESET,
+    h2e.WindowUpdated: _WINDOW,
+    ngh2.WindowUpdated: _WINDOW,
+    h2e.PingAckReceived: _PING_ACK,
+    ngh2.PingAcknowledged: _PING_ACK,
+    h2e.PingReceived: _CONTROL,
+    h2e.RemoteSettingsChanged: _CONTROL,
+    h2e.PriorityUpdated: _CONTROL,
+    h2e.UnknownFrameReceived: _CONTROL,
+    ngh2.PingReceived: _CONTROL,
+    ngh2.SettingsReceived: _CONTROL,
+    ngh2.PriorityUpdateReceived: _CONTROL,
+    h2e.ConnectionTerminated: _GOAWAY,
+    ngh2.GoAwayReceived: _GOAWAY,
+    ngh2.ConnectionClosed: _CLOSED,  # nghttp2 closed it (a protocol error): its GOAWAY is queued
+    ngh2.StreamClosed: _STREAM_CLOSED,  # nghttp2 resets malformed messages itself (ngh2_conn.py)
+}
+_kind = _KIND.get
+
 
 class DownstreamH2(H2Side):
     """The server side of a connection accepted by the proxy."""
@@ -57,9 +79,13 @@ class DownstreamH2(H2Side):
     client_side = False
 
     def __init__(
-        self, outbox: Outbox, limits: H2Limits | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        outbox: Outbox,
+        limits: H2Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        codec: str | None = None,
     ) -> None:
-        super().__init__(outbox, limits)
+        super().__init__(outbox, limits, codec)
         self._clock = clock
         self._premature = 0
         self._finished = 0
@@ -75,50 +101,57 @@ class DownstreamH2(H2Side):
             return [Failed(self.failed or "closed")]
         out: list[Event] = []
         # A HEADERS+END_STREAM cancelled in the same read never reaches the upstream (twisted#12705).
-        doomed = {e.stream_id for e in events if type(e) is StreamReset} if len(events) > 1 else ()
+        doomed = {e.stream_id for e in events if _kind(type(e)) == _RESET} if len(events) > 1 else ()
         for ev in events:
-            kind = type(ev)
-            if kind is RequestReceived:
+            kind = _kind(type(ev))
+            if kind == _REQUEST:
                 self._request(ev, out, doomed)
-            elif kind is DataReceived:
-                if not ev.data and ev.stream_ended is None:
+            elif kind == _DATA:
+                if not ev.data and not ev.end_stream:
                     self._control_frame()
                 self._data(ev, out)
-            elif kind is TrailersReceived:
+            elif kind == _TRAILERS:
                 self._trailers(ev, out)
-            elif kind is StreamReset:
+            elif kind == _RESET:
                 if ev.stream_id in self.streams:
                     self._peer_reset(ev, out)
                 elif ev.stream_id in doomed:
                     self._closed(ev.stream_id, premature=True)
-            elif kind is WindowUpdated:
+            elif kind == _WINDOW:
                 out.append(Window(ev.stream_id))
-            elif kind is PingAckReceived:
-                if ev.ping_data == _DRAIN_PING:
+            elif kind == _PING_ACK:
+                if ev.opaque_data == _DRAIN_PING:
                     self.finish_drain()
-            elif kind in (PingReceived, RemoteSettingsChanged, PriorityUpdated, UnknownFrameReceived):
+            elif kind == _CONTROL:
                 self._control_frame()
-            elif kind is ConnectionTerminated:
+            elif kind == _GOAWAY:
                 if ev.error_code:
                     self.failed = f"peer closed the connection ({code_name(ev.error_code)})"
                 else:
                     self.peer_closing = True
                     out.append(Goaway(ev.last_stream_id or 0))
+            elif kind == _STREAM_CLOSED:
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
+            elif kind == _CLOSED:
+                self.failed = _codec_closed(ev)
             if self.failed is not None:
                 out.append(Failed(self.failed))
                 break
         return out
 
-    def _request(self, ev: RequestReceived, out: list[Event], doomed: Any) -> None:
+    def _request(self, ev: Any, out: list[Event], doomed: Any) -> None:
         sid = ev.stream_id
+        if sid > self.highest_in:
+            self.highest_in = sid
         if sid in doomed:
             return
         if sid > self.accept_up_to or len(self.streams) >= self.limits.max_concurrent_streams:
             self._refuse(sid)
             return
-        end = ev.stream_ended is not None
+        end = ev.end_stream
         try:
-            head = check_request(ev.headers)
+            head = check_request(list(ev.headers))  # a list: policies add fields to it in place
             if end and head.content_length:
                 raise Malformed("content-length without a body")
         except Malformed:
@@ -151,7 +184,7 @@ class DownstreamH2(H2Side):
     def _refuse(self, sid: int) -> None:
         try:
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
-        except H2Error:
+        except CodecError:
             return
         self._closed(sid, premature=True)
 
@@ -180,7 +213,7 @@ class DownstreamH2(H2Side):
         self._send_frame(GoAwayFrame(0, last_stream_id=_MAX_STREAM_ID, error_code=ErrorCodes.NO_ERROR))
         try:
             self.h2.ping(_DRAIN_PING)
-        except H2Error:
+        except CodecError:
             self.finish_drain()
 
     def finish_drain(self) -> None:
@@ -188,7 +221,7 @@ class DownstreamH2(H2Side):
         if self.accept_up_to != _MAX_STREAM_ID or self.failed is not None:
             return
         self.draining = True
-        self.accept_up_to = self.h2.highest_inbound_stream_id
+        self.accept_up_to = self.highest_in
         self._send_frame(GoAwayFrame(0, last_stream_id=self.accept_up_to, error_code=ErrorCodes.NO_ERROR))
 
 
@@ -197,8 +230,8 @@ class UpstreamH2(H2Side):
 
     client_side = True
 
-    def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
-        super().__init__(outbox, limits)
+    def __init__(self, outbox: Outbox, limits: H2Limits | None = None, codec: str | None = None) -> None:
+        super().__init__(outbox, limits, codec)
         self.goaway_last: int | None = None
         self._head_requests: set[int] = set()  # their responses announce a length but carry no body
 
@@ -206,7 +239,7 @@ class UpstreamH2(H2Side):
         """How many more streams this connection takes now (0 once it is closing)."""
         if self.failed is not None or self.goaway_last is not None:
             return 0
-        peer_max = self.h2.remote_settings.max_concurrent_streams
+        peer_max = self.h2.peer_stream_limit()
         return min(peer_max, self.limits.max_concurrent_streams) - len(self.streams)
 
     def start(self, headers: list[Header], end_stream: bool) -> int | None:
@@ -228,15 +261,16 @@ class UpstreamH2(H2Side):
             return [Failed(self.failed or "closed")]
         out: list[Event] = []
         for ev in events:
-            kind = type(ev)
-            if kind is ResponseReceived:
+            kind = _kind(type(ev))
+            if kind == _RESPONSE:
                 sid = ev.stream_id
                 if sid not in self.streams:
                     continue
-                end = ev.stream_ended is not None
+                end = ev.end_stream
+                headers = list(ev.headers)
                 try:
-                    status = check_response(ev.headers)
-                    length = self._response_length(sid, status, ev.headers)
+                    status = check_response(headers)
+                    length = self._response_length(sid, status, headers)
                     if end and length:
                         raise Malformed("content-length without a body")
                 except Malformed as exc:
@@ -246,20 +280,25 @@ class UpstreamH2(H2Side):
                     self._remote_done(sid)
                 else:
                     self._expect_body(sid, length)
-                out.append(Response(sid, status, ev.headers, end))
-            elif kind is DataReceived:
+                out.append(Response(sid, status, headers, end))
+            elif kind == _DATA:
                 self._data(ev, out)
-            elif kind is TrailersReceived:
+            elif kind == _TRAILERS:
                 self._trailers(ev, out)
-            elif kind is StreamReset:
+            elif kind == _RESET:
                 self._peer_reset(ev, out)
-            elif kind is WindowUpdated:
+            elif kind == _WINDOW:
                 out.append(Window(ev.stream_id))
-            elif kind is ConnectionTerminated:
+            elif kind == _GOAWAY:
                 if ev.error_code:
                     self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
                 else:
                     self._goaway(ev.last_stream_id or 0, out)
+            elif kind == _STREAM_CLOSED:
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
+            elif kind == _CLOSED:
+                self.failed = _codec_closed(ev)
             if self.failed is not None:
                 out.append(Failed(self.failed))
                 break
@@ -285,3 +324,9 @@ class UpstreamH2(H2Side):
             self._closed(sid, premature=True)
             out.append(Reset(sid, ErrorCodes.REFUSED_STREAM, "refused by upstream GOAWAY"))
         out.append(Goaway(last))
+
+
+def _codec_closed(ev: Any) -> str:
+    """The reason nghttp2 closed the connection, as the core words a protocol error."""
+    detail = ev.debug_data.decode("ascii", "replace") or code_name(ev.error_code)
+    return f"protocol error: {detail}"[:200]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, RequestReceived, ResponseReceived, StreamEnded, TrailersReceived
 
@@ -25,6 +26,9 @@ class RetryingPlan(FakePlan):
             return False
         self.retried.append((status, grpc_status))
         return True
+
+
+pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxy side runs on each codec
 
 
 class RetryingPolicy(FakePolicy):
