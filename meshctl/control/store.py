@@ -84,6 +84,7 @@ class MeshStore:
         self.snapshot_wire = self.snapshot.SerializeToString(deterministic=True)
         self._entries = entry_wires(self.snapshot)  # each service's and resource's encoding, by key
         self._deltas: deque[tuple[int, bytes]] = deque(maxlen=DELTAS_KEPT)  # (version, delta's wire), in order
+        self._chain: tuple[tuple[int, int], list[bytes]] = ((-1, -1), [])  # the last answer of deltas_since
         self._changed = asyncio.Event()
         self.closed = False
         self._missing_dir_logged = False
@@ -259,10 +260,15 @@ class MeshStore:
     def deltas_since(self, version: int) -> list[bytes]:
         """The serialised deltas from `version` to the current one, in order; [] when the watcher must get
         the whole snapshot instead: a delta it needs is no longer kept, or the chain is larger than it."""
+        if self._chain[0] == (version, self.version):  # after a change, nearly every watcher asks for the same
+            return self._chain[1]
         if not self._deltas or self._deltas[0][0] > version + 1 or version >= self.version:
-            return []
-        chain = [wire for v, wire in self._deltas if v > version]
-        return chain if sum(map(len, chain)) < len(self.snapshot_wire) else []
+            chain = []
+        else:
+            chain = [wire for v, wire in self._deltas if v > version]
+            chain = chain if sum(map(len, chain)) < len(self.snapshot_wire) else []
+        self._chain = ((version, self.version), chain)
+        return chain
 
     # --- waiting ----------------------------------------------------------------------------------
 
