@@ -2,8 +2,8 @@
 
 glibc gives each thread that allocates its own arena; grpc's threads touch every connection's buffers,
 so a thousand connections spread their allocations (and the free space between them) over several
-arenas. One arena measured less RSS per connected proxy at 300 proxies: 74 -> 71 KiB with 2 KiB TLS
-frames, 82 -> 75 with 4 KiB ones. The threads are mostly idle, so the shared lock costs nothing that
+arenas. One arena measured less RSS per connected proxy at 300 proxies: 82 -> 75 KiB with 4 KiB TLS
+frames (74 -> 71 with 2 KiB ones). The threads are mostly idle, so the shared lock costs nothing that
 shows. MALLOC_ARENA_MAX in the
 environment (glibc's own knob) wins: nothing is changed then.
 """
