@@ -16,8 +16,7 @@ deltas into a snapshot nor decode complete snapshots it is sent, and does not ve
 Protocol with the driver: one JSON object per line. Commands on stdin: {"cmd": "certify", "count": C,
 "in_flight": K} and {"cmd": "quit"}. Events on stdout: "ready" once every proxy has its first snapshot,
 "version" with every proxy's receipt time (wall clock) and the largest message once all N have a
-snapshot version, "certified"
-with the timing of a certify burst, "error" when the clients cannot go on.
+snapshot version, "certified" with the timing of a certify burst, "error" when the clients cannot go on.
 """
 
 from __future__ import annotations
