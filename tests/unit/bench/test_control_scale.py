@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.control_scale import control_document, parse_sizes, pod_identity
-from bench.control_scale_clients import snapshot_version
+from bench.control_scale_clients import Proxy, delta_version, snapshot_version
 from bench.control_scale_report import (
     budgets,
     change_summary,
@@ -26,6 +26,16 @@ def test_the_version_is_read_from_the_wire_bytes_as_protobuf_reads_it(version: i
     snapshot = mesh_pb2.Snapshot(version=version, services=[mesh_pb2.Service(name="a", namespace="b", port=1)])
     wire = snapshot.SerializeToString(deterministic=True)
     assert snapshot_version(wire) == mesh_pb2.Snapshot.FromString(wire).version == version
+
+
+def test_a_simulated_proxy_takes_a_delta_only_from_the_version_it_holds() -> None:
+    proxy = Proxy("p", "i", b"t", b"", version=7)
+    whole = mesh_pb2.Snapshot(version=9, services=[mesh_pb2.Service(name="a")]).SerializeToString()
+    assert delta_version(proxy, whole) == 9  # a whole snapshot may come at any time
+    proxy.version = 9
+    assert delta_version(proxy, mesh_pb2.Snapshot(version=10, delta=True, base_version=9).SerializeToString()) == 10
+    with pytest.raises(ValueError, match="a delta from version 8 to a proxy at 9"):
+        delta_version(proxy, mesh_pb2.Snapshot(version=9, delta=True, base_version=8).SerializeToString())
 
 
 def test_a_snapshot_without_a_version_first_is_decoded_whole() -> None:
