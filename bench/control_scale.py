@@ -276,8 +276,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU sampling per size (0 skips)")
     parser.add_argument("--certs", type=int, default=500, help="Certify calls per size (0 skips)")
     parser.add_argument("--in-flight", type=int, default=32, help="Certify calls in flight at once")
-    parser.add_argument("--delivery", type=parse_delivery, default=["delta"],
-                        help="delta, full or full,delta: how changes reach the proxies (each a run per size)")
+    parser.add_argument("--delivery", type=parse_delivery, default=["full", "delta"],
+                        help="how changes reach the proxies: full,delta (default: each a run per size), "
+                             "delta or full")
     parser.add_argument("--quick", action="store_true", help="sizes 10,100; 5 changes; no idle sampling; 200 certs")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON and CONTROL_SCALE.md")
     args = parser.parse_args(argv)
