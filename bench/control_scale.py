@@ -5,7 +5,9 @@ of 10 endpoints, one token and identity per service account) to N simulated prox
 (bench.control_scale_clients, CPU 0: one TLS connection and Watch stream each, as real proxies have).
 Measured: endpoint changes (a rewrite of control.json) until every proxy has the new snapshot; a burst
 of Certify calls with CSRs made beforehand; the control plane's CPU per phase and its RSS before and
-after the proxies connect. The same CSRs are signed by `openssl ca` in one process as a baseline.
+after the proxies connect. `--delivery` says how changes reach the proxies: as deltas (what proxies
+ask for) and/or as complete snapshots (what an old proxy gets); each is a run of its own per size.
+The same CSRs are signed by `openssl ca` in one process as a baseline.
 Prints a markdown table and writes control-scale-<date>-<commit>.json and CONTROL_SCALE.md.
 """
 
@@ -124,27 +126,27 @@ class Clients:
 
 
 def measure_size(procs: Processes, tmp: Path, n: int, csrs: list[bytes], args: argparse.Namespace,
-                 log: Any) -> dict[str, Any]:  # fmt: skip
+                 log: Any, delivery: str = "delta", certs: int = 0) -> dict[str, Any]:  # fmt: skip
     from meshctl.control.ca import ensure_identity_material
     from meshctl.control.config import parse_control_config
     from meshctl.control.store import MeshStore
     from meshctl.identity import control_plane_identity
 
-    home = tmp / f"n{n}"
+    home = tmp / f"n{n}-{delivery}"
     (home / "config").mkdir(parents=True)
     ensure_identity_material(home / "identity")
     listen, admin_port = f"127.0.0.1:{free_port()}", free_port()
     control_json = home / "control.json"
     write_json(control_json, control_document(n, listen, f"127.0.0.1:{admin_port}", None))
     spec = home / f"proxies-{n}.json"
-    write_json(spec, {"address": listen, "server_identity": control_plane_identity(),
+    write_json(spec, {"address": listen, "server_identity": control_plane_identity(), "delta": delivery == "delta",
                       "anchors": str(home / "identity" / "ca.pem"),
                       "proxies": [{"pod": pod, "identity": identity, "token": f"token-{pod}",
                                    "csr_der": base64.b64encode(csrs[i]).decode()}
                                   for i, (pod, identity) in enumerate(map(pod_identity, range(n)))]})  # fmt: skip
     # The snapshot's size as the proxies receive it, from the control plane's own store code.
     store = MeshStore(None, parse_control_config(json.loads(control_json.read_text()), base=home))
-    size: dict[str, Any] = {"proxies": n, "services": len(store.snapshot.services),
+    size: dict[str, Any] = {"proxies": n, "delivery": delivery, "services": len(store.snapshot.services),
                             "snapshot_bytes": len(store.snapshot_wire), "cpu_s": {}, "rss_kib": {},
                             "pss_kib": {}, "changes": []}  # fmt: skip
     control = procs.start(f"control-{n}", [sys.executable, "-m", "meshctl.control", "--config", str(control_json)],
@@ -163,7 +165,8 @@ def measure_size(procs: Processes, tmp: Path, n: int, csrs: list[bytes], args: a
         size["connect_s"] = clients.expect("connected", START_TIMEOUT_S + n * 0.05)["seconds"]
         clients.expect("ready", START_TIMEOUT_S)
         size["cpu_s"]["connect"] = cpu_seconds(control.pid) - cpu0
-        log(f"control-scale: {n} proxies connected in {size['connect_s']:.1f} s; every one has its snapshot")
+        log(f"control-scale: {n} proxies ({delivery}) connected in {size['connect_s']:.1f} s; "
+            "every one has its snapshot")
         time.sleep(SETTLE_S)
         sample("connected")
         if args.idle > 0:
@@ -178,18 +181,19 @@ def measure_size(procs: Processes, tmp: Path, n: int, csrs: list[bytes], args: a
             event = clients.expect("version", CHANGE_TIMEOUT_S)
             size["cpu_s"]["changes"] += cpu_seconds(control.pid) - cpu0  # parse, rebuild, fan-out (and the poll)
             size["cpu_s"]["clients_changes"] += cpu_seconds(clients.proc.pid) - ccpu0  # is CPU 0 the bound?
-            size["changes"].append({"version": event["version"], "written": written, "times": event["times"]})
+            size["changes"].append({"version": event["version"], "written": written, "times": event["times"],
+                                    "bytes": event.get("bytes")})  # fmt: skip
             last = max(event["times"])
-            log(f"control-scale: {n} proxies, change {k + 1}/{args.changes}: last proxy "
+            log(f"control-scale: {n} proxies ({delivery}), change {k + 1}/{args.changes}: last proxy "
                 f"{1000 * (last - written):.0f} ms after the write")  # fmt: skip
             time.sleep(args.pause)
         sample("after_changes")
-        if args.certs > 0:
+        if certs > 0:
             cpu0 = cpu_seconds(control.pid)
-            clients.send({"cmd": "certify", "count": args.certs, "in_flight": args.in_flight})
+            clients.send({"cmd": "certify", "count": certs, "in_flight": args.in_flight})
             size["certify"] = clients.expect("certified", 120.0)
             size["cpu_s"]["certify"] = cpu_seconds(control.pid) - cpu0
-            log(f"control-scale: {n} proxies: {args.certs} certificates in {size['certify']['seconds']:.2f} s, "
+            log(f"control-scale: {n} proxies: {certs} certificates in {size['certify']['seconds']:.2f} s, "
                 f"{size['certify']['errors']} errors")  # fmt: skip
         clients.send({"cmd": "quit"})
     except BenchError as exc:
@@ -272,6 +276,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU sampling per size (0 skips)")
     parser.add_argument("--certs", type=int, default=500, help="Certify calls per size (0 skips)")
     parser.add_argument("--in-flight", type=int, default=32, help="Certify calls in flight at once")
+    parser.add_argument("--delivery", type=parse_delivery, default=["full", "delta"],
+                        help="how changes reach the proxies: full,delta (default: each a run per size), "
+                             "delta or full")
     parser.add_argument("--quick", action="store_true", help="sizes 10,100; 5 changes; no idle sampling; 200 certs")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON and CONTROL_SCALE.md")
     args = parser.parse_args(argv)
@@ -298,6 +305,13 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_delivery(text: str) -> list[str]:
+    modes = [part.strip() for part in text.split(",") if part.strip()]
+    if not modes or any(m not in ("full", "delta") for m in modes):
+        raise argparse.ArgumentTypeError(f"expected delta, full or full,delta, got {text!r}")
+    return sorted(set(modes), key=modes.index)
+
+
 def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="meshctl-control-scale-"))
     log(f"control-scale: temp dir {tmp} (configs and logs)")
@@ -305,7 +319,9 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     results: dict[str, Any] = {"tmp_dir": str(tmp), "sizes": []}
     with Processes(tmp) as procs:
         for n in args.sizes:
-            results["sizes"].append(measure_size(procs, tmp, n, csrs, args, log))
+            for i, delivery in enumerate(args.delivery):  # certificates do not depend on it: measured once
+                certs = args.certs if i == len(args.delivery) - 1 else 0
+                results["sizes"].append(measure_size(procs, tmp, n, csrs, args, log, delivery, certs))
     if args.certs > 0:
         results["openssl"] = openssl_baseline(tmp, csrs, args.certs, args.control_cpu)
     return results

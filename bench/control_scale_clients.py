@@ -6,13 +6,17 @@ proxy's own HTTP/2 gRPC client (meshctl.proxy.grpc_client, the same codec and wi
 Discovery.Watch stream carrying its workload token; a keepalive PING every 10 s. Certify calls (on
 command) go over the same connections with CSRs made before the timed part.
 
-What a simulated proxy skips is local work that a real proxy does on its own core: it does not decode
-the snapshot (the version is read from the message's first field) and does not verify the certificate.
+With "delta": true in the spec the proxies ask for deltas (WatchRequest.accept_delta), as real proxies
+do: every message is decoded and a delta must follow the version the proxy holds (or the run fails).
+Without it every message is a complete snapshot, of which only the version is read.
+
+What a simulated proxy skips is local work that a real proxy does on its own core: it does not merge
+deltas into a snapshot nor decode complete snapshots it is sent, and does not verify the certificate.
 
 Protocol with the driver: one JSON object per line. Commands on stdin: {"cmd": "certify", "count": C,
 "in_flight": K} and {"cmd": "quit"}. Events on stdout: "ready" once every proxy has its first snapshot,
-"version" with every proxy's receipt time (wall clock) once all N have a snapshot version, "certified"
-with the timing of a certify burst, "error" when the clients cannot go on.
+"version" with every proxy's receipt time (wall clock) and the largest message once all N have a
+snapshot version, "certified" with the timing of a certify burst, "error" when the clients cannot go on.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Proxy:
     token: bytes
     csr_der: bytes
     conn: GrpcConnection | None = None
+    version: int = 0  # the snapshot version it holds
 
 
 @dataclass
@@ -65,18 +70,20 @@ class Receipts:
 
     expected: int
     times: dict[int, list[float]] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)  # the largest message that brought each version
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def received(self, version: int, at: float) -> None:
+    def received(self, version: int, at: float, size: int) -> None:
         got = self.times.setdefault(version, [])
         got.append(at)
+        self.sizes[version] = max(size, self.sizes.get(version, 0))
         if len(got) == self.expected:
             if not self.ready.is_set():
                 self.ready.set()
                 emit({"event": "ready", "version": version, "at": at})
             else:
-                emit({"event": "version", "version": version, "times": got})
-            del self.times[version]
+                emit({"event": "version", "version": version, "times": got, "bytes": self.sizes[version]})
+            del self.times[version], self.sizes[version]
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -103,14 +110,22 @@ async def _connect(proxy: Proxy, spec: dict[str, Any], ctx: ssl.SSLContext, gate
     proxy.conn = conn
 
 
-async def _watch(proxy: Proxy, receipts: Receipts) -> None:
+def delta_version(proxy: Proxy, message: bytes) -> int:
+    """The version a message brings a proxy that merges deltas; ValueError for a delta from another base."""
+    snapshot = mesh_pb2.Snapshot.FromString(message)
+    if snapshot.delta and snapshot.base_version != proxy.version:
+        raise ValueError(f"{proxy.pod}: a delta from version {snapshot.base_version} to a proxy at {proxy.version}")
+    return int(snapshot.version)
+
+
+async def _watch(proxy: Proxy, receipts: Receipts, delta: bool) -> None:
     assert proxy.conn is not None
-    request = mesh_pb2.WatchRequest(
-        proxy_id=proxy.pod, identity=proxy.identity, namespace="scale", proxy_version="bench", token=proxy.token
-    )
+    request = mesh_pb2.WatchRequest(proxy_id=proxy.pod, identity=proxy.identity, namespace="scale",
+                                    proxy_version="bench", token=proxy.token, accept_delta=delta)  # fmt: skip
     call = proxy.conn.call(WATCH, request.SerializeToString())
     while (message := await call.next()) is not None:
-        receipts.received(snapshot_version(message), time.time())
+        proxy.version = delta_version(proxy, message) if delta else snapshot_version(message)
+        receipts.received(proxy.version, time.time(), len(message))
     raise GrpcError(14, f"{proxy.pod}: the Watch stream ended")
 
 
@@ -167,7 +182,7 @@ async def run(spec: dict[str, Any]) -> None:
     await asyncio.gather(*(_connect(p, spec, ctx, gate) for p in proxies))
     emit({"event": "connected", "count": len(proxies), "seconds": time.perf_counter() - start})
     # One task per stream and per keepalive, as a real proxy has; the first failure ends the run.
-    tasks = [asyncio.ensure_future(_watch(p, receipts)) for p in proxies]
+    tasks = [asyncio.ensure_future(_watch(p, receipts, bool(spec.get("delta")))) for p in proxies]
     tasks += [asyncio.ensure_future(_keepalive(p)) for p in proxies]
     commands = asyncio.ensure_future(_commands(proxies))
     try:

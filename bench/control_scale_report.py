@@ -89,9 +89,12 @@ def size_summary(size: dict[str, Any], openssl: dict[str, Any] | None = None) ->
     # Per CPU-second: what a core would give; the figure to trust when other work shares the machine.
     cpu_rate = _per(certify.get("count"), cpu.get("certify", 0.0)) if certs_per_s is not None else None
     openssl_cpu_rate = _per(openssl.get("count"), openssl.get("cpu_s", 0.0))
+    sizes = sorted(c["bytes"] for c in size.get("changes", []) if c.get("bytes"))
     return {
         "proxies": n,
+        "delivery": size.get("delivery", "full"),  # runs before deltas existed sent complete snapshots
         "snapshot_bytes": size.get("snapshot_bytes"),
+        "message_bytes": sizes[len(sizes) // 2] if sizes else None,  # what a change sent each proxy
         **changes,
         "cpu_ms_per_change": _per(1000 * cpu["changes"], changes["changes"]) if "changes" in cpu else None,
         "cpu_us_per_change_per_proxy": _per(1e6 * cpu["changes"], changes["changes"] * n) if "changes" in cpu else None,
@@ -113,7 +116,9 @@ def size_summary(size: dict[str, Any], openssl: dict[str, Any] | None = None) ->
 
 
 def budgets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """DESIGN.md's control-plane budgets, judged at the largest size (certificates: at every size)."""
+    """DESIGN.md's control-plane budgets, judged at the largest size (certificates: at every size), on
+    the runs with deltas when there are some (what proxies ask for)."""
+    rows = [r for r in rows if r["delivery"] == "delta"] or list(rows)
     if not rows:
         return []
     largest = max(rows, key=lambda r: r["proxies"])
@@ -159,16 +164,20 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Simulated proxies: one TLS connection each with one Discovery.Watch stream and a PING every 10 s, "
         "through the proxy's own HTTP/2 gRPC client (CPU 0); the control plane on CPU 1. An endpoint change "
         "is a rewrite of control.json; *reach* runs from the snapshot's publication (the control plane's "
-        "log) to its receipt by the last proxy, *from write* adds the file poll (≤ 1 s).",
+        "log) to its receipt by the last proxy, *from write* adds the file poll (≤ 1 s). *Changes as*: the "
+        "proxies ask for deltas (after the first snapshot, only what changed) or get complete snapshots; "
+        "*message* is what one change sent each proxy (median).",
         "",
-        "| proxies | snapshot | reach p50 / p99 ms | delivery p50 / p99 ms | from write p50 / p99 ms "
-        "| CPU per change | per proxy | clients' CPU per change | idle CPU per proxy | RSS per proxy | certs/s "
-        "| × openssl | certs per CPU-s | × openssl |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| proxies | changes as | snapshot | message | reach p50 / p99 ms | delivery p50 / p99 ms "
+        "| from write p50 / p99 ms | CPU per change | per proxy | clients' CPU per change | idle CPU per proxy "
+        "| RSS per proxy | certs/s | × openssl | certs per CPU-s | × openssl |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['proxies']:,} | {_f(r['snapshot_bytes'] and r['snapshot_bytes'] / 1024, '{:.1f} KiB')} "
+            f"| {r['proxies']:,} | {r['delivery']} "
+            f"| {_f(r['snapshot_bytes'] and r['snapshot_bytes'] / 1024, '{:.1f} KiB')} "
+            f"| {_f(r['message_bytes'] and r['message_bytes'] / 1024, '{:.1f} KiB')} "
             f"| {_ms(r['reach_s'], 'p50')} / {_ms(r['reach_s'], 'p99')} "
             f"| {_ms(r['delivery_s'], 'p50')} / {_ms(r['delivery_s'], 'p99')} "
             f"| {_ms(r['from_write_s'], 'p50')} / {_ms(r['from_write_s'], 'p99')} "
@@ -189,7 +198,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         per_cpu = f", {openssl['count'] / openssl['cpu_s']:.0f} per CPU-second" if openssl.get("cpu_s") else ""
         lines += ["", f"Baseline: `openssl ca` signed the same {openssl['count']:,} CSRs in one process, "
                       f"{openssl['count'] / openssl['seconds']:.0f} certificates/s on CPU 1{per_cpu}."]  # fmt: skip
-    errors = [f"- {s['proxies']:,} proxies: {s['error']}" for s in results["sizes"] if s.get("error")]
+    errors = [f"- {s['proxies']:,} proxies ({s.get('delivery', 'full')}): {s['error']}"
+              for s in results["sizes"] if s.get("error")]  # fmt: skip
     if errors:
         lines += ["", "Incomplete sizes:", *errors]
     return "\n".join(lines) + "\n"

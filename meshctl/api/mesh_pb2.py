@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16meshctl/api/mesh.proto\x12\x12meshctl.control.v1\"B\n\x0e\x43\x65rtifyRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x0c\x12\x0f\n\x07\x63sr_der\x18\x03 \x01(\x0c\"X\n\x0f\x43\x65rtifyResponse\x12\x10\n\x08leaf_der\x18\x01 \x01(\x0c\x12\x19\n\x11intermediates_der\x18\x02 \x03(\x0c\x12\x18\n\x10valid_until_unix\x18\x03 \x01(\x03\"k\n\x0cWatchRequest\x12\x10\n\x08proxy_id\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x15\n\rproxy_version\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\x0c\"{\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12-\n\x08services\x18\x02 \x03(\x0b\x32\x1b.meshctl.control.v1.Service\x12/\n\tresources\x18\x03 \x03(\x0b\x32\x1c.meshctl.control.v1.Resource\"{\n\x07Service\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x10\n\x08protocol\x18\x04 \x01(\t\x12/\n\tendpoints\x18\x05 \x03(\x0b\x32\x1c.meshctl.control.v1.Endpoint\"\xc0\x01\n\x08\x45ndpoint\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x0b\n\x03pod\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x38\n\x06labels\x18\x06 \x03(\x0b\x32(.meshctl.control.v1.Endpoint.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"a\n\x08Resource\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x11\n\tspec_json\x18\x05 \x01(\t2^\n\x08Identity\x12R\n\x07\x43\x65rtify\x12\".meshctl.control.v1.CertifyRequest\x1a#.meshctl.control.v1.CertifyResponse2V\n\tDiscovery\x12I\n\x05Watch\x12 .meshctl.control.v1.WatchRequest\x1a\x1c.meshctl.control.v1.Snapshot0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16meshctl/api/mesh.proto\x12\x12meshctl.control.v1\"B\n\x0e\x43\x65rtifyRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x0c\x12\x0f\n\x07\x63sr_der\x18\x03 \x01(\x0c\"X\n\x0f\x43\x65rtifyResponse\x12\x10\n\x08leaf_der\x18\x01 \x01(\x0c\x12\x19\n\x11intermediates_der\x18\x02 \x03(\x0c\x12\x18\n\x10valid_until_unix\x18\x03 \x01(\x03\"\x81\x01\n\x0cWatchRequest\x12\x10\n\x08proxy_id\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x15\n\rproxy_version\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63\x65pt_delta\x18\x06 \x01(\x08\"\xd5\x01\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12-\n\x08services\x18\x02 \x03(\x0b\x32\x1b.meshctl.control.v1.Service\x12/\n\tresources\x18\x03 \x03(\x0b\x32\x1c.meshctl.control.v1.Resource\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x08\x12\x14\n\x0c\x62\x61se_version\x18\x05 \x01(\x04\x12\x18\n\x10removed_services\x18\x06 \x03(\t\x12\x19\n\x11removed_resources\x18\x07 \x03(\t\"{\n\x07Service\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x10\n\x08protocol\x18\x04 \x01(\t\x12/\n\tendpoints\x18\x05 \x03(\x0b\x32\x1c.meshctl.control.v1.Endpoint\"\xc0\x01\n\x08\x45ndpoint\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x0b\n\x03pod\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x38\n\x06labels\x18\x06 \x03(\x0b\x32(.meshctl.control.v1.Endpoint.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"a\n\x08Resource\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x11\n\tspec_json\x18\x05 \x01(\t2^\n\x08Identity\x12R\n\x07\x43\x65rtify\x12\".meshctl.control.v1.CertifyRequest\x1a#.meshctl.control.v1.CertifyResponse2V\n\tDiscovery\x12I\n\x05Watch\x12 .meshctl.control.v1.WatchRequest\x1a\x1c.meshctl.control.v1.Snapshot0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,20 +37,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CERTIFYREQUEST']._serialized_end=112
   _globals['_CERTIFYRESPONSE']._serialized_start=114
   _globals['_CERTIFYRESPONSE']._serialized_end=202
-  _globals['_WATCHREQUEST']._serialized_start=204
-  _globals['_WATCHREQUEST']._serialized_end=311
-  _globals['_SNAPSHOT']._serialized_start=313
-  _globals['_SNAPSHOT']._serialized_end=436
-  _globals['_SERVICE']._serialized_start=438
-  _globals['_SERVICE']._serialized_end=561
-  _globals['_ENDPOINT']._serialized_start=564
-  _globals['_ENDPOINT']._serialized_end=756
-  _globals['_ENDPOINT_LABELSENTRY']._serialized_start=711
-  _globals['_ENDPOINT_LABELSENTRY']._serialized_end=756
-  _globals['_RESOURCE']._serialized_start=758
-  _globals['_RESOURCE']._serialized_end=855
-  _globals['_IDENTITY']._serialized_start=857
-  _globals['_IDENTITY']._serialized_end=951
-  _globals['_DISCOVERY']._serialized_start=953
-  _globals['_DISCOVERY']._serialized_end=1039
+  _globals['_WATCHREQUEST']._serialized_start=205
+  _globals['_WATCHREQUEST']._serialized_end=334
+  _globals['_SNAPSHOT']._serialized_start=337
+  _globals['_SNAPSHOT']._serialized_end=550
+  _globals['_SERVICE']._serialized_start=552
+  _globals['_SERVICE']._serialized_end=675
+  _globals['_ENDPOINT']._serialized_start=678
+  _globals['_ENDPOINT']._serialized_end=870
+  _globals['_ENDPOINT_LABELSENTRY']._serialized_start=825
+  _globals['_ENDPOINT_LABELSENTRY']._serialized_end=870
+  _globals['_RESOURCE']._serialized_start=872
+  _globals['_RESOURCE']._serialized_end=969
+  _globals['_IDENTITY']._serialized_start=971
+  _globals['_IDENTITY']._serialized_end=1065
+  _globals['_DISCOVERY']._serialized_start=1067
+  _globals['_DISCOVERY']._serialized_end=1153
 # @@protoc_insertion_point(module_scope)

@@ -120,8 +120,10 @@ class DiscoveryServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Watch(self, request, context):
-        """Streams the mesh as the proxy needs it. Every message is a complete snapshot; a
-        proxy replaces its state atomically and keeps the last one if the stream breaks.
+        """Streams the mesh as the proxy needs it. The first message is a complete snapshot; later
+        ones are complete too unless the proxy asked for deltas (WatchRequest.accept_delta), in
+        which case they may carry only what changed since the version before (Snapshot.delta).
+        A proxy replaces its state atomically and keeps the last one if the stream breaks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

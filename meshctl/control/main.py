@@ -12,6 +12,7 @@ import logging
 import signal
 from pathlib import Path
 
+from meshctl.control.allocator import one_arena
 from meshctl.control.config import load_control_config
 from meshctl.control.logs import configure_logging
 from meshctl.errors import ExitCode, MeshError
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshctl.control", description="Run the meshctl control plane.")
     parser.add_argument("--config", required=True, type=Path, help="control.json (ControlConfig)")
     args = parser.parse_args(argv)
+    one_arena()  # before grpc's threads exist
     configure_logging("info")
     try:
         asyncio.run(serve(args.config))

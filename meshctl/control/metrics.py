@@ -17,7 +17,8 @@ class ControlMetrics:
         self.start_time = time.time()
         self.certificates_issued = 0
         self.certify_refused: Counter[str] = Counter()  # by gRPC status name
-        self.snapshots_sent = 0
+        self.snapshots_sent = 0  # complete ones
+        self.deltas_sent = 0
         self.watch_streams = 0
         # (snapshot version, invalid resource files), set once the store exists
         self.gauges: Callable[[], tuple[int, int]] = lambda: (0, 0)
@@ -30,8 +31,10 @@ class ControlMetrics:
         header(out, "control_certify_refused_total", "counter", "Certify requests refused, by gRPC status.")
         for code, count in sorted(self.certify_refused.items()) or [("unauthenticated", 0)]:
             sample(out, "control_certify_refused_total", label_set([("code", code)]), count)
-        header(out, "control_snapshots_sent_total", "counter", "Snapshots sent to proxies.")
+        header(out, "control_snapshots_sent_total", "counter", "Complete snapshots sent to proxies.")
         sample(out, "control_snapshots_sent_total", "", self.snapshots_sent)
+        header(out, "control_deltas_sent_total", "counter", "Snapshot deltas (only what changed) sent to proxies.")
+        sample(out, "control_deltas_sent_total", "", self.deltas_sent)
         header(out, "control_watch_streams", "gauge", "Open Discovery.Watch streams.")
         sample(out, "control_watch_streams", "", self.watch_streams)
         header(out, "control_snapshot_version", "gauge", "Version of the current snapshot.")

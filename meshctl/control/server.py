@@ -51,6 +51,11 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.max_receive_message_length", 1024 * 1024),
+    # TLS records of at most 4 KiB: grpc's frame protector keeps buffers of this size for every
+    # connection, and at 16 KiB (the default) they were a quarter of a connected proxy's cost. Measured
+    # with 300-400 proxies: 105 KiB per proxy at 16 KiB, 82 at 4 KiB, 74 at 2 KiB; a whole snapshot
+    # cost the same CPU at 4 KiB as at 16, but 8 % more here and 20 % more in the proxies at 2 KiB.
+    ("grpc.tsi.max_frame_size", 4096),
 ]
 
 

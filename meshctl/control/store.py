@@ -5,6 +5,10 @@ cheap for the few files a mesh has, and it works the same on every filesystem. A
 invalid is logged once and its last good content is kept, so a typo in one profile never takes routes
 away from running proxies. Every change of content bumps the snapshot version; versions start from the
 wall clock so that they also grow across restarts.
+
+Each change is also kept as a delta (what changed since the version before, discovery_delta.py),
+serialised once like the snapshot, so that proxies that merge deltas receive a service or two
+instead of the whole mesh; the last DELTAS_KEPT of them let a watcher that fell behind catch up.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import errno
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meshctl.api import mesh_pb2
 from meshctl.control.config import Address, ControlConfig, EndpointConfig, control_config_from_bytes
+from meshctl.discovery_delta import entry_wires, make_delta
 from meshctl.errors import ConfigError
 from meshctl.resources import MeshResource, ResourceError, parse_text, resource_files
 from meshctl.resources.loader import MAX_FILE_BYTES
@@ -28,6 +34,7 @@ from meshctl.resources.loader import MAX_FILE_BYTES
 log = logging.getLogger("meshctl.control.store")
 
 _RECENT_NS = 2_000_000_000  # a file modified this recently is re-read: mtime granularity can hide a write
+DELTAS_KEPT = 16  # a watcher further behind than this gets the whole snapshot
 
 
 class _WatchedFile:
@@ -75,6 +82,9 @@ class MeshStore:
         self.version = time.time_ns() // 1_000_000
         self.snapshot = mesh_pb2.Snapshot(version=self.version)
         self.snapshot_wire = self.snapshot.SerializeToString(deterministic=True)
+        self._entries = entry_wires(self.snapshot)  # each service's and resource's encoding, by key
+        self._deltas: deque[tuple[int, bytes]] = deque(maxlen=DELTAS_KEPT)  # (version, delta's wire), in order
+        self._chain: tuple[tuple[int, int], list[bytes]] = ((-1, -1), [])  # the last answer of deltas_since
         self._changed = asyncio.Event()
         self.closed = False
         self._missing_dir_logged = False
@@ -186,6 +196,13 @@ class MeshStore:
         self.snapshot = snapshot
         # Serialised once per change, not once per watcher: at 1,000 watchers that was half the fan-out's CPU.
         self.snapshot_wire = snapshot.SerializeToString(deterministic=True)
+        entries = entry_wires(snapshot)
+        if entries is not None and self._entries is not None:
+            delta = make_delta(snapshot, self.version - 1, self._entries, entries)
+            self._deltas.append((self.version, delta.SerializeToString(deterministic=True)))
+        else:  # two entries share a key: no delta can say which one changed, so the chain starts again
+            self._deltas.clear()
+        self._entries = entries
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         log.info(
@@ -198,7 +215,8 @@ class MeshStore:
 
     def _services(self) -> list[mesh_pb2.Service]:
         out = []
-        for service in sorted(self.config.services, key=lambda s: (s.namespace, s.name)):
+        # The order discovery_delta.sort_services gives a merged snapshot.
+        for service in sorted(self.config.services, key=lambda s: (s.namespace, s.name, s.port)):
             endpoints = [
                 mesh_pb2.Endpoint(
                     address=e.address,
@@ -238,6 +256,19 @@ class MeshStore:
             )
             for _, r in sorted(chosen.items())
         ]
+
+    def deltas_since(self, version: int) -> list[bytes]:
+        """The serialised deltas from `version` to the current one, in order; [] when the watcher must get
+        the whole snapshot instead: a delta it needs is no longer kept, or the chain is larger than it."""
+        if self._chain[0] == (version, self.version):  # after a change, nearly every watcher asks for the same
+            return self._chain[1]
+        if not self._deltas or self._deltas[0][0] > version + 1 or version >= self.version:
+            chain = []
+        else:
+            chain = [wire for v, wire in self._deltas if v > version]
+            chain = chain if sum(map(len, chain)) < len(self.snapshot_wire) else []
+        self._chain = ((version, self.version), chain)
+        return chain
 
     # --- waiting ----------------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@ is made for every certificate; the certificate is renewed at 70 % of its lifetim
 10 s .. 24 h, as Linkerd does); failures are retried with jittered backoff from 0.5 s to 30 s while the
 last good certificate and snapshot stay in use. The control plane must present a certificate for its
 identity that chains to the trust anchors; a connection whose PINGs go unanswered is replaced.
+
+Discovery asks for deltas: after the first snapshot the control plane sends only what changed, and
+the client merges it into the snapshot it holds, so the proxy is still handed complete snapshots. A
+delta that does not follow the held version ends the stream (the next one starts with a complete
+snapshot); the held snapshot stays in use meanwhile.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from google.protobuf.message import DecodeError
 from meshctl import __version__
 from meshctl.aio import spawn
 from meshctl.api import mesh_pb2
+from meshctl.discovery_delta import apply_delta
 from meshctl.proxy.grpc_client import GrpcConnection, GrpcError
 from meshctl.proxy.issuance import IssuanceError, der_to_pem, request_csr, verify_issued
 
@@ -255,6 +261,7 @@ class ControlClient:
                     namespace=self._config.namespace,
                     proxy_version=__version__,
                     token=Path(self._config.token_file).read_bytes().strip(),  # read again: it may be rotated
+                    accept_delta=True,
                 )
                 conn = await self._connection()
                 call = conn.call(WATCH, request.SerializeToString())
@@ -272,6 +279,8 @@ class ControlClient:
             await asyncio.sleep(delay)
 
     def _received(self, snapshot: mesh_pb2.Snapshot) -> None:
+        if snapshot.delta:
+            snapshot = apply_delta(self.snapshot, snapshot)  # DeltaError (a ValueError) ends the stream
         if not self.connected:
             log.info("discovery connected, snapshot %d", snapshot.version)
         self.connected = True

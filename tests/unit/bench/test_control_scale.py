@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.control_scale import control_document, parse_sizes, pod_identity
-from bench.control_scale_clients import snapshot_version
+from bench.control_scale_clients import Proxy, delta_version, snapshot_version
 from bench.control_scale_report import (
     budgets,
     change_summary,
@@ -26,6 +26,16 @@ def test_the_version_is_read_from_the_wire_bytes_as_protobuf_reads_it(version: i
     snapshot = mesh_pb2.Snapshot(version=version, services=[mesh_pb2.Service(name="a", namespace="b", port=1)])
     wire = snapshot.SerializeToString(deterministic=True)
     assert snapshot_version(wire) == mesh_pb2.Snapshot.FromString(wire).version == version
+
+
+def test_a_simulated_proxy_takes_a_delta_only_from_the_version_it_holds() -> None:
+    proxy = Proxy("p", "i", b"t", b"", version=7)
+    whole = mesh_pb2.Snapshot(version=9, services=[mesh_pb2.Service(name="a")]).SerializeToString()
+    assert delta_version(proxy, whole) == 9  # a whole snapshot may come at any time
+    proxy.version = 9
+    assert delta_version(proxy, mesh_pb2.Snapshot(version=10, delta=True, base_version=9).SerializeToString()) == 10
+    with pytest.raises(ValueError, match="a delta from version 8 to a proxy at 9"):
+        delta_version(proxy, mesh_pb2.Snapshot(version=9, delta=True, base_version=8).SerializeToString())
 
 
 def test_a_snapshot_without_a_version_first_is_decoded_whole() -> None:
@@ -82,10 +92,11 @@ def test_reach_runs_from_publication_to_the_last_proxy_and_delivery_counts_every
 def _size(n: int, **over: Any) -> dict[str, Any]:
     size: dict[str, Any] = {
         "proxies": n,
+        "delivery": "delta",
         "snapshot_bytes": 136 * n,
         "cpu_s": {"connect": 1.0, "idle": 0.01, "idle_seconds": 10.0, "changes": 0.5, "certify": 0.9},
         "rss_kib": {"before": 40_000, "connected": 40_000 + 30 * n},
-        "changes": [{"written": 0.0, "published": 0.5, "times": [0.6, 0.9]}],
+        "changes": [{"written": 0.0, "published": 0.5, "times": [0.6, 0.9], "bytes": 1434}],
         "certify": {"count": 300, "seconds": 1.0, "errors": 0},
     }
     size.update(over)
@@ -129,6 +140,16 @@ def test_the_markdown_has_one_row_per_size_and_names_incomplete_sizes() -> None:
         "machine": {"cpu": "test cpu", "cpus": 2},
     }
     text = render_markdown(results)
-    assert "| 10 | 1.3 KiB |" in text and "| 100 | 13.3 KiB |" in text
+    assert "| 10 | delta | 1.3 KiB | 1.4 KiB |" in text and "| 100 | delta | 13.3 KiB | 1.4 KiB |" in text
     assert "200 certificates/s" in text
-    assert "- 100 proxies: the simulated proxies sent no 'version' within 30 s" in text
+    assert "- 100 proxies (delta): the simulated proxies sent no 'version' within 30 s" in text
+
+
+def test_budgets_are_judged_on_the_runs_with_deltas_and_older_results_were_complete_snapshots() -> None:
+    slow = {"changes": [{"written": 0.0, "published": 0.5, "times": [0.6, 2.5], "bytes": 136_000}]}
+    rows = [size_summary(_size(1000, delivery="full", **slow)), size_summary(_size(1000))]
+    assert [b["verdict"] for b in budgets(rows)][0] == "pass"
+    assert [b["verdict"] for b in budgets(rows[:1])][0] == "fail"
+    old = _size(10)
+    del old["delivery"]
+    assert size_summary(old)["delivery"] == "full"
