@@ -10,6 +10,7 @@ fields. Hop-by-hop headers are dropped when a head is re-serialised; chunked fra
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Protocol
 
 import httptools
@@ -25,6 +26,8 @@ _HOST, _CL, _TE, _CONNECTION = b"host", b"content-length", b"transfer-encoding",
 _TIMEOUT = b"mesh-timeout"  # the client's own deadline (policy/deadline.py)
 # Names the readers look at; anything else is copied without a second look.
 _SPECIAL = HOP_BY_HOP | {_HOST, _CL, _TIMEOUT}
+# The first bytes (either case) those names begin with: any other field skips the lower-casing.
+_SPECIAL_FIRST = frozenset(c for n in _SPECIAL for c in (n[0], n.upper()[0]))
 _FIELD = b": "
 _KEEP_ALIVE = b"keep-alive"
 Headers = list[tuple[bytes, bytes]]
@@ -159,7 +162,6 @@ class _Reader:
     def __init__(self) -> None:
         self._error: Exception | None = None
         self._in_head = False
-        self._head_bytes = 0  # size of the head's fields, as the callbacks see them
         self._wire = 0  # bytes read while a head is incomplete (fields arrive whole, this sees them grow)
         self._count = 0
         self._trailers: Headers | None = None
@@ -173,25 +175,33 @@ class _Reader:
         raise exc  # httptools aborts the parse and re-raises as a callback error
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Called once per field: only the count is checked here (it bounds the list within one read);
+        # the size is summed once the head is complete (_check_size), and only names whose first byte
+        # could begin a special one are lower-cased.
         if not self._in_head:  # trailer fields of a chunked body
-            if self._trailers is None:
-                self._trailers = []
-            if len(self._trailers) < MAX_HEADERS and name.lower() not in _SPECIAL:
-                self._trailers.append((name, value))
+            self._trailer(name, value)
             return
         self._count += 1
-        self._head_bytes += len(name) + len(value) + 4
-        if self._count > MAX_HEADERS or self._head_bytes > MAX_HEAD_BYTES:
-            self._too_large()
-        lower = name.lower()
-        if lower in _SPECIAL:
-            self._special(lower, value)
-        self._head.headers.append((name, value))
-
-    def _too_large(self) -> None:
         if self._count > MAX_HEADERS:
             self._fail(BadRequest("too many header fields"))
-        self._fail(HeadTooLarge("header section too large"))
+        if name[0] in _SPECIAL_FIRST:
+            lower = name.lower()
+            if lower in _SPECIAL:
+                self._special(lower, value)
+        self._head.headers.append((name, value))
+
+    def _trailer(self, name: bytes, value: bytes) -> None:
+        if self._trailers is None:
+            self._trailers = []
+        if len(self._trailers) < MAX_HEADERS and name.lower() not in _SPECIAL:
+            self._trailers.append((name, value))
+
+    def _check_size(self, headers: Headers) -> None:
+        """The head's fields as the callbacks saw them (name, value, ": " and CRLF) within MAX_HEAD_BYTES.
+        Checked once at the end of the head: one read holds at most MAX_HEADERS fields of it, and
+        feed() bounds a head that spans reads."""
+        if sum(map(len, chain.from_iterable(headers))) + 4 * len(headers) > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("header section too large"))
 
     def _special(self, lower: bytes, value: bytes) -> None:
         if lower == _CL:
@@ -277,7 +287,7 @@ class RequestReader(_Reader):
 
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_bytes = self._wire = self._count = self._hosts = 0
+        self._wire = self._count = self._hosts = 0
         self._trailers = self._cl = self._te = self._tokens = None
         self._head = RequestHead()
         self._url = b""
@@ -294,11 +304,12 @@ class RequestReader(_Reader):
         self._head.authority = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        head = self._head
+        self._check_size(head.headers)
         parser = self._parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._fail(BadRequest(f"unsupported HTTP version {version}"))
-        head = self._head
         if self._te is None and self._cl is None and self._tokens is None:
             head.version = version  # no framing or connection fields: nothing for _framing to check
         else:
@@ -417,7 +428,7 @@ class ResponseReader(_Reader):
         if self._done:
             self._fail(UpstreamReset("unsolicited response"))
         self._in_head = True
-        self._head_bytes = self._wire = self._count = 0
+        self._wire = self._count = 0
         self._trailers = self._cl = self._te = self._tokens = None
         self._head = ResponseHead()
         self._started = True
@@ -426,9 +437,10 @@ class ResponseReader(_Reader):
         self._head.reason += reason
 
     def on_headers_complete(self) -> None:
+        head = self._head
+        self._check_size(head.headers)
         parser = self._parser
         self._framing(parser.get_http_version())
-        head = self._head
         head.status = status = parser.get_status_code()
         head.keep_alive = parser.should_keep_alive()
         if status < 200 or status == 204 or status == 304 or self._head_request:

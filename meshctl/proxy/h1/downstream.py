@@ -111,8 +111,7 @@ class Downstream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refusing:
             return
-        if self.current is None and self.kind == IDLE:
-            self.arm(HEADER, HEADER_S)
+        idle_at = self.deadline if self.current is None and self.kind == IDLE else 0.0
         try:
             self.reader.feed(data)
         except ProxyFailure as exc:
@@ -120,6 +119,10 @@ class Downstream(asyncio.Protocol):
         except Exception:  # a bug must cost one connection, not the process
             log.exception("unexpected error on a client connection")
             self.abort("internal error")
+        if idle_at and self.deadline == idle_at:
+            # Only part of a head came: it has HEADER_S from now. (A request read whole re-armed the
+            # deadline for its response already: no second timer arithmetic for it.)
+            self.arm(HEADER, HEADER_S)
         current = self.current
         if current is not None and current.up is not None and current.up.wbuf:
             current.up.flush()
