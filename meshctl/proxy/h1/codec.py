@@ -63,35 +63,24 @@ def _reraise_callback_bug(exc: Exception) -> None:
 
 
 class _Head:
-    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "hop", "timeout")
+    """The parsed head of one message. The defaults live on the class, so making a head per message
+    runs no __init__: the reader gives it a new `headers` list and sets what the message changes."""
 
-    # One head per message: the subclasses set these themselves (no super() call per message).
-    version: str
+    version = "1.1"
     headers: Headers
-    keep_alive: bool
-    chunked: bool
-    content_length: int | None
-    drop: frozenset[bytes] | None  # names to leave out when serialising; None: none present
-    hop: list[int] | None  # where the hop-by-hop fields are in `headers`, as parsed
-    timeout: bytes | None  # the mesh-timeout value, when the message carries one
+    keep_alive = True
+    chunked = False
+    content_length: int | None = None
+    drop: frozenset[bytes] | None = None  # names to leave out when serialising; None: none present
+    hop: list[int] | None = None  # where the hop-by-hop fields are in `headers`, as parsed
+    timeout: bytes | None = None  # the mesh-timeout value, when the message carries one
 
 
 class RequestHead(_Head):
-    __slots__ = ("method", "target", "authority", "path")
-
-    def __init__(self) -> None:
-        self.version = "1.1"
-        self.headers = []
-        self.keep_alive = True
-        self.chunked = False
-        self.content_length = None
-        self.drop = None
-        self.hop = None
-        self.timeout = None
-        self.method = ""
-        self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
-        self.path = ""  # path without the query, for route matching
-        self.authority = ""
+    method = ""
+    target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
+    path = ""  # path without the query, for route matching
+    authority = ""
 
     def serialize(self) -> bytes:
         """The head as sent upstream: origin-form, HTTP/1.1, hop-by-hop headers dropped."""
@@ -101,21 +90,10 @@ class RequestHead(_Head):
 
 
 class ResponseHead(_Head):
-    __slots__ = ("status", "reason", "until_eof", "no_body")
-
-    def __init__(self) -> None:
-        self.version = "1.1"
-        self.headers = []
-        self.keep_alive = True
-        self.chunked = False
-        self.content_length = None
-        self.drop = None
-        self.hop = None
-        self.timeout = None
-        self.status = 0
-        self.reason = b""
-        self.until_eof = False  # no framing: the body ends when the upstream closes
-        self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
+    status = 0
+    reason = b""
+    until_eof = False  # no framing: the body ends when the upstream closes
+    no_body = False  # 1xx, 204, 304 or the answer to HEAD
 
     def serialize(self, client_version: str, keep_alive: bool) -> tuple[bytes, bool, bool]:
         """(head bytes, re-chunk the body?, close after it?) for a client speaking `client_version`."""
@@ -175,9 +153,9 @@ class _Reader:
         raise exc  # httptools aborts the parse and re-raises as a callback error
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Called once per field: only the count is checked here (it bounds the list within one read);
-        # the size is summed once the head is complete (_check_size), and only names whose first byte
-        # could begin a special one are lower-cased.
+        # Called once per field: only the count is checked here (it bounds the list within one read;
+        # feed() bounds a head that spans reads); the size is summed once the head is complete (in
+        # on_headers_complete), and only names whose first byte may begin a special one are lower-cased.
         if not self._in_head:  # trailer fields of a chunked body
             self._trailer(name, value)
             return
@@ -196,12 +174,6 @@ class _Reader:
         if len(self._trailers) < MAX_HEADERS and name.lower() not in _SPECIAL:
             self._trailers.append((name, value))
 
-    def _check_size(self, headers: Headers) -> None:
-        """The head's fields as the callbacks saw them (name, value, ": " and CRLF) within MAX_HEAD_BYTES.
-        Checked once at the end of the head: one read holds at most MAX_HEADERS fields of it, and
-        feed() bounds a head that spans reads."""
-        if sum(map(len, chain.from_iterable(headers))) + 4 * len(headers) > MAX_HEAD_BYTES:
-            self._fail(HeadTooLarge("header section too large"))
 
     def _special(self, lower: bytes, value: bytes) -> None:
         if lower == _CL:
@@ -289,7 +261,8 @@ class RequestReader(_Reader):
         self._in_head = True
         self._wire = self._count = self._hosts = 0
         self._trailers = self._cl = self._te = self._tokens = None
-        self._head = RequestHead()
+        self._head = head = RequestHead()
+        head.headers = []
         self._url = b""
 
     def on_url(self, url: bytes) -> None:
@@ -305,7 +278,9 @@ class RequestReader(_Reader):
 
     def on_headers_complete(self) -> None:
         head = self._head
-        self._check_size(head.headers)
+        fields = head.headers  # their size (with ": " and CRLF) is checked once, here: on_header
+        if sum(map(len, chain.from_iterable(fields))) + 4 * len(fields) > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("header section too large"))
         parser = self._parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -430,7 +405,8 @@ class ResponseReader(_Reader):
         self._in_head = True
         self._wire = self._count = 0
         self._trailers = self._cl = self._te = self._tokens = None
-        self._head = ResponseHead()
+        self._head = head = ResponseHead()
+        head.headers = []
         self._started = True
 
     def on_status(self, reason: bytes) -> None:
@@ -438,7 +414,9 @@ class ResponseReader(_Reader):
 
     def on_headers_complete(self) -> None:
         head = self._head
-        self._check_size(head.headers)
+        fields = head.headers  # their size (with ": " and CRLF) is checked once, here: on_header
+        if sum(map(len, chain.from_iterable(fields))) + 4 * len(fields) > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("header section too large"))
         parser = self._parser
         self._framing(parser.get_http_version())
         head.status = status = parser.get_status_code()

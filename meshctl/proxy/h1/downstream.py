@@ -19,7 +19,7 @@ from typing import Protocol, cast
 from meshctl.proxy.errors import ProxyFailure, TooManyPipelined
 from meshctl.proxy.h1.codec import Headers, RequestHead, RequestReader
 from meshctl.proxy.h1.exchange import HEADER, IDLE, RESPONSE, Exchange, UpstreamConn
-from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer, Upstream
+from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer
 from meshctl.proxy.rescue import render_http1
 from meshctl.proxy.runtime import ProxyRuntime
 from meshctl.proxy.stack import Stack
@@ -200,7 +200,8 @@ class Downstream(asyncio.Protocol):
         """Both messages of `ex` are complete: reuse or close its upstream, then the next request or idle."""
         if up is not None:
             if up.reusable and not self.listener.draining:
-                self.listener.dialer.release(ex.endpoint, cast(Upstream, up))
+                plan = ex.plan
+                self.listener.dialer.release(plan.endpoint if plan is not None else None, up)  # type: ignore[arg-type]
             else:
                 up.close()
         if ex is not self.current:
@@ -327,7 +328,7 @@ class Downstream(asyncio.Protocol):
 def _placeholder_head() -> RequestHead:
     """The head of a request that could not be parsed: it is only answered, never forwarded."""
     head = RequestHead()
-    head.method, head.keep_alive = "GET", False
+    head.headers, head.method, head.keep_alive = [], "GET", False
     return head
 
 
