@@ -141,6 +141,8 @@ class _Reader:
         self._error: Exception | None = None
         self._in_head = False
         self._wire = 0  # bytes read while a head is incomplete (fields arrive whole, this sees them grow)
+        self._fed = 0  # bytes in the read being parsed
+        self._first = 0  # bytes in the read the message began in
         self._count = 0
         self._trailers: Headers | None = None
         self._cl: bytes | None = None
@@ -154,8 +156,9 @@ class _Reader:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Called once per field: only the count is checked here (it bounds the list within one read;
-        # feed() bounds a head that spans reads); the size is summed once the head is complete (in
-        # on_headers_complete), and only names whose first byte may begin a special one are lower-cased.
+        # feed() bounds a head that spans reads). The size is summed once the head is complete, and only
+        # when the reads it came in could hold too large a head; only names whose first byte may begin
+        # a special one are lower-cased.
         if not self._in_head:  # trailer fields of a chunked body
             self._trailer(name, value)
             return
@@ -174,6 +177,10 @@ class _Reader:
         if len(self._trailers) < MAX_HEADERS and name.lower() not in _SPECIAL:
             self._trailers.append((name, value))
 
+    def _check_size(self, fields: Headers) -> None:
+        """The fields as the callbacks saw them (with ": " and CRLF) within MAX_HEAD_BYTES."""
+        if sum(map(len, chain.from_iterable(fields))) + 4 * len(fields) > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("header section too large"))
 
     def _special(self, lower: bytes, value: bytes) -> None:
         if lower == _CL:
@@ -243,8 +250,9 @@ class RequestReader(_Reader):
     def feed(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
+        self._fed = size = len(data)
         if self._in_head:
-            self._wire += len(data)
+            self._wire += size
             if self._wire > MAX_HEAD_BYTES + 8192:
                 self._fail(HeadTooLarge("header section too large"))
         try:
@@ -260,6 +268,7 @@ class RequestReader(_Reader):
     def on_message_begin(self) -> None:
         self._in_head = True
         self._wire = self._count = self._hosts = 0
+        self._first = self._fed
         self._trailers = self._cl = self._te = self._tokens = None
         self._head = head = RequestHead()
         head.headers = []
@@ -278,9 +287,8 @@ class RequestReader(_Reader):
 
     def on_headers_complete(self) -> None:
         head = self._head
-        fields = head.headers  # their size (with ": " and CRLF) is checked once, here: on_header
-        if sum(map(len, chain.from_iterable(fields))) + 4 * len(fields) > MAX_HEAD_BYTES:
-            self._fail(HeadTooLarge("header section too large"))
+        if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
+            self._check_size(head.headers)
         parser = self._parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -357,8 +365,9 @@ class ResponseReader(_Reader):
                 data = self._feed_head_only(data)
                 if not data:
                     return
+            self._fed = size = len(data)
             if self._in_head:
-                self._wire += len(data)
+                self._wire += size
                 if self._wire > MAX_HEAD_BYTES + 8192:
                     self._fail(UpstreamReset("response head too large"))
             self._parser.feed_data(data)
@@ -382,6 +391,7 @@ class ResponseReader(_Reader):
                 self._buffer = buffer
                 return b""
             head, buffer = buffer[: end + 4], buffer[end + 4 :]
+            self._fed = len(head)
             self._parser.feed_data(head)  # emits the head (a final one ends the HEAD exchange)
             self._parser = httptools.HttpResponseParser(self)
         self._buffer = b""
@@ -404,6 +414,7 @@ class ResponseReader(_Reader):
             self._fail(UpstreamReset("unsolicited response"))
         self._in_head = True
         self._wire = self._count = 0
+        self._first = self._fed
         self._trailers = self._cl = self._te = self._tokens = None
         self._head = head = ResponseHead()
         head.headers = []
@@ -414,9 +425,8 @@ class ResponseReader(_Reader):
 
     def on_headers_complete(self) -> None:
         head = self._head
-        fields = head.headers  # their size (with ": " and CRLF) is checked once, here: on_header
-        if sum(map(len, chain.from_iterable(fields))) + 4 * len(fields) > MAX_HEAD_BYTES:
-            self._fail(HeadTooLarge("header section too large"))
+        if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
+            self._check_size(head.headers)
         parser = self._parser
         self._framing(parser.get_http_version())
         head.status = status = parser.get_status_code()
