@@ -55,6 +55,12 @@ def _header_lines(headers: Headers, drop: frozenset[bytes] | None, hop: list[int
     return b"\r\n".join(map(_FIELD.join, headers)) + b"\r\n" if headers else b""
 
 
+# _version: get_http_version() formats a new string per message (~2,300 machine instructions). llhttp
+# takes only the versions 0.9, 1.0, 1.1 and 2.0, and of those keeps only 1.1 alive when no Connection or
+# Proxy-Connection field says otherwise (both are hop-by-hop: `hop` is None without them), so a message
+# kept alive with no hop-by-hop field is HTTP/1.1. tests/unit/proxy/test_h1.py holds llhttp to that.
+
+
 def _reraise_callback_bug(exc: Exception) -> None:
     """An exception from a sink (not a parse error) is a bug: let it surface as itself."""
     cause = exc.__context__
@@ -313,7 +319,8 @@ class RequestReader(_Reader):
         if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
             self._check_size(head.headers)
         parser = self._parser
-        version = parser.get_http_version()
+        head.keep_alive = keep_alive = parser.should_keep_alive()
+        version = "1.1" if keep_alive and head.hop is None else parser.get_http_version()  # see _version
         if version != "1.1" and version != "1.0":
             self._fail(BadRequest(f"unsupported HTTP version {version}"))
         if self._te is None and self._cl is None and self._tokens is None:
@@ -321,7 +328,6 @@ class RequestReader(_Reader):
         else:
             self._framing(version)
         head.method = parser.get_method().decode("ascii")
-        head.keep_alive = parser.should_keep_alive()
         url = self._url
         if url[:1] == b"/":
             head.target = url
@@ -450,9 +456,9 @@ class ResponseReader(_Reader):
         if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
             self._check_size(head.headers)
         parser = self._parser
-        self._framing(parser.get_http_version())
+        head.keep_alive = keep_alive = parser.should_keep_alive()
+        self._framing("1.1" if keep_alive and head.hop is None else parser.get_http_version())  # see _version
         head.status = status = parser.get_status_code()
-        head.keep_alive = parser.should_keep_alive()
         if status < 200 or status == 204 or status == 304 or self._head_request:
             head.no_body = True
         elif not head.chunked and head.content_length is None:
