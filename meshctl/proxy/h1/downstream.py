@@ -19,7 +19,7 @@ from typing import Protocol, cast
 from meshctl.proxy.errors import ProxyFailure, TooManyPipelined
 from meshctl.proxy.h1.codec import Headers, RequestHead, RequestReader
 from meshctl.proxy.h1.exchange import HEADER, IDLE, RESPONSE, Exchange, UpstreamConn
-from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer, Upstream
+from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer
 from meshctl.proxy.rescue import render_http1
 from meshctl.proxy.runtime import ProxyRuntime
 from meshctl.proxy.stack import Stack
@@ -111,8 +111,7 @@ class Downstream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.refusing:
             return
-        if self.current is None and self.kind == IDLE:
-            self.arm(HEADER, HEADER_S)
+        idle_at = self.deadline if self.current is None and self.kind == IDLE else 0.0
         try:
             self.reader.feed(data)
         except ProxyFailure as exc:
@@ -120,6 +119,10 @@ class Downstream(asyncio.Protocol):
         except Exception:  # a bug must cost one connection, not the process
             log.exception("unexpected error on a client connection")
             self.abort("internal error")
+        if idle_at and self.deadline == idle_at:
+            # Only part of a head came: it has HEADER_S from now. (A request read whole re-armed the
+            # deadline for its response already: no second timer arithmetic for it.)
+            self.arm(HEADER, HEADER_S)
         current = self.current
         if current is not None and current.up is not None and current.up.wbuf:
             current.up.flush()
@@ -197,7 +200,8 @@ class Downstream(asyncio.Protocol):
         """Both messages of `ex` are complete: reuse or close its upstream, then the next request or idle."""
         if up is not None:
             if up.reusable and not self.listener.draining:
-                self.listener.dialer.release(ex.endpoint, cast(Upstream, up))
+                plan = ex.plan
+                self.listener.dialer.release(plan.endpoint if plan is not None else None, up)  # type: ignore[arg-type]
             else:
                 up.close()
         if ex is not self.current:

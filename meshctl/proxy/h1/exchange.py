@@ -269,7 +269,9 @@ class Exchange:
             self.client.close_after = self.req_done = True
             if self.up is not None:
                 self.up.reusable = False
-        self._report(self.resp_status)
+        plan = self.plan
+        if plan is not None:
+            plan.finish(self.resp_status, None, self.ttfb * 1000.0)
         self._finish()
 
     def connect_failed(self, exc: ProxyFailure) -> None:
@@ -351,11 +353,6 @@ class Exchange:
             up.flush()
 
     # -- endings ---------------------------------------------------------------------------------------
-    def _report(self, status: int) -> None:
-        plan = self.plan
-        if plan is not None:
-            plan.finish(status, None, self.ttfb * 1000.0)
-
     def fail(self, exc: BaseException) -> None:
         """Answer with the failure `exc` maps to, or cut the client off when a response had begun."""
         if self.done:

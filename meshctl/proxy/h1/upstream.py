@@ -273,7 +273,8 @@ class Dialer:
         self._sweeper: asyncio.TimerHandle | None = loop.call_later(SWEEP_S, self._sweep)
 
     def connect(self, ex: Exchange, fresh: bool) -> None:
-        key = ex.endpoint
+        plan = ex.plan  # ex.endpoint, without a property call per request
+        key = plan.endpoint if plan is not None else None
         if not fresh:
             up = self.pool.take(key)
             if up is not None:

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from meshctl.api import mesh_pb2
 from meshctl.proxy.policy.route import DEFAULT, CompiledProfile, CompiledRoute, compile_profile
@@ -28,8 +28,11 @@ CLUSTER_SUFFIX = ("svc", "cluster", "local")
 _CACHE_LIMIT = 4096  # distinct raw authorities remembered; cleared when full
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(NamedTuple):
+    """One ready endpoint of a service. A NamedTuple, not a dataclass, because endpoints key the pools,
+    the balancers' and the breakers' dicts on every request: tuple hashing and equality run in C,
+    a dataclass's generated __hash__/__eq__ are Python calls."""
+
     host: str
     port: int
     identity: str

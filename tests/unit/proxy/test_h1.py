@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httptools
 import pytest
 
 from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
@@ -184,6 +185,55 @@ def test_http10_keep_alive() -> None:
     assert sink.heads[0].version == "1.0"
     with pytest.raises(BadRequest):  # nothing may follow a message that closes the connection
         read(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n")
+
+
+class _Versions:
+    """A bare httptools protocol: what llhttp itself says of each version."""
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
+        self.seen: tuple[str, bool] | None = None
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.seen = (self.parser.get_http_version(), self.parser.should_keep_alive())
+
+
+def test_llhttp_keeps_only_http11_alive_without_a_connection_field() -> None:
+    # The codec reads "1.1" off should_keep_alive() when no hop-by-hop field is present, instead of
+    # asking get_http_version() (which formats a string per message). That holds only while llhttp takes
+    # the versions below and no other: an httptools upgrade that changes this must fail here.
+    for kind, line in (("request", b"GET / HTTP/%d.%d\r\nHost: a\r\n\r\n"),
+                       ("response", b"HTTP/%d.%d 200 OK\r\nContent-Length: 0\r\n\r\n")):  # fmt: skip
+        accepted = {}
+        for major in range(10):
+            for minor in range(10):
+                proto = _Versions()
+                if kind == "request":
+                    proto.parser = httptools.HttpRequestParser(proto)
+                else:
+                    proto.parser = httptools.HttpResponseParser(proto)
+                try:
+                    proto.parser.feed_data(line % (major, minor))
+                except httptools.HttpParserError:
+                    continue
+                assert proto.seen is not None
+                accepted[proto.seen[0]] = proto.seen[1]
+        assert accepted == {"0.9": False, "1.0": False, "1.1": True, "2.0": False}, kind
+
+
+def test_version_without_connection_fields() -> None:
+    assert read(b"GET / HTTP/1.1\r\n" + H + b"\r\n").heads[0].version == "1.1"
+    assert read(b"GET / HTTP/1.0\r\n\r\n").heads[0].version == "1.0"
+    sink = Responses()
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    reader.feed(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert sink.heads[0].version == "1.0" and not sink.heads[0].keep_alive
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert sink.heads[1].version == "1.1" and sink.heads[1].keep_alive
 
 
 def test_absolute_form_becomes_origin_form() -> None:
