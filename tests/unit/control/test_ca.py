@@ -26,14 +26,19 @@ WEBAPP = workload_identity("webapp", "booksapp")  # 61 characters
 LONG = control_plane_identity()  # 76 characters: no CN
 
 
+# One instant for both: an issuer made a second later than its anchor is capped by the anchor's end, one
+# second short of a full lifetime, and the lifetime assertions below would depend on the machine's speed.
+MADE_AT = datetime.now(UTC).replace(microsecond=0)
+
+
 @pytest.fixture(scope="module")
 def anchor() -> CertAndKey:
-    return ca.generate_trust_anchor()
+    return ca.generate_trust_anchor(now=MADE_AT)
 
 
 @pytest.fixture(scope="module")
 def issuer(anchor: CertAndKey) -> CertAndKey:
-    return ca.generate_issuer(anchor)
+    return ca.generate_issuer(anchor, now=MADE_AT)
 
 
 def _leaf(issuer: CertAndKey, identity: str = BOOKS, **kwargs: object) -> x509.Certificate:
