@@ -1,14 +1,15 @@
 """python-h2 and ngh2 side by side at the codec level: `python -m bench.ngh2_probe [--exchanges N]`.
 
 Not a benchmark of the proxy: both codecs run in memory, in one process and one run, so the ratio is
-what the codec alone would change. h2 is the proxy's own server-side connection (meshctl.proxy.h2.conn,
-its settings and RFC 9113 fixes; without the core's guards in h2/ends.py, which sit above the codec
-either way); ngh2 runs with its default Configuration.
+what the codec alone changes. ngh2 is the proxy's codec; python-h2 (from the dev extra: the tests use it
+as an independent peer) is configured as the proxy ran it until ngh2 replaced it (its settings, header
+validation off; without the core's guards in h2/ends.py, which sit above the codec either way); ngh2
+runs with its default Configuration.
 
 1. Speed: one client/server connection pair in memory; per exchange a GET (HEADERS with END_STREAM)
    and a 200 response with a 1 KiB body, every byte passed through both codecs. Then the same exchange
-   through the proxy's own ends (h2/ends.py on either codec, MESHCTL_H2_CODEC's two values), with the
-   Python and C calls it makes counted (sys.setprofile).
+   through the proxy's own ends (h2/ends.py, on ngh2), with the Python and C calls it makes counted
+   (sys.setprofile). The same through python-h2 was 595 Python calls and ~480 µs (bench/results/NGH2.md).
 2. Abuse: the same attack bytes (built with hyperframe, codec-neutral) fed to each server: rapid reset,
    SETTINGS flood, PING flood, CONTINUATION flood, HPACK bomb. Reported: what the codec did (an error,
    a GOAWAY queued, or nothing), the events it produced, the bytes it queued to send, the CPU it took.
@@ -48,13 +49,38 @@ def _ngh2() -> Any:
 # --- speed ------------------------------------------------------------------------------------------
 
 
+def h2_connection(client_side: bool) -> Any:
+    """python-h2 with the settings the proxy gave it (h2/conn.py's H2Limits), its preface queued."""
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.settings import SettingCodes, Settings
+
+    from meshctl.proxy.h2.conn import H2Limits
+
+    limits = H2Limits()
+    config = H2Configuration(client_side=client_side, header_encoding=None, validate_inbound_headers=False,
+                             normalize_inbound_headers=False, validate_outbound_headers=False,
+                             normalize_outbound_headers=False)  # fmt: skip
+    conn = H2Connection(config)
+    conn.local_settings = Settings(
+        client=client_side,
+        initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+            SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
+            SettingCodes.INITIAL_WINDOW_SIZE: limits.stream_window,
+            SettingCodes.ENABLE_PUSH: 0,
+        },
+    )
+    conn.initiate_connection()
+    conn.increment_flow_control_window(limits.connection_window - 65535)
+    return conn
+
+
 def exchange_h2(count: int) -> float:
-    """µs per exchange with python-h2 (the proxy's configured connection on both sides)."""
+    """µs per exchange with python-h2 (configured as the proxy had it, on both sides)."""
     from h2.events import DataReceived, RequestReceived
 
-    from meshctl.proxy.h2.conn import H2Limits, configured
-
-    client, server = configured(True, H2Limits()), configured(False, H2Limits())
+    client, server = h2_connection(True), h2_connection(False)
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
     server.receive_data(client.data_to_send())
@@ -99,8 +125,8 @@ def exchange_ngh2(count: int) -> float:
     return (time.process_time() - start) / count * 1e6
 
 
-def exchange_core(codec: str, count: int) -> tuple[float, float, float]:
-    """The proxy's own ends on `codec`, client (UpstreamH2) and server (DownstreamH2) in memory.
+def exchange_core(count: int) -> tuple[float, float, float]:
+    """The proxy's own ends, client (UpstreamH2) and server (DownstreamH2), in memory.
 
     Returns (µs per exchange, Python function calls per exchange, C calls per exchange): the codec
     with the core's bookkeeping and guards on top, as the proxy runs it (without sockets and routing).
@@ -108,7 +134,7 @@ def exchange_core(codec: str, count: int) -> tuple[float, float, float]:
     from meshctl.proxy.h2.core import Body, Outbox, Request
     from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 
-    client, server = UpstreamH2(Outbox(), codec=codec), DownstreamH2(Outbox(), codec=codec)
+    client, server = UpstreamH2(Outbox()), DownstreamH2(Outbox())
     server.receive(client.output())
     client.receive(server.output())
     server.receive(client.output())
@@ -224,9 +250,7 @@ def _client_preface() -> bytes:
 def attack_h2(attack: bytes) -> dict[str, Any]:
     from h2.exceptions import H2Error
 
-    from meshctl.proxy.h2.conn import H2Limits, configured
-
-    server = configured(False, H2Limits())
+    server = h2_connection(False)
     server.receive_data(_client_preface())
     server.data_to_send()
     start, events, outcome = time.process_time(), 0, "accepted everything"
@@ -275,10 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"ngh2_version": getattr(ngh2, "__version__", "?")}
     h2_us, ngh2_us = exchange_h2(args.exchanges), exchange_ngh2(args.exchanges)
     results["exchange_us"] = {"h2": h2_us, "ngh2": ngh2_us, "ratio": h2_us / ngh2_us}
-    results["core"] = {}
-    for codec in ("h2", "ngh2"):
-        us, py_calls, c_calls = exchange_core(codec, args.exchanges)
-        results["core"][codec] = {"us": us, "python_calls": py_calls, "c_calls": c_calls}
+    us, py_calls, c_calls = exchange_core(args.exchanges)
+    results["core"] = {"us": us, "python_calls": py_calls, "c_calls": c_calls}
     results["attacks"] = {}
     for name, build in ATTACKS.items():
         attack = build()
@@ -289,11 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ex = results["exchange_us"]
     print(f"ngh2 {results['ngh2_version']}; one GET + 1 KiB response in memory, {args.exchanges} exchanges")
     print(f"  h2 {ex['h2']:.1f} µs, ngh2 {ex['ngh2']:.1f} µs per exchange: ngh2 {ex['ratio']:.1f} × faster")
-    core = results["core"]
-    print("through the proxy's ends (UpstreamH2 ↔ DownstreamH2), per exchange:")
-    for codec in ("h2", "ngh2"):
-        c = core[codec]
-        print(f"  {codec:5} {c['us']:.1f} µs, {c['python_calls']:.0f} Python calls, {c['c_calls']:.0f} C calls")
+    c = results["core"]
+    print("through the proxy's ends (UpstreamH2 ↔ DownstreamH2, ngh2), per exchange:")
+    print(f"  {c['us']:.1f} µs, {c['python_calls']:.0f} Python calls, {c['c_calls']:.0f} C calls")
     for name, res in results["attacks"].items():
         print(f"{name} ({res['bytes']:,} bytes)")
         for codec in ("h2", "ngh2"):

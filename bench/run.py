@@ -40,7 +40,6 @@ from bench.topology import (
     require_tools,
     start_haproxy,
     start_mesh,
-    start_ngh2_mesh,
     start_nginx,
     tool_versions,
 )
@@ -243,16 +242,8 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 throughput_runs.append({"round": rnd, "arm": arm.name, **res})
                 log(f"       {res['rps']:.0f} req/s, {res['errors']} errors")
         h2_arms = [arm for arm in arms if not arm.h2_skip] if args.h2_seconds and "h2" in args.sections else []
-        if h2_arms and mesh_procs:  # the same two hops on the other HTTP/2 codec, for this phase only
-            try:
-                h2_arms.append(start_ngh2_mesh(procs, tmp, nginx_port))
-            except (BenchError, ImportError, OSError, ValueError) as exc:
-                results["h2_skipped"] = {"mesh-2hop-mtls-ngh2": f"did not start: {exc.__class__.__name__}: {exc}"}
         h2_runs = [h2_throughput(procs, arm, args, log) for arm in h2_arms]
-        results["h2_skipped"] = {
-            **results.get("h2_skipped", {}),
-            **{arm.name: arm.h2_skip for arm in arms if arm.h2_skip and args.h2_seconds},
-        }
+        results["h2_skipped"] = {arm.name: arm.h2_skip for arm in arms if arm.h2_skip and args.h2_seconds}
         if "grpc" in args.sections:
             results.update(grpc_phase(procs, tmp, mesh_procs, args, log))
         for proc in (*mesh_procs.values(), nginx):

@@ -181,37 +181,6 @@ def start_mesh(procs: Processes, tmp: Path, nginx_port: int) -> tuple[list[Arm],
     return arms, {"control": control, **proxies}
 
 
-def start_ngh2_mesh(procs: Processes, tmp: Path, nginx_port: int) -> Arm:
-    """The two-hop mTLS arm again, its proxies on ngh2 (MESHCTL_H2_CODEC=ngh2): for the HTTP/2 phase only.
-
-    A control plane and two proxies of its own (under tmp/ngh2), so no endpoint is shared with the
-    python-h2 arm: the same topology, the same pinning, only the codec differs.
-    """
-    plan = plan_mesh(tmp / "ngh2", nginx_port)
-    plan.tmp.mkdir()
-    control_json, configs = write_mesh_files(plan)
-    env = {**python_env(), "MESHCTL_H2_CODEC": "ngh2"}
-    control = procs.start(
-        "control-ngh2", [sys.executable, "-m", "meshctl.control", "--config", str(control_json)],
-        cpu=LOAD_CPU, env=env,
-    )  # fmt: skip
-    wait_for("the ngh2 arm's control plane to listen", lambda: port_open("127.0.0.1", plan.control_port),
-             START_TIMEOUT_S, [control])  # fmt: skip
-    proxies = [
-        procs.start(f"proxy-{pod}-ngh2", [sys.executable, "-m", "meshctl.proxy", "--config", str(configs[pod])],
-                    cpu=PROXY_CPU, env=env)  # fmt: skip
-        for pod in (CLIENT_POD, SERVER_POD)
-    ]
-    for ports in (plan.server, plan.client):
-        ready = f"http://127.0.0.1:{ports.admin}/ready"
-        wait_for(f"ngh2 arm ready ({ready})", partial(http_ok, ready), START_TIMEOUT_S, [control, *proxies])
-    arm = Arm("mesh-2hop-mtls-ngh2", "mesh-2hop-mtls with both proxies on the ngh2 codec (HTTP/2 phase only)",
-              f"http://127.0.0.1:{plan.client.outbound}/", authority(MESH_SERVICE), proxies)  # fmt: skip
-    wait_for(f"a 200 through {arm.name}", partial(http_ok, arm.url, arm.host_header), START_TIMEOUT_S,
-             [control, *proxies])  # fmt: skip
-    return arm
-
-
 def tool_versions() -> dict[str, str]:
     import subprocess
 

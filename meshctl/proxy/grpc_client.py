@@ -1,10 +1,11 @@
 """A small gRPC client on the proxy's own event loop: unary and server-streaming calls over one HTTP/2
-connection (the `h2` codec the proxy already carries, TLS from the `ssl` module).
+connection (ngh2, the codec the proxy already carries, TLS from the `ssl` module).
 
 The proxy talks to the control plane with it instead of grpcio, whose threads and ~10 MiB would stay in
 every sidecar for its whole life and whose idle threads make the event loop's timers late. It speaks
 only what the control API needs: length-prefixed protobuf messages, `grpc-timeout`, statuses from
-trailers (or trailers-only responses), flow control as messages are consumed, and PING keepalives.
+trailers (or trailers-only responses), flow control (nghttp2 returns credit as DATA is read) and PING
+keepalives.
 """
 
 from __future__ import annotations
@@ -15,19 +16,18 @@ import struct
 from collections import deque
 from typing import cast
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.events import (
-    ConnectionTerminated,
+import ngh2
+from ngh2 import (
+    ConnectionClosed,
     DataReceived,
-    PingAckReceived,
+    GoAwayReceived,
+    NGH2Error,
+    PingAcknowledged,
     ResponseReceived,
-    StreamEnded,
+    StreamClosed,
     StreamReset,
     TrailersReceived,
 )
-from h2.exceptions import H2Error
-from h2.settings import SettingCodes
 
 log = logging.getLogger("meshctl.proxy.grpc")
 
@@ -117,7 +117,7 @@ class GrpcConnection(asyncio.Protocol):
 
     def __init__(self, authority: str) -> None:
         self.authority = authority.encode("ascii")
-        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+        self.h2 = ngh2.Connection(ngh2.Role.CLIENT)  # WINDOW_UPDATEs as DATA is read (auto_window_update)
         self.calls: dict[int, Call] = {}
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
@@ -128,18 +128,17 @@ class GrpcConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.h2.initiate_connection()
-        self.h2.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
-        self.h2.increment_flow_control_window(WINDOW)
+        self.h2.initiate_connection({ngh2.Setting.INITIAL_WINDOW_SIZE: WINDOW, ngh2.Setting.ENABLE_PUSH: 0})
+        self.h2.set_local_window_size(WINDOW)
         self._flush()
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(data)
-        except H2Error as exc:
+            self.h2.receive_data(data)
+        except NGH2Error as exc:
             self.close(f"protocol error from the server: {exc}")
             return
-        for event in events:
+        for event in self.h2.events():
             self._event(event)
         self._flush()
 
@@ -155,14 +154,17 @@ class GrpcConnection(asyncio.Protocol):
         if self.closed.done() or self.transport is None:
             call.fail(GrpcError(14, self.closed.result() if self.closed.done() else "not connected"))
             return call
-        stream_id = self.h2.get_next_available_stream_id()
         headers = [(b":method", b"POST"), (b":scheme", b"https"), (b":path", path.encode("ascii")),
                    (b":authority", self.authority), (b"content-type", b"application/grpc"), (b"te", b"trailers")]
         if timeout_s is not None:
             headers.append((b"grpc-timeout", b"%dm" % max(1, int(timeout_s * 1000))))  # fmt: skip
+        try:
+            stream_id = self.h2.send_request(headers)
+            self.h2.send_data(stream_id, struct.pack(">BI", 0, len(message)) + message, end_stream=True)
+        except NGH2Error as exc:  # the connection is closing (a GOAWAY arrived in this read)
+            call.fail(GrpcError(14, f"cannot start the call: {exc}"))
+            return call
         self.calls[stream_id] = call
-        self.h2.send_headers(stream_id, headers)
-        self.h2.send_data(stream_id, struct.pack(">BI", 0, len(message)) + message, end_stream=True)
         self._flush()
         return call
 
@@ -171,8 +173,11 @@ class GrpcConnection(asyncio.Protocol):
         if self.closed.done():
             return False
         payload = struct.pack(">Q", id(self) ^ len(self._pongs) ^ int(asyncio.get_running_loop().time() * 1e6))
+        try:
+            self.h2.ping(payload)
+        except NGH2Error:
+            return False
         pong = self._pongs[payload] = asyncio.get_running_loop().create_future()
-        self.h2.ping(payload)
         self._flush()
         try:
             await asyncio.wait_for(asyncio.shield(pong), timeout_s)
@@ -185,9 +190,9 @@ class GrpcConnection(asyncio.Protocol):
     def close(self, reason: str = "closed by the client") -> None:
         if self.transport is not None and not self.transport.is_closing():
             try:
-                self.h2.close_connection()
+                self.h2.terminate_connection()
                 self._flush()
-            except H2Error:
+            except NGH2Error:
                 pass
             self.transport.close()
         self._gone(reason)
@@ -203,25 +208,34 @@ class GrpcConnection(asyncio.Protocol):
             call = self.calls.get(event.stream_id)
             if call is not None:
                 call.feed(event.data)
-            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if event.end_stream:
+                    self._ended(event.stream_id)
         elif isinstance(event, ResponseReceived | TrailersReceived):
             call = self.calls.get(event.stream_id)
             if call is not None:
-                call.finish(event.headers)
-        elif isinstance(event, StreamEnded):
-            call = self.calls.pop(event.stream_id, None)
-            if call is not None:
-                call.end()
+                call.finish(list(event.headers))
+                if isinstance(event, TrailersReceived) or event.end_stream:
+                    self._ended(event.stream_id)
         elif isinstance(event, StreamReset):
             call = self.calls.pop(event.stream_id, None)
             if call is not None:
-                call.fail(GrpcError(14, f"stream reset by the server (error {event.error_code})"))
-        elif isinstance(event, PingAckReceived):
-            pong = self._pongs.get(event.ping_data)
+                call.fail(GrpcError(14, f"stream reset by the server ({_code_name(event.error_code)})"))
+        elif isinstance(event, StreamClosed):  # still open here: nghttp2 reset a malformed response itself
+            call = self.calls.pop(event.stream_id, None)
+            if call is not None:
+                why = event.local_error or _code_name(event.error_code)
+                call.fail(GrpcError(14, f"stream closed before the call ended ({why})"))
+        elif isinstance(event, PingAcknowledged):
+            pong = self._pongs.get(event.opaque_data)
             if pong is not None and not pong.done():
                 pong.set_result(None)
-        elif isinstance(event, ConnectionTerminated):
-            self.close(f"the server went away (GOAWAY {event.error_code})")
+        elif isinstance(event, GoAwayReceived | ConnectionClosed):
+            self.close(f"the server went away (GOAWAY {_code_name(event.error_code)})")
+
+    def _ended(self, stream_id: int) -> None:
+        call = self.calls.pop(stream_id, None)
+        if call is not None:
+            call.end()
 
     def _flush(self) -> None:
         data = self.h2.data_to_send()
@@ -237,3 +251,10 @@ class GrpcConnection(asyncio.Protocol):
         for pong in self._pongs.values():
             if not pong.done():
                 pong.cancel()
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ngh2.ErrorCode(code).name
+    except ValueError:
+        return str(code)

@@ -198,10 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     import uvloop
 
-    from meshctl.proxy.h2.frames import use_cheap_frame_repr
-
-    use_cheap_frame_repr()
-
     try:
         return uvloop.run(serve(config))
     except MeshError as exc:

@@ -29,7 +29,7 @@ from meshctl.aio import spawn
 from meshctl.proxy.h2.server import drain_h2
 from tests.integration.test_proxy_grpc_support import AUTHORITY, BACKEND_SCRIPT, NS, SERVICE, Backend, Mesh, _same
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("h2_codec")]  # the proxies run on each HTTP/2 codec
+pytestmark = pytest.mark.integration
 
 Header = tuple[bytes, bytes]
 

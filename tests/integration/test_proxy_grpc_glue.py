@@ -28,7 +28,7 @@ from meshctl.proxy.h2.pool import H2Pool
 from meshctl.proxy.h2.server import DownstreamProtocol, H2Stack
 from tests.integration.test_proxy_grpc_support import BACKEND_SCRIPT, SERVICE, Backend, _same
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("h2_codec")]  # the proxies run on each HTTP/2 codec
+pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.test_proxy_grpc_support import SERVICE, Mesh, _same
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("h2_codec")]  # the proxies run on each HTTP/2 codec
+pytestmark = pytest.mark.integration
 
 CALLS = 300
 RATIO, PER_SECOND, TTL_S = 0.2, 1, 10.0

@@ -30,8 +30,6 @@ REQUEST_FIELDS = [(b":method", b"GET"), (b":method", b"POST"), (b":method", b"CO
                   (b"x-a", b" padded"), (b"x-a", b"nul\x00"), (b"host", b"other"),
                   (b"grpc-timeout", b"1S")]  # fmt: skip
 
-pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxies run on each HTTP/2 codec
-
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload

@@ -23,7 +23,7 @@ from h2.events import ConnectionTerminated, DataReceived, ResponseReceived, Stre
 from tests.integration.test_proxy_grpc_support import AUTHORITY, Mesh
 from tests.reliability.apps import RecordingApp
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("h2_codec")]  # the proxies run on each HTTP/2 codec
+pytestmark = pytest.mark.integration
 
 Header = tuple[bytes, bytes]
 
@@ -44,7 +44,7 @@ def app() -> Iterator[RecordingApp]:
 
 
 @pytest.fixture(scope="module")
-def mesh(app: RecordingApp, h2_codec: str) -> Iterator[Mesh]:
+def mesh(app: RecordingApp) -> Iterator[Mesh]:
     running = Mesh(app.port, app_protocol="http")
     yield running
     running.stop()

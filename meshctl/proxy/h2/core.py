@@ -1,11 +1,11 @@
-"""HTTP/2 connection core (sans-IO): python-h2 plus the stream bookkeeping a proxy needs.
+"""HTTP/2 connection core (sans-IO): ngh2 plus the stream bookkeeping a proxy needs.
 
 An `H2Side` takes bytes and returns a short list of stream events (`Request`, `Response`, `Body`,
 `Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue flushes the
 `Outbox`, once per read. Header blocks are validated by h2/headers.py and bodies held to their
 content-length here, so a malformed message resets one stream instead of failing the connection. The
-codec underneath (python-h2 or ngh2, MESHCTL_H2_CODEC) is built by h2/conn.py `configured()`; the two
-ends (server side facing downstream, client side facing upstream) and their guards live in h2/ends.py.
+codec underneath (ngh2 with the proxy's limits) is built by h2/conn.py `configured()`; the two ends
+(server side facing downstream, client side facing upstream) and their guards live in h2/ends.py.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from h2.errors import ErrorCodes
-from h2.exceptions import ProtocolError
-from hyperframe.frame import GoAwayFrame
-from ngh2 import DenialOfServiceError
+from ngh2 import DenialOfServiceError, ErrorCode
 
 from meshctl.proxy.h2.conn import CodecError, configured
 from meshctl.proxy.h2.conn import H2Limits as H2Limits  # re-exported: the ends, pool and server take it from here
@@ -32,6 +29,7 @@ from meshctl.proxy.h2.headers import (
 _REMOTE_DONE = 1  # the peer sent END_STREAM
 _LOCAL_DONE = 2  # we sent END_STREAM
 _ANSWERED = 4  # we sent a header block (a response, on the server side)
+_GOAWAY_HEAD = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"  # length 8, type GOAWAY, no flags, stream 0
 
 
 @dataclass(slots=True)
@@ -98,9 +96,9 @@ class H2Side:
 
     client_side = False
 
-    def __init__(self, outbox: Outbox, limits: H2Limits | None = None, codec: str | None = None) -> None:
+    def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
         self.limits = limits or H2Limits()
-        self.h2 = configured(self.client_side, self.limits, codec)
+        self.h2 = configured(self.client_side, self.limits)
         self.outbox = outbox
         self.write: Callable[[bytes], None] | None = None  # the transport's write, once connected
         self.paused = False  # the transport's buffer is full: send no DATA until it drains
@@ -116,7 +114,7 @@ class H2Side:
     def output(self) -> bytes:
         try:
             data = self.h2.data_to_send()
-        except CodecError:  # ngh2 after a flood: it sends nothing more (the core's GOAWAY is in _early)
+        except CodecError:  # after a flood nghttp2 sends nothing more (the core's GOAWAY is in _early)
             data = b""
         if self._early:
             data, self._early = self._early + data, b""
@@ -134,11 +132,14 @@ class H2Side:
         if data:
             self.write(data)
 
-    def _send_frame(self, frame: GoAwayFrame) -> None:
+    def _send_goaway(self, last_stream_id: int, error_code: int) -> None:
+        """A GOAWAY written here, after what the codec queued: nghttp2 sends nothing after a flood, and the
+        two GOAWAYs of a drain name the stream ids the core chooses (RFC 9113 §6.8)."""
         data = b""
         with contextlib.suppress(*CodecError):
             data = self.h2.data_to_send()
-        self._early += data + frame.serialize()
+        body = (last_stream_id & 0x7FFFFFFF).to_bytes(4, "big") + int(error_code).to_bytes(4, "big")
+        self._early += data + _GOAWAY_HEAD + body
         self.outbox.mark(self)
 
     # -- sending ----------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class H2Side:
             self._local(stream_id, _LOCAL_DONE)
         return True
 
-    def reset(self, stream_id: int, error_code: int = ErrorCodes.CANCEL) -> None:
+    def reset(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
         tracked = self.streams.pop(stream_id, None) is not None
         if self.failed is not None:
             return
@@ -200,7 +201,7 @@ class H2Side:
             return
         self.outbox.mark(self)
 
-    def close(self, error_code: int = ErrorCodes.NO_ERROR, reason: str = "closed") -> None:
+    def close(self, error_code: int = ErrorCode.NO_ERROR, reason: str = "closed") -> None:
         """GOAWAY with an error (or plain close): the connection takes no more frames."""
         if self.failed is None:
             self.failed = reason
@@ -260,22 +261,18 @@ class H2Side:
             return None
         try:
             events: list[Any] = self.h2.receive_data(data)
-        except ProtocolError as exc:  # h2 has queued the GOAWAY
-            self.failed = f"protocol error: {exc}"[:200]
-            self.outbox.mark(self)
-            return None
-        except DenialOfServiceError as exc:  # ngh2 will send nothing more: the GOAWAY is ours to write
-            self._send_frame(GoAwayFrame(0, last_stream_id=self.highest_in, error_code=ErrorCodes.ENHANCE_YOUR_CALM))
+        except DenialOfServiceError as exc:  # nghttp2 will send nothing more: the GOAWAY is ours to write
+            self._send_goaway(self.highest_in, ErrorCode.ENHANCE_YOUR_CALM)
             self.failed = f"flood: {exc}"[:200]
             return None
         except CodecError as exc:
-            self.close(ErrorCodes.PROTOCOL_ERROR, f"protocol error: {exc}"[:200])
+            self.close(ErrorCode.PROTOCOL_ERROR, f"protocol error: {exc}"[:200])
             return None
         self.outbox.mark(self)
         return events
 
     def _data(self, ev: Any, out: list[Event]) -> None:
-        """DATA, padding already acknowledged by the codec (conn.py, ngh2_conn.py)."""
+        """DATA, its padding already acknowledged by nghttp2 (conn.py)."""
         sid = ev.stream_id
         if sid in self._length_left and not self._body_fits(ev, out):
             return
@@ -307,10 +304,10 @@ class H2Side:
         """Reset a stream whose header block is malformed (RFC 9113 §8.1.1: a stream error)."""
         self.streams.pop(sid, None)
         with contextlib.suppress(*CodecError):
-            self.h2.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
+            self.h2.reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
         self._closed(sid, premature=True)
         if out is not None:
-            out.append(Reset(sid, ErrorCodes.PROTOCOL_ERROR, reason))
+            out.append(Reset(sid, ErrorCode.PROTOCOL_ERROR, reason))
 
     def _peer_reset(self, ev: Any, out: list[Event]) -> None:
         sid = ev.stream_id
@@ -321,11 +318,11 @@ class H2Side:
         out.append(Reset(sid, int(ev.error_code or 0), f"reset by peer ({code_name(ev.error_code)})"))
 
     def _codec_reset(self, ev: Any, out: list[Event]) -> None:
-        """ngh2: nghttp2 closed a stream the core still has open (it reset a malformed message itself)."""
+        """nghttp2 closed a stream the core still has open (it reset a malformed message itself)."""
         sid = ev.stream_id
         state = self.streams.pop(sid)
         self._closed(sid, premature=not state & _ANSWERED)
-        code = ev.error_code or ErrorCodes.PROTOCOL_ERROR
+        code = ev.error_code or ErrorCode.PROTOCOL_ERROR
         reason = f"malformed message: {ev.local_error}" if ev.local_error else f"reset ({code_name(code)})"
         out.append(Reset(sid, code, reason[:200]))
 
@@ -353,6 +350,6 @@ class Outbox:
 
 def code_name(code: Any) -> str:
     try:
-        return ErrorCodes(int(code)).name
+        return ErrorCode(int(code)).name
     except (ValueError, TypeError):
         return str(code)

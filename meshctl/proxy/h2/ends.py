@@ -13,10 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import h2.events as h2e
 import ngh2
-from h2.errors import ErrorCodes
-from hyperframe.frame import GoAwayFrame
+from ngh2 import ErrorCode
 
 from meshctl.proxy.h2.conn import CodecError
 from meshctl.proxy.h2.core import (
@@ -38,37 +36,24 @@ _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
 _ALLOW = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE"  # every method but CONNECT
 
-# Both codecs' events, by kind: one dict lookup per event, and the ends read the fields the two share
-# (python-h2's events get ngh2's `end_stream` and `opaque_data` in conn.ProxyConnection.receive_data).
+# ngh2's events by kind: one dict lookup per event (an `elif` chain of isinstance checks costs more).
 _REQUEST, _RESPONSE, _DATA, _TRAILERS, _RESET, _WINDOW, _PING_ACK, _CONTROL, _GOAWAY, _CLOSED, _STREAM_CLOSED = range(
     11
 )
 _KIND: dict[type, int] = {
-    h2e.RequestReceived: _REQUEST,
     ngh2.RequestReceived: _REQUEST,
-    h2e.ResponseReceived: _RESPONSE,
     ngh2.ResponseReceived: _RESPONSE,
-    h2e.DataReceived: _DATA,
     ngh2.DataReceived: _DATA,
-    h2e.TrailersReceived: _TRAILERS,
     ngh2.TrailersReceived: _TRAILERS,
-    h2e.StreamReset: _RESET,
     ngh2.StreamReset: _RESET,
-    h2e.WindowUpdated: _WINDOW,
     ngh2.WindowUpdated: _WINDOW,
-    h2e.PingAckReceived: _PING_ACK,
     ngh2.PingAcknowledged: _PING_ACK,
-    h2e.PingReceived: _CONTROL,
-    h2e.RemoteSettingsChanged: _CONTROL,
-    h2e.PriorityUpdated: _CONTROL,
-    h2e.UnknownFrameReceived: _CONTROL,
     ngh2.PingReceived: _CONTROL,
     ngh2.SettingsReceived: _CONTROL,
     ngh2.PriorityUpdateReceived: _CONTROL,
-    h2e.ConnectionTerminated: _GOAWAY,
     ngh2.GoAwayReceived: _GOAWAY,
     ngh2.ConnectionClosed: _CLOSED,  # nghttp2 closed it (a protocol error): its GOAWAY is queued
-    ngh2.StreamClosed: _STREAM_CLOSED,  # nghttp2 resets malformed messages itself (ngh2_conn.py)
+    ngh2.StreamClosed: _STREAM_CLOSED,  # nghttp2 resets malformed messages itself (conn.py)
 }
 _kind = _KIND.get
 
@@ -83,9 +68,8 @@ class DownstreamH2(H2Side):
         outbox: Outbox,
         limits: H2Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
-        codec: str | None = None,
     ) -> None:
-        super().__init__(outbox, limits, codec)
+        super().__init__(outbox, limits)
         self._clock = clock
         self._premature = 0
         self._finished = 0
@@ -179,11 +163,11 @@ class DownstreamH2(H2Side):
             self.streams.pop(sid, None)
             return
         if not end:  # the client may still be sending: tell it to stop (RFC 9113 §8.1)
-            self.reset(sid, ErrorCodes.NO_ERROR)
+            self.reset(sid, ErrorCode.NO_ERROR)
 
     def _refuse(self, sid: int) -> None:
         try:
-            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            self.h2.reset_stream(sid, ErrorCode.REFUSED_STREAM)
         except CodecError:
             return
         self._closed(sid, premature=True)
@@ -194,7 +178,7 @@ class DownstreamH2(H2Side):
         if premature:
             self._premature += 1
             if self._premature >= self.limits.reset_floor and 2 * self._premature >= self._finished:
-                self.close(ErrorCodes.ENHANCE_YOUR_CALM, "too many streams reset before a response")
+                self.close(ErrorCode.ENHANCE_YOUR_CALM, "too many streams reset before a response")
 
     def _control_frame(self) -> None:
         now = self._clock()
@@ -202,7 +186,7 @@ class DownstreamH2(H2Side):
             self._burst_start, self._burst = now, 0
         self._burst += 1
         if self._burst > self.limits.control_frames_per_s:
-            self.close(ErrorCodes.ENHANCE_YOUR_CALM, "control frame flood")
+            self.close(ErrorCode.ENHANCE_YOUR_CALM, "control frame flood")
 
     # -- graceful shutdown ------------------------------------------------------------------------
     def start_drain(self) -> None:
@@ -210,7 +194,7 @@ class DownstreamH2(H2Side):
         if self.draining or self.failed is not None:
             return
         self.draining = True
-        self._send_frame(GoAwayFrame(0, last_stream_id=_MAX_STREAM_ID, error_code=ErrorCodes.NO_ERROR))
+        self._send_goaway(_MAX_STREAM_ID, ErrorCode.NO_ERROR)
         try:
             self.h2.ping(_DRAIN_PING)
         except CodecError:
@@ -222,7 +206,7 @@ class DownstreamH2(H2Side):
             return
         self.draining = True
         self.accept_up_to = self.highest_in
-        self._send_frame(GoAwayFrame(0, last_stream_id=self.accept_up_to, error_code=ErrorCodes.NO_ERROR))
+        self._send_goaway(self.accept_up_to, ErrorCode.NO_ERROR)
 
 
 class UpstreamH2(H2Side):
@@ -230,8 +214,8 @@ class UpstreamH2(H2Side):
 
     client_side = True
 
-    def __init__(self, outbox: Outbox, limits: H2Limits | None = None, codec: str | None = None) -> None:
-        super().__init__(outbox, limits, codec)
+    def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
+        super().__init__(outbox, limits)
         self.goaway_last: int | None = None
         self._head_requests: set[int] = set()  # their responses announce a length but carry no body
 
@@ -322,7 +306,7 @@ class UpstreamH2(H2Side):
         for sid in [s for s in self.streams if s > last]:
             del self.streams[sid]
             self._closed(sid, premature=True)
-            out.append(Reset(sid, ErrorCodes.REFUSED_STREAM, "refused by upstream GOAWAY"))
+            out.append(Reset(sid, ErrorCode.REFUSED_STREAM, "refused by upstream GOAWAY"))
         out.append(Goaway(last))
 
 

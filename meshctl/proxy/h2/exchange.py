@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from h2.errors import ErrorCodes
+from ngh2 import ErrorCode
 
 from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, ResponseTimeout, UpstreamReset
 from meshctl.proxy.h2 import grpc
@@ -255,7 +255,7 @@ class Exchange:
         self._detach_up(reset=False)
         if self.done:
             return
-        if error_code == ErrorCodes.REFUSED_STREAM and self._retry():
+        if error_code == ErrorCode.REFUSED_STREAM and self._retry():
             return
         if self.plan.budget is not None and self._retry_reset():
             return
@@ -351,7 +351,7 @@ class Exchange:
                 down.send_headers(sid, block, end_stream=True)
                 self.resp_sent_end = True
         elif self.answered:
-            down.reset(sid, ErrorCodes.INTERNAL_ERROR)  # a body was under way: only a reset tells the client
+            down.reset(sid, ErrorCode.INTERNAL_ERROR)  # a body was under way: only a reset tells the client
             self.resp_sent_end = True
         else:
             self._answered_now(failure.http_status)
@@ -378,7 +378,7 @@ class Exchange:
             self.grpc_status = grpc.status_for_http(self.status)
         self.plan.finish(self.status, self.grpc_status, self.latency_ms)
         if not self.req_end:  # the response is complete but the client is still sending (RFC 9113 §8.1)
-            self.down.side.reset(self.sid, ErrorCodes.NO_ERROR)
+            self.down.side.reset(self.sid, ErrorCode.NO_ERROR)
         self._release()
 
     def _detach_up(self, reset: bool) -> None:
@@ -388,7 +388,7 @@ class Exchange:
         self.up = None
         up.side.ack(self.usid, sum(map(len, self.resp_q)))
         if reset and self.usid in up.side.streams:
-            up.side.reset(self.usid, ErrorCodes.CANCEL)
+            up.side.reset(self.usid, ErrorCode.CANCEL)
         up.forget(self)
 
     def _release(self) -> None:

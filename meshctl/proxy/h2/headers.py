@@ -1,8 +1,8 @@
 """HTTP/2 field validation (RFC 9113 §8.2, §8.3) in one pass per header block.
 
-python-h2's own inbound validation is switched off in the proxy: it turns every malformed block into a
-connection error and lowercases names before anyone can reject them. Here a malformed block is a
-`Malformed` exception, which the connection core turns into a stream reset. The checks that run on
+nghttp2 checks field names and values itself (and resets a stream it finds malformed); the rules a
+proxy owes beyond those (pseudo-headers, CONNECT, hop-by-hop fields, lengths) are checked here. A
+malformed block is a `Malformed` exception, which the connection core turns into a stream reset. The checks that run on
 every request are compiled regexes, so the common case stays in C.
 """
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import cast
 
 import httptools
-from h2.errors import ErrorCodes
+from ngh2 import ErrorCode
 
 from meshctl.aio import spawn
 from meshctl.proxy.errors import UpstreamReset
@@ -186,7 +186,7 @@ class Http1Upstream(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
-    def reset(self, stream_id: int, error_code: int = ErrorCodes.CANCEL) -> None:
+    def reset(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
         """HTTP/1.1 cannot cancel one request: the connection goes."""
         self.streams.clear()
         self.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from h2.errors import ErrorCodes
+from ngh2 import ErrorCode
 
 from meshctl.proxy.errors import Failure
 from meshctl.proxy.h2.headers import Header
@@ -79,7 +79,7 @@ class UpstreamEnd(Protocol):
 
     def ack(self, stream_id: int, size: int) -> None: ...
 
-    def reset(self, stream_id: int, error_code: int = ErrorCodes.CANCEL) -> None: ...
+    def reset(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None: ...
 
 
 class UpstreamLink(Protocol):

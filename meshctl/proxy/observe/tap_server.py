@@ -1,11 +1,11 @@
 """The tap gRPC service (`meshctl.tap.v1.Tap/Observe`) on the proxy's tap port, without grpcio.
 
-gRPC is HTTP/2 plus length-prefixed protobuf messages, so python-h2 (sans-IO) on an asyncio Protocol
-serves it with no thread and no grpcio in the proxy's memory. One Observe call becomes one hub
-subscriber; its queued events go out as DATA frames when the client's flow-control window and the
-socket allow, so a slow client backs up into its own bounded queue (and its drop counter), never into
-the request path. Only the instance's own loopback may tap, as only it may change the admin settings;
-anyone else gets PERMISSION_DENIED with the reason.
+gRPC is HTTP/2 plus length-prefixed protobuf messages, so the proxy's own HTTP/2 connection (ngh2,
+sans-IO, h2/conn.py) on an asyncio Protocol serves it with no thread and no grpcio in the proxy's
+memory. One Observe call becomes one hub subscriber; its queued events go out as DATA frames when the
+client's flow-control window and the socket allow, so a slow client backs up into its own bounded queue
+(and its drop counter), never into the request path. Only the instance's own loopback may tap, as only
+it may change the admin settings; anyone else gets PERMISSION_DENIED with the reason.
 """
 
 from __future__ import annotations
@@ -17,22 +17,22 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.events import (
-    ConnectionTerminated,
+from ngh2 import (
+    ConnectionClosed,
     DataReceived,
+    GoAwayReceived,
     RequestReceived,
-    StreamEnded,
+    SettingsReceived,
+    StreamClosed,
     StreamReset,
     WindowUpdated,
 )
-from h2.exceptions import H2Error
 
 from meshctl.api import tap_pb2
 from meshctl.errors import ConflictError, MeshError
 from meshctl.metrics.admin import listen_address
 from meshctl.metrics.adminapp import is_loopback
+from meshctl.proxy.h2.conn import CodecError, H2Limits, configured
 from meshctl.proxy.h2.grpc import GrpcStatus, encode_message
 from meshctl.proxy.observe.tap import Subscriber, TapHub
 from meshctl.proxy.observe.tap_match import MatchError
@@ -108,7 +108,7 @@ class _TapConnection(asyncio.Protocol):
     def __init__(self, server: TapServer) -> None:
         self.server = server
         self.hub = server.hub
-        self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.h2 = configured(client_side=False, limits=H2Limits())  # its preface is queued already
         self.calls: dict[int, _Call] = {}
         self.transport: asyncio.Transport | None = None
         self.allowed = False
@@ -129,7 +129,6 @@ class _TapConnection(asyncio.Protocol):
             self.transport.abort()
             return
         self.server.connections.add(self)
-        self.h2.initiate_connection()
         self._write()
         self.timer = self.loop.call_later(self.server.notice_s, self._tick)
 
@@ -146,22 +145,24 @@ class _TapConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             events = self.h2.receive_data(data)
-        except H2Error as exc:
+        except CodecError as exc:
             log.debug("tap: protocol error from %s: %s", self.peer, exc)
             self._close()
             return
         for event in events:
             if isinstance(event, RequestReceived):
                 self._on_request(event.stream_id, dict(event.headers))
+                if event.end_stream:
+                    self._on_request_end(event.stream_id)
             elif isinstance(event, DataReceived):
-                self._on_data(event.stream_id, event.data, event.flow_controlled_length)
-            elif isinstance(event, StreamEnded):
-                self._on_request_end(event.stream_id)
-            elif isinstance(event, StreamReset):
+                self._on_data(event.stream_id, event.data)
+                if event.end_stream:
+                    self._on_request_end(event.stream_id)
+            elif isinstance(event, StreamReset | StreamClosed):
                 self._forget(event.stream_id)
-            elif isinstance(event, WindowUpdated):
+            elif isinstance(event, WindowUpdated | SettingsReceived):  # a SETTINGS may widen every window
                 self._schedule()
-            elif isinstance(event, ConnectionTerminated):
+            elif isinstance(event, GoAwayReceived | ConnectionClosed):
                 self._close()
                 return
         self._write()
@@ -185,9 +186,9 @@ class _TapConnection(asyncio.Protocol):
         else:
             self.calls[stream_id] = _Call(stream_id)
 
-    def _on_data(self, stream_id: int, data: bytes, flow_length: int) -> None:
-        with contextlib.suppress(H2Error):
-            self.h2.acknowledge_received_data(flow_length, stream_id)
+    def _on_data(self, stream_id: int, data: bytes) -> None:
+        with contextlib.suppress(*CodecError):
+            self.h2.acknowledge_received_data(len(data), stream_id)  # nghttp2 credits padding itself
         call = self.calls.get(stream_id)
         if call is None or call.sub is not None:
             return
@@ -224,7 +225,7 @@ class _TapConnection(asyncio.Protocol):
         self._forget(stream_id)
         headers = [(b":status", b"200"), (b"content-type", b"application/grpc"),
                    (b"grpc-status", b"%d" % status), (b"grpc-message", encode_message(message))]  # fmt: skip
-        with contextlib.suppress(H2Error):
+        with contextlib.suppress(*CodecError):
             self.h2.send_headers(stream_id, headers, end_stream=True)
 
     def _forget(self, stream_id: int) -> None:
@@ -251,7 +252,7 @@ class _TapConnection(asyncio.Protocol):
             for call in list(self.calls.values()):
                 if call.sub is not None:
                     self._send(call, call.sub)
-        except H2Error as exc:
+        except CodecError as exc:
             log.debug("tap: cannot send to %s: %s", self.peer, exc)
         self._write()
 
@@ -285,10 +286,11 @@ class _TapConnection(asyncio.Protocol):
         for stream_id in list(self.calls):
             trailers = [(b"grpc-status", b"%d" % GrpcStatus.UNAVAILABLE),
                         (b"grpc-message", b"the proxy is shutting down")]  # fmt: skip
-            with contextlib.suppress(H2Error):
+            with contextlib.suppress(*CodecError):
                 self.h2.send_headers(stream_id, trailers, end_stream=True)
             self._forget(stream_id)
-        with contextlib.suppress(H2Error):
+        self._write()  # the trailers first: nghttp2 drops what is still queued once its GOAWAY is out
+        with contextlib.suppress(*CodecError):
             self.h2.close_connection()
         self._write()
         self._close()

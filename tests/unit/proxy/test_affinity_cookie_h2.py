@@ -3,12 +3,9 @@ gets, after the app's own headers (HTTP/1.1 is covered end to end in tests/relia
 
 from __future__ import annotations
 
-import pytest
 from h2.events import RequestReceived, ResponseReceived
 
 from tests.unit.proxy.test_h2_relay import Mesh, grpc_request
-
-pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxy side runs on each codec
 
 
 def test_the_affinity_cookie_rides_on_the_response_head() -> None:

@@ -1,4 +1,7 @@
-"""The HTTP/2 connection cores, driven by frames that python-h2 (or hyperframe) builds, no sockets."""
+"""The HTTP/2 connection cores, driven by frames that python-h2 (or hyperframe) builds, no sockets.
+
+python-h2 is the peer: an independent implementation, so the tests check interoperation, not ngh2 with itself.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,19 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import ConnectionTerminated, PingReceived, StreamReset
+from h2.events import ConnectionTerminated, PingReceived, ResponseReceived, StreamReset
 from h2.settings import SettingCodes, Settings
 from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
 
-from meshctl.proxy.h2.core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers
+from meshctl.proxy.h2.core import Body, Failed, Outbox, Request, Reset, Response, Trailers
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.grpc import format_timeout, parse_timeout
 from meshctl.proxy.h2.headers import Malformed, Refused, check_request
+from tests.unit.proxy.h2_peers import lingering_client
 
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"svc:7000")]
 
-pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxy side runs on each codec
 
 
 def client(raw: bool = False) -> H2Connection:
@@ -231,29 +234,27 @@ def test_header_list_over_64k_is_refused_with_enhance_your_calm() -> None:
 
 
 def test_graceful_drain_is_two_goaways_and_refuses_later_streams() -> None:
-    peer = UpstreamH2(Outbox(), codec="h2")  # a client that keeps working after a graceful GOAWAY (nghttp2 stops)
-    down = DownstreamH2(Outbox())
-    down.receive(peer.output())
-    peer.receive(down.output())
-    down.receive(peer.output())
-    sid = peer.start(GET, end_stream=True)
-    assert sid == 1
-    down.receive(peer.output())
+    peer = lingering_client()
+    down, _ = handshake(peer)
+    peer.send_headers(1, GET, end_stream=True)
+    assert [type(e) for e in down.receive(peer.data_to_send())] == [Request]
     down.start_drain()
-    events = peer.receive(down.output())
-    assert [e for e in events if isinstance(e, Goaway)] == [Goaway(2**31 - 1)]
-    down.receive(peer.output())  # the PING ACK: now the final GOAWAY names stream 1
-    events = peer.receive(down.output())
-    assert [e for e in events if isinstance(e, Goaway)] == [Goaway(1)]
+
+    def goaways() -> list[int | None]:
+        return [e.last_stream_id for e in peer.receive_data(down.output()) if isinstance(e, ConnectionTerminated)]
+
+    assert goaways() == [2**31 - 1]
+    down.receive(peer.data_to_send())  # the PING ACK: now the final GOAWAY names stream 1
+    assert goaways() == [1]
     assert down.accept_up_to == 1
-    peer.h2.send_headers(3, GET, end_stream=True)
-    assert down.receive(peer.output()) == []
-    resets = [e for e in peer.receive(down.output()) if isinstance(e, Reset)]
-    assert resets == []  # stream 3 was never tracked by the peer core; the refusal is on the wire
+    peer.send_headers(3, GET, end_stream=True)
+    assert down.receive(peer.data_to_send()) == []
+    resets = [e for e in peer.receive_data(down.output()) if isinstance(e, StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(3, ErrorCodes.REFUSED_STREAM)]
     # The stream accepted before the drain is still answered.
     down.send_headers(1, [(b":status", b"204")], end_stream=True)
-    responses = [e for e in peer.receive(down.output()) if isinstance(e, Response)]
-    assert [(r.stream_id, r.status) for r in responses] == [(1, 204)]
+    responses = [e for e in peer.receive_data(down.output()) if isinstance(e, ResponseReceived)]
+    assert [(r.stream_id, r.headers[0]) for r in responses] == [(1, (b":status", b"204"))]
 
 
 def test_upstream_goaway_refuses_streams_above_last() -> None:

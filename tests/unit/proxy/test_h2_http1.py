@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import DataReceived, ResponseReceived, StreamEnded, StreamReset, TrailersReceived
@@ -16,8 +15,6 @@ from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.http1 import Http1Upstream
 from meshctl.proxy.h2.relay import DownstreamSession
-
-pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxy side runs on each codec
 
 
 class FakeTransport:

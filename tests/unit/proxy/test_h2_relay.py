@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
@@ -30,8 +29,7 @@ from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.relay import DownstreamSession, UpstreamSession
-
-pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxy side runs on each codec
+from tests.unit.proxy.h2_peers import lingering_client
 
 
 def grpc_request(path: bytes = b"/pkg.Svc/Call", **extra: bytes) -> list[tuple[bytes, bytes]]:
@@ -412,8 +410,7 @@ def test_early_response_stops_the_client_upload() -> None:
 
 
 def test_drain_waits_for_in_flight_requests() -> None:
-    # python-h2 as a client stops at the first GOAWAY; the proxy's own client core does not.
-    m = Mesh(client=UpstreamH2(Outbox(), codec="h2").h2)  # type: ignore[arg-type]
+    m = Mesh(client=lingering_client())  # python-h2 as it is would stop at the first GOAWAY
     m.client.send_headers(1, grpc_request(), end_stream=True)
     m.pump()
     idle: list[bool] = []

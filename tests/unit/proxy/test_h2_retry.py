@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, RequestReceived, ResponseReceived, StreamEnded, TrailersReceived
 
@@ -28,7 +27,6 @@ class RetryingPlan(FakePlan):
         return True
 
 
-pytestmark = pytest.mark.usefixtures("h2_codec")  # the proxy side runs on each codec
 
 
 class RetryingPolicy(FakePolicy):
