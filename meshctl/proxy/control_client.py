@@ -154,10 +154,13 @@ class ControlClient:
     async def stop(self) -> None:
         """Cancel both loops and close the connection."""
         self._stopped = True
-        for task in self._tasks:
+        # A connection attempt runs in its own task (both loops share it): cancel it too, or it opens a
+        # connection after the stop that nobody closes.
+        tasks = [*self._tasks, *([self._connecting] if self._connecting is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -195,6 +198,9 @@ class ControlClient:
                                    server_hostname=identity, ssl_handshake_timeout=CONNECT_TIMEOUT_S),
             CONNECT_TIMEOUT_S,
         )  # fmt: skip
+        if self._stopped:  # stopped during the handshake
+            conn.abort()
+            raise asyncio.CancelledError
         self._conn = conn
         spawn(self._keepalive(conn), name="control keepalive")
         return conn

@@ -225,3 +225,36 @@ def test_the_proxy_process_carries_neither_grpcio_nor_cryptography() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_stopping_during_a_handshake_leaves_no_connection_behind(home: Home, loop: LoopThread) -> None:
+    """A control plane that accepts TCP but never answers the TLS handshake (a stopped process, a full
+    accept queue): stopping the client then must close that connection, not finish opening it afterwards.
+    Regression: the shared connection attempt ran in its own task, which stop() did not cancel."""
+    import dataclasses
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    home_silent = dataclasses.replace(home, listen_port=silent.getsockname()[1])
+    client = started(loop, ControlClient(_config(home_silent), Received().on_certificate,
+                                         Received().on_snapshot))  # fmt: skip
+    try:
+        silent.settimeout(10)
+        accepted, _ = silent.accept()  # the client's handshake is under way
+        with accepted:
+            assert accepted.recv(5), "no ClientHello"
+            loop.run(client.stop())
+            accepted.settimeout(2)  # well inside the client's own 5 s handshake timeout
+            try:
+                while accepted.recv(65536):  # the rest of the ClientHello, then the end of the connection
+                    pass
+            except TimeoutError:
+                raise AssertionError("the half-open connection outlived stop()") from None
+            time.sleep(0.3)
+            assert loop.run(_no_connection(client))
+    finally:
+        silent.close()
+
+
+async def _no_connection(client: ControlClient) -> bool:
+    return client._conn is None and (client._connecting is None or client._connecting.done())
