@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -156,7 +156,9 @@ class ControlClient:
         self._stopped = True
         # A connection attempt runs in its own task (both loops share it): cancel it too, or it opens a
         # connection after the stop that nobody closes.
-        tasks = [*self._tasks, *([self._connecting] if self._connecting is not None else [])]
+        tasks: list[asyncio.Future[Any]] = list(self._tasks)
+        if self._connecting is not None:
+            tasks.append(self._connecting)
         for task in tasks:
             task.cancel()
         for task in tasks:
