@@ -218,13 +218,17 @@ class UpstreamH2(H2Side):
         super().__init__(outbox, limits)
         self.goaway_last: int | None = None
         self._head_requests: set[int] = set()  # their responses announce a length but carry no body
+        # The stream limit, ours and the peer's: read from nghttp2 (µs per read) only after a SETTINGS.
+        self._stream_limit: int | None = None
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
         if self.failed is not None or self.goaway_last is not None:
             return 0
-        peer_max = self.h2.peer_stream_limit()
-        return min(peer_max, self.limits.max_concurrent_streams) - len(self.streams)
+        limit = self._stream_limit
+        if limit is None:
+            limit = self._stream_limit = min(self.h2.peer_stream_limit(), self.limits.max_concurrent_streams)
+        return limit - len(self.streams)
 
     def start(self, headers: list[Header], end_stream: bool) -> int | None:
         """Open a stream with a request header block; None when the connection cannot take it."""
@@ -273,6 +277,8 @@ class UpstreamH2(H2Side):
                 self._peer_reset(ev, out)
             elif kind == _WINDOW:
                 out.append(Window(ev.stream_id))
+            elif kind == _CONTROL:
+                self._stream_limit = None  # a SETTINGS may have changed the peer's limit
             elif kind == _GOAWAY:
                 if ev.error_code:
                     self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
