@@ -257,8 +257,8 @@ class UpstreamH2(H2Side):
                 end = ev.end_stream
                 headers = list(ev.headers)
                 try:
-                    status = check_response(headers)
-                    length = self._response_length(sid, status, headers)
+                    status, length = check_response(headers)
+                    length = self._response_length(sid, status, length)
                     if end and length:
                         raise Malformed("content-length without a body")
                 except Malformed as exc:
@@ -294,14 +294,14 @@ class UpstreamH2(H2Side):
                 break
         return out
 
-    def _response_length(self, sid: int, status: int, headers: list[Header]) -> int | None:
+    def _response_length(self, sid: int, status: int, length: int | None) -> int | None:
         """The body length a response announces; None when it has no content-length or can carry no body."""
-        head_request = sid in self._head_requests
-        self._head_requests.discard(sid)
-        value = find(headers, b"content-length")  # check_response has refused bad or repeated ones
-        if value is None or head_request or status in (204, 304):
+        if self._head_requests and sid in self._head_requests:
+            self._head_requests.discard(sid)
             return None
-        return int(value)
+        if length is None or status in (204, 304):
+            return None
+        return length
 
     def _closed(self, stream_id: int, premature: bool) -> None:
         super()._closed(stream_id, premature)

@@ -25,6 +25,12 @@ _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VISIBLE = re.compile(rb"[\x21-\x7e]*")
 MAX_FIELDS = 100  # regular fields per block, as Envoy's max_headers_count
+# Regular fields that passed _check_regular lately: most blocks repeat the fields of the ones before
+# (accept, user-agent, content-type, server...), so a set lookup replaces two regex scans per field.
+# Bounded: cleared when full, short fields only.
+_VALID: set[Header] = set()
+_VALID_MAX = 512
+_VALID_LEN = 128
 
 
 class Malformed(Exception):
@@ -51,6 +57,18 @@ class RequestHead:
     headers: list[Header]
     content_length: int | None = None  # the body must be exactly this long (RFC 9113 §8.1.1)
     mesh_timeout: bytes | None = None  # the client's own deadline on any request (policy/deadline.py)
+
+
+def _check_field(field: Header) -> None:
+    """_check_regular, remembered for the fields seen lately."""
+    if field in _VALID:
+        return
+    name, value = field
+    _check_regular(name, value)
+    if len(name) + len(value) <= _VALID_LEN:
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.clear()
+        _VALID.add(field)
 
 
 def _check_regular(name: bytes, value: bytes) -> None:
@@ -81,7 +99,8 @@ def check_request(headers: list[Header]) -> RequestHead:
     grpc_timeout: bytes | None = None
     mesh_timeout: bytes | None = None
     length: int | None = None
-    for name, value in headers:
+    for field in headers:
+        name, value = field
         if name[:1] == b":":
             if regular:
                 raise Malformed("pseudo-header after regular field")
@@ -89,12 +108,15 @@ def check_request(headers: list[Header]) -> RequestHead:
                 raise Malformed(f"unexpected pseudo-header {name[:40]!r}")
             if name in pseudo:
                 raise Malformed(f"repeated {name.decode('ascii')}")
-            if _BAD_VALUE.search(value) is not None:
-                raise Malformed(f"invalid value in {name.decode('ascii')}")
+            # :method, :authority and :path are held to a token or visible ASCII below, which excludes
+            # every byte _BAD_VALUE looks for; :scheme is checked here only.
+            if name == b":scheme" and _BAD_VALUE.search(value) is not None:
+                raise Malformed("invalid value in :scheme")
             pseudo[name] = value
             continue
         regular += 1
-        _check_regular(name, value)
+        if field not in _VALID:
+            _check_field(field)
         if name == b"content-type":
             content_type = value
         elif name == b"grpc-timeout":
@@ -130,12 +152,13 @@ def check_request(headers: list[Header]) -> RequestHead:
     return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length, mesh_timeout)
 
 
-def check_response(headers: list[Header]) -> int:
-    """Validate a final response header block; returns the status code."""
+def check_response(headers: list[Header]) -> tuple[int, int | None]:
+    """Validate a final response header block; returns the status code and content-length (or None)."""
     status = -1
     regular = 0
     length: int | None = None
-    for name, value in headers:
+    for field in headers:
+        name, value = field
         if name[:1] == b":":
             if name != b":status" or status != -1 or regular:
                 raise Malformed(f"unexpected pseudo-header {name[:40]!r}")
@@ -144,24 +167,26 @@ def check_response(headers: list[Header]) -> int:
             status = int(value)
             continue
         regular += 1
-        _check_regular(name, value)
+        if field not in _VALID:
+            _check_field(field)
         if name == b"content-length":
             length = _content_length(value, length)
     if status < 200:
         raise Malformed("missing or informational :status")
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
-    return status
+    return status, length
 
 
 def check_trailers(headers: list[Header]) -> None:
     """Validate a trailer block: regular fields only."""
     if len(headers) > MAX_FIELDS:
         raise Malformed("too many trailer fields")
-    for name, value in headers:
-        if name[:1] == b":":
+    for field in headers:
+        if field[0][:1] == b":":
             raise Malformed("pseudo-header in trailers")
-        _check_regular(name, value)
+        if field not in _VALID:
+            _check_field(field)
 
 
 def find(headers: list[Header], name: bytes) -> bytes | None:
