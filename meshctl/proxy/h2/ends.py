@@ -85,11 +85,16 @@ class DownstreamH2(H2Side):
             return [Failed(self.failed or "closed")]
         out: list[Event] = []
         # A HEADERS+END_STREAM cancelled in the same read never reaches the upstream (twisted#12705).
-        doomed = {e.stream_id for e in events if _kind(type(e)) == _RESET} if len(events) > 1 else ()
+        doomed: Any = ()
+        if len(events) > 1 and ngh2.StreamReset in set(map(type, events)):
+            doomed = {e.stream_id for e in events if type(e) is ngh2.StreamReset}
         for ev in events:
             kind = _kind(type(ev))
             if kind == _REQUEST:
                 self._request(ev, out, doomed)
+            elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
             elif kind == _DATA:
                 if not ev.data and not ev.end_stream:
                     self._control_frame()
@@ -114,9 +119,6 @@ class DownstreamH2(H2Side):
                 else:
                     self.peer_closing = True
                     out.append(Goaway(ev.last_stream_id or 0))
-            elif kind == _STREAM_CLOSED:
-                if ev.stream_id in self.streams:
-                    self._codec_reset(ev, out)
             elif kind == _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
@@ -269,6 +271,9 @@ class UpstreamH2(H2Side):
                 else:
                     self._expect_body(sid, length)
                 out.append(Response(sid, status, headers, end))
+            elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
             elif kind == _DATA:
                 self._data(ev, out)
             elif kind == _TRAILERS:
@@ -284,9 +289,6 @@ class UpstreamH2(H2Side):
                     self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
                 else:
                     self._goaway(ev.last_stream_id or 0, out)
-            elif kind == _STREAM_CLOSED:
-                if ev.stream_id in self.streams:
-                    self._codec_reset(ev, out)
             elif kind == _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
