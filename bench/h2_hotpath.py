@@ -27,7 +27,7 @@ import cProfile
 import pstats
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
@@ -167,20 +167,22 @@ class Arm:
     def writes(self) -> int:
         return self.client_t.writes + sum(t.writes for t in self.up_ts)
 
-    def runner(self, rounds: list[tuple[bytes, bytes]]) -> Callable[[int, int], None]:
+    def runner(self, rounds: list[tuple[bytes, bytes]]) -> Callable[[int, int], Awaitable[None]]:
         feed_down = self.down.data_received
         ups = [up.data_received for up in self.ups]
+        turn = asyncio.sleep
 
-        def run(start: int, count: int) -> None:
+        async def run(start: int, count: int) -> None:
             for client, peer in rounds[start : start + count]:
                 feed_down(client)
                 for feed_up in ups:
                     feed_up(peer)
+                await turn(0)  # the loop's next turn: what the proxy deferred to it (one flush) runs
 
         return run
 
 
-def _record(inbound: bool, total: int) -> tuple[list[tuple[bytes, bytes]], int]:
+async def _record(inbound: bool, total: int) -> tuple[list[tuple[bytes, bytes]], int]:
     """Drive one proxy with live ngh2 peers; returns each round's (client bytes, upstream bytes) and what the
     proxy wrote to its client in all (the replay must write exactly as much)."""
     arm = Arm(inbound, keep=True)
@@ -205,6 +207,7 @@ def _record(inbound: bool, total: int) -> tuple[list[tuple[bytes, bytes]], int]:
             peer = APP_RESPONSE
             for up in arm.ups:
                 up.data_received(peer)
+            await asyncio.sleep(0)  # the deferred flush towards the client
         else:
             server.receive_data(arm.up_ts[0].take())
             for event in server.events():
@@ -224,7 +227,7 @@ def _record(inbound: bool, total: int) -> tuple[list[tuple[bytes, bytes]], int]:
     return rounds, arm.client_t.written
 
 
-def _bytecodes(run: Callable[[int, int], None], start: int, count: int) -> int:
+async def _bytecodes(run: Callable[[int, int], Awaitable[None]], start: int, count: int) -> int:
     """Python bytecodes the proxy executes (the tracer's opcode events): deterministic."""
     executed = 0
 
@@ -235,15 +238,15 @@ def _bytecodes(run: Callable[[int, int], None], start: int, count: int) -> int:
         return counter
 
     def enter(frame: FrameType, event: str, arg: object) -> Any:
-        if frame.f_code.co_filename == __file__:
-            return None  # the benchmark's loop and transports are not the proxy's work
+        if frame.f_code.co_filename in (__file__, asyncio.tasks.__file__):
+            return None  # the benchmark's loop, its turns of the event loop and transports are not the proxy's work
         frame.f_trace_opcodes = True
         frame.f_trace_lines = False
         return counter
 
     sys.settrace(enter)
     try:
-        run(start, count)
+        await run(start, count)
     finally:
         sys.settrace(None)
     return executed
@@ -252,26 +255,26 @@ def _bytecodes(run: Callable[[int, int], None], start: int, count: int) -> int:
 async def measure(inbound: bool, n: int, profile: bool) -> None:
     warm, calls_n, trace_n = 20, 100, 20
     total = warm + 5 * n + calls_n + trace_n
-    rounds, written = _record(inbound, total)
+    rounds, written = await _record(inbound, total)
     arm = Arm(inbound)
     run = arm.runner(rounds)
     at = 0
-    run(at, warm)
+    await run(at, warm)
     at += warm
     best = float("inf")
     for _ in range(5):
         started = time.thread_time_ns()
-        run(at, n)
+        await run(at, n)
         at += n
         best = min(best, (time.thread_time_ns() - started) / (n * STREAMS) / 1000)
     calls = cProfile.Profile()
     calls.enable()
-    run(at, calls_n)
+    await run(at, calls_n)
     calls.disable()
     at += calls_n
     stats = pstats.Stats(calls)
     per_request = sum(nc for _, nc, _, _, _ in stats.stats.values()) / (calls_n * STREAMS)  # type: ignore[attr-defined]
-    bytecodes = _bytecodes(run, at, trace_n) / (trace_n * STREAMS)
+    bytecodes = await _bytecodes(run, at, trace_n) / (trace_n * STREAMS)
     at += trace_n
     if arm.client_t.written != written:
         raise SystemExit(f"the replay wrote {arm.client_t.written} B to the client, the recording {written} B")

@@ -73,6 +73,30 @@ class FlushingTimers:
         self.outbox.flush()
 
 
+class FlushSoon:
+    """The Outbox flushed once the loop has run every read that is ready now, not after each one.
+
+    An HTTP/1.1 app answers the streams of one downstream read on as many connections, each its own
+    read: flushing after each would cost the downstream connection one TLS record and one write per
+    response. Deferred to the loop's next turn, the answers that arrived together leave in one write.
+    """
+
+    __slots__ = ("outbox", "pending")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.pending = False
+
+    def __call__(self) -> None:
+        if not self.pending:
+            self.pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.pending = False
+        self.outbox.flush()
+
+
 class ConnectionPolicy:
     """The listener's request stack as one downstream HTTP/2 connection asks it (heads are bytes here)."""
 
@@ -313,7 +337,7 @@ def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
     inbound = runtime.config.inbound
     pool: Pool
     if kind == "inbound" and inbound is not None and inbound.app_protocol != "grpc":
-        pool = Http1Pool(plain_dialer(), outbox.flush, on_tcp)  # the app speaks HTTP/1.1
+        pool = Http1Pool(plain_dialer(), FlushSoon(outbox), on_tcp)  # the app speaks HTTP/1.1
     elif kind == "inbound":
         pool = H2Pool(plain_dialer(), outbox, on_tcp=on_tcp)  # gRPC app: HTTP/2 prior knowledge
     else:
