@@ -131,8 +131,10 @@ class Arm:
         self.inbound = inbound
         runtime = _runtime(inbound)
         direction = "inbound" if inbound else "outbound"
-        self.down = make_h2_protocol(runtime, direction, inbound, "bench.identity" if inbound else None)
-        assert isinstance(self.down, DownstreamProtocol)
+        down = make_h2_protocol(runtime, direction, inbound, "bench.identity" if inbound else None)
+        assert isinstance(down, DownstreamProtocol)
+        self.down = down
+        self.runtime = runtime
         self.client_t = CountingTransport(keep)
         self.down.connection_made(self.client_t)  # type: ignore[arg-type]
         pool = _stacks[runtime][direction].pool
@@ -175,9 +177,10 @@ class Arm:
         async def run(start: int, count: int) -> None:
             for client, peer in rounds[start : start + count]:
                 feed_down(client)
+                await turn(0)  # the loop's next turn: what the proxy deferred to it (its flush) runs
                 for feed_up in ups:
                     feed_up(peer)
-                await turn(0)  # the loop's next turn: what the proxy deferred to it (one flush) runs
+                await turn(0)
 
         return run
 
@@ -201,6 +204,7 @@ async def _record(inbound: bool, total: int) -> tuple[list[tuple[bytes, bytes]],
             client.send_request(REQUEST, end_stream=True)
         wire = client.data_to_send()
         arm.down.data_received(wire)
+        await asyncio.sleep(0)  # the proxy flushes on the loop's next turn
         if server is None:
             if not all(up.exchanges for up in arm.ups):
                 raise SystemExit("not every HTTP/1.1 connection took a request")

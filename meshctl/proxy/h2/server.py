@@ -130,6 +130,7 @@ class H2Stack:
         self.outbox = outbox
         self.limits = limits or H2Limits()
         self.requests = requests  # the listener's request pipeline (stack.py)
+        self.flush_soon = FlushSoon(outbox)
         self._timers: FlushingTimers | None = None
         self.live: set[DownstreamProtocol] = set()
         self.draining = False
@@ -185,7 +186,8 @@ class DownstreamProtocol(asyncio.Protocol):
         self.last_active = self.loop.time()
         try:
             ok = self.session.receive(data)
-            self.stack.outbox.flush()
+            # Once every ready read has run: clients multiplexed on one upstream connection share a write.
+            self.stack.flush_soon()
         except Exception as exc:  # a bug must cost one connection, not the proxy: reset, never hang
             log.error("h2 downstream connection aborted by an internal error: %r", exc, exc_info=_tracing())
             self.abort("internal error")
@@ -324,6 +326,7 @@ def _app_address(runtime: ProxyRuntime) -> UpstreamAddress | None:
 
 def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
     outbox = Outbox()
+    flush_soon = FlushSoon(outbox)  # one per stack: the downstream connections and the app pool share it
     metrics = runtime.metrics
     direction = "inbound" if kind == "inbound" else "outbound"
     upstream_tls = kind != "inbound"
@@ -337,7 +340,7 @@ def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
     inbound = runtime.config.inbound
     pool: Pool
     if kind == "inbound" and inbound is not None and inbound.app_protocol != "grpc":
-        pool = Http1Pool(plain_dialer(), FlushSoon(outbox), on_tcp)  # the app speaks HTTP/1.1
+        pool = Http1Pool(plain_dialer(), flush_soon, on_tcp)  # the app speaks HTTP/1.1
     elif kind == "inbound":
         pool = H2Pool(plain_dialer(), outbox, on_tcp=on_tcp)  # gRPC app: HTTP/2 prior knowledge
     else:
@@ -347,4 +350,6 @@ def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
 
         pool = H2Pool(tls_dialer(context, presented_identity), outbox, on_tcp=on_tcp)
     app = _app_address(runtime) if kind == "inbound" else None
-    return H2Stack(pool, outbox, requests=Stack(runtime, kind, kind == "inbound", app))
+    stack = H2Stack(pool, outbox, requests=Stack(runtime, kind, kind == "inbound", app))
+    stack.flush_soon = flush_soon
+    return stack
