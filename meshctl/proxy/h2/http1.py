@@ -43,6 +43,7 @@ class Http1Upstream(asyncio.Protocol):
     def __init__(self, pool: Http1Pool, key: object) -> None:
         self.pool = pool
         self.key = key
+        self.side = self  # the UpstreamEnd an exchange drives (an attribute: read five times a request)
         self.exchanges: dict[int, Exchange] = {}
         self.blocked: set[Exchange] = set()
         self.streams: dict[int, int] = {}
@@ -53,6 +54,7 @@ class Http1Upstream(asyncio.Protocol):
         self.headers: list[Header] = []
         self.trailers: list[Header] = []
         self.in_body = False
+        self.fields = self.headers  # where on_header puts a field: the head's, then the trailers' list
         self.request_done = False
         self.response_done = False
         self.reusable = False
@@ -62,10 +64,6 @@ class Http1Upstream(asyncio.Protocol):
         self.closed = False
         self.requests = 0  # requests started on this connection: more than one means it was reused
         self.answering = False  # a byte of a response to the current request arrived
-
-    @property
-    def side(self) -> Http1Upstream:
-        return self
 
     # -- asyncio ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -137,6 +135,7 @@ class Http1Upstream(asyncio.Protocol):
         self.request_done = end_stream
         self.response_done = self.reusable = False
         self.headers, self.trailers, self.in_body = [], [], False
+        self.fields = self.headers
         self.streams[_SID] = 0
         self.requests += 1
         self.answering = False
@@ -202,13 +201,12 @@ class Http1Upstream(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        target = self.trailers if self.in_body else self.headers
-        target.append((name.lower(), value.strip()))
+        self.fields.append((name.lower(), value.strip()))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:
-            self.headers = []  # 1xx: the final response follows
+            self.headers = self.fields = []  # 1xx: the final response follows
             return
         self.reusable = self.parser.should_keep_alive() and not self.head_request
         headers = self.headers
@@ -224,6 +222,7 @@ class Http1Upstream(asyncio.Protocol):
         block = [(b":status", b"%d" % status)]
         block += [field for field in headers if field[0] not in skip]
         self.in_body = True
+        self.fields = self.trailers
         if self.head_request:
             self._response_finished()
         ex = self.exchanges.get(_SID)
