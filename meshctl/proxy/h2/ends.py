@@ -85,11 +85,16 @@ class DownstreamH2(H2Side):
             return [Failed(self.failed or "closed")]
         out: list[Event] = []
         # A HEADERS+END_STREAM cancelled in the same read never reaches the upstream (twisted#12705).
-        doomed = {e.stream_id for e in events if _kind(type(e)) == _RESET} if len(events) > 1 else ()
+        doomed: Any = ()
+        if len(events) > 1 and ngh2.StreamReset in set(map(type, events)):
+            doomed = {e.stream_id for e in events if type(e) is ngh2.StreamReset}
         for ev in events:
             kind = _kind(type(ev))
             if kind == _REQUEST:
                 self._request(ev, out, doomed)
+            elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
             elif kind == _DATA:
                 if not ev.data and not ev.end_stream:
                     self._control_frame()
@@ -114,9 +119,6 @@ class DownstreamH2(H2Side):
                 else:
                     self.peer_closing = True
                     out.append(Goaway(ev.last_stream_id or 0))
-            elif kind == _STREAM_CLOSED:
-                if ev.stream_id in self.streams:
-                    self._codec_reset(ev, out)
             elif kind == _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
@@ -218,13 +220,17 @@ class UpstreamH2(H2Side):
         super().__init__(outbox, limits)
         self.goaway_last: int | None = None
         self._head_requests: set[int] = set()  # their responses announce a length but carry no body
+        # The stream limit, ours and the peer's: read from nghttp2 (µs per read) only after a SETTINGS.
+        self._stream_limit: int | None = None
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
         if self.failed is not None or self.goaway_last is not None:
             return 0
-        peer_max = self.h2.peer_stream_limit()
-        return min(peer_max, self.limits.max_concurrent_streams) - len(self.streams)
+        limit = self._stream_limit
+        if limit is None:
+            limit = self._stream_limit = min(self.h2.peer_stream_limit(), self.limits.max_concurrent_streams)
+        return limit - len(self.streams)
 
     def start(self, headers: list[Header], end_stream: bool) -> int | None:
         """Open a stream with a request header block; None when the connection cannot take it."""
@@ -253,8 +259,8 @@ class UpstreamH2(H2Side):
                 end = ev.end_stream
                 headers = list(ev.headers)
                 try:
-                    status = check_response(headers)
-                    length = self._response_length(sid, status, headers)
+                    status, length = check_response(headers)
+                    length = self._response_length(sid, status, length)
                     if end and length:
                         raise Malformed("content-length without a body")
                 except Malformed as exc:
@@ -265,6 +271,9 @@ class UpstreamH2(H2Side):
                 else:
                     self._expect_body(sid, length)
                 out.append(Response(sid, status, headers, end))
+            elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
+                if ev.stream_id in self.streams:
+                    self._codec_reset(ev, out)
             elif kind == _DATA:
                 self._data(ev, out)
             elif kind == _TRAILERS:
@@ -273,14 +282,13 @@ class UpstreamH2(H2Side):
                 self._peer_reset(ev, out)
             elif kind == _WINDOW:
                 out.append(Window(ev.stream_id))
+            elif kind == _CONTROL:
+                self._stream_limit = None  # a SETTINGS may have changed the peer's limit
             elif kind == _GOAWAY:
                 if ev.error_code:
                     self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
                 else:
                     self._goaway(ev.last_stream_id or 0, out)
-            elif kind == _STREAM_CLOSED:
-                if ev.stream_id in self.streams:
-                    self._codec_reset(ev, out)
             elif kind == _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
@@ -288,14 +296,14 @@ class UpstreamH2(H2Side):
                 break
         return out
 
-    def _response_length(self, sid: int, status: int, headers: list[Header]) -> int | None:
+    def _response_length(self, sid: int, status: int, length: int | None) -> int | None:
         """The body length a response announces; None when it has no content-length or can carry no body."""
-        head_request = sid in self._head_requests
-        self._head_requests.discard(sid)
-        value = find(headers, b"content-length")  # check_response has refused bad or repeated ones
-        if value is None or head_request or status in (204, 304):
+        if self._head_requests and sid in self._head_requests:
+            self._head_requests.discard(sid)
             return None
-        return int(value)
+        if length is None or status in (204, 304):
+            return None
+        return length
 
     def _closed(self, stream_id: int, premature: bool) -> None:
         super()._closed(stream_id, premature)

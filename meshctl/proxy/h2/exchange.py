@@ -386,7 +386,8 @@ class Exchange:
         if up is None:
             return
         self.up = None
-        up.side.ack(self.usid, sum(map(len, self.resp_q)))
+        if self.resp_q:
+            up.side.ack(self.usid, sum(map(len, self.resp_q)))
         if reset and self.usid in up.side.streams:
             up.side.reset(self.usid, ErrorCode.CANCEL)
         up.forget(self)
@@ -396,8 +397,9 @@ class Exchange:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.down.side.ack(self.sid, sum(map(len, self.req_q)))
-        self.req_q.clear()
+        if self.req_q:
+            self.down.side.ack(self.sid, sum(map(len, self.req_q)))
+            self.req_q.clear()
         self._detach_up(reset=True)
         self.resp_q.clear()
         self.replay = None

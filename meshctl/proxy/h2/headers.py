@@ -25,6 +25,12 @@ _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VISIBLE = re.compile(rb"[\x21-\x7e]*")
 MAX_FIELDS = 100  # regular fields per block, as Envoy's max_headers_count
+# Regular fields that passed _check_regular lately: most blocks repeat the fields of the ones before
+# (accept, user-agent, content-type, server...), so a set lookup replaces two regex scans per field.
+# Bounded: cleared when full, short fields only.
+_VALID: set[Header] = set()
+_VALID_MAX = 512
+_VALID_LEN = 128
 
 
 class Malformed(Exception):
@@ -53,6 +59,18 @@ class RequestHead:
     mesh_timeout: bytes | None = None  # the client's own deadline on any request (policy/deadline.py)
 
 
+def _check_field(field: Header) -> None:
+    """_check_regular, remembered for the fields seen lately."""
+    if field in _VALID:
+        return
+    name, value = field
+    _check_regular(name, value)
+    if len(name) + len(value) <= _VALID_LEN:
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.clear()
+        _VALID.add(field)
+
+
 def _check_regular(name: bytes, value: bytes) -> None:
     if not name or _BAD_NAME.search(name) is not None:
         raise Malformed(f"invalid field name {name[:40]!r}")
@@ -75,13 +93,33 @@ def _content_length(value: bytes, seen: int | None) -> int:
 
 def check_request(headers: list[Header]) -> RequestHead:
     """Validate a request header block and pull out the fields the proxy routes on."""
+    # The common block, at C speed: the four pseudo-headers first, then regular fields that all passed
+    # the checks lately and name no field twice. Anything else takes the field-by-field loop.
+    if len(headers) >= 4:
+        pseudo = dict(headers[:4])
+        if pseudo.keys() == _REQUEST_PSEUDO:
+            rest = headers[4:]
+            if len(rest) <= MAX_FIELDS and _VALID.issuperset(rest):
+                fields = dict(rest)
+                if len(fields) == len(rest):
+                    get = fields.get
+                    value = get(b"content-length")
+                    return _request_head(
+                        pseudo, headers, get(b"host", b""), get(b"content-type", b""), get(b"grpc-timeout"),
+                        None if value is None else _content_length(value, None), get(b"mesh-timeout"),
+                    )  # fmt: skip
+    return _check_request_fields(headers)
+
+
+def _check_request_fields(headers: list[Header]) -> RequestHead:
     pseudo: dict[bytes, bytes] = {}
     regular = 0
     host = content_type = b""
     grpc_timeout: bytes | None = None
     mesh_timeout: bytes | None = None
     length: int | None = None
-    for name, value in headers:
+    for field in headers:
+        name, value = field
         if name[:1] == b":":
             if regular:
                 raise Malformed("pseudo-header after regular field")
@@ -89,12 +127,11 @@ def check_request(headers: list[Header]) -> RequestHead:
                 raise Malformed(f"unexpected pseudo-header {name[:40]!r}")
             if name in pseudo:
                 raise Malformed(f"repeated {name.decode('ascii')}")
-            if _BAD_VALUE.search(value) is not None:
-                raise Malformed(f"invalid value in {name.decode('ascii')}")
             pseudo[name] = value
             continue
         regular += 1
-        _check_regular(name, value)
+        if field not in _VALID:
+            _check_field(field)
         if name == b"content-type":
             content_type = value
         elif name == b"grpc-timeout":
@@ -107,6 +144,14 @@ def check_request(headers: list[Header]) -> RequestHead:
             mesh_timeout = value
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
+    return _request_head(pseudo, headers, host, content_type, grpc_timeout, length, mesh_timeout)
+
+
+def _request_head(
+    pseudo: dict[bytes, bytes], headers: list[Header], host: bytes, content_type: bytes,
+    grpc_timeout: bytes | None, length: int | None, mesh_timeout: bytes | None,
+) -> RequestHead:  # fmt: skip
+    """The checks on the pseudo-headers (values checked here), and the head the proxy routes on."""
     method = pseudo.get(b":method", b"")
     if _TOKEN.fullmatch(method) is None:
         raise Malformed("missing or invalid :method")
@@ -123,19 +168,36 @@ def check_request(headers: list[Header]) -> RequestHead:
         raise Refused(405, "CONNECT is not supported")
     scheme = pseudo.get(b":scheme", b"")
     path = pseudo.get(b":path", b"")
-    if not scheme or not path:
+    # :method, :authority and :path are held to a token or visible ASCII, which excludes every byte
+    # _BAD_VALUE looks for; :scheme needs it.
+    if not scheme or not path or _BAD_VALUE.search(scheme) is not None:
         raise Malformed("missing :scheme or :path")
     if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
         raise Malformed("invalid :path")
     return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length, mesh_timeout)
 
 
-def check_response(headers: list[Header]) -> int:
-    """Validate a final response header block; returns the status code."""
+def check_response(headers: list[Header]) -> tuple[int, int | None]:
+    """Validate a final response header block; returns the status code and content-length (or None)."""
+    # The common block, at C speed (as check_request's): :status, then fields that all passed lately.
+    if headers:
+        name, value = headers[0]
+        rest = headers[1:]
+        final = name == b":status" and len(value) == 3 and value.isdigit() and value[0] >= 0x32  # 200-999
+        if final and len(rest) <= MAX_FIELDS and _VALID.issuperset(rest):
+            fields = dict(rest)
+            if len(fields) == len(rest):
+                length = fields.get(b"content-length")
+                return int(value), None if length is None else _content_length(length, None)
+    return _check_response_fields(headers)
+
+
+def _check_response_fields(headers: list[Header]) -> tuple[int, int | None]:
     status = -1
     regular = 0
     length: int | None = None
-    for name, value in headers:
+    for field in headers:
+        name, value = field
         if name[:1] == b":":
             if name != b":status" or status != -1 or regular:
                 raise Malformed(f"unexpected pseudo-header {name[:40]!r}")
@@ -144,24 +206,26 @@ def check_response(headers: list[Header]) -> int:
             status = int(value)
             continue
         regular += 1
-        _check_regular(name, value)
+        if field not in _VALID:
+            _check_field(field)
         if name == b"content-length":
             length = _content_length(value, length)
     if status < 200:
         raise Malformed("missing or informational :status")
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
-    return status
+    return status, length
 
 
 def check_trailers(headers: list[Header]) -> None:
     """Validate a trailer block: regular fields only."""
     if len(headers) > MAX_FIELDS:
         raise Malformed("too many trailer fields")
-    for name, value in headers:
-        if name[:1] == b":":
+    for field in headers:
+        if field[0][:1] == b":":
             raise Malformed("pseudo-header in trailers")
-        _check_regular(name, value)
+        if field not in _VALID:
+            _check_field(field)
 
 
 def find(headers: list[Header], name: bytes) -> bytes | None:

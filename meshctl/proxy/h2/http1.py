@@ -24,7 +24,10 @@ from meshctl.proxy.h2.headers import CONNECTION_SPECIFIC, Header
 from meshctl.proxy.h2.pool import Dialer
 
 _SKIP_REQUEST = frozenset({b"te", b"host", b"cookie"}) | CONNECTION_SPECIFIC
+_SKIP_LINE = _SKIP_REQUEST | {b":method", b":scheme", b":path", b":authority"}
 _SKIP_RESPONSE = CONNECTION_SPECIFIC | {b"te", b"trailer"}
+# _SKIP_RESPONSE plus the fields a response's Connection header names, by that header's value.
+_SKIP_LISTED: dict[bytes, frozenset[bytes]] = {}
 _WINDOW = 64 * 1024  # request bytes accepted per pump: the transport's own buffer limits apply after
 _PAUSE_AT = 1024 * 1024  # response bytes handed on but not yet written downstream
 _RESUME_AT = 256 * 1024
@@ -40,6 +43,7 @@ class Http1Upstream(asyncio.Protocol):
     def __init__(self, pool: Http1Pool, key: object) -> None:
         self.pool = pool
         self.key = key
+        self.side = self  # the UpstreamEnd an exchange drives (an attribute: read five times a request)
         self.exchanges: dict[int, Exchange] = {}
         self.blocked: set[Exchange] = set()
         self.streams: dict[int, int] = {}
@@ -50,6 +54,7 @@ class Http1Upstream(asyncio.Protocol):
         self.headers: list[Header] = []
         self.trailers: list[Header] = []
         self.in_body = False
+        self.fields = self.headers  # where on_header puts a field: the head's, then the trailers' list
         self.request_done = False
         self.response_done = False
         self.reusable = False
@@ -59,10 +64,6 @@ class Http1Upstream(asyncio.Protocol):
         self.closed = False
         self.requests = 0  # requests started on this connection: more than one means it was reused
         self.answering = False  # a byte of a response to the current request arrived
-
-    @property
-    def side(self) -> Http1Upstream:
-        return self
 
     # -- asyncio ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -115,28 +116,18 @@ class Http1Upstream(asyncio.Protocol):
     def start(self, headers: list[Header], end_stream: bool) -> int | None:
         if self.streams or self.closed or self.transport is None:
             return None
-        method = path = authority = b""
-        fields: list[bytes] = []
-        cookies: list[bytes] = []
-        length: bytes | None = None
-        for name, value in headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-            elif name == b"cookie":
-                cookies.append(value)
-            elif name == b"host" and not authority:
-                authority = value
-            elif name not in _SKIP_REQUEST:
-                fields.append(b"%s: %s\r\n" % (name, value))
-                if name == b"content-length":
-                    length = value
-        if cookies:
-            fields.append(b"cookie: %s\r\n" % b"; ".join(cookies))
+        # One pass in C for the pseudo-headers and the lookups, one comprehension for the field lines
+        # (check_request let through only the four request pseudo-headers, none twice).
+        named = dict(headers)
+        method = named.get(b":method", b"")
+        path = named.get(b":path", b"")
+        authority = named.get(b":authority", b"")
+        if not authority:
+            authority = next((value for name, value in headers if name == b"host" and value), b"")
+        fields = [b"%s: %s\r\n" % field for field in headers if field[0] not in _SKIP_LINE]
+        if b"cookie" in named:
+            fields.append(b"cookie: %s\r\n" % b"; ".join([value for name, value in headers if name == b"cookie"]))
+        length = named.get(b"content-length")
         self.chunked = length is None and not end_stream
         if self.chunked:
             fields.append(b"transfer-encoding: chunked\r\n")
@@ -144,6 +135,7 @@ class Http1Upstream(asyncio.Protocol):
         self.request_done = end_stream
         self.response_done = self.reusable = False
         self.headers, self.trailers, self.in_body = [], [], False
+        self.fields = self.headers
         self.streams[_SID] = 0
         self.requests += 1
         self.answering = False
@@ -209,20 +201,28 @@ class Http1Upstream(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        target = self.trailers if self.in_body else self.headers
-        target.append((name.lower(), value.strip()))
+        self.fields.append((name.lower(), value.strip()))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:
-            self.headers = []  # 1xx: the final response follows
+            self.headers = self.fields = []  # 1xx: the final response follows
             return
         self.reusable = self.parser.should_keep_alive() and not self.head_request
-        listed = b",".join(v for k, v in self.headers if k == b"connection")
-        dropped = {token.strip().lower() for token in listed.split(b",")}
+        headers = self.headers
+        named = dict(headers)
+        if b"connection" not in named:
+            skip = _SKIP_RESPONSE
+        else:
+            if len(named) == len(headers):
+                listed = named[b"connection"]
+            else:
+                listed = b",".join([v for k, v in headers if k == b"connection"])
+            skip = _SKIP_LISTED.get(listed) or _skip_listed(listed)
         block = [(b":status", b"%d" % status)]
-        block += [(k, v) for k, v in self.headers if k not in _SKIP_RESPONSE and k not in dropped]
+        block += [field for field in headers if field[0] not in skip]
         self.in_body = True
+        self.fields = self.trailers
         if self.head_request:
             self._response_finished()
         ex = self.exchanges.get(_SID)
@@ -256,6 +256,15 @@ class Http1Upstream(asyncio.Protocol):
         if not self.request_done:
             self.reusable = False  # the app answered before the whole request was sent
         self._maybe_done()
+
+
+def _skip_listed(listed: bytes) -> frozenset[bytes]:
+    """The response fields not forwarded when its Connection header lists `listed` (remembered, bounded)."""
+    skip = _SKIP_RESPONSE | {token.strip().lower() for token in listed.split(b",")}
+    if len(_SKIP_LISTED) >= 64:
+        _SKIP_LISTED.clear()
+    _SKIP_LISTED[listed] = skip
+    return skip
 
 
 class Http1Pool:

@@ -55,14 +55,12 @@ class Pool(Protocol):
 class FlushingTimers:
     """The loop's clock and timers for exchanges: what a timer's callback queues is flushed at once."""
 
-    __slots__ = ("loop", "outbox")
+    __slots__ = ("loop", "outbox", "time")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, outbox: Outbox) -> None:
         self.loop = loop
         self.outbox = outbox
-
-    def time(self) -> float:
-        return self.loop.time()
+        self.time: Callable[[], float] = loop.time  # the loop's own: no Python call between (twice a request)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         return self.loop.call_at(when, self._fire, callback)
@@ -72,6 +70,30 @@ class FlushingTimers:
             callback()
         except Exception as exc:  # never a traceback from a deadline; the request state is logged
             log.error("h2 timer failed: %r", exc, exc_info=_tracing())
+        self.outbox.flush()
+
+
+class FlushSoon:
+    """The Outbox flushed once the loop has run every read that is ready now, not after each one.
+
+    An HTTP/1.1 app answers the streams of one downstream read on as many connections, each its own
+    read: flushing after each would cost the downstream connection one TLS record and one write per
+    response. Deferred to the loop's next turn, the answers that arrived together leave in one write.
+    """
+
+    __slots__ = ("outbox", "pending")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.pending = False
+
+    def __call__(self) -> None:
+        if not self.pending:
+            self.pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.pending = False
         self.outbox.flush()
 
 
@@ -108,6 +130,7 @@ class H2Stack:
         self.outbox = outbox
         self.limits = limits or H2Limits()
         self.requests = requests  # the listener's request pipeline (stack.py)
+        self.flush_soon = FlushSoon(outbox)
         self._timers: FlushingTimers | None = None
         self.live: set[DownstreamProtocol] = set()
         self.draining = False
@@ -163,7 +186,8 @@ class DownstreamProtocol(asyncio.Protocol):
         self.last_active = self.loop.time()
         try:
             ok = self.session.receive(data)
-            self.stack.outbox.flush()
+            # Once every ready read has run: clients multiplexed on one upstream connection share a write.
+            self.stack.flush_soon()
         except Exception as exc:  # a bug must cost one connection, not the proxy: reset, never hang
             log.error("h2 downstream connection aborted by an internal error: %r", exc, exc_info=_tracing())
             self.abort("internal error")
@@ -302,6 +326,7 @@ def _app_address(runtime: ProxyRuntime) -> UpstreamAddress | None:
 
 def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
     outbox = Outbox()
+    flush_soon = FlushSoon(outbox)  # one per stack: the downstream connections and the app pool share it
     metrics = runtime.metrics
     direction = "inbound" if kind == "inbound" else "outbound"
     upstream_tls = kind != "inbound"
@@ -315,7 +340,7 @@ def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
     inbound = runtime.config.inbound
     pool: Pool
     if kind == "inbound" and inbound is not None and inbound.app_protocol != "grpc":
-        pool = Http1Pool(plain_dialer(), outbox.flush, on_tcp)  # the app speaks HTTP/1.1
+        pool = Http1Pool(plain_dialer(), flush_soon, on_tcp)  # the app speaks HTTP/1.1
     elif kind == "inbound":
         pool = H2Pool(plain_dialer(), outbox, on_tcp=on_tcp)  # gRPC app: HTTP/2 prior knowledge
     else:
@@ -325,4 +350,6 @@ def _build_stack(runtime: ProxyRuntime, kind: str) -> H2Stack:
 
         pool = H2Pool(tls_dialer(context, presented_identity), outbox, on_tcp=on_tcp)
     app = _app_address(runtime) if kind == "inbound" else None
-    return H2Stack(pool, outbox, requests=Stack(runtime, kind, kind == "inbound", app))
+    stack = H2Stack(pool, outbox, requests=Stack(runtime, kind, kind == "inbound", app))
+    stack.flush_soon = flush_soon
+    return stack
