@@ -30,6 +30,7 @@ from ngh2 import (
     GoAwayReceived,
     PingAcknowledged,
     RequestReceived,
+    SettingsReceived,
     StreamClosed,
     StreamReset,
     WindowUpdated,
@@ -46,6 +47,10 @@ _READ = bytearray(READ_SIZE)  # shared: buffer_updated consumes it before the ne
 _READ_VIEW = memoryview(_READ)
 _CODEC_ERRORS = (ngh2.NGH2Error, ValueError)
 _KEEPALIVE_PING = b"keepaliv"
+# DATA goes to nghttp2 in pieces of this size, each framed before the next: nghttp2 copies a frame into a
+# 16 KiB buffer of its session, and the pages a frame touches stay resident for the connection's life.
+# Measured over 1,000 sessions: 12.5 KiB each idle, 24.5 after one 13 KiB frame, 12.9 with 2 KiB frames.
+PIECE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,21 @@ def _encode_message(text: str) -> bytes:
 def _status(code: StatusCode, message: str) -> list[tuple[bytes, bytes]]:
     block = [(b"grpc-status", b"%d" % code)]
     return block + [(b"grpc-message", _encode_message(message))] if message else block
+
+
+_FRAMED: dict[int, tuple[bytes, bytes]] = {}  # id(message) -> (message, framed): the same bytes for every stream
+
+
+def _framed(body: bytes) -> bytes:
+    """The length-prefixed message; the store's snapshot goes to every proxy, framed (copied) once."""
+    hit = _FRAMED.get(id(body))
+    if hit is not None and hit[0] is body:
+        return hit[1]
+    framed = b"\0" + len(body).to_bytes(4, "big") + body
+    if len(_FRAMED) >= 16:
+        _FRAMED.clear()
+    _FRAMED[id(body)] = (body, framed)
+    return framed
 
 
 _RESPONSE = [(b":status", b"200"), (b"content-type", b"application/grpc")]
@@ -120,7 +140,7 @@ class GrpcServer:
 
 
 class _Call:
-    __slots__ = ("method", "request", "task", "answered", "drained")
+    __slots__ = ("method", "request", "task", "answered", "drained", "pending", "offset")
 
     def __init__(self, method: Method) -> None:
         self.method = method
@@ -128,9 +148,14 @@ class _Call:
         self.task: asyncio.Task[None] | None = None
         self.answered = False  # response headers went out
         self.drained: asyncio.Event | None = None  # set when the stream's queued messages are all sent
+        self.pending: bytes | None = None  # the framed message being sent, from `offset` on
+        self.offset = 0
 
 
 class _Connection(asyncio.BufferedProtocol):
+    __slots__ = ("server", "loop", "transport", "calls", "peer", "paused", "secure", "last_read", "timer",
+                 "pinged", "incoming", "outgoing", "tls", "h2")  # fmt: skip
+
     def __init__(self, server: GrpcServer) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
@@ -230,7 +255,7 @@ class _Connection(asyncio.BufferedProtocol):
                     self._on_request_end(event.stream_id)
             elif isinstance(event, StreamReset | StreamClosed):
                 self._forget(event.stream_id)
-            elif isinstance(event, WindowUpdated):
+            elif isinstance(event, WindowUpdated | SettingsReceived):  # a SETTINGS may widen every window
                 self._check_drained()
             elif isinstance(event, PingAcknowledged):
                 self.pinged = False
@@ -284,6 +309,7 @@ class _Connection(asyncio.BufferedProtocol):
         try:
             if method.unary is not None:
                 self._send_message(stream_id, call, method.serialize(await method.unary(request, context)))
+                await self._drained(stream_id, call)
             elif method.stream is not None:
                 async for response in method.stream(request, context):
                     self._send_message(stream_id, call, method.serialize(response))
@@ -309,19 +335,43 @@ class _Connection(asyncio.BufferedProtocol):
         if not call.answered:
             call.answered = True
             self.h2.send_response(stream_id, _RESPONSE)
-        # nghttp2 queues what the peer's window does not take yet and frames it as WINDOW_UPDATEs come.
-        self.h2.send_data(stream_id, b"\0" + len(body).to_bytes(4, "big") + body)
+        call.pending, call.offset = _framed(body), 0
+        self._pump(stream_id, call)
         self._flush()
+
+    def _pump(self, stream_id: int, call: _Call) -> None:
+        """Hand nghttp2 the message piece by piece, as far as the peer's windows and the socket take it."""
+        pending = call.pending
+        while pending is not None and not self.paused and self.transport is not None:
+            room = self._window(stream_id)
+            if room <= 0:
+                return  # WindowUpdated pumps again
+            end = min(len(pending), call.offset + min(room, PIECE))
+            self.h2.send_data(stream_id, pending[call.offset : end])
+            call.offset = end
+            if end == len(pending):
+                call.pending = pending = None
+            self._write()
+
+    def _window(self, stream_id: int) -> int:
+        """DATA bytes the peer takes now on this stream, less what nghttp2 holds queued."""
+        try:
+            stream = self.h2.stream_remote_window_size(stream_id) - self.h2.queued_body_size(stream_id)
+            return min(stream, self.h2.remote_window_size - self.h2.queued_body_size())
+        except _CODEC_ERRORS:
+            return 0
 
     async def _drained(self, stream_id: int, call: _Call) -> None:
         """Wait until the peer took this stream's messages: a slow proxy holds one message, not a backlog."""
-        while self.transport is not None and (self.paused or self._queued(stream_id) > 0):
+        while self.transport is not None and (call.pending is not None or self.paused or self._queued(stream_id)):
             call.drained = asyncio.Event()
             await call.drained.wait()
 
     def _check_drained(self) -> None:
-        for stream_id, call in self.calls.items():
-            if call.drained is not None and not self.paused and self._queued(stream_id) == 0:
+        for stream_id, call in list(self.calls.items()):
+            if call.pending is not None:
+                self._pump(stream_id, call)
+            if call.drained is not None and call.pending is None and not self.paused and not self._queued(stream_id):
                 call.drained.set()
                 call.drained = None
 
@@ -346,6 +396,10 @@ class _Connection(asyncio.BufferedProtocol):
 
     # -- writing, keepalive, closing --------------------------------------------------------------------
     def _flush(self) -> None:
+        self._write()
+        self._check_drained()
+
+    def _write(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         if self.secure:
@@ -360,7 +414,6 @@ class _Connection(asyncio.BufferedProtocol):
         out = self.outgoing.read()
         if out:
             self.transport.write(out)
-        self._check_drained()
 
     def _keepalive(self) -> None:
         limits = self.server.limits

@@ -85,6 +85,7 @@ def server_context(key_pem: bytes, chain_pem: bytes) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["h2"])
     context.options |= ssl.OP_NO_RENEGOTIATION
+    context.num_tickets = 0
     # The ssl module loads keys only from files: a private temporary directory holds them for the call.
     with tempfile.TemporaryDirectory(prefix="meshctl-control-") as folder:
         key_file, chain_file = Path(folder, "key.pem"), Path(folder, "chain.pem")
