@@ -434,7 +434,7 @@ class _Connection(asyncio.BufferedProtocol):
         if self.transport is None:
             return
         idle = self.loop.time() - self.last_read
-        if self.pinged or not self.secure and idle >= limits.keepalive_s:
+        if self.pinged or not self.secure:  # no ack, or no finished handshake since the last tick
             log.info("closing the connection from %s: no answer to keepalive", self.peer)
             self._abort()
             return
