@@ -4,6 +4,7 @@ A connected proxy costs what it holds: an SSLObject over two memory BIOs, one ng
 sans-IO) and its Watch task. Bytes are read into one 4 KiB buffer shared by every connection (a
 BufferedProtocol, so no per-read allocation), because asyncio's own SSL transport keeps a 256 KiB read
 buffer per connection and grpcio's C core kept 41 KiB; measured in bench/README.md ("Deltas and memory").
+`python -m bench.control_scale --sizes 100`: 47.6 KiB RSS per connected proxy here, 89.4 with grpcio.
 
 gRPC on HTTP/2: a request is one length-prefixed message (at most MAX_MESSAGE bytes); an answer is
 HEADERS, the messages as DATA, and grpc-status in trailers, or a trailers-only block when the call
