@@ -6,7 +6,7 @@ BufferedProtocol, so no per-read allocation), because asyncio's own SSL transpor
 buffer per connection and grpcio's C core kept 41 KiB; measured in bench/README.md ("Deltas and memory").
 `python -m bench.control_scale --sizes 100`: 47.6 KiB RSS per connected proxy here, 89.4 with grpcio.
 
-gRPC on HTTP/2: a request is one length-prefixed message (at most MAX_MESSAGE bytes); an answer is
+gRPC on HTTP/2: a request is one length-prefixed message (at most 1 MiB); an answer is
 HEADERS, the messages as DATA, and grpc-status in trailers, or a trailers-only block when the call
 fails before its first message. Keepalive: a connection nothing was read from for `keepalive_s` is
 PINGed and closed when the ack does not come within `ack_timeout_s`, which cancels its Watch stream.
@@ -38,12 +38,12 @@ from ngh2 import (
 )
 
 from meshctl.control.allocator import trim
+from meshctl.control.grpc_wire import RESPONSE, BadRequest, framed, request_message, status_block, too_large
 from meshctl.control.rpc import Aborted, CallContext, Method, StatusCode
 from meshctl.errors import ConflictError, MeshError
 
 log = logging.getLogger("meshctl.control.grpc")
 
-MAX_MESSAGE = 1024 * 1024
 READ_SIZE = 4096
 _READ = bytearray(READ_SIZE)  # shared: buffer_updated consumes it before the next read can happen
 _READ_VIEW = memoryview(_READ)
@@ -62,37 +62,6 @@ class ServerLimits:
     ack_timeout_s: float = 10.0
     max_concurrent_streams: int = 100
     max_header_list_size: int = 16 * 1024
-
-
-def _encode_message(text: str) -> bytes:
-    """grpc-message percent-encoding: printable ASCII except '%' passes, the rest is %XX of UTF-8."""
-    out = bytearray()
-    for byte in text.encode("utf-8"):
-        out += bytes((byte,)) if 0x20 <= byte <= 0x7E and byte != 0x25 else b"%%%02X" % byte
-    return bytes(out)
-
-
-def _status(code: StatusCode, message: str) -> list[tuple[bytes, bytes]]:
-    block = [(b"grpc-status", b"%d" % code)]
-    return block + [(b"grpc-message", _encode_message(message))] if message else block
-
-
-_FRAMED: dict[int, tuple[bytes, bytes]] = {}  # id(message) -> (message, framed): the same bytes for every stream
-
-
-def _framed(body: bytes) -> bytes:
-    """The length-prefixed message; the store's snapshot goes to every proxy, framed (copied) once."""
-    hit = _FRAMED.get(id(body))
-    if hit is not None and hit[0] is body:
-        return hit[1]
-    framed = b"\0" + len(body).to_bytes(4, "big") + body
-    if len(_FRAMED) >= 16:
-        _FRAMED.clear()
-    _FRAMED[id(body)] = (body, framed)
-    return framed
-
-
-_RESPONSE = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 
 
 class GrpcServer:
@@ -293,10 +262,9 @@ class _Connection(asyncio.BufferedProtocol):
         if call is None or call.task is not None:
             return
         call.request += data
-        if len(call.request) > MAX_MESSAGE + 5:
-            size = int.from_bytes(call.request[1:5], "big") if len(call.request) >= 5 else len(call.request)
-            message = f"Received message larger than max ({size} vs. {MAX_MESSAGE})"
-            self._refuse(stream_id, StatusCode.RESOURCE_EXHAUSTED, message)
+        refusal = too_large(call.request)
+        if refusal is not None:
+            self._refuse(stream_id, StatusCode.RESOURCE_EXHAUSTED, refusal)
 
     def _on_request_end(self, stream_id: int) -> None:
         call = self.calls.get(stream_id)
@@ -304,14 +272,13 @@ class _Connection(asyncio.BufferedProtocol):
             return
         raw = bytes(call.request)
         call.request = bytearray()
-        if len(raw) < 5 or int.from_bytes(raw[1:5], "big") != len(raw) - 5:
-            self._refuse(stream_id, StatusCode.INTERNAL, "expected one length-prefixed message")
-            return
-        if raw[0] != 0:
-            self._refuse(stream_id, StatusCode.UNIMPLEMENTED, "compressed messages are not accepted")
+        try:
+            message = request_message(raw)
+        except BadRequest as exc:
+            self._refuse(stream_id, exc.code, exc.message)
             return
         try:
-            request = call.method.parse(raw[5:])
+            request = call.method.parse(message)
         except Exception:
             self._refuse(stream_id, StatusCode.INTERNAL, "the request message cannot be parsed")
             return
@@ -341,16 +308,16 @@ class _Connection(asyncio.BufferedProtocol):
         del self.calls[stream_id]
         with contextlib.suppress(*_CODEC_ERRORS):
             if call.answered:
-                self.h2.send_trailers(stream_id, _status(status, message))
+                self.h2.send_trailers(stream_id, status_block(status, message))
             else:
-                self.h2.send_response(stream_id, _RESPONSE + _status(status, message), end_stream=True)
+                self.h2.send_response(stream_id, RESPONSE + status_block(status, message), end_stream=True)
         self._flush()
 
     def _send_message(self, stream_id: int, call: _Call, body: bytes) -> None:
         if not call.answered:
             call.answered = True
-            self.h2.send_response(stream_id, _RESPONSE)
-        call.pending, call.offset = _framed(body), 0
+            self.h2.send_response(stream_id, RESPONSE)
+        call.pending, call.offset = framed(body), 0
         self._pump(stream_id, call)
         self._flush()
 
@@ -400,7 +367,7 @@ class _Connection(asyncio.BufferedProtocol):
         """A trailers-only answer, then RST_STREAM(NO_ERROR) so the client stops sending (RFC 9113 §8.1)."""
         self._forget(stream_id)
         with contextlib.suppress(*_CODEC_ERRORS):
-            self.h2.send_response(stream_id, _RESPONSE + _status(code, message), end_stream=True)
+            self.h2.send_response(stream_id, RESPONSE + status_block(code, message), end_stream=True)
             self._flush()  # nghttp2 would drop the queued answer behind the reset
             self.h2.reset_stream(stream_id, 0)
 

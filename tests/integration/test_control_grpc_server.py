@@ -24,7 +24,8 @@ from cryptography import x509
 
 from meshctl.api import mesh_pb2_grpc
 from meshctl.control.config import load_control_config
-from meshctl.control.grpc_server import MAX_MESSAGE, ServerLimits
+from meshctl.control.grpc_server import ServerLimits
+from meshctl.control.grpc_wire import MAX_MESSAGE
 from meshctl.control.server import ControlPlane
 from meshctl.identity import control_plane_identity
 from tests.integration.test_control_plane import (
