@@ -201,8 +201,8 @@ class _Connection(asyncio.BufferedProtocol):
                     return
                 self.h2.receive_data(chunk)
                 self._events()
-                if self.transport is None:
-                    return
+                if self.transport is None or self.transport.is_closing():
+                    return  # closed on the peer's GOAWAY: what follows is not read
         except ssl.SSLWantReadError:
             pass
         except (ssl.SSLError, OSError) as exc:
