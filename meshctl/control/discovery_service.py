@@ -7,8 +7,8 @@ stream skipped versions) gets the chain of deltas it missed, or the whole snapsh
 longer keeps them all; an old proxy gets the whole snapshot every time. A dead proxy is noticed by
 the server's HTTP/2 keepalive pings, which cancel its stream.
 
-Snapshots and deltas go out as the bytes the store serialised once per change (the method is
-registered without a response serialiser), so a change costs one encoding however many proxies watch.
+Snapshots and deltas go out as the bytes the store serialised once per change (the server
+sends them as they are), so a change costs one encoding however many proxies watch.
 
 Only workloads of the mesh may watch it: the request carries the workload's token, checked like
 Identity.Certify checks it, and must name the identity the token was issued for.
@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
-
-import grpc
 
 from meshctl.api import mesh_pb2
 from meshctl.control.config import TokenEntry
 from meshctl.control.identity_service import MAX_TOKEN_BYTES, find_token
 from meshctl.control.metrics import ControlMetrics
+from meshctl.control.rpc import CallContext, StatusCode
 from meshctl.control.store import MeshStore
 
 log = logging.getLogger("meshctl.control.discovery")
 
 
-SERVICE = "meshctl.control.v1.Discovery"
+WATCH = b"/meshctl.control.v1.Discovery/Watch"
 
 
 class DiscoveryService:
@@ -43,7 +41,7 @@ class DiscoveryService:
         self._tokens = tokens
 
     async def Watch(  # noqa: N802 - the gRPC method name
-        self, request: mesh_pb2.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: mesh_pb2.WatchRequest, context: CallContext
     ) -> AsyncIterator[bytes]:
         who = f"{request.proxy_id or '?'!r} ({request.identity or 'no identity'!r}, {context.peer()})"
         refusal = self._refusal(request)
@@ -73,19 +71,12 @@ class DiscoveryService:
             self._metrics.watch_streams -= 1
             log.info("watch closed by %s", who)
 
-    def add_to_server(self, server: grpc.aio.Server) -> None:
-        """Register Watch with serialised snapshots as its responses (the generated helper would encode each)."""
-        watch = grpc.unary_stream_rpc_method_handler(
-            self.Watch, request_deserializer=mesh_pb2.WatchRequest.FromString, response_serializer=None
-        )
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Watch": watch}),))
-
-    def _refusal(self, request: mesh_pb2.WatchRequest) -> tuple[grpc.StatusCode, str] | None:
+    def _refusal(self, request: mesh_pb2.WatchRequest) -> tuple[StatusCode, str] | None:
         if not request.token or len(request.token) > MAX_TOKEN_BYTES:
-            return grpc.StatusCode.UNAUTHENTICATED, "send the workload token with the request"
+            return StatusCode.UNAUTHENTICATED, "send the workload token with the request"
         matches = find_token(request.token, self._tokens())
         if not matches:
-            return grpc.StatusCode.UNAUTHENTICATED, "token not recognised"
+            return StatusCode.UNAUTHENTICATED, "token not recognised"
         if all(entry.identity != request.identity for entry in matches):
-            return grpc.StatusCode.PERMISSION_DENIED, f"the token is not for identity {request.identity!r}"
+            return StatusCode.PERMISSION_DENIED, f"the token is not for identity {request.identity!r}"
         return None

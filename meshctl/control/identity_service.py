@@ -10,25 +10,25 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
 
-import grpc
 from cryptography.hazmat.primitives import serialization
 
-from meshctl.api import mesh_pb2, mesh_pb2_grpc
+from meshctl.api import mesh_pb2
 from meshctl.control.ca import CsrError, IssuerError, sign_csr
 from meshctl.control.config import TokenEntry
 from meshctl.control.metrics import ControlMetrics
+from meshctl.control.rpc import CallContext, StatusCode
 from meshctl.identity import parse_identity
 from meshctl.pki.keys import CertAndKey
 
 log = logging.getLogger("meshctl.control.identity")
 
 MAX_TOKEN_BYTES = 8 * 1024
+CERTIFY = b"/meshctl.control.v1.Identity/Certify"
 
 
 class CertifyRefused(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -71,28 +71,28 @@ def certify(
         parse_identity(identity)
     except ValueError:
         raise CertifyRefused(
-            grpc.StatusCode.INVALID_ARGUMENT,
+            StatusCode.INVALID_ARGUMENT,
             f"identity {identity!r} is not a workload identity <sa>.<ns>.serviceaccount.identity...",
         ) from None
     if not request.token:
-        raise CertifyRefused(grpc.StatusCode.UNAUTHENTICATED, "no token: send the workload token with the request")
+        raise CertifyRefused(StatusCode.UNAUTHENTICATED, "no token: send the workload token with the request")
     if len(request.token) > MAX_TOKEN_BYTES:
-        raise CertifyRefused(grpc.StatusCode.UNAUTHENTICATED, "token not recognised")
+        raise CertifyRefused(StatusCode.UNAUTHENTICATED, "token not recognised")
     matches = find_token(request.token, tokens)
     if not matches:
-        raise CertifyRefused(grpc.StatusCode.UNAUTHENTICATED, "token not recognised")
+        raise CertifyRefused(StatusCode.UNAUTHENTICATED, "token not recognised")
     entry = next((m for m in matches if m.identity == identity), None)
     if entry is None:
         raise CertifyRefused(
-            grpc.StatusCode.PERMISSION_DENIED,
+            StatusCode.PERMISSION_DENIED,
             f"the token of pod {matches[0].pod} is for identity {matches[0].identity}, not {identity}",
         )
     try:
         leaf = sign_csr(request.csr_der, identity, issuer, lifetime=lifetime)
     except CsrError as exc:
-        raise CertifyRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        raise CertifyRefused(StatusCode.INVALID_ARGUMENT, str(exc)) from None
     except IssuerError as exc:
-        raise CertifyRefused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        raise CertifyRefused(StatusCode.FAILED_PRECONDITION, str(exc)) from None
     response = mesh_pb2.CertifyResponse(
         leaf_der=leaf.public_bytes(serialization.Encoding.DER),
         intermediates_der=[issuer.cert.public_bytes(serialization.Encoding.DER)],
@@ -101,7 +101,7 @@ def certify(
     return response, entry.pod
 
 
-class IdentityService(mesh_pb2_grpc.IdentityServicer):
+class IdentityService:
     def __init__(
         self,
         issuer: CertAndKey,
@@ -115,7 +115,7 @@ class IdentityService(mesh_pb2_grpc.IdentityServicer):
         self._metrics = metrics
 
     async def Certify(  # noqa: N802 - the gRPC method name
-        self, request: mesh_pb2.CertifyRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: mesh_pb2.CertifyRequest, context: CallContext
     ) -> mesh_pb2.CertifyResponse:
         try:
             response, pod = certify(request, self._tokens(), self._issuer, self._lifetime())

@@ -21,7 +21,7 @@ log = logging.getLogger("meshctl.control")
 
 
 async def serve(config_path: Path) -> None:
-    from meshctl.control.server import ControlPlane  # grpc is imported only when serving
+    from meshctl.control.server import ControlPlane  # the server's modules load only when serving
 
     config = load_control_config(config_path)
     configure_logging(config.log_level)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshctl.control", description="Run the meshctl control plane.")
     parser.add_argument("--config", required=True, type=Path, help="control.json (ControlConfig)")
     args = parser.parse_args(argv)
-    one_arena()  # before grpc's threads exist
+    one_arena()  # before any thread exists
     configure_logging("info")
     try:
         asyncio.run(serve(args.config))

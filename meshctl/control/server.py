@@ -2,34 +2,36 @@
 
 The gRPC server presents a certificate for control_plane_identity() issued by its own issuer, so proxies
 verify it against the same trust anchors as every other mesh identity. The certificate is renewed at
-70 % of its lifetime through gRPC's dynamic credentials, without a restart.
+70 % of its lifetime, without a restart: each new connection gets a TLS context with the current one.
+The gRPC server is the control plane's own (grpc_server.py); grpcio is not in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable
+import ssl
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from meshctl.aio import spawn
-from meshctl.api import mesh_pb2_grpc
+from meshctl.api import mesh_pb2
 from meshctl.control.ca import load_issuer, sign_csr
 from meshctl.control.config import ControlConfig
-from meshctl.control.discovery_service import DiscoveryService
-from meshctl.control.identity_service import IdentityService
+from meshctl.control.discovery_service import WATCH, DiscoveryService
+from meshctl.control.grpc_server import GrpcServer, ServerLimits
+from meshctl.control.identity_service import CERTIFY, IdentityService
 from meshctl.control.logs import get_log_level, set_log_level
 from meshctl.control.metrics import ControlMetrics
 from meshctl.control.readiness import ReadinessProber
+from meshctl.control.rpc import Method
 from meshctl.control.store import MeshStore
-from meshctl.errors import ConfigError, ConflictError
+from meshctl.errors import ConfigError
 from meshctl.identity import control_plane_identity
 from meshctl.metrics.admin import AdminApp, start_admin_server, stop_admin_server
 from meshctl.pki.keys import CertAndKey, CertificateError, make_csr, new_key, private_key_pem
@@ -41,69 +43,69 @@ log = logging.getLogger("meshctl.control")
 
 RENEW_AT = 0.7  # fraction of a certificate's lifetime after which it is renewed
 
-# Keepalive: the server pings idle connections so a dead proxy's stream is cancelled within ~30 s, and
-# accepts the proxies' own pings every 10 s.
-SERVER_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.so_reuseport", 0),  # a second control plane on the same address must fail, not share it
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-    ("grpc.max_receive_message_length", 1024 * 1024),
-    # TLS records of at most 4 KiB: grpc's frame protector keeps buffers of this size for every
-    # connection, and at 16 KiB (the default) they were a quarter of a connected proxy's cost. Measured
-    # with 300-400 proxies: 105 KiB per proxy at 16 KiB, 82 at 4 KiB, 74 at 2 KiB; a whole snapshot
-    # cost the same CPU at 4 KiB as at 16, but 8 % more here and 20 % more in the proxies at 2 KiB.
-    ("grpc.tsi.max_frame_size", 4096),
-]
-
 
 class ServerIdentity:
-    """The control plane's own TLS certificate, re-issued before it expires."""
+    """The control plane's own TLS certificate, re-issued before it expires.
+
+    The server asks for the TLS context at every new connection; past 70 % of the certificate's lifetime
+    that call issues a new certificate and builds a new context, so new connections get it and the ones
+    already open keep theirs.
+    """
 
     def __init__(self, issuer: CertAndKey, identity: str, lifetime: timedelta) -> None:
         self._issuer = issuer
         self._identity = identity
         self._lifetime = lifetime
         self._key = new_key()
-        self._lock = threading.Lock()  # the fetcher runs on gRPC's threads
-        self._configuration = self._issue()
+        self._context = self._issue()
 
-    def _issue(self) -> grpc.ServerCertificateConfiguration:
+    def _issue(self) -> ssl.SSLContext:
         leaf = sign_csr(make_csr(self._identity, self._key), self._identity, self._issuer, lifetime=self._lifetime)
         now = datetime.now(UTC)
         self.not_after = leaf.not_valid_after_utc
         self.renew_at = now + (self.not_after - now) * RENEW_AT
         chain = leaf.public_bytes(serialization.Encoding.PEM) + self._issuer.cert_pem()
-        return grpc.ssl_server_certificate_configuration([(private_key_pem(self._key), chain)])
+        return server_context(private_key_pem(self._key), chain)
 
-    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
-        """Called by gRPC at each handshake: None keeps the current certificate."""
-        with self._lock:
-            if datetime.now(UTC) < self.renew_at:
-                return None
+    def context(self) -> ssl.SSLContext:
+        if datetime.now(UTC) >= self.renew_at:
             try:
-                self._configuration = self._issue()
-            except CertificateError as exc:
+                self._context = self._issue()
+            except (CertificateError, ssl.SSLError) as exc:
                 log.error("cannot renew the control plane certificate: %s", exc)
-                return None
-            log.info("control plane certificate renewed until %s", self.not_after.isoformat())
-            return self._configuration
+                self.renew_at = datetime.now(UTC) + timedelta(seconds=30)  # not at every handshake
+            else:
+                log.info("control plane certificate renewed until %s", self.not_after.isoformat())
+        return self._context
 
-    def credentials(self) -> grpc.ServerCredentials:
-        # The stubs say the fetcher cannot return None; gRPC documents None as "keep the current one".
-        fetcher = cast(Callable[[], grpc.ServerCertificateConfiguration], self._fetch)
-        return grpc.dynamic_ssl_server_credentials(self._configuration, fetcher, require_client_authentication=False)
+
+def server_context(key_pem: bytes, chain_pem: bytes) -> ssl.SSLContext:
+    """A TLS 1.2+ server context offering only h2 (gRPC clients insist on it in ALPN)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["h2"])
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    context.num_tickets = 0
+    # The ssl module loads keys only from files: a private temporary directory holds them for the call.
+    with tempfile.TemporaryDirectory(prefix="meshctl-control-") as folder:
+        key_file, chain_file = Path(folder, "key.pem"), Path(folder, "chain.pem")
+        key_file.touch(0o600)
+        key_file.write_bytes(key_pem)
+        chain_file.write_bytes(chain_pem)
+        context.load_cert_chain(chain_file, key_file)
+    return context
 
 
 class ControlPlane:
-    def __init__(self, config: ControlConfig, config_path: Path | None = None) -> None:
+    def __init__(
+        self, config: ControlConfig, config_path: Path | None = None, limits: ServerLimits | None = None
+    ) -> None:
         self.config = config
+        self.limits = limits  # keepalive and HTTP/2 limits of the gRPC server (None: the defaults)
         self._config_path = config_path
         self.metrics = ControlMetrics()
         self.store: MeshStore | None = None
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
         self._admin: asyncio.AbstractServer | None = None
         self._identity: ServerIdentity | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -128,28 +130,20 @@ class ControlPlane:
             ) from None
         prober = ReadinessProber(lambda: store.probes(), lambda: store.readiness_changed())
         self.store = store = MeshStore(self._config_path, config, prober.is_ready)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
-        mesh_pb2_grpc.add_IdentityServicer_to_server(
-            IdentityService(
-                issuer,
-                tokens=lambda: store.config.tokens,
-                lifetime=lambda: timedelta(hours=store.config.cert_lifetime_hours),
-                metrics=self.metrics,
-            ),
-            server,
+        identity_service = IdentityService(
+            issuer,
+            tokens=lambda: store.config.tokens,
+            lifetime=lambda: timedelta(hours=store.config.cert_lifetime_hours),
+            metrics=self.metrics,
         )
         discovery = DiscoveryService(store, self.metrics, tokens=lambda: store.config.tokens)
-        discovery.add_to_server(server)
-        try:
-            port = server.add_secure_port(str(config.listen), identity.credentials())
-        except RuntimeError:
-            port = 0
-        if port == 0:
-            raise ConflictError(
-                f"cannot listen on {config.listen}: address in use or not available",
-                hint="is another control plane running? (`meshctl down` stops the local mesh)",
-            )
-        await server.start()
+        methods = {
+            CERTIFY: Method(mesh_pb2.CertifyRequest.FromString, unary=identity_service.Certify, serialize=_serialize),
+            # Watch yields the bytes the store serialised once per change: nothing to encode per proxy.
+            WATCH: Method(mesh_pb2.WatchRequest.FromString, stream=discovery.Watch),
+        }
+        server = GrpcServer(methods, identity.context, self.limits)
+        await server.start(config.listen.host, config.listen.port)
         self._server = server
         self.metrics.gauges = lambda: (store.version, len(store.invalid_files))
         app = AdminApp(
@@ -216,6 +210,10 @@ class ControlPlane:
             "invalid_files": {str(k): v for k, v in self.store.invalid_files.items()} if self.store else {},
             "watch_streams": self.metrics.watch_streams,
         }
+
+
+def _serialize(message: Any) -> bytes:
+    return bytes(message.SerializeToString())
 
 
 EXPIRY_WARNING = timedelta(days=60)  # as `linkerd check`: warn when a CA certificate has less left

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import grpc
 import pytest
 from cryptography import x509
 
@@ -12,6 +11,7 @@ from meshctl.api import mesh_pb2
 from meshctl.control import ca
 from meshctl.control.config import TokenEntry, hash_token
 from meshctl.control.identity_service import CertifyRefused, certify, find_token
+from meshctl.control.rpc import StatusCode
 from meshctl.identity import workload_identity
 from meshctl.pki import keys
 from meshctl.pki.certinfo import dns_names, verify_leaf
@@ -66,37 +66,37 @@ def test_token_file_newline_does_not_matter(issuer: CertAndKey) -> None:
 
 def test_unknown_token_is_unauthenticated(issuer: CertAndKey) -> None:
     refused = _refusal(_request(token=b"guess"), issuer)
-    assert (refused.code, refused.message) == (grpc.StatusCode.UNAUTHENTICATED, "token not recognised")
+    assert (refused.code, refused.message) == (StatusCode.UNAUTHENTICATED, "token not recognised")
 
 
 def test_missing_token_is_unauthenticated(issuer: CertAndKey) -> None:
     refused = _refusal(_request(token=b""), issuer)
-    assert refused.code is grpc.StatusCode.UNAUTHENTICATED
+    assert refused.code is StatusCode.UNAUTHENTICATED
     assert refused.message == "no token: send the workload token with the request"
 
 
 def test_token_of_another_identity_is_permission_denied(issuer: CertAndKey) -> None:
     refused = _refusal(_request(identity=AUTHORS, token=b"books-token"), issuer)
-    assert refused.code is grpc.StatusCode.PERMISSION_DENIED
+    assert refused.code is StatusCode.PERMISSION_DENIED
     assert refused.message == f"the token of pod books-0 is for identity {BOOKS}, not {AUTHORS}"
 
 
 def test_csr_for_another_identity_is_invalid_argument(issuer: CertAndKey) -> None:
     refused = _refusal(_request(csr_for=AUTHORS), issuer)
-    assert refused.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.code is StatusCode.INVALID_ARGUMENT
     assert refused.message == f"CSR asks for {AUTHORS}, but the token is for identity {BOOKS}"
 
 
 def test_malformed_identity_is_invalid_argument(issuer: CertAndKey) -> None:
     refused = _refusal(_request(identity="books"), issuer)
-    assert refused.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.code is StatusCode.INVALID_ARGUMENT
     assert refused.message.startswith("identity 'books' is not a workload identity")
 
 
 def test_expired_issuer_is_failed_precondition(anchor: CertAndKey) -> None:
     expired = ca.generate_issuer(anchor, lifetime=timedelta(seconds=1), now=ca._now(None) - timedelta(hours=1))
     refused = _refusal(_request(), expired)
-    assert refused.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.code is StatusCode.FAILED_PRECONDITION
     assert refused.message.startswith("issuer certificate expired at ")
 
 
