@@ -19,9 +19,9 @@ import cProfile
 import pstats
 import sys
 import time
-from types import FrameType
 from typing import Any
 
+from bench.bytecodes import BytecodeCounter
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h1.downstream import Downstream, Listener
@@ -103,29 +103,11 @@ def _run(down: Downstream, up: Upstream, n: int) -> None:
 
 
 def _bytecodes(down: Downstream, up: Upstream, n: int) -> float:
-    """Python bytecodes the proxy executes per request (the tracer's opcode events): deterministic. With the
-    default asyncio loop, loop.time() is Python and counted; under uvloop, as deployed, it is C."""
-    executed = 0
-
-    def count(frame: FrameType, event: str, arg: object) -> Any:
-        nonlocal executed
-        if event == "opcode":
-            executed += 1
-        return count
-
-    def enter(frame: FrameType, event: str, arg: object) -> Any:
-        if frame.f_code.co_filename == __file__:
-            return None  # the benchmark's loop and transports are not the proxy's work
-        frame.f_trace_opcodes = True
-        frame.f_trace_lines = False
-        return count
-
-    sys.settrace(enter)
-    try:
+    """Python bytecodes the proxy executes per request: deterministic. With the default asyncio loop,
+    loop.time() is Python and counted; under uvloop, as deployed, it is C."""
+    with BytecodeCounter(skip=(__file__,)) as counted:  # the benchmark's loop and transports are not the proxy's
         _run(down, up, n)
-    finally:
-        sys.settrace(None)
-    return executed / n
+    return counted.executed / n
 
 
 async def measure(n: int, profile: bool) -> None:

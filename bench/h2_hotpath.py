@@ -28,11 +28,11 @@ import pstats
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from types import FrameType
 from typing import Any
 
 import ngh2
 
+from bench.bytecodes import BytecodeCounter
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h2.http1 import Http1Pool, Http1Upstream
@@ -232,28 +232,11 @@ async def _record(inbound: bool, total: int) -> tuple[list[tuple[bytes, bytes]],
 
 
 async def _bytecodes(run: Callable[[int, int], Awaitable[None]], start: int, count: int) -> int:
-    """Python bytecodes the proxy executes (the tracer's opcode events): deterministic."""
-    executed = 0
-
-    def counter(frame: FrameType, event: str, arg: object) -> Any:
-        nonlocal executed
-        if event == "opcode":
-            executed += 1
-        return counter
-
-    def enter(frame: FrameType, event: str, arg: object) -> Any:
-        if frame.f_code.co_filename in (__file__, asyncio.tasks.__file__):
-            return None  # the benchmark's loop, its turns of the event loop and transports are not the proxy's work
-        frame.f_trace_opcodes = True
-        frame.f_trace_lines = False
-        return counter
-
-    sys.settrace(enter)
-    try:
+    """Python bytecodes the proxy executes: deterministic. The benchmark's loop, its turns of the event loop
+    and its transports are not the proxy's work."""
+    with BytecodeCounter(skip=(__file__, asyncio.tasks.__file__)) as counted:
         await run(start, count)
-    finally:
-        sys.settrace(None)
-    return executed
+    return counted.executed
 
 
 async def measure(inbound: bool, n: int, profile: bool) -> None:
