@@ -8,6 +8,7 @@ percent-encoded) in trailers, or all in one trailers-only block when the call fa
 from __future__ import annotations
 
 from meshctl.control.rpc import StatusCode
+from meshctl.proxy.h2.grpc import encode_message as encode_message  # the proxy's: one percent-encoding
 
 MAX_MESSAGE = 1024 * 1024  # the largest request message accepted, as grpcio's default
 RESPONSE = [(b":status", b"200"), (b"content-type", b"application/grpc")]
@@ -20,14 +21,6 @@ class BadRequest(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def encode_message(text: str) -> bytes:
-    """grpc-message percent-encoding: printable ASCII except '%' passes, the rest is %XX of UTF-8."""
-    out = bytearray()
-    for byte in text.encode("utf-8"):
-        out += bytes((byte,)) if 0x20 <= byte <= 0x7E and byte != 0x25 else b"%%%02X" % byte
-    return bytes(out)
 
 
 def status_block(code: StatusCode, message: str) -> list[Header]:
