@@ -65,9 +65,12 @@ http {{
 """
 
 
-def haproxy_cfg(port: int, backend_port: int, h2_port: int | None = None) -> str:
+def haproxy_cfg(
+    port: int, backend_port: int, h2_port: int | None = None, *, bind_tls: str = "", server_tls: str = ""
+) -> str:
     """HAProxy as the peer: one thread, HTTP mode, keep-alive on both sides, no logging; with `h2_port`,
-    also an h2c frontend to the same HTTP/1.1 backend (as our proxies do for an "http" service)."""
+    also an h2c frontend to the same HTTP/1.1 backend (as our proxies do for an "http" service).
+    `bind_tls` / `server_tls` are HAProxy `ssl ...` options appended to the bind line / the server line."""
     h2 = (
         f"""
 frontend bench_h2
@@ -91,11 +94,11 @@ defaults
     timeout http-keep-alive 60s
 
 frontend bench
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind_tls}
     default_backend nginx
 
 backend nginx
-    server nginx 127.0.0.1:{backend_port}
+    server nginx 127.0.0.1:{backend_port}{server_tls}
 {h2}"""
 
 
@@ -226,3 +229,10 @@ def proxy_config(plan: MeshPlan, pod: str) -> dict[str, Any]:
         "balancer": "ewma",
         "log_level": "warn",
     }
+
+
+def haproxy_mtls_options(crt: Path, ca_file: Path, verify_host: str = "") -> str:
+    """HAProxy's side of a mutual-TLS hop like our sidecars': TLS 1.3 only, the peer's certificate required
+    and verified against `ca_file`, and on the client side the server's name checked (`verify_host`)."""
+    host = f" verifyhost {verify_host}" if verify_host else ""
+    return f" ssl crt {crt} ca-file {ca_file} verify required ssl-min-ver TLSv1.3{host}"

@@ -18,6 +18,7 @@ OURS_PREFIX = "proxy-"
 TWO_HOP = "mesh-2hop-mtls"
 ONE_HOP = "mesh-1hop"
 PEER = "haproxy"
+PEER_TWO_HOP = "haproxy-2hop-mtls"  # two HAProxies with mTLS: the peer in the two-hop budgets' own shape
 BASELINE = "direct"
 BUDGET_RATE = 1000.0  # the rate DESIGN.md states the latency and memory budgets at
 MIB = 1024.0
@@ -150,6 +151,10 @@ def _budgets(
         ),
         "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct"),
     }
+    peer_two_hop = lat.get(rate_key(BUDGET_RATE), {}).get(PEER_TWO_HOP, {})
+    peer = {"added_p50_2hop_ms": peer_two_hop.get("added_p50", {}).get("median"),
+            "added_p99_2hop_ms": peer_two_hop.get("added_p99", {}).get("median"),
+            "throughput_2hop_x_haproxy": tput.get(PEER_TWO_HOP, {}).get("x_haproxy")}  # fmt: skip
     per_cpu = {"throughput_1hop_x_haproxy": tput.get(ONE_HOP, {}).get("x_haproxy_per_cpu"),
                "throughput_2hop_x_haproxy": tput.get(TWO_HOP, {}).get("x_haproxy_per_cpu"),
                "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct_per_cpu")}  # fmt: skip
@@ -158,7 +163,7 @@ def _budgets(
         value = measured[key]
         passed = None if value is None else (value <= limit if kind == "max" else value >= limit)
         rows.append({"key": key, "what": what, "limit": limit, "kind": kind, "measured": value, "pass": passed,
-                     "per_cpu": per_cpu.get(key)})  # fmt: skip
+                     "per_cpu": per_cpu.get(key), "peer": peer.get(key)})  # fmt: skip
     return rows
 
 
@@ -222,12 +227,13 @@ def _latency_section(rate: str, arms: dict[str, Any], st: dict[str, Any]) -> lis
 
 
 def _budget_table(budgets: list[dict[str, Any]]) -> list[str]:
-    lines = ["| budget | limit | measured | | per CPU-s |", "|---|---|---|---|---|"]
+    lines = ["| budget | limit | measured | | per CPU-s | two HAProxies, same shape |", "|---|---|---|---|---|---|"]
     for b in budgets:
         sign = "≤" if b["kind"] == "max" else "≥"
         value = "not measured" if b["measured"] is None else f"{b['measured']:.3f}"
         verdict = {True: "pass", False: "**FAIL**", None: "–"}[b["pass"]]
-        lines.append(f"| {b['what']} | {sign} {b['limit']:g} | {value} | {verdict} | {_num(b.get('per_cpu'))} |")
+        lines.append(f"| {b['what']} | {sign} {b['limit']:g} | {value} | {verdict} | {_num(b.get('per_cpu'))} "
+                     f"| {_num(b.get('peer'))} |")  # fmt: skip
     return lines
 
 
@@ -264,7 +270,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         "## Budgets (DESIGN.md)",
         "",
         "Latency added over direct (same round) and throughput as a multiple of HAProxy's (same job); "
-        "*per CPU-s* compares requests per CPU-second of the proxies instead of requests per second.",
+        "*per CPU-s* compares requests per CPU-second of the proxies instead of requests per second. "
+        f"*Two HAProxies, same shape* is the `{PEER_TWO_HOP}` arm measured the same way: what a mature C proxy "
+        "pays on this machine for the two-hop budgets' own topology (two proxies on one core, mTLS between).",
         "",
         *_budget_table(s["budgets"]),
         "",

@@ -39,6 +39,7 @@ from bench.topology import (
     python_env,
     require_tools,
     start_haproxy,
+    start_haproxy_2hop_mtls,
     start_mesh,
     start_nginx,
     tool_versions,
@@ -198,6 +199,10 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     with Processes(tmp) as procs:
         nginx, nginx_port, nginx_h2_port = start_nginx(procs, tmp)
         arms = [direct_arm(nginx_port, nginx_h2_port), start_haproxy(procs, tmp, nginx_port)]
+        try:
+            arms.append(start_haproxy_2hop_mtls(procs, tmp, nginx_port))
+        except (BenchError, ImportError, OSError, ValueError) as exc:
+            log(f"bench: the two-HAProxy peer is not part of this run: {exc.__class__.__name__}: {exc}")
         mesh_procs: dict[str, Proc] = {}
         if not args.no_mesh:
             try:

@@ -144,3 +144,24 @@ def test_a_run_without_our_proxies_says_so() -> None:
     assert results["summary"]["complete"] is False
     text = render_markdown(results)
     assert "not measured" in text and "Our proxies were not measured" in text
+
+
+def test_the_two_haproxy_peer_is_shown_beside_the_two_hop_budgets() -> None:
+    results = _results()
+    for rnd, base in enumerate((0.10, 0.12, 0.11)):
+        results["latency_runs"].append(_lat("haproxy-2hop-mtls", rnd, base + 0.3, 1.1))
+    results["throughput_runs"].append(_tput("haproxy-2hop-mtls", 20_000, cpu=1.0))
+    budgets = {b["key"]: b for b in summarize_results(results)["budgets"]}
+    assert budgets["added_p50_2hop_ms"]["peer"] == pytest.approx(0.3)
+    assert budgets["added_p99_2hop_ms"]["peer"] == pytest.approx(0.8)
+    assert budgets["throughput_2hop_x_haproxy"]["peer"] == pytest.approx(0.4)
+    assert budgets["throughput_1hop_x_haproxy"]["peer"] is None  # one hop has HAProxy itself as its peer
+    text = render_markdown({**results, "summary": summarize_results(results)})
+    assert "| two HAProxies, same shape |" in text
+    assert "| one-core throughput, two proxies with mTLS (× HAProxy) | ≥ 0.33 | 0.200 | **FAIL** |" in text
+    assert "| 0.400 |" in text
+
+
+def test_without_the_peer_arm_its_column_says_not_measured() -> None:
+    budgets = summarize_results(_results())["budgets"]
+    assert all(b["peer"] is None for b in budgets)
