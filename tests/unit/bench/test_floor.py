@@ -64,10 +64,10 @@ class Origin:
 
 
 @contextlib.contextmanager
-def floor(upstream_port: int) -> Iterator[int]:
+def floor(upstream_port: int, *flags: str) -> Iterator[int]:
     port = free_port()
     argv = [sys.executable, "-m", "bench.floor", "--listen", f"127.0.0.1:{port}", "--upstream",
-            f"127.0.0.1:{upstream_port}"]  # fmt: skip
+            f"127.0.0.1:{upstream_port}", *flags]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -150,6 +150,41 @@ def test_a_malformed_request_closes_the_connection() -> None:
             server.close()
 
     assert asyncio.run(run()) == b""
+
+
+def test_two_floors_with_mutual_tls_between_them_pass_bytes_and_check_the_peer_identity(tmp_path: Path) -> None:
+    from bench.topology import floor_tls_files
+    from meshctl.control.ca import ensure_identity_material
+    from meshctl.identity import workload_identity
+
+    ensure_identity_material(tmp_path / "identity")
+    client, server = (workload_identity(sa, "bench") for sa in ("bench-client", "nginx"))
+    server_tls = floor_tls_files(tmp_path / "identity", tmp_path / "floor", server, "server")
+    client_tls = floor_tls_files(tmp_path / "identity", tmp_path / "floor", client, "client")
+
+    async def run(server_name: str) -> tuple[bytes, list[bytes]]:
+        origin = Origin()
+        server_ = await asyncio.start_server(origin.handle, "127.0.0.1", 0)
+        try:
+            with (
+                floor(server_.sockets[0].getsockname()[1], "--tls-server", server_tls) as back,
+                floor(back, "--tls-client", client_tls, "--server-name", server_name) as front,
+            ):
+                reader, writer = await asyncio.open_connection("127.0.0.1", front)
+                writer.write(request(b"/chunked") + request(b"/cl"))
+                try:
+                    data = await asyncio.wait_for(reader.readexactly(len(CHUNKED + CL)), 10)
+                except asyncio.IncompleteReadError as exc:
+                    data = exc.partial
+                writer.close()
+            await origin.finished()
+            return data, origin.used()
+        finally:
+            server_.close()
+
+    assert asyncio.run(run(server)) == (CHUNKED + CL, [request(b"/chunked") + request(b"/cl")])
+    # A peer whose certificate names another identity fails the handshake: nothing reaches the origin.
+    assert asyncio.run(run(client)) == (b"", [])
 
 
 @pytest.mark.parametrize("flags", [["--tls-client", "a,b,c"], ["--tls-server", "a,b"]])
