@@ -141,3 +141,33 @@ class Splitter:
             out["error"] = str(exc)
         with contextlib.suppress(OSError):
             data.unlink()  # tens of MB each; the split is kept in the results
+
+
+def split_markdown(runs: Sequence[dict[str, Any]], skipped: str = "") -> list[str]:
+    """The table "CPU µs per request by where" from the throughput runs that carry a split."""
+    if skipped:
+        return [f"No CPU split by shared object in this run: {skipped}.", ""]
+    split_runs = [r for r in runs if "cpu_split" in r]
+    if not split_runs:
+        return []
+    lines = [
+        "### CPU µs per request by where (`perf record -e cpu-clock -C 1 -F 999`, first wrk round)",
+        "",
+        "Each arm's samples on the proxies' core by shared object, counted for the arm's own processes only, "
+        "× that round's CPU µs per request. *others* = samples on the core that were other processes' "
+        "(the shared machine), left out. *other* = libc and everything not named.",
+        "",
+        "| arm | CPU µs/req | " + " | ".join(CATEGORIES) + " | samples | others |",
+        "|---|---|" + "---|" * len(CATEGORIES) + "---|---|",
+    ]
+    for run in split_runs:
+        split, cpu, rps = run["cpu_split"], sum(run["proxy_cpu"].values()), run["rps"]
+        if "error" in split:
+            lines.append(f"| {run['arm']} | perf failed: {split['error'][:80]} |")
+            continue
+        cost = cpu / rps * 1e6 if rps > 0 else 0.0
+        us = us_per_request(split, cost)
+        share = split["others_samples"] / max(1, split["samples"] + split["others_samples"])
+        cells = " | ".join(f"{us.get(cat, 0.0):.1f}" for cat in CATEGORIES)
+        lines.append(f"| {run['arm']} | {cost:.1f} | {cells} | {split['samples']} | {share:.0%} |")
+    return [*lines, ""]
