@@ -199,7 +199,10 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.floor",
+        description=__doc__.split("\n\n")[0] + " A measuring stick, not a proxy: never put it in front of anything.",
+    )
     parser.add_argument("--listen", type=_address, required=True, help="HOST:PORT to accept clients on")
     parser.add_argument("--upstream", type=_address, required=True, help="HOST:PORT to forward to")
     parser.add_argument("--tls-server", metavar="CERT,KEY,CA", help="accept clients over mutual TLS")
