@@ -23,7 +23,8 @@ from bench.procs import Processes
 
 CATEGORIES = ("kernel", "libpython", "uvloop", "httptools", "ssl+crypto", "ngh2", "haproxy", "other")
 FREQUENCY_HZ = 999
-_ROW = re.compile(r"^\s*([\d.]+)%\s*\t\s*(\d+)\s*\t\s*(\d+):(.*?)\s*\t(.*?)\s*$")
+# pid -1 ("-1::-1") is perf's for samples it could not tie to a thread.
+_ROW = re.compile(r"^\s*([\d.]+)%\s*\t\s*(\d+)\s*\t\s*(-?\d+):(.*?)\s*\t(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def split_markdown(runs: Sequence[dict[str, Any]], skipped: str = "") -> list[st
     for run in split_runs:
         split, cpu, rps = run["cpu_split"], sum(run["proxy_cpu"].values()), run["rps"]
         if "error" in split:
-            lines.append(f"| {run['arm']} | perf failed: {split['error'][:80]} |")
+            rest = " | ".join("–" * (len(CATEGORIES) + 1))
+            lines.append(f"| {run['arm']} | – | perf failed: {split['error'][:80]} | {rest} |")
             continue
         cost = cpu / rps * 1e6 if rps > 0 else 0.0
         us = us_per_request(split, cost)

@@ -23,6 +23,13 @@ def test_every_row_of_a_captured_report_is_read() -> None:
     assert any(r.comm == ":27925" for r in rows)
 
 
+def test_samples_perf_could_not_tie_to_a_thread_are_read_and_left_out() -> None:
+    # Captured during the mesh-1hop arm of a bench run.
+    rows = parse_report(" 0.02%  \t 1          \t     -1::-1            \t[kernel.kallsyms]\n")
+    assert [(r.samples, r.pid, r.comm, r.dso) for r in rows] == [(1, -1, ":-1", "[kernel.kallsyms]")]
+    assert summarize(rows, [FLOOR_PID])["others_samples"] == 1
+
+
 def test_the_floor_process_splits_into_its_shared_objects_and_others_are_left_out() -> None:
     split = summarize(parse_report(CAPTURED), [FLOOR_PID])
     assert split["by_category"] == {"kernel": 1269 + 2, "libpython": 298, "uvloop": 95, "httptools": 150,
