@@ -228,7 +228,8 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             else:  # the floor's TLS hop uses the mesh's issuer, so it needs the mesh's files
                 try:
                     floor_arms, floor_procs = start_floor(procs, tmp, nginx_port)
-                    arms[2:2] = floor_arms  # after HAProxy, before ours: the tables read peer, floor, ours
+                    at = arms.index(mesh_arms[0])  # just before ours: the tables read peers, floor, ours
+                    arms[at:at] = floor_arms
                     mesh_procs.update({p.name: p for p in floor_procs})
                 except (BenchError, OSError, ValueError) as exc:
                     results["floor_error"] = f"{exc.__class__.__name__}: {exc}"
