@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.cpu_split import split_markdown
 from bench.grpc_report import grpc_markdown, summarize_grpc
 
 # Process names of our proxies judged against the memory budgets: the real entry point only (the control
@@ -20,6 +21,8 @@ ONE_HOP = "mesh-1hop"
 PEER = "haproxy"
 PEER_TWO_HOP = "haproxy-2hop-mtls"  # two HAProxies with mTLS: the peer in the two-hop budgets' own shape
 BASELINE = "direct"
+# Each of our arms against the language floor (bench.floor) of the same shape.
+FLOOR_OF = {ONE_HOP: "floor-1hop", TWO_HOP: "floor-2hop-tls"}
 BUDGET_RATE = 1000.0  # the rate DESIGN.md states the latency and memory budgets at
 MIB = 1024.0
 
@@ -105,6 +108,11 @@ def _throughput(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for entry in out.values():
         cost = entry["cpu_us_per_request"]
         entry["x_haproxy_per_cpu"] = peer_cost / cost if peer_cost and cost else None
+    for arm, entry in out.items():
+        floor = out.get(FLOOR_OF.get(arm, ""), {})
+        floor_cost, cost = floor.get("cpu_us_per_request"), entry["cpu_us_per_request"]
+        entry["x_floor"] = entry["rps"] / floor["rps"] if floor.get("rps") else None
+        entry["x_floor_per_cpu"] = floor_cost / cost if floor_cost and cost else None
     return out
 
 
@@ -176,6 +184,7 @@ def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
     budgets = _budgets(lat, tput, mem, grpc)
     complete = (
         results.get("mesh_error") is None
+        and results.get("floor_error") is None
         and not results.get("crashed")
         and all(e["valid_runs"] == e["runs"] for arms in lat.values() for e in arms.values())
         and all(e["errors"] == 0 for e in (*tput.values(), *h2.values(), *grpc.values()))
@@ -238,17 +247,33 @@ def _budget_table(budgets: list[dict[str, Any]]) -> list[str]:
 
 
 def _throughput_table(arms: dict[str, Any]) -> list[str]:
+    floor = any(e.get("x_floor") is not None for e in arms.values())  # × floor columns only beside a floor arm
     lines = [
-        "| arm | × HAProxy | × direct | × HAProxy per CPU-s | req/s | proxy CPU (cores) | CPU µs/req | errors |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        "| arm | × HAProxy | × direct | × HAProxy per CPU-s | " + ("× floor | × floor per CPU-s | " if floor else "")
+        + "req/s | proxy CPU (cores) | CPU µs/req | errors |",
+        "|---|---|---|---|" + ("---|---|" if floor else "") + "---|---|---|---|",
+    ]  # fmt: skip
     for arm, e in arms.items():
+        vs_floor = f"| {_num(e['x_floor'], '.2f')} | {_num(e['x_floor_per_cpu'], '.2f')} " if floor else ""
         lines.append(
             f"| {arm} | {_num(e['x_haproxy'], '.2f')} | {_num(e['x_direct'], '.2f')} "
-            f"| {_num(e['x_haproxy_per_cpu'], '.2f')} | {e['rps']:.0f} "
+            f"| {_num(e['x_haproxy_per_cpu'], '.2f')} {vs_floor}| {e['rps']:.0f} "
             f"| {_num(e['proxy_cpu'], '.2f')} | {_num(e['cpu_us_per_request'], '.1f')} | {e['errors']} |"
         )
     return lines
+
+
+FLOOR_NOTE = (
+    "**The floor arms** run `bench.floor`, the least an HTTP/1.1 pass-through in Python can do: uvloop + "
+    "httptools, one upstream connection per client connection, every byte forwarded unchanged, the parser "
+    "fed only to find where messages end; no routing, header checks, metrics or limits (a measuring stick, "
+    "not a proxy). floor-1hop has mesh-1hop's shape; floor-2hop-tls is two floors on the same core with TLS "
+    "1.3 between them, client certificates from the mesh's issuer and the peer identity checked, as in "
+    "mesh-2hop-mtls. They are measured in this phase only. **× floor** = our arm's requests/s over the floor "
+    "arm of the same shape; *per CPU-s* compares CPU per request instead. Where a floor arm itself misses a "
+    "throughput budget, the budget is out of reach for Python on this machine even with none of a proxy's "
+    "work done; the split below shows where the floor's CPU goes and where ours does."
+)
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -304,6 +329,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         "steadier figure.",
         "",
     ]
+    if any(name in s["throughput"] for name in FLOOR_OF.values()):
+        lines += [FLOOR_NOTE, ""]
+    elif results.get("floor_error"):
+        lines += [f"The floor arms were not measured: {results['floor_error'].splitlines()[0]}", ""]
+    lines += split_markdown(results.get("throughput_runs", []), results.get("cpu_split_skipped", ""))
     if s.get("h2"):
         lines += [
             f"## Peak HTTP/2 throughput (`h2load -c{st['h2_clients']} -m{st['h2_streams']} "

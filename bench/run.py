@@ -15,6 +15,7 @@ LATEST-<sections>.md, beside the full job's).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,16 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from bench import grpc_bench
+from bench.cpu_split import Splitter, probe
 from bench.h2load import H2loadResult, run_h2load
 from bench.procs import BenchError, Proc, Processes, cpu_seconds, pss_kib, rss_kib
 from bench.report import render_markdown, summarize_results
 from bench.topology import (
     LOAD_CPU,
+    PROXY_CPU,
     REPO,
     Arm,
     direct_arm,
     python_env,
     require_tools,
+    start_floor,
     start_haproxy,
     start_haproxy_2hop_mtls,
     start_mesh,
@@ -105,8 +109,10 @@ def drive(procs: Processes, arm: Arm, rate: float, args: argparse.Namespace, tag
     return best
 
 
-def throughput(procs: Processes, arm: Arm, args: argparse.Namespace, tag: str) -> dict[str, Any]:
-    """wrk against `arm` after a short warm-up; also how busy the proxies were (1.0 = a full core)."""
+def throughput(procs: Processes, arm: Arm, args: argparse.Namespace, tag: str,
+               split: Splitter | None = None) -> dict[str, Any]:  # fmt: skip
+    """wrk against `arm` after a short warm-up; also how busy the proxies were (1.0 = a full core) and,
+    with `split`, where their CPU went (perf, by shared object)."""
 
     def wrk(name: str, seconds: int) -> WrkResult:
         return run_wrk(
@@ -120,12 +126,15 @@ def throughput(procs: Processes, arm: Arm, args: argparse.Namespace, tag: str) -
         )
 
     wrk(f"wrk-warmup-{tag}", 2)
-    before = {p.name: cpu_seconds(p.pid) for p in arm.proxies}
-    started = time.monotonic()
-    result = wrk(f"wrk-{tag}", args.wrk_seconds)
-    wall = time.monotonic() - started
+    recording = split.around(tag, [p.pid for p in arm.proxies]) if split else contextlib.nullcontext(None)
+    with recording as cpu_split:
+        before = {p.name: cpu_seconds(p.pid) for p in arm.proxies}
+        started = time.monotonic()
+        result = wrk(f"wrk-{tag}", args.wrk_seconds)
+        wall = time.monotonic() - started
     return {
         **result.as_dict(),
+        **({"cpu_split": cpu_split} if cpu_split is not None else {}),
         "proxy_cpu": {p.name: (cpu_seconds(p.pid) - before[p.name]) / wall for p in arm.proxies},
         # Python keeps the memory it grew to under load, so RSS right after wrk is close to its peak.
         "proxy_rss_kib": {p.name: rss_kib(p.pid) for p in arm.proxies},
@@ -191,6 +200,16 @@ def _machine() -> dict[str, Any]:
     return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(), "loadavg": load, **tool_versions()}
 
 
+def _splitter(procs: Processes, args: argparse.Namespace, results: dict[str, Any], log: Any) -> Splitter | None:
+    """perf on the proxies' core during the first wrk round of each arm, when perf works here."""
+    why = "--no-cpu-split" if args.no_cpu_split else probe(PROXY_CPU, procs.log_dir)
+    if why:
+        results["cpu_split_skipped"] = why
+        log(f"bench: no CPU split by shared object: {why}")
+        return None
+    return Splitter(procs, PROXY_CPU, LOAD_CPU)
+
+
 def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     require_tools()
     tmp = Path(tempfile.mkdtemp(prefix="meshctl-bench-"))
@@ -211,6 +230,15 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             except (BenchError, ImportError, OSError, ValueError) as exc:
                 results["mesh_error"] = f"{exc.__class__.__name__}: {exc}"
                 log(f"bench: our proxies are not part of this run: {results['mesh_error']}")
+            else:  # the floor's TLS hop uses the mesh's issuer, so it needs the mesh's files
+                try:
+                    floor_arms, floor_procs = start_floor(procs, tmp, nginx_port)
+                    at = arms.index(mesh_arms[0])  # just before ours: the tables read peers, floor, ours
+                    arms[at:at] = floor_arms
+                    mesh_procs.update({p.name: p for p in floor_procs})
+                except (BenchError, OSError, ValueError) as exc:
+                    results["floor_error"] = f"{exc.__class__.__name__}: {exc}"
+                    log(f"bench: the floor arms are not part of this run: {results['floor_error']}")
         results["arms"] = {
             a.name: {
                 "description": a.description,
@@ -227,7 +255,7 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         latency_runs: list[dict[str, Any]] = []
         for rnd in range(args.rounds if "latency" in args.sections else 0):
             for rate in args.rate:
-                for arm in arms:
+                for arm in (a for a in arms if a.latency):
                     log(f"bench: latency round {rnd + 1}/{args.rounds}: {arm.name} at {rate:g} rps")
                     res = drive(procs, arm, rate, args, f"{rnd}-{rate:g}-{arm.name}")
                     latency_runs.append({"round": rnd, "rate": rate, "arm": arm.name, **res})
@@ -237,13 +265,15 @@ def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                         + "".join(f"; {w}" for w in res["warnings"])
                         + (f" (best of {res['attempts']})" if res["attempts"] > 1 else ""))  # fmt: skip
         throughput_runs: list[dict[str, Any]] = []
+        splitter = _splitter(procs, args, results, log) if "throughput" in args.sections else None
         for rnd in range(args.rounds if "throughput" in args.sections else 0):
             for arm in arms:
                 log(
                     f"bench: throughput round {rnd + 1}/{args.rounds}: {arm.name} (wrk -t1 "
                     f"-c{args.wrk_connections} -d{args.wrk_seconds}s)"
                 )
-                res = throughput(procs, arm, args, f"{rnd}-{arm.name}")
+                split = splitter if rnd == 0 and arm.proxies else None  # one round is enough to split
+                res = throughput(procs, arm, args, f"{rnd}-{arm.name}", split)
                 throughput_runs.append({"round": rnd, "arm": arm.name, **res})
                 log(f"       {res['rps']:.0f} req/s, {res['errors']} errors")
         h2_arms = [arm for arm in arms if not arm.h2_skip] if args.h2_seconds and "h2" in args.sections else []
@@ -284,6 +314,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="1 round at 1000 rps (unless --rate), 3 s phases, no reruns"
     )
     parser.add_argument("--no-mesh", action="store_true", help="only nginx and HAProxy")
+    parser.add_argument("--no-cpu-split", action="store_true", help="no perf recording during the first wrk round")
     grpc_bench.add_arguments(parser)
     parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
                         help=f"run only this phase (repeatable): {', '.join(SECTIONS)}")  # fmt: skip

@@ -18,6 +18,7 @@ from bench.configs import (
     DIRECT_SERVICE,
     GRPC_POD,
     MESH_SERVICE,
+    NAMESPACE,
     ONE_HOP_POD,
     SERVER_POD,
     MeshPlan,
@@ -49,6 +50,7 @@ class Arm:
     proxies: list[Proc] = field(default_factory=list)
     h2_url: str = ""  # where h2load (h2c, prior knowledge) goes; "" = the same as url
     h2_skip: str = ""  # why the HTTP/2 phase leaves this arm out ("" = it does not)
+    latency: bool = True  # measured in the open-loop phase too (the floor arms are throughput only)
 
     @property
     def h2_target(self) -> str:
@@ -202,6 +204,59 @@ def start_mesh(procs: Processes, tmp: Path, nginx_port: int) -> tuple[list[Arm],
         wait_for(f"a 200 through {arm.name} ({arm.host_header})",
                  partial(http_ok, arm.url, arm.host_header), START_TIMEOUT_S, everyone)  # fmt: skip
     return arms, {"control": control, **proxies}
+
+
+FLOOR_H2_SKIP = "the floor speaks HTTP/1.1 only"
+
+
+def floor_tls_files(identity_dir: Path, out: Path, identity: str, label: str) -> str:
+    """A leaf for `identity` from the run's issuer (as our proxies get theirs), written as the floor's
+    CERT,KEY,CA argument: the floor's TLS hop presents the same kind of certificate as our mTLS hop."""
+    from bench.sidecar import issue
+
+    cert = issue(identity_dir, identity)
+    files = (out / f"{label}.chain.pem", out / f"{label}.key.pem", out / f"{label}.ca.pem")
+    for path, pem in zip(files, (cert.cert_chain_pem, cert.key_pem, cert.trust_anchors_pem), strict=True):
+        _write_private(path, pem.decode("ascii"))
+    return ",".join(str(p) for p in files)
+
+
+def start_floor(procs: Processes, tmp: Path, nginx_port: int) -> tuple[list[Arm], list[Proc]]:
+    """The language floor (bench.floor) in the shapes of our two arms, pinned as our proxies are.
+
+    floor-1hop: client → floor → nginx. floor-2hop-tls: client → floor → TLS 1.3 with client
+    certificates (the mesh's issuer, the two-hop proxies' identities) → floor → nginx, both floors on
+    the proxies' core. Needs the mesh's identity material (write_mesh_files) in tmp/identity.
+    """
+    from meshctl.identity import workload_identity
+
+    env = python_env()
+    identity_dir, out = tmp / "identity", tmp / "floor"
+    client_id, server_id = (workload_identity(account, NAMESPACE) for account in ("bench-client", "nginx"))
+    one, front, back = free_port(), free_port(), free_port()
+
+    def floor(name: str, listen: int, upstream: int, *tls: str) -> Proc:
+        argv = [sys.executable, "-m", "bench.floor", "--listen", f"127.0.0.1:{listen}",
+                "--upstream", f"127.0.0.1:{upstream}", *tls]  # fmt: skip
+        return procs.start(name, argv, cpu=PROXY_CPU, env=env)
+
+    one_proc = floor("floor-1hop", one, nginx_port)
+    server_tls = floor_tls_files(identity_dir, out, server_id, "server")
+    back_proc = floor("floor-2hop-server", back, nginx_port, "--tls-server", server_tls)
+    client_tls = floor_tls_files(identity_dir, out, client_id, "client")
+    front_proc = floor("floor-2hop-client", front, back, "--tls-client", client_tls, "--server-name", server_id)
+    host = authority(MESH_SERVICE)  # nginx ignores it; the floor never reads it
+    arms = [
+        Arm("floor-1hop", "the language floor: bench.floor (uvloop + httptools pass-through) → nginx",
+            f"http://127.0.0.1:{one}/", host, [one_proc], h2_skip=FLOOR_H2_SKIP, latency=False),
+        Arm("floor-2hop-tls", "the language floor twice: bench.floor → mTLS (same certificates, TLS 1.3) → "
+            "bench.floor → nginx", f"http://127.0.0.1:{front}/", host, [front_proc, back_proc],
+            h2_skip=FLOOR_H2_SKIP, latency=False),
+    ]  # fmt: skip
+    everyone = [one_proc, front_proc, back_proc]
+    for arm in arms:
+        wait_for(f"a 200 through {arm.name}", partial(http_ok, arm.url, arm.host_header), START_TIMEOUT_S, everyone)
+    return arms, everyone
 
 
 def tool_versions() -> dict[str, str]:

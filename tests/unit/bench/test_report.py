@@ -165,3 +165,49 @@ def test_the_two_haproxy_peer_is_shown_beside_the_two_hop_budgets() -> None:
 def test_without_the_peer_arm_its_column_says_not_measured() -> None:
     budgets = summarize_results(_results())["budgets"]
     assert all(b["peer"] is None for b in budgets)
+
+
+def _with_floor() -> dict[str, Any]:
+    results = _results()
+    split = {"samples": 100, "others_samples": 25,
+             "by_category": {"kernel": 80, "libpython": 10, "uvloop": 5, "httptools": 5, "ssl+crypto": 0, "ngh2": 0,
+                             "haproxy": 0, "other": 0}}  # fmt: skip
+    floor_1 = _tput("floor-1hop", 40_000, cpu=1.0) | {"cpu_split": split}  # 25 µs per request
+    results["throughput_runs"] += [floor_1, _tput("floor-2hop-tls", 20_000, cpu=1.0)]
+    return results
+
+
+def test_our_arms_are_compared_with_the_floor_of_the_same_shape() -> None:
+    tput = summarize_results(_with_floor())["throughput"]
+    assert tput["mesh-1hop"]["x_floor"] == pytest.approx(0.75)  # 30,000 / 40,000
+    assert tput["mesh-1hop"]["x_floor_per_cpu"] == pytest.approx(1.0)  # 25 µs each
+    assert tput["mesh-2hop-mtls"]["x_floor"] == pytest.approx(0.5)
+    assert tput["mesh-2hop-mtls"]["x_floor_per_cpu"] == pytest.approx(50 / 97)
+    assert tput["haproxy"]["x_floor"] is None and tput["floor-1hop"]["x_floor"] is None
+
+
+def test_the_floor_columns_note_and_cpu_split_render_only_with_a_floor_arm() -> None:
+    results = _with_floor()
+    results["summary"] = summarize_results(results)
+    text = render_markdown(results)
+    assert "| arm | × HAProxy | × direct | × HAProxy per CPU-s | × floor | × floor per CPU-s |" in text
+    assert "| mesh-1hop | 0.60 | 0.33 | 0.80 | 0.75 | 1.00 | 30000 |" in text
+    assert "**The floor arms**" in text
+    # 25 µs per request split 80/10/5/5; a fifth of the core's samples were someone else's.
+    assert "| floor-1hop | 25.0 | 20.0 | 2.5 | 1.2 | 1.2 | 0.0 | 0.0 | 0.0 | 0.0 | 100 | 20% |" in text
+    h2 = text.split("## Peak HTTP/2")[1]
+    assert "× floor" not in h2  # no floor arm over HTTP/2
+    plain = _results()
+    plain["cpu_split_skipped"] = "perf is not installed (apt-get install linux-perf)"
+    plain["summary"] = summarize_results(plain)
+    text = render_markdown(plain)
+    assert "× floor" not in text and "**The floor arms**" not in text
+    assert "No CPU split by shared object in this run: perf is not installed" in text
+
+
+def test_a_floor_that_did_not_start_makes_the_run_incomplete_and_says_why() -> None:
+    results = _results()
+    results["floor_error"] = "BenchError: floor-2hop-client exited with status 1"
+    results["summary"] = summarize_results(results)
+    assert results["summary"]["complete"] is False
+    assert "The floor arms were not measured: BenchError: floor-2hop-client" in render_markdown(results)
