@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
-from meshctl.control.ca import ensure_identity_material, load_issuer, sign_csr
-from meshctl.pki.keys import make_csr, new_key, private_key_pem
+from bench.sidecar import issue
+from meshctl.control.ca import ensure_identity_material
 from meshctl.pki.pem import IdentityFiles
 
 CLIENT_IDENTITY = "haproxy-out.bench.peer"
@@ -31,15 +29,12 @@ class PeerCertificates:
 def issue_peer_certificates(identity_dir: Path, out_dir: Path) -> PeerCertificates:
     """Issue a client and a server certificate from the CA in `identity_dir` (created when absent)."""
     ensure_identity_material(identity_dir)
-    issuer, _ = load_issuer(identity_dir)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths = []
     for identity in (CLIENT_IDENTITY, SERVER_IDENTITY):
-        key = new_key()
-        leaf = sign_csr(make_csr(identity, key), identity, issuer)
+        cert = issue(identity_dir, identity)
         path = out_dir / f"{identity}.pem"
         path.touch(mode=0o600)
-        leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
-        path.write_bytes(b"".join((leaf_pem, issuer.cert_pem(), private_key_pem(key))))
+        path.write_bytes(cert.cert_chain_pem + cert.key_pem)
         paths.append(path)
     return PeerCertificates(paths[0], paths[1], IdentityFiles(identity_dir).anchor_cert, SERVER_IDENTITY)
