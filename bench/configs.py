@@ -66,20 +66,34 @@ http {{
 
 
 def haproxy_cfg(
-    port: int, backend_port: int, h2_port: int | None = None, *, bind_tls: str = "", server_tls: str = ""
+    port: int,
+    backend_port: int,
+    h2_port: int | None = None,
+    *,
+    bind_tls: str = "",
+    server_tls: str = "",
+    h2_server_tls: str = "",
 ) -> str:
     """HAProxy as the peer: one thread, HTTP mode, keep-alive on both sides, no logging; with `h2_port`,
     also an h2c frontend to the same HTTP/1.1 backend (as our proxies do for an "http" service).
-    `bind_tls` / `server_tls` are HAProxy `ssl ...` options appended to the bind line / the server line."""
+    `bind_tls` / `server_tls` are HAProxy `ssl ...` options appended to the bind line / the server line;
+    `h2_server_tls` gives the h2c frontend a backend of its own with these options instead (e.g. h2 over
+    TLS to a second HAProxy, as our outbound proxy speaks h2 to the inbound one)."""
+    h2_backend = "nginx_h2" if h2_server_tls else "nginx"
     h2 = (
         f"""
 frontend bench_h2
     bind 127.0.0.1:{h2_port} proto h2
-    default_backend nginx
+    default_backend {h2_backend}
 """
         if h2_port
         else ""
     )
+    if h2_port and h2_server_tls:
+        h2 += f"""
+backend nginx_h2
+    server nginx 127.0.0.1:{backend_port}{h2_server_tls}
+"""
     return f"""global
     nbthread 1
     maxconn 4096

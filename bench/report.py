@@ -34,6 +34,7 @@ BUDGETS: tuple[tuple[str, str, float, str], ...] = (
     ("throughput_2hop_x_haproxy", "one-core throughput, two proxies with mTLS (× HAProxy)", 0.33, "min"),
     ("idle_rss_mib", "proxy RSS idle (MiB)", 35.0, "max"),
     ("rate_rss_mib", "proxy RSS at 1,000 rps (MiB)", 50.0, "max"),
+    ("h2_2hop_x_haproxy", "HTTP/2 through two proxies with mTLS (× HAProxy's h2)", 0.15, "min"),
     ("grpc_2hop_x_direct", "gRPC unary, 64 in flight, two proxies with mTLS (× direct)", 0.6, "min"),
 )
 
@@ -144,7 +145,7 @@ def _memory(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _budgets(
-    lat: dict[str, Any], tput: dict[str, Any], mem: dict[str, Any], grpc: dict[str, Any]
+    lat: dict[str, Any], tput: dict[str, Any], h2: dict[str, Any], mem: dict[str, Any], grpc: dict[str, Any]
 ) -> list[dict[str, Any]]:
     ours = {n: m for n, m in mem.items() if n.startswith(OURS_PREFIX)}
     two_hop = lat.get(rate_key(BUDGET_RATE), {}).get(TWO_HOP, {})
@@ -157,14 +158,17 @@ def _budgets(
         "rate_rss_mib": max(
             (m["peak_kib_at_rate"] / MIB for m in ours.values() if m["peak_kib_at_rate"]), default=None
         ),
+        "h2_2hop_x_haproxy": h2.get(TWO_HOP, {}).get("x_haproxy"),
         "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct"),
     }
     peer_two_hop = lat.get(rate_key(BUDGET_RATE), {}).get(PEER_TWO_HOP, {})
     peer = {"added_p50_2hop_ms": peer_two_hop.get("added_p50", {}).get("median"),
             "added_p99_2hop_ms": peer_two_hop.get("added_p99", {}).get("median"),
-            "throughput_2hop_x_haproxy": tput.get(PEER_TWO_HOP, {}).get("x_haproxy")}  # fmt: skip
+            "throughput_2hop_x_haproxy": tput.get(PEER_TWO_HOP, {}).get("x_haproxy"),
+            "h2_2hop_x_haproxy": h2.get(PEER_TWO_HOP, {}).get("x_haproxy")}  # fmt: skip
     per_cpu = {"throughput_1hop_x_haproxy": tput.get(ONE_HOP, {}).get("x_haproxy_per_cpu"),
                "throughput_2hop_x_haproxy": tput.get(TWO_HOP, {}).get("x_haproxy_per_cpu"),
+               "h2_2hop_x_haproxy": h2.get(TWO_HOP, {}).get("x_haproxy_per_cpu"),
                "grpc_2hop_x_direct": grpc.get(TWO_HOP, {}).get("x_direct_per_cpu")}  # fmt: skip
     rows = []
     for key, what, limit, kind in BUDGETS:
@@ -181,7 +185,7 @@ def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
     h2 = _throughput(results.get("h2_runs", []))
     mem = _memory(results)
     grpc = summarize_grpc(results.get("grpc_runs", []))
-    budgets = _budgets(lat, tput, mem, grpc)
+    budgets = _budgets(lat, tput, h2, mem, grpc)
     complete = (
         results.get("mesh_error") is None
         and results.get("floor_error") is None

@@ -90,24 +90,28 @@ def start_haproxy(procs: Processes, tmp: Path, nginx_port: int) -> Arm:
 
 def start_haproxy_2hop_mtls(procs: Processes, tmp: Path, nginx_port: int) -> Arm:
     """The peer of our two-hop arm, in the same shape: HAProxy → mTLS → HAProxy → nginx, both HAProxies on
-    the proxies' core, certified by the bench mesh's CA (TLS 1.3, ECDSA P-256, verified both ways)."""
+    the proxies' core, certified by the bench mesh's CA (TLS 1.3, ECDSA P-256, verified both ways).
+
+    HTTP/1.1 crosses the TLS hop as HTTP/1.1; h2c from h2load crosses it as h2 (ALPN), then HTTP/1.1 to
+    nginx: the path our two proxies give each protocol."""
     # Imported here so that the rest of the bench runs even where the mesh's CA code does not.
     from bench.peer_tls import issue_peer_certificates
 
     certs = issue_peer_certificates(tmp / "identity", tmp / "peer-certs")
-    out_port, in_port = free_port(), free_port()
-    (tmp / "haproxy-in.cfg").write_text(
-        haproxy_cfg(in_port, nginx_port, bind_tls=haproxy_mtls_options(certs.server_pem, certs.anchors))
-    )
+    out_port, out_h2_port, in_port = free_port(), free_port(), free_port()
+    server_tls = haproxy_mtls_options(certs.server_pem, certs.anchors) + " alpn h2,http/1.1"
+    (tmp / "haproxy-in.cfg").write_text(haproxy_cfg(in_port, nginx_port, bind_tls=server_tls))
     client_tls = haproxy_mtls_options(certs.client_pem, certs.anchors, verify_host=certs.server_name)
-    (tmp / "haproxy-out.cfg").write_text(haproxy_cfg(out_port, in_port, server_tls=client_tls))
+    (tmp / "haproxy-out.cfg").write_text(
+        haproxy_cfg(out_port, in_port, out_h2_port, server_tls=client_tls, h2_server_tls=f"{client_tls} alpn h2")
+    )
     inner = procs.start("haproxy-in", ["haproxy", "-db", "-f", str(tmp / "haproxy-in.cfg")], cpu=PROXY_CPU)
     outer = procs.start("haproxy-out", ["haproxy", "-db", "-f", str(tmp / "haproxy-out.cfg")], cpu=PROXY_CPU)
     url = f"http://127.0.0.1:{out_port}/"
     wait_for("two HAProxies with mTLS to answer", lambda: http_ok(url), START_TIMEOUT_S, [outer, inner])
     what = "two HAProxies: HAProxy → mTLS (TLS 1.3, the mesh's CA) → HAProxy → nginx, the peer of mesh-2hop-mtls"
     return Arm("haproxy-2hop-mtls", what, url, authority(MESH_SERVICE), [outer, inner],
-               h2_skip="no HTTP/2 peer of this shape is configured")  # fmt: skip
+               h2_url=f"http://127.0.0.1:{out_h2_port}/")  # fmt: skip
 
 
 def direct_arm(nginx_port: int, nginx_h2_port: int) -> Arm:

@@ -151,7 +151,10 @@ def test_the_two_haproxy_peer_is_shown_beside_the_two_hop_budgets() -> None:
     for rnd, base in enumerate((0.10, 0.12, 0.11)):
         results["latency_runs"].append(_lat("haproxy-2hop-mtls", rnd, base + 0.3, 1.1))
     results["throughput_runs"].append(_tput("haproxy-2hop-mtls", 20_000, cpu=1.0))
+    results["h2_runs"].append(_tput("haproxy-2hop-mtls", 12_000, cpu=1.0))
     budgets = {b["key"]: b for b in summarize_results(results)["budgets"]}
+    assert budgets["h2_2hop_x_haproxy"]["measured"] == pytest.approx(0.1)  # 4,000 against HAProxy's 40,000
+    assert budgets["h2_2hop_x_haproxy"]["pass"] is False and budgets["h2_2hop_x_haproxy"]["peer"] == pytest.approx(0.3)
     assert budgets["added_p50_2hop_ms"]["peer"] == pytest.approx(0.3)
     assert budgets["added_p99_2hop_ms"]["peer"] == pytest.approx(0.8)
     assert budgets["throughput_2hop_x_haproxy"]["peer"] == pytest.approx(0.4)
