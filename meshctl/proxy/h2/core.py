@@ -147,34 +147,46 @@ class H2Side:
         """Bytes of DATA that may be sent on the stream now (0 while the transport is paused)."""
         if self.paused or self.failed is not None:
             return 0
-        try:
-            return self.h2.local_flow_control_window(stream_id)
-        except CodecError:
-            return 0
+        h2 = self.h2
+        try:  # as NgH2Connection.local_flow_control_window, without a Python call between (once a DATA)
+            stream = h2.stream_remote_window_size(stream_id) - h2.queued_body_size(stream_id)
+        except CodecError:  # e.g. a request whose HEADERS nghttp2 has not framed yet: the adapter's answer
+            try:
+                return h2.local_flow_control_window(stream_id)
+            except CodecError:
+                return 0
+        room = h2.remote_window_size - h2.queued_body_size()
+        if stream < room:
+            room = stream
+        return room if room > 0 else 0
 
     def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool:
         try:
             self.h2.send_headers(stream_id, headers, end_stream=end_stream)
         except CodecError:
             return False
-        self.outbox.mark(self)
-        self._local(stream_id, _ANSWERED | (_LOCAL_DONE if end_stream else 0))
+        if not self.marked:
+            self.outbox.mark(self)
+        streams = self.streams  # _local, inline: twice a request on each side
+        state = streams.get(stream_id)
+        if state is not None:
+            if end_stream:
+                state |= _LOCAL_DONE
+                if state & _REMOTE_DONE:
+                    del streams[stream_id]
+                    self._closed(stream_id, premature=False)
+                    return True
+            streams[stream_id] = state | _ANSWERED
         return True
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> bool:
-        """Send DATA that fits the window (see `window`), split into frames the peer accepts."""
+        """Send DATA that fits the window (see `window`); nghttp2 frames it to the peer's MAX_FRAME_SIZE."""
         try:
-            step = self.h2.max_outbound_frame_size
-            if len(data) <= step:
-                self.h2.send_data(stream_id, data, end_stream=end_stream)
-            else:
-                view = memoryview(data)
-                last = len(data) - step
-                for at in range(0, len(data), step):
-                    self.h2.send_data(stream_id, view[at : at + step], end_stream=end_stream and at >= last)
+            self.h2.send_data(stream_id, data, end_stream=end_stream)
         except CodecError:
             return False
-        self.outbox.mark(self)
+        if not self.marked:
+            self.outbox.mark(self)
         if end_stream:
             self._local(stream_id, _LOCAL_DONE)
         return True
@@ -199,7 +211,8 @@ class H2Side:
             self.h2.acknowledge_received_data(size, stream_id)
         except CodecError:
             return
-        self.outbox.mark(self)
+        if not self.marked:
+            self.outbox.mark(self)
 
     def close(self, error_code: int = ErrorCode.NO_ERROR, reason: str = "closed") -> None:
         """GOAWAY with an error (or plain close): the connection takes no more frames."""
@@ -268,7 +281,8 @@ class H2Side:
         except CodecError as exc:
             self.close(ErrorCode.PROTOCOL_ERROR, f"protocol error: {exc}"[:200])
             return None
-        self.outbox.mark(self)
+        if not self.marked:
+            self.outbox.mark(self)
         return events
 
     def _data(self, ev: Any, out: list[Event]) -> None:
