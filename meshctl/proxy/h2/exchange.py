@@ -211,6 +211,12 @@ class Exchange:
         self.resp_end = self.resp_end or end
         self.pump_response()
 
+    def hold_response_data(self, data: bytes) -> None:
+        """Body bytes queued without sending them yet: `pump_response` sends them with what follows."""
+        self.resp_q.append(data)
+        if self.plan.tap is not None:
+            self.plan.tapped(False, data)
+
     def on_response_trailers(self, headers: list[Header]) -> None:
         self.resp_trailers = headers
         if self.plan.tap is not None:
