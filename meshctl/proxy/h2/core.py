@@ -162,7 +162,11 @@ class H2Side:
 
     def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool:
         try:
-            self.h2.send_headers(stream_id, headers, end_stream=end_stream)
+            first, value = headers[0]
+            if first == b":status" and value[:1] != b"1":  # a final response, once a request: straight to ngh2
+                self.h2.send_response(stream_id, headers, end_stream=end_stream)
+            else:  # the adapter's dispatch: informational responses, requests, trailers
+                self.h2.send_headers(stream_id, headers, end_stream=end_stream)
         except CodecError:
             return False
         if not self.marked:
@@ -288,15 +292,27 @@ class H2Side:
     def _data(self, ev: Any, out: list[Event]) -> None:
         """DATA, its padding already acknowledged by nghttp2 (conn.py)."""
         sid = ev.stream_id
-        if sid in self._length_left and not self._body_fits(ev, out):
-            return
         data = ev.data
-        if sid not in self.streams:  # a stream we already reset: its bytes still count on the connection
+        end = ev.end_stream
+        length_left = self._length_left
+        left = length_left.get(sid)
+        if left is not None:  # _body_fits, its common case inline (once a DATA)
+            left -= len(data)
+            if left >= 0 and (left == 0 or not end):
+                length_left[sid] = left
+            elif not self._body_fits(ev, out):
+                return
+        streams = self.streams
+        state = streams.get(sid)
+        if state is None:  # a stream we already reset: its bytes still count on the connection
             self.ack(sid, len(data))
             return
-        end = ev.end_stream
-        if end:
-            self._remote_done(sid)
+        if end:  # _remote_done, inline
+            if state & _LOCAL_DONE:
+                del streams[sid]
+                self._closed(sid, premature=False)
+            else:
+                streams[sid] = state | _REMOTE_DONE
         out.append(Body(sid, data, end))
 
     def _trailers(self, ev: Any, out: list[Event]) -> None:

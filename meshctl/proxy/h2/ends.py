@@ -18,6 +18,9 @@ from ngh2 import ErrorCode
 
 from meshctl.proxy.h2.conn import CodecError
 from meshctl.proxy.h2.core import (
+    _ANSWERED,
+    _LOCAL_DONE,
+    _REMOTE_DONE,
     Event,
     Failed,
     Goaway,
@@ -146,9 +149,12 @@ class DownstreamH2(H2Side):
         except Refused as exc:
             self._answer(sid, exc, end)
             return
-        self._track(sid, end)
-        if not end:
-            self._expect_body(sid, head.content_length)
+        if end:  # _track and _expect_body, inline
+            self.streams[sid] = _REMOTE_DONE
+        else:
+            self.streams[sid] = 0
+            if head.content_length is not None:
+                self._length_left[sid] = head.content_length
         out.append(Request(sid, head, end))
 
     def _answer(self, sid: int, refused: Refused, end: bool) -> None:
@@ -175,7 +181,7 @@ class DownstreamH2(H2Side):
         self._closed(sid, premature=True)
 
     def _closed(self, stream_id: int, premature: bool) -> None:
-        super()._closed(stream_id, premature)
+        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call (twice a request)
         self._finished += 1
         if premature:
             self._premature += 1
@@ -236,11 +242,16 @@ class UpstreamH2(H2Side):
         """Open a stream with a request header block; None when the connection cannot take it."""
         if self.capacity() <= 0:
             return None
-        sid = self.h2.get_next_available_stream_id()
-        self._track(sid, False)
-        if not self.send_headers(sid, headers, end_stream):
-            self.streams.pop(sid, None)
+        h2 = self.h2
+        sid = h2.next_stream_id
+        try:  # send_headers for a request, without its dispatch (once a request)
+            if h2.send_request(headers, end_stream=end_stream) != sid:
+                return None  # nghttp2 chose another stream id: never seen, but the core would lose track
+        except CodecError:
             return None
+        if not self.marked:
+            self.outbox.mark(self)
+        self.streams[sid] = _ANSWERED | _LOCAL_DONE if end_stream else _ANSWERED
         if find(headers, b":method") == b"HEAD":
             self._head_requests.add(sid)
         return sid
@@ -260,16 +271,23 @@ class UpstreamH2(H2Side):
                 headers = list(ev.headers)
                 try:
                     status, length = check_response(headers)
-                    length = self._response_length(sid, status, length)
-                    if end and length:
-                        raise Malformed("content-length without a body")
+                    if length is not None:  # _response_length: a HEAD, 204 or 304 response has no body
+                        if self._head_requests and sid in self._head_requests:
+                            self._head_requests.discard(sid)
+                            length = None
+                        elif status == 204 or status == 304:
+                            length = None
+                        elif end and length:
+                            raise Malformed("content-length without a body")
+                    elif self._head_requests:
+                        self._head_requests.discard(sid)
                 except Malformed as exc:
                     self._malformed(sid, out, f"malformed response: {exc}")
                     continue
                 if end:
                     self._remote_done(sid)
-                else:
-                    self._expect_body(sid, length)
+                elif length is not None:  # _expect_body, inline
+                    self._length_left[sid] = length
                 out.append(Response(sid, status, headers, end))
             elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
                 if ev.stream_id in self.streams:
@@ -296,18 +314,10 @@ class UpstreamH2(H2Side):
                 break
         return out
 
-    def _response_length(self, sid: int, status: int, length: int | None) -> int | None:
-        """The body length a response announces; None when it has no content-length or can carry no body."""
-        if self._head_requests and sid in self._head_requests:
-            self._head_requests.discard(sid)
-            return None
-        if length is None or status in (204, 304):
-            return None
-        return length
-
     def _closed(self, stream_id: int, premature: bool) -> None:
-        super()._closed(stream_id, premature)
-        self._head_requests.discard(stream_id)
+        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call (twice a request)
+        if self._head_requests:
+            self._head_requests.discard(stream_id)
 
     def _goaway(self, last: int, out: list[Event]) -> None:
         self.goaway_last = last if self.goaway_last is None else min(last, self.goaway_last)
