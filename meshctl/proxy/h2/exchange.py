@@ -74,8 +74,11 @@ class Exchange:
         if head.mesh_timeout is not None:
             mesh = deadline.parse(head.mesh_timeout)
             asked = mesh if asked is None or mesh is None else min(asked, mesh)
-        timeout = deadline.effective(plan.timeout_s, asked)
-        self.own_deadline = asked is not None and (plan.timeout_s is None or asked < plan.timeout_s)
+        if asked is None:  # the common case: the route's timeout, if any
+            timeout = plan.timeout_s
+        else:
+            timeout = deadline.effective(plan.timeout_s, asked)
+            self.own_deadline = plan.timeout_s is None or asked < plan.timeout_s
         if timeout is not None:
             self.deadline = self.started + timeout
             self.timer = self.down.timers.call_at(self.deadline, self._expired)
@@ -114,8 +117,11 @@ class Exchange:
             return False
         self.up, self.usid = up, usid
         up.exchanges[usid] = self
-        self.req_sent_end = whole
-        self.pump_request()
+        if whole:  # the whole request went with its header block: nothing to pump
+            self.req_sent_end = True
+        else:
+            self.req_sent_end = False
+            self.pump_request()
         return True
 
     # -- request direction ------------------------------------------------------------------------
@@ -208,7 +214,8 @@ class Exchange:
             self.resp_q.append(data)
             if self.plan.tap is not None:
                 self.plan.tapped(False, data)
-        self.resp_end = self.resp_end or end
+        if end:
+            self.resp_end = True
         self.pump_response()
 
     def hold_response_data(self, data: bytes) -> None:
