@@ -413,8 +413,10 @@ class Exchange:
         if self.req_q:
             self.down.side.ack(self.sid, sum(map(len, self.req_q)))
             self.req_q.clear()
-        self._detach_up(reset=True)
-        self.resp_q.clear()
+        if self.up is not None:
+            self._detach_up(reset=True)
+        if self.resp_q:
+            self.resp_q.clear()
         self.replay = None
         self.down.forget(self)
 

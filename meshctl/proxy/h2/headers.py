@@ -106,9 +106,15 @@ def check_request(headers: list[Header]) -> RequestHead:
                 if len(fields) == len(rest):
                     get = fields.get
                     value = get(b"content-length")
+                    if value is None:
+                        length = None
+                    elif value.isdigit() and len(value) <= 15:  # _content_length's rule, inline
+                        length = int(value)
+                    else:
+                        length = _content_length(value, None)  # raises
                     return _request_head(
                         pseudo, headers, get(b"host", b""), get(b"content-type", b""), get(b"grpc-timeout"),
-                        None if value is None else _content_length(value, None), get(b"mesh-timeout"),
+                        length, get(b"mesh-timeout"),
                     )  # fmt: skip
     return _check_request_fields(headers)
 
@@ -202,7 +208,11 @@ def check_response(headers: list[Header]) -> tuple[int, int | None]:
             fields = dict(rest)
             if len(fields) == len(rest):
                 length = fields.get(b"content-length")
-                return int(value), None if length is None else _content_length(length, None)
+                if length is None:
+                    return int(value), None
+                if length.isdigit() and len(length) <= 15:  # _content_length's rule, inline
+                    return int(value), int(length)
+                return int(value), _content_length(length, None)  # raises
     return _check_response_fields(headers)
 
 
@@ -240,14 +250,6 @@ def check_trailers(headers: list[Header]) -> None:
             raise Malformed("pseudo-header in trailers")
         if field not in _VALID:
             _check_field(field)
-
-
-def find(headers: list[Header], name: bytes) -> bytes | None:
-    """First value of a field, or None."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
 
 
 def safe_value(text: str) -> bytes:

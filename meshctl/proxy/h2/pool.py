@@ -152,7 +152,8 @@ class H2Pool:
     def _place(self, entry: _Endpoint, exchange: Exchange) -> bool:
         for conn in entry.conns:
             if conn.session.side.capacity() > 0 and exchange.attach(conn.session):
-                self._touch(conn)
+                if conn.idle_timer is not None:
+                    self._touch(conn)
                 return True
         return False
 
