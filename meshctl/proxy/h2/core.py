@@ -128,7 +128,12 @@ class H2Side:
     def flush(self) -> None:
         if self.write is None:
             return  # not connected yet: everything stays queued, in order
-        data = self.output()
+        try:  # output(), inline: once a flush
+            data = self.h2.data_to_send()
+        except CodecError:
+            data = b""
+        if self._early:
+            data, self._early = self._early + data, b""
         if data:
             self.write(data)
 
@@ -191,8 +196,15 @@ class H2Side:
             return False
         if not self.marked:
             self.outbox.mark(self)
-        if end_stream:
-            self._local(stream_id, _LOCAL_DONE)
+        if end_stream:  # _local, inline: once a request on each side
+            streams = self.streams
+            state = streams.get(stream_id)
+            if state is not None:
+                if state & _REMOTE_DONE:
+                    del streams[stream_id]
+                    self._closed(stream_id, premature=False)
+                else:
+                    streams[stream_id] = state | _LOCAL_DONE
         return True
 
     def reset(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:

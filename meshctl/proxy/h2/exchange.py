@@ -413,9 +413,17 @@ class Exchange:
         if self.req_q:
             self.down.side.ack(self.sid, sum(map(len, self.req_q)))
             self.req_q.clear()
-        if self.up is not None:
-            self._detach_up(reset=True)
-        if self.resp_q:
+        up = self.up
+        if up is not None:  # _detach_up(reset=True), inline
+            self.up = None
+            side = up.side
+            if self.resp_q:
+                side.ack(self.usid, sum(map(len, self.resp_q)))
+                self.resp_q.clear()
+            if self.usid in side.streams:
+                side.reset(self.usid, ErrorCode.CANCEL)
+            up.forget(self)
+        elif self.resp_q:
             self.resp_q.clear()
         self.replay = None
         self.down.forget(self)
