@@ -9,7 +9,6 @@ every failure becomes a response: trailers-only for gRPC, a status and body from
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 from ngh2 import ErrorCode
@@ -45,11 +44,13 @@ class Exchange:
         self.started = down.timers.time()
         self.deadline: float | None = None
         self.timer: TimerHandle | None = None
-        self.req_q: deque[bytes] = deque()  # received downstream, not yet handed upstream (nor acknowledged)
+        # Lists, not deques: a few chunks at most (flow control bounds them), and a deque's first block is
+        # an allocation pymalloc does not serve, twice a request.
+        self.req_q: list[bytes] = []  # received downstream, not yet handed upstream (nor acknowledged)
         self.req_end = end
         self.req_trailers: list[Header] | None = None
         self.req_sent_end = False
-        self.resp_q: deque[bytes] = deque()
+        self.resp_q: list[bytes] = []
         self.resp_end = False
         self.resp_trailers: list[Header] | None = None
         self.resp_sent_end = False
@@ -155,7 +156,7 @@ class Exchange:
             if len(chunk) > room:
                 chunk, q[0] = chunk[:room], chunk[room:]
             else:
-                q.popleft()
+                del q[0]
             last = not q and self.req_end and self.req_trailers is None
             side.send_data(usid, chunk, end_stream=last)
             size = len(chunk)
@@ -246,7 +247,7 @@ class Exchange:
             if len(chunk) > room:
                 chunk, q[0] = chunk[:room], chunk[room:]
             else:
-                q.popleft()
+                del q[0]
             last = not q and self.resp_end and self.resp_trailers is None
             down.send_data(sid, chunk, end_stream=last)
             self.resp_sent_end = last
@@ -324,7 +325,7 @@ class Exchange:
         """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
         replay = self.replay or []
         self.attempts += 1
-        self.req_q.extendleft(reversed(replay))
+        self.req_q[:0] = replay
         self.noack += sum(map(len, replay))
         self.replay = []
         self.req_sent_end = False
