@@ -198,7 +198,8 @@ class Http1Upstream(asyncio.Protocol):
 
     def forget(self, ex: Exchange) -> None:
         self.exchanges.pop(_SID, None)
-        self.blocked.discard(ex)
+        if self.blocked:
+            self.blocked.discard(ex)
         if self.reusable and not self.streams and not self.closed:
             self.pool.release(self)
         else:
@@ -265,15 +266,20 @@ class Http1Upstream(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if not self.in_body or self.response_done:
             return  # the end of a 1xx, or the body of a HEAD response we already ended
-        self._response_finished()
+        self.response_done = True  # _response_finished, inline: once a response
+        if not self.request_done:
+            self.reusable = False  # the app answered before the whole request was sent
+        else:
+            self.streams.pop(_SID, None)
         self.held = None
         ex = self.exchanges.get(_SID)
         if ex is not None:
-            trailers = [(k, v) for k, v in self.trailers if k not in _SKIP_RESPONSE]
-            if trailers:
-                ex.on_response_trailers(trailers)
-            else:
-                ex.on_response_data(b"", True)
+            if self.trailers:
+                trailers = [(k, v) for k, v in self.trailers if k not in _SKIP_RESPONSE]
+                if trailers:
+                    ex.on_response_trailers(trailers)
+                    return
+            ex.on_response_data(b"", True)
 
     def _response_finished(self) -> None:
         self.response_done = True
@@ -336,7 +342,9 @@ class Http1Pool:
         self.outbox_flush()
 
     def release(self, conn: Http1Upstream) -> None:
-        idle = self._idle.setdefault(conn.key, deque())
+        idle = self._idle.get(conn.key)
+        if idle is None:  # not setdefault(key, deque()): that built a deque (a system malloc) per request
+            idle = self._idle[conn.key] = deque()
         if len(idle) >= MAX_IDLE:
             conn.close()
         else:
