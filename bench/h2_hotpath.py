@@ -18,6 +18,12 @@ what is measured is exactly the proxy's Python work between reads: codec adapter
 exchange, plan, metrics, pool, HTTP/1.1 translation. The kernel's share (read/write/epoll, TLS) and
 uvloop's are not in it. µs depend on the machine's load; calls and bytecodes per request do not: they
 are the figures to compare across commits.
+
+Checked against the real two-hop arm (cProfile in both proxies under `h2load -c8 -m10`, commit 0c245e8):
+153 and 162 Python calls per request there against 167 and 164 here, no per-stream task, future or timer,
+and 1 and 12 gen-0 collections in 3,800 requests (gc.freeze; 3.11 counts net allocations). What the real
+run costs beyond this benchmark's µs is not Python work it misses but the same work run slower (two
+proxies, nginx and h2load sharing two cores and their caches) plus the kernel, TLS and uvloop.
 """
 
 from __future__ import annotations

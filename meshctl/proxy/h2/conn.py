@@ -65,6 +65,12 @@ def _advertise(out: bytes, client_side: bool, setting: int, value: int) -> bytes
     return out[:at] + (length + 6).to_bytes(3, "big") + out[at + 3 : body_end] + entry + out[body_end:]
 
 
+# ngh2's own methods, called by the overrides below without building a super() object (once a read and
+# once a flush on every connection).
+_receive_data = ngh2.Connection.receive_data
+_data_to_send = ngh2.Connection.data_to_send
+
+
 class NgH2Connection(ngh2.Connection):
     """An ngh2 connection with the proxy's limits, answering the calls H2Side and the ends make."""
 
@@ -97,19 +103,19 @@ class NgH2Connection(ngh2.Connection):
         )
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Any]:  # type: ignore[override]
-        super().receive_data(data)
+        _receive_data(self, data)
         if self.want_write:
             # nghttp2 closes a stream it reset (a malformed message) or a connection it failed only once
             # the RST_STREAM or GOAWAY is framed, and says so (StreamClosed, ConnectionClosed) only then:
             # frame now, so the core hears of it in this read instead of the next one, which may never come.
-            self._held += super().data_to_send()
+            self._held += _data_to_send(self)
         return self.events()
 
     def data_to_send(self, amount: int | None = None) -> bytes:
         if self._held:
             held, self._held = self._held, b""
-            return held + super().data_to_send()
-        return super().data_to_send()
+            return held + _data_to_send(self)
+        return _data_to_send(self)
 
     def send_headers(self, stream_id: int, headers: Sequence[tuple[bytes, bytes]], end_stream: bool = False) -> None:
         """One call for every header block (the core's), mapped onto ngh2's one call per kind of block."""

@@ -128,7 +128,12 @@ class H2Side:
     def flush(self) -> None:
         if self.write is None:
             return  # not connected yet: everything stays queued, in order
-        data = self.output()
+        try:  # output(), inline: once a flush
+            data = self.h2.data_to_send()
+        except CodecError:
+            data = b""
+        if self._early:
+            data, self._early = self._early + data, b""
         if data:
             self.write(data)
 
@@ -147,36 +152,59 @@ class H2Side:
         """Bytes of DATA that may be sent on the stream now (0 while the transport is paused)."""
         if self.paused or self.failed is not None:
             return 0
-        try:
-            return self.h2.local_flow_control_window(stream_id)
-        except CodecError:
-            return 0
+        h2 = self.h2
+        try:  # as NgH2Connection.local_flow_control_window, without a Python call between (once a DATA)
+            stream = h2.stream_remote_window_size(stream_id) - h2.queued_body_size(stream_id)
+        except CodecError:  # e.g. a request whose HEADERS nghttp2 has not framed yet: the adapter's answer
+            try:
+                return h2.local_flow_control_window(stream_id)
+            except CodecError:
+                return 0
+        room = h2.remote_window_size - h2.queued_body_size()
+        if stream < room:
+            room = stream
+        return room if room > 0 else 0
 
     def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool:
         try:
-            self.h2.send_headers(stream_id, headers, end_stream=end_stream)
+            first, value = headers[0]
+            if first == b":status" and value[:1] != b"1":  # a final response, once a request: straight to ngh2
+                self.h2.send_response(stream_id, headers, end_stream=end_stream)
+            else:  # the adapter's dispatch: informational responses, requests, trailers
+                self.h2.send_headers(stream_id, headers, end_stream=end_stream)
         except CodecError:
             return False
-        self.outbox.mark(self)
-        self._local(stream_id, _ANSWERED | (_LOCAL_DONE if end_stream else 0))
+        if not self.marked:
+            self.outbox.mark(self)
+        streams = self.streams  # _local, inline: twice a request on each side
+        state = streams.get(stream_id)
+        if state is not None:
+            if end_stream:
+                state |= _LOCAL_DONE
+                if state & _REMOTE_DONE:
+                    del streams[stream_id]
+                    self._closed(stream_id, premature=False)
+                    return True
+            streams[stream_id] = state | _ANSWERED
         return True
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> bool:
-        """Send DATA that fits the window (see `window`), split into frames the peer accepts."""
+        """Send DATA that fits the window (see `window`); nghttp2 frames it to the peer's MAX_FRAME_SIZE."""
         try:
-            step = self.h2.max_outbound_frame_size
-            if len(data) <= step:
-                self.h2.send_data(stream_id, data, end_stream=end_stream)
-            else:
-                view = memoryview(data)
-                last = len(data) - step
-                for at in range(0, len(data), step):
-                    self.h2.send_data(stream_id, view[at : at + step], end_stream=end_stream and at >= last)
+            self.h2.send_data(stream_id, data, end_stream=end_stream)
         except CodecError:
             return False
-        self.outbox.mark(self)
-        if end_stream:
-            self._local(stream_id, _LOCAL_DONE)
+        if not self.marked:
+            self.outbox.mark(self)
+        if end_stream:  # _local, inline: once a request on each side
+            streams = self.streams
+            state = streams.get(stream_id)
+            if state is not None:
+                if state & _REMOTE_DONE:
+                    del streams[stream_id]
+                    self._closed(stream_id, premature=False)
+                else:
+                    streams[stream_id] = state | _LOCAL_DONE
         return True
 
     def reset(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
@@ -199,7 +227,8 @@ class H2Side:
             self.h2.acknowledge_received_data(size, stream_id)
         except CodecError:
             return
-        self.outbox.mark(self)
+        if not self.marked:
+            self.outbox.mark(self)
 
     def close(self, error_code: int = ErrorCode.NO_ERROR, reason: str = "closed") -> None:
         """GOAWAY with an error (or plain close): the connection takes no more frames."""
@@ -268,21 +297,34 @@ class H2Side:
         except CodecError as exc:
             self.close(ErrorCode.PROTOCOL_ERROR, f"protocol error: {exc}"[:200])
             return None
-        self.outbox.mark(self)
+        if not self.marked:
+            self.outbox.mark(self)
         return events
 
     def _data(self, ev: Any, out: list[Event]) -> None:
         """DATA, its padding already acknowledged by nghttp2 (conn.py)."""
         sid = ev.stream_id
-        if sid in self._length_left and not self._body_fits(ev, out):
-            return
         data = ev.data
-        if sid not in self.streams:  # a stream we already reset: its bytes still count on the connection
+        end = ev.end_stream
+        length_left = self._length_left
+        left = length_left.get(sid)
+        if left is not None:  # _body_fits, its common case inline (once a DATA)
+            left -= len(data)
+            if left >= 0 and (left == 0 or not end):
+                length_left[sid] = left
+            elif not self._body_fits(ev, out):
+                return
+        streams = self.streams
+        state = streams.get(sid)
+        if state is None:  # a stream we already reset: its bytes still count on the connection
             self.ack(sid, len(data))
             return
-        end = ev.end_stream
-        if end:
-            self._remote_done(sid)
+        if end:  # _remote_done, inline
+            if state & _LOCAL_DONE:
+                del streams[sid]
+                self._closed(sid, premature=False)
+            else:
+                streams[sid] = state | _REMOTE_DONE
         out.append(Body(sid, data, end))
 
     def _trailers(self, ev: Any, out: list[Event]) -> None:

@@ -18,6 +18,9 @@ from ngh2 import ErrorCode
 
 from meshctl.proxy.h2.conn import CodecError
 from meshctl.proxy.h2.core import (
+    _ANSWERED,
+    _LOCAL_DONE,
+    _REMOTE_DONE,
     Event,
     Failed,
     Goaway,
@@ -30,32 +33,25 @@ from meshctl.proxy.h2.core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, find, safe_value
+from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, safe_value
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
 _ALLOW = b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE"  # every method but CONNECT
 
-# ngh2's events by kind: one dict lookup per event (an `elif` chain of isinstance checks costs more).
-_REQUEST, _RESPONSE, _DATA, _TRAILERS, _RESET, _WINDOW, _PING_ACK, _CONTROL, _GOAWAY, _CLOSED, _STREAM_CLOSED = range(
-    11
-)
-_KIND: dict[type, int] = {
-    ngh2.RequestReceived: _REQUEST,
-    ngh2.ResponseReceived: _RESPONSE,
-    ngh2.DataReceived: _DATA,
-    ngh2.TrailersReceived: _TRAILERS,
-    ngh2.StreamReset: _RESET,
-    ngh2.WindowUpdated: _WINDOW,
-    ngh2.PingAcknowledged: _PING_ACK,
-    ngh2.PingReceived: _CONTROL,
-    ngh2.SettingsReceived: _CONTROL,
-    ngh2.PriorityUpdateReceived: _CONTROL,
-    ngh2.GoAwayReceived: _GOAWAY,
-    ngh2.ConnectionClosed: _CLOSED,  # nghttp2 closed it (a protocol error): its GOAWAY is queued
-    ngh2.StreamClosed: _STREAM_CLOSED,  # nghttp2 resets malformed messages itself (conn.py)
-}
-_kind = _KIND.get
+# ngh2's event classes, compared by identity (`type(ev) is _DATA`): cheaper per event than a dict of
+# kinds or isinstance() calls. Each chain below tests the events of every request first.
+_REQUEST = ngh2.RequestReceived
+_RESPONSE = ngh2.ResponseReceived
+_DATA = ngh2.DataReceived
+_TRAILERS = ngh2.TrailersReceived
+_RESET = ngh2.StreamReset
+_WINDOW = ngh2.WindowUpdated
+_PING_ACK = ngh2.PingAcknowledged
+_CONTROL = frozenset({ngh2.PingReceived, ngh2.SettingsReceived, ngh2.PriorityUpdateReceived})
+_GOAWAY = ngh2.GoAwayReceived
+_CLOSED = ngh2.ConnectionClosed  # nghttp2 closed it (a protocol error): its GOAWAY is queued
+_STREAM_CLOSED = ngh2.StreamClosed  # nghttp2 resets malformed messages itself (conn.py)
 
 
 class DownstreamH2(H2Side):
@@ -89,37 +85,37 @@ class DownstreamH2(H2Side):
         if len(events) > 1 and ngh2.StreamReset in set(map(type, events)):
             doomed = {e.stream_id for e in events if type(e) is ngh2.StreamReset}
         for ev in events:
-            kind = _kind(type(ev))
-            if kind == _REQUEST:
+            kind = type(ev)
+            if kind is _REQUEST:
                 self._request(ev, out, doomed)
-            elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
+            elif kind is _STREAM_CLOSED:  # one per stream: early in the chain
                 if ev.stream_id in self.streams:
                     self._codec_reset(ev, out)
-            elif kind == _DATA:
+            elif kind is _DATA:
                 if not ev.data and not ev.end_stream:
                     self._control_frame()
                 self._data(ev, out)
-            elif kind == _TRAILERS:
+            elif kind is _TRAILERS:
                 self._trailers(ev, out)
-            elif kind == _RESET:
+            elif kind is _RESET:
                 if ev.stream_id in self.streams:
                     self._peer_reset(ev, out)
                 elif ev.stream_id in doomed:
                     self._closed(ev.stream_id, premature=True)
-            elif kind == _WINDOW:
+            elif kind is _WINDOW:
                 out.append(Window(ev.stream_id))
-            elif kind == _PING_ACK:
+            elif kind is _PING_ACK:
                 if ev.opaque_data == _DRAIN_PING:
                     self.finish_drain()
-            elif kind == _CONTROL:
+            elif kind in _CONTROL:
                 self._control_frame()
-            elif kind == _GOAWAY:
+            elif kind is _GOAWAY:
                 if ev.error_code:
                     self.failed = f"peer closed the connection ({code_name(ev.error_code)})"
                 else:
                     self.peer_closing = True
                     out.append(Goaway(ev.last_stream_id or 0))
-            elif kind == _CLOSED:
+            elif kind is _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
                 out.append(Failed(self.failed))
@@ -146,9 +142,12 @@ class DownstreamH2(H2Side):
         except Refused as exc:
             self._answer(sid, exc, end)
             return
-        self._track(sid, end)
-        if not end:
-            self._expect_body(sid, head.content_length)
+        if end:  # _track and _expect_body, inline
+            self.streams[sid] = _REMOTE_DONE
+        else:
+            self.streams[sid] = 0
+            if head.content_length is not None:
+                self._length_left[sid] = head.content_length
         out.append(Request(sid, head, end))
 
     def _answer(self, sid: int, refused: Refused, end: bool) -> None:
@@ -175,7 +174,7 @@ class DownstreamH2(H2Side):
         self._closed(sid, premature=True)
 
     def _closed(self, stream_id: int, premature: bool) -> None:
-        super()._closed(stream_id, premature)
+        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call (twice a request)
         self._finished += 1
         if premature:
             self._premature += 1
@@ -236,12 +235,17 @@ class UpstreamH2(H2Side):
         """Open a stream with a request header block; None when the connection cannot take it."""
         if self.capacity() <= 0:
             return None
-        sid = self.h2.get_next_available_stream_id()
-        self._track(sid, False)
-        if not self.send_headers(sid, headers, end_stream):
-            self.streams.pop(sid, None)
+        h2 = self.h2
+        sid = h2.next_stream_id
+        try:  # send_headers for a request, without its dispatch (once a request)
+            if h2.send_request(headers, end_stream=end_stream) != sid:
+                return None  # nghttp2 chose another stream id: never seen, but the core would lose track
+        except CodecError:
             return None
-        if find(headers, b":method") == b"HEAD":
+        if not self.marked:
+            self.outbox.mark(self)
+        self.streams[sid] = _ANSWERED | _LOCAL_DONE if end_stream else _ANSWERED
+        if (b":method", b"HEAD") in headers:  # a request names its method once (check_request)
             self._head_requests.add(sid)
         return sid
 
@@ -251,8 +255,8 @@ class UpstreamH2(H2Side):
             return [Failed(self.failed or "closed")]
         out: list[Event] = []
         for ev in events:
-            kind = _kind(type(ev))
-            if kind == _RESPONSE:
+            kind = type(ev)
+            if kind is _RESPONSE:
                 sid = ev.stream_id
                 if sid not in self.streams:
                     continue
@@ -260,54 +264,53 @@ class UpstreamH2(H2Side):
                 headers = list(ev.headers)
                 try:
                     status, length = check_response(headers)
-                    length = self._response_length(sid, status, length)
-                    if end and length:
-                        raise Malformed("content-length without a body")
+                    if length is not None:  # _response_length: a HEAD, 204 or 304 response has no body
+                        if self._head_requests and sid in self._head_requests:
+                            self._head_requests.discard(sid)
+                            length = None
+                        elif status == 204 or status == 304:
+                            length = None
+                        elif end and length:
+                            raise Malformed("content-length without a body")
+                    elif self._head_requests:
+                        self._head_requests.discard(sid)
                 except Malformed as exc:
                     self._malformed(sid, out, f"malformed response: {exc}")
                     continue
                 if end:
                     self._remote_done(sid)
-                else:
-                    self._expect_body(sid, length)
+                elif length is not None:  # _expect_body, inline
+                    self._length_left[sid] = length
                 out.append(Response(sid, status, headers, end))
-            elif kind == _STREAM_CLOSED:  # one per stream: early in the chain
+            elif kind is _STREAM_CLOSED:  # one per stream: early in the chain
                 if ev.stream_id in self.streams:
                     self._codec_reset(ev, out)
-            elif kind == _DATA:
+            elif kind is _DATA:
                 self._data(ev, out)
-            elif kind == _TRAILERS:
+            elif kind is _TRAILERS:
                 self._trailers(ev, out)
-            elif kind == _RESET:
+            elif kind is _RESET:
                 self._peer_reset(ev, out)
-            elif kind == _WINDOW:
+            elif kind is _WINDOW:
                 out.append(Window(ev.stream_id))
-            elif kind == _CONTROL:
+            elif kind in _CONTROL:
                 self._stream_limit = None  # a SETTINGS may have changed the peer's limit
-            elif kind == _GOAWAY:
+            elif kind is _GOAWAY:
                 if ev.error_code:
                     self.failed = f"upstream closed the connection ({code_name(ev.error_code)})"
                 else:
                     self._goaway(ev.last_stream_id or 0, out)
-            elif kind == _CLOSED:
+            elif kind is _CLOSED:
                 self.failed = _codec_closed(ev)
             if self.failed is not None:
                 out.append(Failed(self.failed))
                 break
         return out
 
-    def _response_length(self, sid: int, status: int, length: int | None) -> int | None:
-        """The body length a response announces; None when it has no content-length or can carry no body."""
-        if self._head_requests and sid in self._head_requests:
-            self._head_requests.discard(sid)
-            return None
-        if length is None or status in (204, 304):
-            return None
-        return length
-
     def _closed(self, stream_id: int, premature: bool) -> None:
-        super()._closed(stream_id, premature)
-        self._head_requests.discard(stream_id)
+        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call (twice a request)
+        if self._head_requests:
+            self._head_requests.discard(stream_id)
 
     def _goaway(self, last: int, out: list[Event]) -> None:
         self.goaway_last = last if self.goaway_last is None else min(last, self.goaway_last)

@@ -9,7 +9,6 @@ every failure becomes a response: trailers-only for gRPC, a status and body from
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 from ngh2 import ErrorCode
@@ -45,11 +44,13 @@ class Exchange:
         self.started = down.timers.time()
         self.deadline: float | None = None
         self.timer: TimerHandle | None = None
-        self.req_q: deque[bytes] = deque()  # received downstream, not yet handed upstream (nor acknowledged)
+        # Lists, not deques: a few chunks at most (flow control bounds them), and a deque's first block is
+        # an allocation pymalloc does not serve, twice a request.
+        self.req_q: list[bytes] = []  # received downstream, not yet handed upstream (nor acknowledged)
         self.req_end = end
         self.req_trailers: list[Header] | None = None
         self.req_sent_end = False
-        self.resp_q: deque[bytes] = deque()
+        self.resp_q: list[bytes] = []
         self.resp_end = False
         self.resp_trailers: list[Header] | None = None
         self.resp_sent_end = False
@@ -74,8 +75,11 @@ class Exchange:
         if head.mesh_timeout is not None:
             mesh = deadline.parse(head.mesh_timeout)
             asked = mesh if asked is None or mesh is None else min(asked, mesh)
-        timeout = deadline.effective(plan.timeout_s, asked)
-        self.own_deadline = asked is not None and (plan.timeout_s is None or asked < plan.timeout_s)
+        if asked is None:  # the common case: the route's timeout, if any
+            timeout = plan.timeout_s
+        else:
+            timeout = deadline.effective(plan.timeout_s, asked)
+            self.own_deadline = plan.timeout_s is None or asked < plan.timeout_s
         if timeout is not None:
             self.deadline = self.started + timeout
             self.timer = self.down.timers.call_at(self.deadline, self._expired)
@@ -114,8 +118,11 @@ class Exchange:
             return False
         self.up, self.usid = up, usid
         up.exchanges[usid] = self
-        self.req_sent_end = whole
-        self.pump_request()
+        if whole:  # the whole request went with its header block: nothing to pump
+            self.req_sent_end = True
+        else:
+            self.req_sent_end = False
+            self.pump_request()
         return True
 
     # -- request direction ------------------------------------------------------------------------
@@ -149,7 +156,7 @@ class Exchange:
             if len(chunk) > room:
                 chunk, q[0] = chunk[:room], chunk[room:]
             else:
-                q.popleft()
+                del q[0]
             last = not q and self.req_end and self.req_trailers is None
             side.send_data(usid, chunk, end_stream=last)
             size = len(chunk)
@@ -208,8 +215,15 @@ class Exchange:
             self.resp_q.append(data)
             if self.plan.tap is not None:
                 self.plan.tapped(False, data)
-        self.resp_end = self.resp_end or end
+        if end:
+            self.resp_end = True
         self.pump_response()
+
+    def hold_response_data(self, data: bytes) -> None:
+        """Body bytes queued without sending them yet: `pump_response` sends them with what follows."""
+        self.resp_q.append(data)
+        if self.plan.tap is not None:
+            self.plan.tapped(False, data)
 
     def on_response_trailers(self, headers: list[Header]) -> None:
         self.resp_trailers = headers
@@ -233,7 +247,7 @@ class Exchange:
             if len(chunk) > room:
                 chunk, q[0] = chunk[:room], chunk[room:]
             else:
-                q.popleft()
+                del q[0]
             last = not q and self.resp_end and self.resp_trailers is None
             down.send_data(sid, chunk, end_stream=last)
             self.resp_sent_end = last
@@ -311,7 +325,7 @@ class Exchange:
         """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
         replay = self.replay or []
         self.attempts += 1
-        self.req_q.extendleft(reversed(replay))
+        self.req_q[:0] = replay
         self.noack += sum(map(len, replay))
         self.replay = []
         self.req_sent_end = False
@@ -400,8 +414,18 @@ class Exchange:
         if self.req_q:
             self.down.side.ack(self.sid, sum(map(len, self.req_q)))
             self.req_q.clear()
-        self._detach_up(reset=True)
-        self.resp_q.clear()
+        up = self.up
+        if up is not None:  # _detach_up(reset=True), inline
+            self.up = None
+            side = up.side
+            if self.resp_q:
+                side.ack(self.usid, sum(map(len, self.resp_q)))
+                self.resp_q.clear()
+            if self.usid in side.streams:
+                side.reset(self.usid, ErrorCode.CANCEL)
+            up.forget(self)
+        elif self.resp_q:
+            self.resp_q.clear()
         self.replay = None
         self.down.forget(self)
 

@@ -30,6 +30,8 @@ MAX_FIELDS = 100  # regular fields per block, as Envoy's max_headers_count
 # Bounded: cleared when full, short fields only.
 _VALID: set[Header] = set()
 _VALID_MAX = 512
+# (method, scheme, :authority, host) of requests that passed lately: a few origins carry most requests.
+_VALID_ORIGINS: set[tuple[bytes, bytes, bytes, bytes]] = set()
 _VALID_LEN = 128
 
 
@@ -104,9 +106,15 @@ def check_request(headers: list[Header]) -> RequestHead:
                 if len(fields) == len(rest):
                     get = fields.get
                     value = get(b"content-length")
+                    if value is None:
+                        length = None
+                    elif value.isdigit() and len(value) <= 15:  # _content_length's rule, inline
+                        length = int(value)
+                    else:
+                        length = _content_length(value, None)  # raises
                     return _request_head(
                         pseudo, headers, get(b"host", b""), get(b"content-type", b""), get(b"grpc-timeout"),
-                        None if value is None else _content_length(value, None), get(b"mesh-timeout"),
+                        length, get(b"mesh-timeout"),
                     )  # fmt: skip
     return _check_request_fields(headers)
 
@@ -153,28 +161,40 @@ def _request_head(
 ) -> RequestHead:  # fmt: skip
     """The checks on the pseudo-headers (values checked here), and the head the proxy routes on."""
     method = pseudo.get(b":method", b"")
+    authority = pseudo.get(b":authority", b"")
+    scheme = pseudo.get(b":scheme", b"")
+    path = pseudo.get(b":path", b"")
+    seen = (method, scheme, authority, host)
+    if seen not in _VALID_ORIGINS or not path:
+        _check_origin(pseudo, method, scheme, authority, host, path)
+        if len(_VALID_ORIGINS) >= _VALID_MAX:
+            _VALID_ORIGINS.clear()
+        _VALID_ORIGINS.add(seen)
+    authority = authority or host
+    if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
+        raise Malformed("invalid :path")
+    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length, mesh_timeout)
+
+
+def _check_origin(
+    pseudo: dict[bytes, bytes], method: bytes, scheme: bytes, authority: bytes, host: bytes, path: bytes
+) -> None:  # fmt: skip
+    """Method, scheme, :authority and host of a request (the pair of them _VALID_ORIGINS has not seen)."""
     if _TOKEN.fullmatch(method) is None:
         raise Malformed("missing or invalid :method")
-    authority = pseudo.get(b":authority", b"")
     if _VISIBLE.fullmatch(authority) is None or _VISIBLE.fullmatch(host) is None:
         raise Malformed("invalid :authority or host")
     if host and authority and host != authority:
         raise Malformed("host differs from :authority")
-    authority = authority or host
     if method == b"CONNECT":
-        if not authority or b":scheme" in pseudo or b":path" in pseudo:
+        if not (authority or host) or b":scheme" in pseudo or b":path" in pseudo:
             raise Malformed("malformed CONNECT")
         # Forwarding it would hand the app "CONNECT / HTTP/1.1"; the HTTP/1.1 path refuses it too.
         raise Refused(405, "CONNECT is not supported")
-    scheme = pseudo.get(b":scheme", b"")
-    path = pseudo.get(b":path", b"")
     # :method, :authority and :path are held to a token or visible ASCII, which excludes every byte
     # _BAD_VALUE looks for; :scheme needs it.
     if not scheme or not path or _BAD_VALUE.search(scheme) is not None:
         raise Malformed("missing :scheme or :path")
-    if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
-        raise Malformed("invalid :path")
-    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length, mesh_timeout)
 
 
 def check_response(headers: list[Header]) -> tuple[int, int | None]:
@@ -188,7 +208,11 @@ def check_response(headers: list[Header]) -> tuple[int, int | None]:
             fields = dict(rest)
             if len(fields) == len(rest):
                 length = fields.get(b"content-length")
-                return int(value), None if length is None else _content_length(length, None)
+                if length is None:
+                    return int(value), None
+                if length.isdigit() and len(length) <= 15:  # _content_length's rule, inline
+                    return int(value), int(length)
+                return int(value), _content_length(length, None)  # raises
     return _check_response_fields(headers)
 
 
@@ -226,14 +250,6 @@ def check_trailers(headers: list[Header]) -> None:
             raise Malformed("pseudo-header in trailers")
         if field not in _VALID:
             _check_field(field)
-
-
-def find(headers: list[Header], name: bytes) -> bytes | None:
-    """First value of a field, or None."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
 
 
 def safe_value(text: str) -> bytes:

@@ -24,7 +24,9 @@ from meshctl.proxy.h2.headers import CONNECTION_SPECIFIC, Header
 from meshctl.proxy.h2.pool import Dialer
 
 _SKIP_REQUEST = frozenset({b"te", b"host", b"cookie"}) | CONNECTION_SPECIFIC
-_SKIP_LINE = _SKIP_REQUEST | {b":method", b":scheme", b":path", b":authority"}
+_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
+_SKIP_LINE = _SKIP_REQUEST | _PSEUDO
+_FIELD_LINE = b"%s: %s\r\n"
 _SKIP_RESPONSE = CONNECTION_SPECIFIC | {b"te", b"trailer"}
 # _SKIP_RESPONSE plus the fields a response's Connection header names, by that header's value.
 _SKIP_LISTED: dict[bytes, frozenset[bytes]] = {}
@@ -64,6 +66,7 @@ class Http1Upstream(asyncio.Protocol):
         self.closed = False
         self.requests = 0  # requests started on this connection: more than one means it was reused
         self.answering = False  # a byte of a response to the current request arrived
+        self.held: Exchange | None = None  # body bytes queued in this read, sent once it is parsed
 
     # -- asyncio ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,6 +79,10 @@ class Http1Upstream(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._lost(f"malformed response from the app: {exc}")
+        held = self.held
+        if held is not None:  # the body goes on, in a later read: send what this one brought
+            self.held = None
+            held.pump_response()
         self.pool.outbox_flush()
 
     def pause_writing(self) -> None:
@@ -116,21 +123,27 @@ class Http1Upstream(asyncio.Protocol):
     def start(self, headers: list[Header], end_stream: bool) -> int | None:
         if self.streams or self.closed or self.transport is None:
             return None
-        # One pass in C for the pseudo-headers and the lookups, one comprehension for the field lines
-        # (check_request let through only the four request pseudo-headers, none twice).
+        # One pass in C for the pseudo-headers and the lookups. check_request let through only request
+        # pseudo-headers, none twice, all before the regular fields: when no other field is left out, the
+        # field lines are the rest of the list, rendered in C.
         named = dict(headers)
         method = named.get(b":method", b"")
         path = named.get(b":path", b"")
         authority = named.get(b":authority", b"")
         if not authority:
             authority = next((value for name, value in headers if name == b"host" and value), b"")
-        fields = [b"%s: %s\r\n" % field for field in headers if field[0] not in _SKIP_LINE]
-        if b"cookie" in named:
-            fields.append(b"cookie: %s\r\n" % b"; ".join([value for name, value in headers if name == b"cookie"]))
+        left_out = _SKIP_LINE.intersection(named)
+        if left_out <= _PSEUDO:
+            fields = b"".join(map(_FIELD_LINE.__mod__, headers[len(left_out) :]))
+        else:
+            lines = [_FIELD_LINE % field for field in headers if field[0] not in _SKIP_LINE]
+            if b"cookie" in named:
+                lines.append(b"cookie: %s\r\n" % b"; ".join([value for name, value in headers if name == b"cookie"]))
+            fields = b"".join(lines)
         length = named.get(b"content-length")
         self.chunked = length is None and not end_stream
         if self.chunked:
-            fields.append(b"transfer-encoding: chunked\r\n")
+            fields += b"transfer-encoding: chunked\r\n"
         self.head_request = method == b"HEAD"
         self.request_done = end_stream
         self.response_done = self.reusable = False
@@ -139,7 +152,7 @@ class Http1Upstream(asyncio.Protocol):
         self.streams[_SID] = 0
         self.requests += 1
         self.answering = False
-        head = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (method, path or b"/", authority, b"".join(fields))
+        head = b"%s %s HTTP/1.1\r\nhost: %s\r\n%s\r\n" % (method, path or b"/", authority, fields)
         self.transport.write(head)
         return _SID
 
@@ -185,7 +198,8 @@ class Http1Upstream(asyncio.Protocol):
 
     def forget(self, ex: Exchange) -> None:
         self.exchanges.pop(_SID, None)
-        self.blocked.discard(ex)
+        if self.blocked:
+            self.blocked.discard(ex)
         if self.reusable and not self.streams and not self.closed:
             self.pool.release(self)
         else:
@@ -220,7 +234,15 @@ class Http1Upstream(asyncio.Protocol):
                 listed = b",".join([v for k, v in headers if k == b"connection"])
             skip = _SKIP_LISTED.get(listed) or _skip_listed(listed)
         block = [(b":status", b"%d" % status)]
-        block += [field for field in headers if field[0] not in skip]
+        left_out = skip.intersection(named)
+        if not left_out:
+            block += headers
+        elif len(left_out) == 1 and len(named) == len(headers):  # one field left out (Connection): cut in C
+            block += headers
+            (name,) = left_out
+            del block[1 + list(named).index(name)]
+        else:
+            block += [field for field in headers if field[0] not in skip]
         self.in_body = True
         self.fields = self.trailers
         if self.head_request:
@@ -234,7 +256,9 @@ class Http1Upstream(asyncio.Protocol):
         if ex is None:
             return
         self.unacked += len(body)
-        ex.on_response_data(body, False)
+        # Held until the read is parsed: a body that ends in it leaves in one DATA frame with END_STREAM.
+        ex.hold_response_data(body)
+        self.held = ex
         if self.unacked > _PAUSE_AT and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -242,14 +266,20 @@ class Http1Upstream(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if not self.in_body or self.response_done:
             return  # the end of a 1xx, or the body of a HEAD response we already ended
-        self._response_finished()
+        self.response_done = True  # _response_finished, inline: once a response
+        if not self.request_done:
+            self.reusable = False  # the app answered before the whole request was sent
+        else:
+            self.streams.pop(_SID, None)
+        self.held = None
         ex = self.exchanges.get(_SID)
         if ex is not None:
-            trailers = [(k, v) for k, v in self.trailers if k not in _SKIP_RESPONSE]
-            if trailers:
-                ex.on_response_trailers(trailers)
-            else:
-                ex.on_response_data(b"", True)
+            if self.trailers:
+                trailers = [(k, v) for k, v in self.trailers if k not in _SKIP_RESPONSE]
+                if trailers:
+                    ex.on_response_trailers(trailers)
+                    return
+            ex.on_response_data(b"", True)
 
     def _response_finished(self) -> None:
         self.response_done = True
@@ -312,7 +342,9 @@ class Http1Pool:
         self.outbox_flush()
 
     def release(self, conn: Http1Upstream) -> None:
-        idle = self._idle.setdefault(conn.key, deque())
+        idle = self._idle.get(conn.key)
+        if idle is None:  # not setdefault(key, deque()): that built a deque (a system malloc) per request
+            idle = self._idle[conn.key] = deque()
         if len(idle) >= MAX_IDLE:
             conn.close()
         else:

@@ -152,7 +152,8 @@ class H2Pool:
     def _place(self, entry: _Endpoint, exchange: Exchange) -> bool:
         for conn in entry.conns:
             if conn.session.side.capacity() > 0 and exchange.attach(conn.session):
-                self._touch(conn)
+                if conn.idle_timer is not None:
+                    self._touch(conn)
                 return True
         return False
 
@@ -192,7 +193,7 @@ class H2Pool:
             if not entry.dispatch_pending:
                 entry.dispatch_pending = True
                 asyncio.get_running_loop().call_soon(self._dispatch_soon, session.key)
-        elif session.idle:
+        elif not session.exchanges:  # idle
             for conn in entry.conns:
                 if conn.session is session:
                     if session.side.goaway_last is not None:
