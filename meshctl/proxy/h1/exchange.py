@@ -21,7 +21,8 @@ from meshctl.proxy.errors import (
     ResponseTimeout,
     UpstreamClosed,
 )
-from meshctl.proxy.h1.codec import Headers, RequestHead, ResponseHead, chunk, last_chunk
+from meshctl.proxy.h1.codec import Headers, RequestHead, chunk, last_chunk
+from meshctl.proxy.h1.response import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
@@ -235,7 +236,7 @@ class Exchange:
         self.ttfb = client.now() - self.t0
         self.resp_status = head.status
         if self.plan is not None and self.plan.set_cookie is not None:  # session affinity's new key
-            head.headers.append((b"set-cookie", self.plan.set_cookie))
+            head.add(b"set-cookie", self.plan.set_cookie)
         keep = request.keep_alive and not client.close_after
         data, self.rechunk, close = head.serialize(request.version, keep)
         client.close_after = close or not keep
