@@ -68,7 +68,7 @@ class Client(Protocol):
 
     def now(self) -> float: ...
 
-    def arm(self, kind: int, seconds: float) -> None: ...
+    def arm(self, kind: int, seconds: float, now: float = 0.0) -> None: ...
 
     def later(self, seconds: float, callback: Callable[[], None]) -> None: ...
 
@@ -116,7 +116,7 @@ class Exchange:
     # -- start (its turn on the connection) -----------------------------------------------------------
     def start(self) -> None:
         client, head = self.client, self.head
-        self.t0 = client.now()
+        self.t0 = now = client.now()
         if self.refusal is not None:  # never routed: answered with its reason, then the connection closes
             client.close_after = True
             self._answer(client.stack.rescue(self.refusal))
@@ -126,9 +126,9 @@ class Exchange:
             self._asked(deadline.parse(head.timeout))
         if self.req_done or not (head.chunked or head.content_length):
             client.arm(RESPONSE, self._response_s() if self.deadline is not None else
-                       plan.timeout_s or client.stack.response_s)  # fmt: skip
+                       plan.timeout_s or client.stack.response_s, now)  # fmt: skip
         else:
-            client.arm(PROGRESS, 0.0)
+            client.arm(PROGRESS, 0.0, now)
         self.pending.insert(0, head.serialize() if self.deadline is None else self._serialized_head())
         if plan.failure is not None:
             self._answer(plan.failure)
@@ -233,7 +233,8 @@ class Exchange:
             elif self.plan is not None and self.plan.budget is not None and self._retry_route(head.status):
                 return
         self.replay = None
-        self.ttfb = client.now() - self.t0
+        now = client.now()
+        self.ttfb = now - self.t0
         self.resp_status = head.status
         if self.plan is not None and self.plan.set_cookie is not None:  # session affinity's new key
             head.add(b"set-cookie", self.plan.set_cookie)
@@ -241,7 +242,7 @@ class Exchange:
         data, self.rechunk, close = head.serialize(request.version, keep)
         client.close_after = close or not keep
         client.wbuf.append(data)
-        client.arm(PROGRESS, 0.0)
+        client.arm(PROGRESS, 0.0, now)
         plan = self.plan
         if plan is not None and plan.tap is not None:
             plan.tap.response(head.status, head.headers)

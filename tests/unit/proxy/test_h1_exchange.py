@@ -81,7 +81,8 @@ class FakeClient:
     def now(self) -> float:
         return self.clock
 
-    def arm(self, kind: int, seconds: float) -> None:
+    def arm(self, kind: int, seconds: float, now: float = 0.0) -> None:
+        assert now in (0.0, self.clock)  # a time the exchange read, not an old one
         self.armed.append((kind, seconds))
 
     def later(self, seconds: float, callback: Callable[[], None]) -> None:
