@@ -87,7 +87,7 @@ def _listed(tokens: bytes, lower: bytes, cuts: list[tuple[int, int]]) -> list[tu
 class ResponseHead(_Head):
     __slots__ = ("status", "_reason", "until_eof", "no_body", "raw", "cuts", "added", "_fields")
 
-    def __init__(self, raw: bytes | None = None) -> None:
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
         self.version = "1.1"
         self.keep_alive = True
         self.chunked = False
@@ -100,7 +100,7 @@ class ResponseHead(_Head):
         self.until_eof = False  # no framing: the body ends when the upstream closes
         self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
         self.raw = raw  # the head as read, when it is forwarded in its bytes
-        self.cuts: list[tuple[int, int]] | None = None  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
+        self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
         self.added: Headers | None = None  # fields the proxy adds to a head forwarded as read
         self._fields: Headers | None = None if raw is not None else []
 
@@ -193,7 +193,7 @@ class ResponseReader(_Reader):
         self._done = True  # no response is expected: bytes now are a protocol error
         self._started = False  # bytes of the expected response have arrived
         self._until_eof = False  # the body in progress ends when the upstream closes
-        self._matches: list[re.Match[bytes]] = []  # _FIELDS in the plain head being parsed
+        self._length: bytes | None = None  # the Content-Length value of the plain head being parsed
         self._buffer = b""
 
     def _plain_callbacks(self) -> SimpleNamespace:
@@ -246,12 +246,24 @@ class ResponseReader(_Reader):
             if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
                     (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
                 return self._per_field(buffer)
-            fields = list(_FIELDS.finditer(raw.lower()))
-            for match in fields:
-                if match[1] == _TE:  # trailers need the per-field callbacks
+            lower = raw.lower()
+            length = tokens = cuts = None
+            for match in _FIELDS.finditer(lower):
+                name = match[1]
+                if name == _CONTENT_LENGTH:  # llhttp refuses a second one
+                    length = match[2]
+                    continue
+                if name == _TE:  # trailers need the per-field callbacks
                     return self._per_field(buffer)
-            self._head = ResponseHead(raw)
-            self._matches = fields
+                if name == _CONNECTION:
+                    tokens = match[2] if tokens is None else tokens + b"," + match[2]
+                if cuts is None:
+                    cuts = []
+                cuts.append(match.span())  # from the CRLF before the line to its own CRLF
+            if tokens is not None and tokens.strip() != _KEEP_ALIVE:
+                cuts = _listed(tokens, lower, cuts or [])
+            self._head = ResponseHead(raw, cuts)
+            self._length = length
             self._started = True
             self._trailers = None
             self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
@@ -282,24 +294,11 @@ class ResponseReader(_Reader):
         if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
             head.version = "1.0"
         head.status = status = parser.get_status_code()
-        tokens: bytes | None = None
-        cuts: list[tuple[int, int]] | None = None
-        for match in self._matches:
-            name = match[1]
-            if name == _CONTENT_LENGTH:  # llhttp refuses a second one
-                value = match[2]
-                if not value.isdigit() or len(value) > 15:
-                    self._fail(UpstreamReset("invalid Content-Length"))
-                head.content_length = int(value)
-                continue
-            if name == _CONNECTION:
-                tokens = match[2] if tokens is None else tokens + b"," + match[2]
-            if cuts is None:
-                cuts = []
-            cuts.append(match.span())  # from the CRLF before the line to its own CRLF
-        if tokens is not None and tokens.strip() != _KEEP_ALIVE:
-            cuts = _listed(tokens, raw.lower(), cuts or [])
-        head.cuts = cuts
+        length = self._length
+        if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+            if not length.isdigit() or len(length) > 15:
+                self._fail(UpstreamReset("invalid Content-Length"))
+            head.content_length = int(length)
         if status < 200 or status == 204 or status == 304 or self._head_request:
             head.no_body = True
         elif head.content_length is None:
