@@ -215,37 +215,38 @@ class Exchange:
 
     # -- response direction (from the upstream connection) --------------------------------------------
     def on_response_head(self, head: ResponseHead) -> None:
+        status = head.status
         up = self.up
-        if up is not None and head.status >= 200:
+        if up is not None and status >= 200:
             up.reusable = head.keep_alive
         if self.done:
             return
         client = self.client
         request = self.head
-        if head.status < 200:
-            if head.status == 100 or head.status >= 102:
+        if status < 200:
+            if status == 100 or status >= 102:
                 client.wbuf.append(head.serialize(request.version, True)[0])
             return
+        plan = self.plan
         if self.replay is not None and self.req_done:  # the whole request is at hand: it can be sent again
-            if head.status >= 502 and self._not_delivered(head):
+            if status >= 502 and self._not_delivered(head):
                 if self._retry(ConnectFailed("the peer proxy lost its app")):
                     return
-            elif self.plan is not None and self.plan.budget is not None and self._retry_route(head.status):
+            elif plan is not None and plan.budget is not None and self._retry_route(status):
                 return
         self.replay = None
         now = client.now()
         self.ttfb = now - self.t0
-        self.resp_status = head.status
-        if self.plan is not None and self.plan.set_cookie is not None:  # session affinity's new key
-            head.add(b"set-cookie", self.plan.set_cookie)
+        self.resp_status = status
+        if plan is not None and plan.set_cookie is not None:  # session affinity's new key
+            head.add(b"set-cookie", plan.set_cookie)
         keep = request.keep_alive and not client.close_after
         data, self.rechunk, close = head.serialize(request.version, keep)
         client.close_after = close or not keep
         client.wbuf.append(data)
         client.arm(PROGRESS, 0.0, now)
-        plan = self.plan
         if plan is not None and plan.tap is not None:
-            plan.tap.response(head.status, head.headers)
+            plan.tap.response(status, head.headers)
 
     def on_response_body(self, data: bytes) -> None:
         if self.done:
@@ -262,16 +263,16 @@ class Exchange:
             up.reusable = up.reusable and not up.closed
         if self.done:
             return
+        plan = self.plan
         if self.rechunk:
             self.client.wbuf.append(last_chunk(trailers))
-        if trailers and self.plan is not None and self.plan.tap is not None:
-            self.plan.tap_trailers = trailers
+        if trailers and plan is not None and plan.tap is not None:
+            plan.tap_trailers = trailers
         if not self.req_done:
             # Answered before the request was read: the rest of it is unread, so neither side is reusable.
             self.client.close_after = self.req_done = True
-            if self.up is not None:
-                self.up.reusable = False
-        plan = self.plan
+            if up is not None:
+                up.reusable = False
         if plan is not None:
             plan.finish(self.resp_status, None, self.ttfb * 1000.0)
         self._finish()
