@@ -180,7 +180,10 @@ class RequestPlan:
         self.reported = True
         route = self.route
         if failed is None:
-            failed = route.is_failure(status, grpc_status) if route else default_failure(status, grpc_status)
+            if route is not None and not route.classes and grpc_status is None:
+                failed = status >= 500  # what is_failure() says for a route without response classes
+            else:
+                failed = route.is_failure(status, grpc_status) if route else default_failure(status, grpc_status)
         self.stats.on_final_response(status, grpc_status, latency_ms, failed)
         balancer = self.balancer
         if balancer is not None and self.endpoint is not None:
