@@ -2,9 +2,11 @@
 
     .venv/bin/python -m bench.h1_hotpath [requests]          # µs and Python calls per request
     .venv/bin/python -m bench.h1_hotpath [requests] --profile  # + the top functions by own time
+    .venv/bin/python -m bench.h1_hotpath [requests] --inbound  # the inbound listener instead
 
-One outbound listener with the real runtime, stack, metrics and balancer; one client connection and
-one pooled upstream connection whose transports only count bytes. Each request is fed as the socket
+One listener with the real runtime, stack, metrics and balancer (outbound: discovery and balancing;
+inbound: a peer proxy's mTLS connection, the local service, the app); one client connection and one
+pooled upstream connection whose transports only count bytes. Each request is fed as the socket
 would deliver it (wrk's GET, then nginx's 1 KiB response in one read), so what is measured is exactly
 the Python work between two reads: codec callbacks, exchange, plan, metrics, pool. The kernel's share
 (read/write/epoll) and uvloop's are not in it — compare it with itself, before and after a change.
@@ -19,6 +21,7 @@ import cProfile
 import pstats
 import sys
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from bench.bytecodes import BytecodeCounter
@@ -27,7 +30,7 @@ from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h1.downstream import Downstream, Listener
 from meshctl.proxy.h1.upstream import Upstream
 from meshctl.proxy.policy.resolve import Endpoint
-from meshctl.proxy.runtime import build_runtime
+from meshctl.proxy.runtime import ProxyRuntime, build_runtime
 
 AUTHORITY = b"nginx-direct.bench.svc.cluster.local:80"
 REQUEST = b"GET / HTTP/1.1\r\nHost: " + AUTHORITY + b"\r\n\r\n"
@@ -69,30 +72,49 @@ class CountingTransport:
         return ("127.0.0.1", 40000) if name == "peername" else default
 
 
-def _setup() -> tuple[Downstream, Upstream, CountingTransport, CountingTransport]:
+CLIENT_ID = "bench-client.bench.serviceaccount.identity.meshctl.cluster.local"
+Arm = tuple[Downstream, Upstream, CountingTransport, CountingTransport]
+
+
+def _runtime(pod: str, identity: str, listener: dict[str, Any]) -> ProxyRuntime:
     config = parse_proxy_config({
-        "pod": "bench-client-1", "namespace": "bench", "deployment": "bench-client", "service_account": "bench-client",
-        "identity": "bench-client.bench.serviceaccount.identity.meshctl.cluster.local",
-        "outbound": {"listen": "127.0.0.1:1"}, "admin": {"listen": "127.0.0.1:2"},
+        "pod": pod, "namespace": "bench", "deployment": pod.rsplit("-", 1)[0], "service_account": "bench",
+        "identity": identity, **listener, "admin": {"listen": "127.0.0.1:2"},
         "control": {"address": "127.0.0.1:3", "identity": "control"}, "trust_anchors": "/dev/null",
         "token_file": "/dev/null", "balancer": "ewma", "log_level": "warn",
     })  # fmt: skip
-    loop = asyncio.get_running_loop()
-    runtime = build_runtime(config, clock=loop.time)
+    runtime = build_runtime(config, clock=asyncio.get_running_loop().time)
     snapshot = mesh_pb2.Snapshot(version=1)
     service = snapshot.services.add(name="nginx-direct", namespace="bench", port=80, protocol="http")
     service.endpoints.add(address="127.0.0.1", port=8080, pod="nginx-0", identity="", ready=True)
     runtime.on_snapshot(snapshot)
-    listener = Listener(runtime, "outbound")
-    down = Downstream(listener)
+    return runtime
+
+
+def _connect(listener: Listener, down: Downstream, key: Hashable) -> Arm:
     client = CountingTransport()
     down.connection_made(client)  # type: ignore[arg-type]
-    endpoint = Endpoint("127.0.0.1", 8080, "", "nginx-0")
-    up = Upstream(runtime.metrics, "outbound", False, listener.dialer.pool, endpoint)
+    up = Upstream(listener.runtime.metrics, listener.metrics_direction, False, listener.dialer.pool, key)
     server = CountingTransport()
     up.connection_made(server)  # type: ignore[arg-type]
-    listener.dialer.pool.put(endpoint, up)
+    listener.dialer.pool.put(key, up)
     return down, up, client, server
+
+
+def _setup() -> Arm:
+    """The client's outbound proxy: discovery, balancing, a plaintext endpoint."""
+    runtime = _runtime("bench-client-1", CLIENT_ID, {"outbound": {"listen": "127.0.0.1:1"}})
+    listener = Listener(runtime, "outbound")
+    return _connect(listener, Downstream(listener), Endpoint("127.0.0.1", 8080, "", "nginx-0"))
+
+
+def _setup_inbound() -> Arm:
+    """The server's inbound proxy: a peer proxy's mTLS connection (TLS itself is not in the figure), the
+    local service's metrics, the app on loopback."""
+    runtime = _runtime("nginx-0", "nginx.bench.serviceaccount.identity.meshctl.cluster.local",
+                       {"inbound": {"listen": "127.0.0.1:1", "app": "127.0.0.1:8080"}})  # fmt: skip
+    listener = Listener(runtime, "inbound")
+    return _connect(listener, Downstream(listener, tls=True, peer_identity=CLIENT_ID), ("127.0.0.1", 8080))
 
 
 def _run(down: Downstream, up: Upstream, n: int) -> None:
@@ -110,8 +132,8 @@ def _bytecodes(down: Downstream, up: Upstream, n: int) -> float:
     return counted.executed / n
 
 
-async def measure(n: int, profile: bool) -> None:
-    down, up, client, server = _setup()
+async def measure(n: int, profile: bool, inbound: bool = False) -> None:
+    down, up, client, server = _setup_inbound() if inbound else _setup()
     _run(down, up, 200)  # warm-up: series, balancer state and pool exist
     if client.writes != 200 or not client.last.endswith(BODY) or server.writes != 200:
         raise SystemExit(f"the path did not answer every request ({client.writes} responses, {server.writes} sent)")
@@ -127,7 +149,8 @@ async def measure(n: int, profile: bool) -> None:
     stats = pstats.Stats(calls)
     per_request = sum(nc for _, nc, _, _, _ in stats.stats.values()) / 1000  # type: ignore[attr-defined]
     bytecodes = _bytecodes(down, up, 500)
-    print(f"h1 hot path: {best:.2f} µs/request CPU (best of 5 × {n}), {per_request:.1f} function calls/request, "
+    side = "inbound" if inbound else "outbound"
+    print(f"h1 hot path ({side}): {best:.2f} µs/request CPU (best of 5 × {n}), {per_request:.1f} calls/request, "
           f"{bytecodes:.0f} bytecodes/request, "
           f"{client.written / client.writes:.0f} B per response write, "
           f"{(client.writes + server.writes) / (n * 5 + 1700):.2f} writes/request")  # fmt: skip
@@ -138,7 +161,7 @@ async def measure(n: int, profile: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     n = int(next((a for a in args if a.isdigit()), "20000"))
-    asyncio.run(measure(n, "--profile" in args))
+    asyncio.run(measure(n, "--profile" in args, "--inbound" in args))
     return 0
 
 

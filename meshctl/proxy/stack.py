@@ -180,7 +180,10 @@ class RequestPlan:
         self.reported = True
         route = self.route
         if failed is None:
-            failed = route.is_failure(status, grpc_status) if route else default_failure(status, grpc_status)
+            if route is not None and not route.classes and grpc_status is None:
+                failed = status >= 500  # what is_failure() says for a route without response classes
+            else:
+                failed = route.is_failure(status, grpc_status) if route else default_failure(status, grpc_status)
         self.stats.on_final_response(status, grpc_status, latency_ms, failed)
         balancer = self.balancer
         if balancer is not None and self.endpoint is not None:
@@ -257,19 +260,21 @@ class Stack:
             except NotExposed as exc:
                 return self._refused(exc, method, authority, path, headers, source)
         else:
-            dest = runtime.resolve(authority)
+            dest = runtime.router.resolve(authority)  # runtime.resolve(), one call less per request
         # split, 2. route, 3. metrics
         if dest is not None:
             apex = dest.authority
             if dest.split is not None and not self.inbound:
                 dest = dest.split.pick()
-            route = dest.match(method, path)
+            profile = dest.profile  # dest.match() inlined: most destinations have no profile
+            route = DEFAULT if profile is None else profile.match(method, path)
             stats = runtime.metrics.route(self.direction, apex, route.name, dest.egress is None, dest.namespace,
                                           dest.service)  # fmt: skip
         else:
             route = DEFAULT if self.inbound else None
             stats = runtime.metrics.route(self.direction, authority, DEFAULT.name, self.inbound, "", "")
-        stats.on_new_request()
+        stats.requests += 1  # stats.on_new_request(): the request and its first attempt
+        stats.actual_requests += 1
         plan = RequestPlan(self, stats, route, dest)
         #    authz (inbound): once a TrafficTarget selects this workload, only the clients it lists
         authz = runtime.authz

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshctl.proxy.errors import BadRequest, ProxyFailure
-from meshctl.proxy.h1.codec import RequestHead, RequestReader, ResponseHead, ResponseReader
+from meshctl.proxy.h1.codec import RequestHead, RequestReader
+from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from tests.reliability.fuzzing import FUZZ, corpus
 
 Event = tuple[Any, ...]
@@ -184,3 +185,61 @@ def test_no_smuggling_shape_is_accepted(case: tuple[bytes, dict[str, Any]]) -> N
     _, _, _, _, _, chunked, content_length, _ = heads[0]
     assert chunked == expected["chunked"] and content_length == expected["content_length"], (data, heads[0])
     assert len(heads) == 1 or failure is None  # a second request only when its own framing held
+
+
+# -- response heads forwarded in their bytes read as the per-field path reads them -------------------------
+FIELD_NAMES = [b"Connection", b"CONNECTION", b"Keep-Alive", b"Proxy-Connection", b"TE", b"Trailer", b"Upgrade",
+               b"Content-Length", b"X-Secret", b"x-secret", b"Host", b"A", b"Set-Cookie", b"Close", b"Te-X"]
+FIELD_VALUES = [b"keep-alive", b"close", b"X-Secret", b"x-secret, keep-alive", b"Host, Content-Length", b"a",
+                b"", b"5", b"0", b"3", b"upgrade, te", b"close, A", b" keep-alive ", b"a:b", b"\tv\t"]  # fmt: skip
+
+
+@st.composite
+def plain_response(draw: st.DrawFn) -> bytes:
+    lines = [b"HTTP/%b %d %b" % (draw(st.sampled_from([b"1.1", b"1.0"])),
+                                 draw(st.sampled_from([100, 103, 200, 204, 304, 404, 502])),
+                                 draw(st.sampled_from([b"OK", b"", b" Two  words "])))]  # fmt: skip
+    lines += [name + draw(st.sampled_from([b": ", b":", b":  "])) + value
+              for name, value in draw(st.lists(st.tuples(st.sampled_from(FIELD_NAMES), st.sampled_from(FIELD_VALUES)),
+                                               max_size=10))]  # fmt: skip
+    return b"\r\n".join(lines) + b"\r\n\r\n" + draw(st.sampled_from([b"", b"abc", b"HTTP/1.1 200 OK\r\n\r\n"]))
+
+
+def _heads_and_failure(data: bytes, step: int, head_request: bool) -> tuple[list[ResponseHead], str]:
+    sink = Recorder()
+    heads: list[ResponseHead] = []
+    sink.on_response_head = heads.append  # type: ignore[method-assign,assignment]
+    reader = ResponseReader(sink)
+    reader.expect(head_request)
+    try:
+        for i in range(0, len(data), step):
+            reader.feed(data[i : i + step])
+        reader.eof()
+    except ProxyFailure as exc:
+        return heads, str(exc)
+    return heads, ""
+
+
+@FUZZ
+@given(data=plain_response(), head_request=st.booleans())
+def test_heads_forwarded_as_read_match_the_per_field_reading(data: bytes, head_request: bool) -> None:
+    plain, plain_failure = _heads_and_failure(data, len(data), head_request)
+    per_field, failure = _heads_and_failure(data, 1, head_request)  # no head is whole in one read
+    assert plain_failure == failure
+    assert len(plain) == len(per_field)
+    for a, b in zip(plain, per_field, strict=True):
+        assert b.raw is None
+        assert (a.status, a.reason, a.version, a.keep_alive, a.content_length, a.until_eof, a.no_body, a.headers) \
+            == (b.status, b.reason, b.version, b.keep_alive, b.content_length, b.until_eof, b.no_body, b.headers)
+        for version in ("1.1", "1.0"):
+            for keep_alive in (True, False):
+                wire, rechunk, close = a.serialize(version, keep_alive)
+                expected = b.serialize(version, keep_alive)
+                assert (rechunk, close) == expected[1:]
+                # The same fields and framing; a head forwarded as read keeps each line's own spacing.
+                assert _fields_of(wire) == _fields_of(expected[0]), (data, wire, expected[0])
+
+
+def _fields_of(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    start, *lines = head[:-4].split(b"\r\n")
+    return start, [(n, v.strip(b" \t")) for n, _, v in (line.partition(b":") for line in lines)]

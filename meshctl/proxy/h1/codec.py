@@ -1,4 +1,5 @@
-"""Sans-IO HTTP/1.1 over httptools: readers that take bytes and call a sink, and head serialisation.
+"""Sans-IO HTTP/1.1 over httptools: the request reader, what both readers share, head serialisation
+(responses: response.py).
 
 Strict on purpose — a proxy that reads a message differently from the server behind it enables
 request smuggling. llhttp already rejects bare LF, obs-fold, whitespace before colons, bad chunk
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import httptools
 
-from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
+from meshctl.proxy.errors import BadRequest, HeadTooLarge
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
@@ -69,13 +70,12 @@ def _reraise_callback_bug(exc: Exception) -> None:
 
 
 class _Head:
-    __slots__ = ("version", "headers", "keep_alive", "chunked", "content_length", "drop", "hop", "timeout")
+    __slots__ = ("version", "keep_alive", "chunked", "content_length", "drop", "hop", "timeout")
 
     # One head per message: the subclasses set these themselves (no super() call per message). Slots and
     # an __init__ cost fewer machine instructions than class-level defaults with an instance dict
     # (measured with callgrind: ~4,400 against ~4,800 per response head), though they run more bytecodes.
     version: str
-    headers: Headers
     keep_alive: bool
     chunked: bool
     content_length: int | None
@@ -85,11 +85,11 @@ class _Head:
 
 
 class RequestHead(_Head):
-    __slots__ = ("method", "target", "authority", "path")
+    __slots__ = ("headers", "method", "target", "authority", "path")
 
     def __init__(self) -> None:
         self.version = "1.1"
-        self.headers = []
+        self.headers: Headers = []
         self.keep_alive = True
         self.chunked = False
         self.content_length = None
@@ -108,58 +108,12 @@ class RequestHead(_Head):
                          _header_lines(self.headers, self.drop), framing))  # fmt: skip
 
 
-class ResponseHead(_Head):
-    __slots__ = ("status", "reason", "until_eof", "no_body")
-
-    def __init__(self) -> None:
-        self.version = "1.1"
-        self.headers = []
-        self.keep_alive = True
-        self.chunked = False
-        self.content_length = None
-        self.drop = None
-        self.hop = None
-        self.timeout = None
-        self.status = 0
-        self.reason = b""
-        self.until_eof = False  # no framing: the body ends when the upstream closes
-        self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
-
-    def serialize(self, client_version: str, keep_alive: bool) -> tuple[bytes, bool, bool]:
-        """(head bytes, re-chunk the body?, close after it?) for a client speaking `client_version`."""
-        rechunk = False
-        close = not keep_alive
-        extra = b""
-        if not self.no_body and (self.chunked or self.until_eof):
-            if client_version == "1.1":
-                rechunk = True
-                extra = b"transfer-encoding: chunked\r\n"
-            else:
-                close = True  # an HTTP/1.0 client reads the body until the connection closes
-        if self.status >= 200:
-            if close:
-                extra += b"connection: close\r\n"
-            elif client_version == "1.0":
-                extra += b"connection: keep-alive\r\n"
-        lines = _header_lines(self.headers, self.drop, self.hop)
-        head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (client_version.encode("ascii"), self.status, self.reason, lines, extra)
-        return head, rechunk, close
-
-
 class RequestSink(Protocol):
     def on_request_head(self, head: RequestHead) -> None: ...
 
     def on_request_body(self, data: bytes) -> None: ...
 
     def on_request_end(self, trailers: Headers | None) -> None: ...
-
-
-class ResponseSink(Protocol):
-    def on_response_head(self, head: ResponseHead) -> None: ...
-
-    def on_response_body(self, data: bytes) -> None: ...
-
-    def on_response_end(self, trailers: Headers | None) -> None: ...
 
 
 class _Reader:
@@ -178,6 +132,7 @@ class _Reader:
         self._cl: bytes | None = None
         self._te: bytes | None = None
         self._tokens: bytes | None = None  # Connection header value(s)
+        self._fields: Headers = []  # the head's fields, as on_header adds them
 
     def _fail(self, exc: Exception) -> None:
         if self._error is None:
@@ -199,7 +154,7 @@ class _Reader:
             lower = name.lower()
             if lower in _SPECIAL:
                 self._special(lower, value)
-        self._head.headers.append((name, value))
+        self._fields.append((name, value))
 
     def _trailer(self, name: bytes, value: bytes) -> None:
         if self._trailers is None:
@@ -230,11 +185,11 @@ class _Reader:
         if lower in HOP_BY_HOP:
             head = self._head
             if head.hop is None:
-                head.hop = [len(head.headers)]  # on_header appends the field after this
+                head.hop = [len(self._fields)]  # on_header appends the field after this
                 if head.drop is None:
                     head.drop = HOP_BY_HOP
             else:
-                head.hop.append(len(head.headers))
+                head.hop.append(len(self._fields))
 
     def _host(self, value: bytes) -> None:
         pass
@@ -300,7 +255,8 @@ class RequestReader(_Reader):
         self._wire = self._count = self._hosts = 0
         self._first = self._fed
         self._trailers = self._cl = self._te = self._tokens = None
-        self._head = RequestHead()
+        self._head = head = RequestHead()
+        self._fields = head.headers
         self._url = b""
 
     def on_url(self, url: bytes) -> None:
@@ -364,119 +320,3 @@ class RequestReader(_Reader):
 
     def on_message_complete(self) -> None:
         self._sink.on_request_end(self._trailers)
-
-
-class ResponseReader(_Reader):
-    """Upstream responses → sink calls. Call expect(head_request) before each request is sent; `sink` may
-    be replaced between messages (the upstream connection points it at the exchange it serves)."""
-
-    _head: ResponseHead
-
-    def __init__(self, sink: ResponseSink) -> None:
-        super().__init__()
-        self.sink = sink
-        self._parser = httptools.HttpResponseParser(self)
-        self._head_request = False
-        self._done = True  # no response is expected: bytes now are a protocol error
-        self._started = False  # bytes of the expected response have arrived
-        self._until_eof = False  # the body in progress ends when the upstream closes
-        self._buffer = b""
-
-    def expect(self, head_request: bool) -> None:
-        self._head_request = head_request
-        self._done = self._started = False
-
-    def feed(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        try:
-            if self._head_request:
-                data = self._feed_head_only(data)
-                if not data:
-                    return
-            self._fed = size = len(data)
-            if self._in_head:
-                self._wire += size
-                if self._wire > MAX_HEAD_BYTES + 8192:
-                    self._fail(UpstreamReset("response head too large"))
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
-        except httptools.HttpParserError as exc:
-            if self._error is not None:
-                raise self._error from None
-            _reraise_callback_bug(exc)
-            self._fail(UpstreamReset(f"malformed response: {exc}"))
-
-    def _feed_head_only(self, data: bytes) -> bytes:
-        # llhttp cannot be told a response answers HEAD (it would wait for Content-Length bytes), so
-        # the head is cut out here and parsed alone; a fresh parser then takes what follows.
-        buffer = self._buffer + data
-        while self._head_request:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    self._fail(UpstreamReset("response head too large"))
-                self._buffer = buffer
-                return b""
-            head, buffer = buffer[: end + 4], buffer[end + 4 :]
-            self._fed = len(head)
-            self._parser.feed_data(head)  # emits the head (a final one ends the HEAD exchange)
-            self._parser = httptools.HttpResponseParser(self)
-        self._buffer = b""
-        return buffer
-
-    def eof(self) -> None:
-        """The upstream closed: ends a response framed by the close, else raises UpstreamClosed/Reset."""
-        if self._until_eof:
-            self._until_eof = False
-            self._done = True
-            self.sink.on_response_end(None)
-        elif not self._done:
-            self._fail(UpstreamReset("upstream closed mid-response") if self._started else UpstreamClosed("closed"))
-
-    def _malformed(self, reason: str) -> Exception:
-        return UpstreamReset(reason)
-
-    def on_message_begin(self) -> None:
-        if self._done:
-            self._fail(UpstreamReset("unsolicited response"))
-        self._in_head = True
-        self._wire = self._count = 0
-        self._first = self._fed
-        self._trailers = self._cl = self._te = self._tokens = None
-        self._head = ResponseHead()
-        self._started = True
-
-    def on_status(self, reason: bytes) -> None:
-        self._head.reason += reason
-
-    def on_headers_complete(self) -> None:
-        head = self._head
-        if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
-            self._check_size(head.headers)
-        parser = self._parser
-        head.keep_alive = keep_alive = parser.should_keep_alive()
-        self._framing("1.1" if keep_alive and head.hop is None else parser.get_http_version())  # see _version
-        head.status = status = parser.get_status_code()
-        if status < 200 or status == 204 or status == 304 or self._head_request:
-            head.no_body = True
-        elif not head.chunked and head.content_length is None:
-            head.until_eof = self._until_eof = True
-            head.keep_alive = False
-        self._in_head = False
-        self.sink.on_response_head(head)
-        if status >= 200 and self._head_request:
-            self._head_request = False
-            self._done = True
-            self.sink.on_response_end(None)
-
-    def on_body(self, data: bytes) -> None:
-        self.sink.on_response_body(data)
-
-    def on_message_complete(self) -> None:
-        if self._head.status < 200 or self._done:
-            return  # an interim (1xx) response, or the HEAD answer already ended
-        self._until_eof = False
-        self._done = True
-        self.sink.on_response_end(self._trailers)

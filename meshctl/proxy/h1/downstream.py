@@ -297,10 +297,11 @@ class Downstream(asyncio.Protocol):
         """Call `callback` in `seconds` (an injected delay: the exchange checks it is still wanted)."""
         self.loop.call_later(seconds, callback)
 
-    def arm(self, kind: int, seconds: float) -> None:
-        """The connection's one deadline: what it is for, and when (0 s: the progress deadline)."""
+    def arm(self, kind: int, seconds: float, now: float = 0.0) -> None:
+        """The connection's one deadline: what it is for, and when (0 s: the progress deadline); `now`:
+        the loop's time when the caller has just read it."""
         self.kind = kind
-        self.deadline = when = self.loop.time() + (seconds or PROGRESS_S)
+        self.deadline = when = (now or self.loop.time()) + (seconds or PROGRESS_S)
         if self.timer is None or self.timer_at > when:
             if self.timer is not None:
                 self.timer.cancel()

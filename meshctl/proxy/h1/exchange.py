@@ -21,7 +21,8 @@ from meshctl.proxy.errors import (
     ResponseTimeout,
     UpstreamClosed,
 )
-from meshctl.proxy.h1.codec import Headers, RequestHead, ResponseHead, chunk, last_chunk
+from meshctl.proxy.h1.codec import Headers, RequestHead, chunk, last_chunk
+from meshctl.proxy.h1.response import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
@@ -67,7 +68,7 @@ class Client(Protocol):
 
     def now(self) -> float: ...
 
-    def arm(self, kind: int, seconds: float) -> None: ...
+    def arm(self, kind: int, seconds: float, now: float = 0.0) -> None: ...
 
     def later(self, seconds: float, callback: Callable[[], None]) -> None: ...
 
@@ -115,7 +116,7 @@ class Exchange:
     # -- start (its turn on the connection) -----------------------------------------------------------
     def start(self) -> None:
         client, head = self.client, self.head
-        self.t0 = client.now()
+        self.t0 = now = client.now()
         if self.refusal is not None:  # never routed: answered with its reason, then the connection closes
             client.close_after = True
             self._answer(client.stack.rescue(self.refusal))
@@ -125,9 +126,9 @@ class Exchange:
             self._asked(deadline.parse(head.timeout))
         if self.req_done or not (head.chunked or head.content_length):
             client.arm(RESPONSE, self._response_s() if self.deadline is not None else
-                       plan.timeout_s or client.stack.response_s)  # fmt: skip
+                       plan.timeout_s or client.stack.response_s, now)  # fmt: skip
         else:
-            client.arm(PROGRESS, 0.0)
+            client.arm(PROGRESS, 0.0, now)
         self.pending.insert(0, head.serialize() if self.deadline is None else self._serialized_head())
         if plan.failure is not None:
             self._answer(plan.failure)
@@ -214,36 +215,38 @@ class Exchange:
 
     # -- response direction (from the upstream connection) --------------------------------------------
     def on_response_head(self, head: ResponseHead) -> None:
+        status = head.status
         up = self.up
-        if up is not None and head.status >= 200:
+        if up is not None and status >= 200:
             up.reusable = head.keep_alive
         if self.done:
             return
         client = self.client
         request = self.head
-        if head.status < 200:
-            if head.status == 100 or head.status >= 102:
+        if status < 200:
+            if status == 100 or status >= 102:
                 client.wbuf.append(head.serialize(request.version, True)[0])
             return
+        plan = self.plan
         if self.replay is not None and self.req_done:  # the whole request is at hand: it can be sent again
-            if head.status >= 502 and self._not_delivered(head):
+            if status >= 502 and self._not_delivered(head):
                 if self._retry(ConnectFailed("the peer proxy lost its app")):
                     return
-            elif self.plan is not None and self.plan.budget is not None and self._retry_route(head.status):
+            elif plan is not None and plan.budget is not None and self._retry_route(status):
                 return
         self.replay = None
-        self.ttfb = client.now() - self.t0
-        self.resp_status = head.status
-        if self.plan is not None and self.plan.set_cookie is not None:  # session affinity's new key
-            head.headers.append((b"set-cookie", self.plan.set_cookie))
+        now = client.now()
+        self.ttfb = now - self.t0
+        self.resp_status = status
+        if plan is not None and plan.set_cookie is not None:  # session affinity's new key
+            head.add(b"set-cookie", plan.set_cookie)
         keep = request.keep_alive and not client.close_after
         data, self.rechunk, close = head.serialize(request.version, keep)
         client.close_after = close or not keep
         client.wbuf.append(data)
-        client.arm(PROGRESS, 0.0)
-        plan = self.plan
+        client.arm(PROGRESS, 0.0, now)
         if plan is not None and plan.tap is not None:
-            plan.tap.response(head.status, head.headers)
+            plan.tap.response(status, head.headers)
 
     def on_response_body(self, data: bytes) -> None:
         if self.done:
@@ -260,16 +263,16 @@ class Exchange:
             up.reusable = up.reusable and not up.closed
         if self.done:
             return
+        plan = self.plan
         if self.rechunk:
             self.client.wbuf.append(last_chunk(trailers))
-        if trailers and self.plan is not None and self.plan.tap is not None:
-            self.plan.tap_trailers = trailers
+        if trailers and plan is not None and plan.tap is not None:
+            plan.tap_trailers = trailers
         if not self.req_done:
             # Answered before the request was read: the rest of it is unread, so neither side is reusable.
             self.client.close_after = self.req_done = True
-            if self.up is not None:
-                self.up.reusable = False
-        plan = self.plan
+            if up is not None:
+                up.reusable = False
         if plan is not None:
             plan.finish(self.resp_status, None, self.ttfb * 1000.0)
         self._finish()

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from meshctl.aio import spawn
 from meshctl.proxy.errors import ConnectFailed, IdentityMismatch, LoadShed, ProxyFailure, UpstreamReset
-from meshctl.proxy.h1.codec import Headers, ResponseHead, ResponseReader
+from meshctl.proxy.h1.codec import Headers
+from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from meshctl.proxy.policy.resolve import Endpoint
 
 if TYPE_CHECKING:

@@ -174,16 +174,20 @@ class _Stateful:
         return endpoints[-1]
 
     def start(self, endpoint: object) -> None:
-        self._load(endpoint).pending += 1
+        load = self._loads.get(endpoint)
+        if load is None:
+            load = self._load(endpoint)
+        load.pending += 1
 
     def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
         """Requests in flight and reachability; PeakEwma also records the latency."""
         load = self._loads.get(endpoint)
         if load is not None:
-            load.pending = max(0, load.pending - 1)
+            if load.pending > 0:
+                load.pending -= 1
             if unreachable:
                 self._unreachable(load)
-            elif latency_s > 0.0:
+            elif latency_s > 0.0 and load.failures:
                 self._reachable_again(load)
 
     def retain(self, endpoints: Iterable[object]) -> None:
@@ -218,11 +222,12 @@ class PeakEwma(_Stateful):
         load = self._loads.get(endpoint)
         if load is None:
             return
-        load.pending = max(0, load.pending - 1)
+        if load.pending > 0:
+            load.pending -= 1
         if unreachable:
             self._unreachable(load)
             return
-        if latency_s > 0.0:
+        if latency_s > 0.0 and load.failures:  # the common case, reachable all along, costs no call
             self._reachable_again(load)
         if not ok:
             latency_s = max(latency_s, FAILURE_PENALTY_S)

@@ -36,10 +36,10 @@ class CompiledRoute:
     name: str
     timeout_s: float | None  # None: no route timeout
     is_retryable: bool
-    _classes: tuple[tuple[_StatusPredicate, bool], ...] = ()
+    classes: tuple[tuple[_StatusPredicate, bool], ...] = ()  # none: 5xx (or a gRPC status but OK) fails
 
     def is_failure(self, status: int, grpc_status: int | None = None) -> bool:
-        for matches, failure in self._classes:
+        for matches, failure in self.classes:
             if matches(status):
                 return failure
         if grpc_status is not None:
@@ -61,7 +61,7 @@ class CompiledProfile:
                 name=route.name,
                 timeout_s=route.timeout_s,
                 is_retryable=route.is_retryable,
-                _classes=tuple((_response_predicate(c.condition), c.is_failure) for c in route.response_classes),
+                classes=tuple((_response_predicate(c.condition), c.is_failure) for c in route.response_classes),
             )
             for route in spec.routes
         )

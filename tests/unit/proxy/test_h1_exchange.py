@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from meshctl.proxy.errors import ConnectFailed, UpstreamClosed
-from meshctl.proxy.h1.codec import RequestHead, RequestReader, ResponseHead, ResponseReader
+from meshctl.proxy.h1.codec import RequestHead, RequestReader
 from meshctl.proxy.h1.exchange import PROGRESS, REPLAY_LIMIT, RESPONSE, Exchange
+from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from meshctl.proxy.stack import Stack
 from tests.unit.proxy.test_stack import AUTH, NS, make_runtime
 
@@ -80,7 +81,8 @@ class FakeClient:
     def now(self) -> float:
         return self.clock
 
-    def arm(self, kind: int, seconds: float) -> None:
+    def arm(self, kind: int, seconds: float, now: float = 0.0) -> None:
+        assert now in (0.0, self.clock)  # a time the exchange read, not an old one
         self.armed.append((kind, seconds))
 
     def later(self, seconds: float, callback: Callable[[], None]) -> None:

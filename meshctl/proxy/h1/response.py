@@ -1,0 +1,391 @@
+"""Sans-IO HTTP/1.1 responses over httptools: the reader of an upstream connection and the response head.
+
+A response head is usually forwarded in the bytes it came in. The reader cuts each complete head out of
+what it reads (up to its first CRLFCRLF) before llhttp sees it, and feeds llhttp exactly that head. When
+the head is plain — it starts `HTTP/1.1 ` or `HTTP/1.0 ` with a status from 100 and a space, is
+within the size and field-count limits, and carries no Transfer-Encoding — it goes to a parser that makes
+no call per field, and the proxy reads the few fields it needs (Content-Length, Connection, the other
+hop-by-hop ones) from the bytes. The client then gets those same bytes, less the hop-by-hop lines, with
+its own version in the status line.
+
+Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, accepts only CRLF as
+a line end and no CR or LF inside a start line, name or value, so the first CRLFCRLF of a message that
+starts with `HTTP/` ends its head, and every field line of it follows a CRLF: `\\r\\nname:` in the
+lower-cased head finds exactly the fields of that name. A head llhttp refuses fails as before.
+
+Anything else — a head that is not complete in the bytes at hand, Transfer-Encoding (trailers need
+the per-field callbacks), other versions, leading blank lines — goes to a parser with every callback,
+exactly as the per-field path always read it; that parser keeps the rest of the exchange. Both parsers
+are at a message boundary when one takes over from the other, where a fresh parser is the same state.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Protocol
+
+import httptools
+
+from meshctl.proxy.errors import UpstreamClosed, UpstreamReset
+from meshctl.proxy.h1.codec import (
+    _CL,
+    _HOST,
+    _KEEP_ALIVE,
+    HOP_BY_HOP,
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    Headers,
+    _Head,
+    _header_lines,
+    _Reader,
+    _reraise_callback_bug,
+)
+
+_PLAIN = (b"HTTP/1.1 ", b"HTTP/1.0 ")
+_FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n" is 4 bytes): not counted
+# The per-field path counts a field as name + value + 4 bytes; a line can be a byte shorter ("a:b\r\n"),
+# so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
+_PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
+# The fields a head is read for, in its lower-cased bytes: from the CRLF before the line to the one ending
+# it, the name, the value without leading OWS (as llhttp gives it). Transfer-Encoding makes it not plain.
+_FIELDS = re.compile(rb"\r\n(content-length|connection|keep-alive|proxy-connection|te|trailer|upgrade"
+                     rb"|transfer-encoding):[ \t]*([^\r]*)")  # fmt: skip
+_TE = b"transfer-encoding"
+_CONNECTION = b"connection"
+_CONTENT_LENGTH = b"content-length"
+
+
+def _parse_fields(raw: bytes) -> Headers:
+    """The fields of a head as llhttp's callbacks give them: the name as read, the value without leading OWS."""
+    start = raw.find(b"\r\n") + 2
+    if start >= len(raw) - 2:
+        return []
+    fields = []
+    for line in raw[start:-4].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        fields.append((name, value.lstrip(b" \t")))
+    return fields
+
+
+def _listed(tokens: bytes, lower: bytes, cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`cuts` and the lines of the fields a Connection field names besides the hop-by-hop ones (Host and
+    Content-Length are never dropped), as (the CRLF before the line, its own CRLF)."""
+    for token in {t.strip() for t in tokens.split(b",")} - HOP_BY_HOP - {_HOST, _CL, b""}:
+        if b":" in token:
+            continue  # no field name holds a colon
+        needle = b"\r\n" + token + b":"
+        at = lower.find(needle)
+        while at >= 0:
+            end = lower.find(b"\r\n", at + 2)
+            cuts.append((at, end))
+            at = lower.find(needle, end)
+    cuts.sort()
+    return cuts
+
+
+class ResponseHead(_Head):
+    __slots__ = ("status", "_reason", "until_eof", "no_body", "raw", "cuts", "added", "_fields")
+
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
+        self.version = "1.1"
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length = None
+        self.drop = None
+        self.hop = None
+        self.timeout = None
+        self.status = 0
+        self._reason = b""
+        self.until_eof = False  # no framing: the body ends when the upstream closes
+        self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
+        self.raw = raw  # the head as read, when it is forwarded in its bytes
+        self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
+        self.added: Headers | None = None  # fields the proxy adds to a head forwarded as read
+        self._fields: Headers | None = None if raw is not None else []
+
+    @property
+    def reason(self) -> bytes:
+        raw = self.raw
+        return self._reason if raw is None else raw[13 : raw.find(b"\r\n")]  # after "HTTP/1.x 200 "
+
+    @reason.setter
+    def reason(self, reason: bytes) -> None:
+        self._reason = reason
+
+    @property
+    def headers(self) -> Headers:
+        """The fields as parsed (a head forwarded as read parses them on first use: taps, retries)."""
+        fields = self._fields
+        if fields is None:
+            assert self.raw is not None
+            fields = self._fields = _parse_fields(self.raw) + (self.added or [])
+        return fields
+
+    def add(self, name: bytes, value: bytes) -> None:
+        """A field the proxy adds, after those it read."""
+        if self._fields is not None:
+            self._fields.append((name, value))
+        if self.raw is not None:
+            if self.added is None:
+                self.added = []
+            self.added.append((name, value))
+
+    def serialize(self, client_version: str, keep_alive: bool) -> tuple[bytes, bool, bool]:
+        """(head bytes, re-chunk the body?, close after it?) for a client speaking `client_version`."""
+        rechunk = False
+        close = not keep_alive
+        extra = b""
+        if not self.no_body and (self.chunked or self.until_eof):
+            if client_version == "1.1":
+                rechunk = True
+                extra = b"transfer-encoding: chunked\r\n"
+            else:
+                close = True  # an HTTP/1.0 client reads the body until the connection closes
+        if self.status >= 200:
+            if close:
+                extra += b"connection: close\r\n"
+            elif client_version == "1.0":
+                extra += b"connection: keep-alive\r\n"
+        raw = self.raw
+        if raw is None:
+            lines = _header_lines(self.headers, self.drop, self.hop)
+            head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (client_version.encode("ascii"), self.status, self.reason, lines,
+                                                   extra)  # fmt: skip
+            return head, rechunk, close
+        if self.added:
+            extra = b"".join(b"%b: %b\r\n" % field for field in self.added) + extra
+        same = client_version == self.version
+        cuts = self.cuts
+        if same and cuts is None and not extra:
+            return raw, rechunk, close  # nothing to change: the bytes as read
+        pieces = [] if same else [b"HTTP/" + client_version.encode("ascii")]
+        at = 0 if same else 8  # after "HTTP/1.x"
+        if cuts is not None:
+            for start, end in cuts:
+                pieces.append(raw[at:start])
+                at = end
+        pieces += (raw[at:-2], extra, b"\r\n")  # a cut line leaves the CRLF before it to the next one
+        return b"".join(pieces), rechunk, close
+
+
+class ResponseSink(Protocol):
+    def on_response_head(self, head: ResponseHead) -> None: ...
+
+    def on_response_body(self, data: bytes) -> None: ...
+
+    def on_response_end(self, trailers: Headers | None) -> None: ...
+
+
+class ResponseReader(_Reader):
+    """Upstream responses → sink calls. Call expect(head_request) before each request is sent; `sink` may
+    be replaced between messages (the upstream connection points it at the exchange it serves)."""
+
+    _head: ResponseHead
+
+    def __init__(self, sink: ResponseSink) -> None:
+        super().__init__()
+        self.sink = sink
+        self._plain = httptools.HttpResponseParser(self._plain_callbacks())
+        self._parser = self._plain
+        self._heads = False  # the next bytes begin (or continue) a head the reader cuts out itself
+        self._head_request = False
+        self._done = True  # no response is expected: bytes now are a protocol error
+        self._started = False  # bytes of the expected response have arrived
+        self._until_eof = False  # the body in progress ends when the upstream closes
+        self._length: bytes | None = None  # the Content-Length value of the plain head being parsed
+        self._buffer = b""
+
+    def _plain_callbacks(self) -> SimpleNamespace:
+        # No on_header: httptools then registers no per-field callback with llhttp.
+        return SimpleNamespace(on_message_begin=self._plain_begin, on_headers_complete=self._plain_head,
+                               on_body=self.on_body, on_message_complete=self.on_message_complete)  # fmt: skip
+
+    def expect(self, head_request: bool) -> None:
+        self._head_request = head_request
+        self._done = self._started = False
+        self._heads = True
+        self._parser = self._plain  # at a message boundary (the last response ended, or nothing was read)
+
+    def feed(self, read: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        data: bytes | memoryview = read
+        try:
+            if self._heads:
+                data = self._cut_heads(read)
+                if not data:
+                    return
+            elif self._head_request:
+                data = self._feed_head_only(read)
+                if not data:
+                    return
+            self._fed = size = len(data)
+            if self._in_head:
+                self._wire += size
+                if self._wire > MAX_HEAD_BYTES + 8192:
+                    self._fail(UpstreamReset("response head too large"))
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            _reraise_callback_bug(exc)
+            self._fail(UpstreamReset(f"malformed response: {exc}"))
+
+    def _cut_heads(self, data: bytes) -> bytes | memoryview:
+        """Parse the plain heads at the front of `data`; returns the bytes after the final one (its body),
+        or, once a head is not plain, everything from it on for the parser with every callback."""
+        buffer = data
+        while True:
+            end = buffer.find(b"\r\n\r\n") + 4
+            if end < 4:
+                return self._per_field(buffer)
+            raw = buffer if end == len(buffer) else buffer[:end]
+            if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
+                    (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
+                return self._per_field(buffer)
+            lower = raw.lower()
+            length = tokens = cuts = None
+            for match in _FIELDS.finditer(lower):
+                name = match[1]
+                if name == _CONTENT_LENGTH:  # llhttp refuses a second one
+                    length = match[2]
+                    continue
+                if name == _TE:  # trailers need the per-field callbacks
+                    return self._per_field(buffer)
+                if name == _CONNECTION:
+                    tokens = match[2] if tokens is None else tokens + b"," + match[2]
+                if cuts is None:
+                    cuts = []
+                cuts.append(match.span())  # from the CRLF before the line to its own CRLF
+            if tokens is not None and tokens.strip() != _KEEP_ALIVE:
+                cuts = _listed(tokens, lower, cuts or [])
+            self._head = ResponseHead(raw, cuts)
+            self._length = length
+            self._started = True
+            self._trailers = None
+            self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
+            if not self._heads:  # the final head: what follows is its body (not copied)
+                return memoryview(buffer)[end:] if end < len(buffer) else b""
+            if end == len(buffer):
+                return b""
+            buffer = buffer[end:]
+
+    def _per_field(self, buffer: bytes) -> bytes:
+        """The rest of this exchange goes to a parser with every callback (a fresh one: at a boundary) —
+        unless an interim head read here closed the connection: llhttp then refuses whatever follows."""
+        self._heads = False
+        if not self._started or self._head.keep_alive or self._head_request:
+            self._parser = httptools.HttpResponseParser(self)
+        return self._feed_head_only(buffer) if self._head_request else buffer
+
+    def _plain_begin(self) -> None:
+        if self._done:
+            self._fail(UpstreamReset("unsolicited response"))
+
+    def _plain_head(self) -> None:
+        """A plain head is complete (llhttp accepted it): framing and hop-by-hop lines from its bytes."""
+        head, parser = self._head, self._parser
+        raw = head.raw
+        assert raw is not None
+        head.keep_alive = parser.should_keep_alive()
+        if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
+            head.version = "1.0"
+        head.status = status = parser.get_status_code()
+        length = self._length
+        if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+            if not length.isdigit() or len(length) > 15:
+                self._fail(UpstreamReset("invalid Content-Length"))
+            head.content_length = int(length)
+        if status < 200 or status == 204 or status == 304 or self._head_request:
+            head.no_body = True
+        elif head.content_length is None:
+            head.until_eof = self._until_eof = True
+            head.keep_alive = False
+        if status >= 200:
+            self._heads = False
+        self.sink.on_response_head(head)
+        if self._head_request:
+            # llhttp would wait for the body Content-Length announces: a fresh parser after each head of
+            # the answer to HEAD, as _feed_head_only does.
+            self._parser = self._plain = httptools.HttpResponseParser(self._plain_callbacks())
+            if status >= 200:
+                self._head_request = False
+                self._done = True
+                self.sink.on_response_end(None)
+
+    def _feed_head_only(self, data: bytes) -> bytes:
+        # llhttp cannot be told a response answers HEAD (it would wait for Content-Length bytes), so
+        # the head is cut out here and parsed alone; a fresh parser then takes what follows.
+        buffer = self._buffer + data
+        while self._head_request:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD_BYTES:
+                    self._fail(UpstreamReset("response head too large"))
+                self._buffer = buffer
+                return b""
+            head, buffer = buffer[: end + 4], buffer[end + 4 :]
+            self._fed = len(head)
+            self._parser.feed_data(head)  # emits the head (a final one ends the HEAD exchange)
+            self._parser = httptools.HttpResponseParser(self)
+        self._buffer = b""
+        return buffer
+
+    def eof(self) -> None:
+        """The upstream closed: ends a response framed by the close, else raises UpstreamClosed/Reset."""
+        if self._until_eof:
+            self._until_eof = False
+            self._done = True
+            self.sink.on_response_end(None)
+        elif not self._done:
+            self._fail(UpstreamReset("upstream closed mid-response") if self._started else UpstreamClosed("closed"))
+
+    def _malformed(self, reason: str) -> Exception:
+        return UpstreamReset(reason)
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            self._fail(UpstreamReset("unsolicited response"))
+        self._in_head = True
+        self._wire = self._count = 0
+        self._first = self._fed
+        self._trailers = self._cl = self._te = self._tokens = None
+        self._head = head = ResponseHead()
+        self._fields = head.headers
+        self._started = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._head.reason += reason
+
+    def on_headers_complete(self) -> None:
+        head = self._head
+        if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
+            self._check_size(head.headers)
+        parser = self._parser
+        head.keep_alive = keep_alive = parser.should_keep_alive()
+        self._framing("1.1" if keep_alive and head.hop is None else parser.get_http_version())  # see _version
+        head.status = status = parser.get_status_code()
+        if status < 200 or status == 204 or status == 304 or self._head_request:
+            head.no_body = True
+        elif not head.chunked and head.content_length is None:
+            head.until_eof = self._until_eof = True
+            head.keep_alive = False
+        self._in_head = False
+        self.sink.on_response_head(head)
+        if status >= 200 and self._head_request:
+            self._head_request = False
+            self._done = True
+            self.sink.on_response_end(None)
+
+    def on_body(self, data: bytes) -> None:
+        self.sink.on_response_body(data)
+
+    def on_message_complete(self) -> None:
+        if self._head.status < 200 or self._done:
+            return  # an interim (1xx) response, or the HEAD answer already ended
+        self._until_eof = False
+        self._done = True
+        self.sink.on_response_end(self._trailers)
