@@ -167,7 +167,11 @@ def _tls(arg: str, purpose: ssl.Purpose) -> ssl.SSLContext:
     cert, key, ca = arg.split(",")
     side = ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
     ctx = ssl.SSLContext(side)
-    # The same settings as our proxies' mTLS hop (meshctl/proxy/tls.py), so both arms pay for the same TLS.
+    # The same settings as our proxies' mTLS hop (meshctl/proxy/tls.py), so both arms pay for the same TLS;
+    # its SSL object class too (C read/write/pending without a Python frame each), so the floor stays a floor.
+    from meshctl.proxy.tls import DirectSSLObject
+
+    ctx.sslobject_class = DirectSSLObject
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cafile=ca)
