@@ -1,6 +1,6 @@
 """What Python does per exchange on our mTLS hop, counted rather than timed.
 
-    python -m bench.tls_glue                       # Python calls per exchange, both SSL object kinds
+    python -m bench.tls_glue                       # Python calls per exchange, each SSL object / protocol kind
     python -m bench.tls_glue --callgrind           # + instructions per exchange under valgrind (slow)
 
 One process, one uvloop loop, two endpoints on loopback with the mesh's kind of TLS (contexts from
@@ -21,6 +21,8 @@ ssl.SSLObject 8 Python frames (6 of them SSLObject.read/write/pending) and 73.9k
 DirectSSLObject 2 frames (the two protocols' data_received) and 70.5k (-4.6 %). Of those 70.5k, about
 37k are libcrypto + libssl, 13k libpython, 11k libc (malloc, memcpy), 5k uvloop. Without the proxies'
 malloc settings each TLS read also cost an mmap, mremap and munmap (strace), so this runs with them.
+Buffered protocols (read(n, buffer) into one reused buffer) cost more, 71.9k: the get_buffer frame and
+the memoryview per read outweigh the bytes object they save, so the copied path stays.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ REQUEST = b"q" * SIZE
 RESPONSE = b"r" * SIZE
 CLIENT_IDENTITY = "glue-client.bench.tls"
 SERVER_IDENTITY = "glue-server.bench.tls"
-KINDS = ("stdlib", "direct")  # ssl.SSLObject as shipped; meshctl.proxy.tls's object with C methods bound
+# ssl.SSLObject as shipped; meshctl.proxy.tls's object with C methods bound; the same with buffered protocols
+# (uvloop then reads records with read(n, buffer) into the protocol's reused buffer, not a new bytes each).
+KINDS = ("stdlib", "direct", "buffered")
 
 
 class Server(asyncio.Protocol):
@@ -81,6 +85,57 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got += len(data)
+        if self.got < SIZE or self.transport is None:
+            return
+        self.got -= SIZE
+        self.left -= 1
+        if self.left > 0:
+            self.transport.write(REQUEST)
+        elif not self.done.done():
+            self.done.set_result(None)
+
+
+class BufferedServer(asyncio.BufferedProtocol):
+    """Server's twin on uvloop's other read path (it takes it only for non-asyncio.Protocol instances)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.got = 0
+        self.buffer = memoryview(bytearray(64 * 1024))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += nbytes
+        if self.got >= SIZE and self.transport is not None:
+            self.got -= SIZE
+            self.transport.write(RESPONSE)
+
+
+class BufferedClient(asyncio.BufferedProtocol):
+    def __init__(self, exchanges: int, done: asyncio.Future[None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.left = exchanges
+        self.done = done
+        self.got = 0
+        self.buffer = memoryview(bytearray(64 * 1024))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def start(self) -> None:
+        assert self.transport is not None
+        self.transport.write(REQUEST)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += nbytes
         if self.got < SIZE or self.transport is None:
             return
         self.got -= SIZE
@@ -155,11 +210,12 @@ async def exchange(material: Path, kind: str, warmup: int, exchanges: int, count
     """Warm-up exchanges, then `exchanges` more (counted when `count`); the counter and the SSL object's class."""
     loop = asyncio.get_running_loop()
     server_ctx, client_ctx = contexts(material, kind)
-    server = await loop.create_server(Server, "127.0.0.1", 0, ssl=server_ctx)
+    server_class, client_class = (BufferedServer, BufferedClient) if kind == "buffered" else (Server, Client)
+    server = await loop.create_server(server_class, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
     done: asyncio.Future[None] = loop.create_future()
     _, client = await loop.create_connection(
-        lambda: Client(warmup, done), "127.0.0.1", port, ssl=client_ctx, server_hostname=SERVER_IDENTITY
+        lambda: client_class(warmup, done), "127.0.0.1", port, ssl=client_ctx, server_hostname=SERVER_IDENTITY
     )
     object_class = type(client.transport.get_extra_info("ssl_object")).__name__ if client.transport else "?"
     counted = CallCounter()
