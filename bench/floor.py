@@ -167,7 +167,11 @@ def _tls(arg: str, purpose: ssl.Purpose) -> ssl.SSLContext:
     cert, key, ca = arg.split(",")
     side = ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
     ctx = ssl.SSLContext(side)
-    # The same settings as our proxies' mTLS hop (meshctl/proxy/tls.py), so both arms pay for the same TLS.
+    # The same settings as our proxies' mTLS hop (meshctl/proxy/tls.py), so both arms pay for the same TLS;
+    # its SSL object class too (C read/write/pending without a Python frame each), so the floor stays a floor.
+    from meshctl.proxy.tls import DirectSSLObject
+
+    ctx.sslobject_class = DirectSSLObject
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cafile=ca)
@@ -217,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{flag.replace('_', '-')} takes CERT,KEY,CA (three paths, comma-separated)")
     import uvloop
 
+    if args.tls_server or args.tls_client:
+        # uvloop reads each TLS record into a fresh 256 KiB bytes object: without the proxies' malloc
+        # settings that is an mmap, mremap and munmap per read, which the proxies do not pay.
+        from meshctl.proxy.allocator import tune_allocator
+
+        tune_allocator()
     try:
         uvloop.run(serve(args))
     except (OSError, ssl.SSLError) as exc:

@@ -4,6 +4,9 @@ Inbound: TLS 1.3 only, a client certificate is required and verified against the
 ALPN h2 / http/1.1. Outbound: the same key and chain, the anchors, and hostname checking with
 server_hostname = the peer's identity (every leaf carries its identity as its DNS SAN), so a peer
 with another identity fails the handshake.
+
+Every context's SSL objects are DirectSSLObject: uvloop calls read/write/pending on the SSL object for
+every record both ways, and ssl.SSLObject's versions are Python frames that only forward to the C object.
 """
 
 from __future__ import annotations
@@ -22,6 +25,26 @@ if TYPE_CHECKING:
 ALPN_SERVER = ["h2", "http/1.1"]
 
 
+class DirectSSLObject(ssl.SSLObject):
+    """ssl.SSLObject whose read, write and pending are the C object's own bound methods.
+
+    The stdlib's are one Python frame each around `self._sslobj.<method>`; uvloop (and asyncio) look
+    them up once per connection and call them per record, so binding the C methods on the instance
+    removes those frames and changes nothing else: same return values, same exceptions (SSLWantReadError,
+    SSLZeroReturnError, ...), same objects underneath. The one difference is the calling form: read
+    takes its size (and optional buffer) positionally, as both event loops call it, not read() or
+    read(len=..., buffer=None); write takes its data positionally. Handshake, certificate checks and
+    every other method are the stdlib's, untouched.
+    """
+
+    @classmethod
+    def _create(cls, *args: Any, **kwargs: Any) -> DirectSSLObject:
+        self: DirectSSLObject = super()._create(*args, **kwargs)  # type: ignore[misc]
+        c = self._sslobj  # type: ignore[attr-defined]
+        vars(self).update(read=c.read, write=c.write, pending=c.pending)
+        return self
+
+
 @dataclass(frozen=True)
 class TlsContexts:
     identity: str
@@ -33,6 +56,7 @@ class TlsContexts:
 
 def _base(purpose: int, cert: IssuedCertificate) -> ssl.SSLContext:
     ctx = ssl.SSLContext(purpose)
+    ctx.sslobject_class = DirectSSLObject
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cadata=cert.trust_anchors_pem.decode("ascii"))

@@ -194,3 +194,21 @@ def test_bad_tls_flags_are_one_line_errors(flags: list[str]) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "--server-name" in done.stderr or "CERT,KEY,CA" in done.stderr
+
+
+def test_floor_tls_contexts_match_the_mesh_hop(tmp_path: Path) -> None:
+    import ssl
+
+    from bench.floor import _tls
+    from bench.topology import floor_tls_files
+    from meshctl.control.ca import ensure_identity_material
+    from meshctl.proxy.tls import DirectSSLObject
+
+    ensure_identity_material(tmp_path / "identity")
+    files = floor_tls_files(tmp_path / "identity", tmp_path / "floor", "nginx.bench.serviceaccount.identity", "s")
+    for purpose in (ssl.Purpose.CLIENT_AUTH, ssl.Purpose.SERVER_AUTH):
+        ctx = _tls(files, purpose)
+        # The proxies' SSL object class, so the floor's TLS glue costs what the mesh hop's does.
+        assert ctx.sslobject_class is DirectSSLObject
+        assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert _tls(files, ssl.Purpose.SERVER_AUTH).check_hostname
