@@ -157,8 +157,12 @@ class ResponseHead(_Head):
             extra = b"".join(b"%b: %b\r\n" % field for field in self.added) + extra
         same = client_version == self.version
         cuts = self.cuts
-        if same and cuts is None and not extra:
-            return raw, rechunk, close  # nothing to change: the bytes as read
+        if same and not extra:
+            if cuts is None:
+                return raw, rechunk, close  # nothing to change: the bytes as read
+            if len(cuts) == 1:  # the usual change: one line out (Connection: keep-alive)
+                start, end = cuts[0]
+                return raw[:start] + raw[end:], rechunk, close
         pieces = [] if same else [b"HTTP/" + client_version.encode("ascii")]
         at = 0 if same else 8  # after "HTTP/1.x"
         if cuts is not None:
