@@ -60,11 +60,11 @@ async def _deadlines() -> None:
     down.arm = counting  # type: ignore[method-assign]
     clock = asyncio.get_running_loop().time
 
-    # A response read whole: armed for it when the request started, then idle once it ended.
+    # A response read whole: armed for it when the request started, then idle once it ended (set in place).
     down.data_received(REQUEST)
     assert (down.kind, armed) == (RESPONSE, [RESPONSE])
     up.data_received(HEAD + b"0123456789")
-    assert client.written.endswith(b"\r\n\r\n0123456789") and armed == [RESPONSE, IDLE]
+    assert client.written.endswith(b"\r\n\r\n0123456789") and (down.kind, armed) == (IDLE, [RESPONSE])
     assert clock() + IDLE_S - 1 < down.deadline <= clock() + IDLE_S
 
     # A body still coming after the head's read waits on the progress deadline, re-armed by each read.
@@ -76,7 +76,7 @@ async def _deadlines() -> None:
     up.data_received(b"45")
     assert armed == [RESPONSE, PROGRESS, PROGRESS]
     up.data_received(b"6789")
-    assert (down.kind, armed) == (IDLE, [RESPONSE, PROGRESS, PROGRESS, IDLE])
+    assert (down.kind, armed) == (IDLE, [RESPONSE, PROGRESS, PROGRESS])
     assert client.written.endswith(b"\r\n\r\n0123456789")
 
 
