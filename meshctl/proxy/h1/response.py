@@ -49,8 +49,9 @@ _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n
 _PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
 # The fields a head is read for, in its lower-cased bytes: from the CRLF before the line to the one ending
 # it, the name, the value without leading OWS (as llhttp gives it). Transfer-Encoding makes it not plain.
-_FIELDS = re.compile(rb"\r\n(content-length|connection|keep-alive|proxy-connection|te|trailer|upgrade"
-                     rb"|transfer-encoding):[ \t]*([^\r]*)")  # fmt: skip
+# Names that share a first letter are grouped: the matcher tries fewer alternatives at each line.
+_FIELDS = re.compile(rb"\r\n(c(?:ontent-length|onnection)|keep-alive|proxy-connection|t(?:e|railer"
+                     rb"|ransfer-encoding)|upgrade):[ \t]*([^\r]*)")  # fmt: skip
 _TE = b"transfer-encoding"
 _CONNECTION = b"connection"
 _CONTENT_LENGTH = b"content-length"
