@@ -57,7 +57,7 @@ class RouteStats:
     """The counters of one (direction, authority, route, tls, dst_namespace, dst_service) series."""
 
     __slots__ = ("key", "labels", "requests", "actual_requests", "responses", "actual_responses",
-                 "latency", "_max_classes", "_on_overflow")  # fmt: skip
+                 "latency", "_max_classes", "_on_overflow", "_finals")  # fmt: skip
 
     def __init__(self, key: SeriesKey, max_classes: int, on_overflow: Callable[[str], None]) -> None:
         self.key = key
@@ -75,6 +75,8 @@ class RouteStats:
         self.latency = Latency()
         self._max_classes = max_classes
         self._on_overflow = on_overflow
+        # Response class -> (its series in responses, in actual_responses), as on_final_response keys them.
+        self._finals: dict[int | ResponseKey, tuple[_Count, _Count]] = {}
 
     def on_request(self) -> None:
         self.requests += 1
@@ -98,19 +100,29 @@ class RouteStats:
 
     def on_final_response(self, status_code: int, grpc_status: int | None, latency_ms: float, failure: bool) -> None:
         """The response the client got, which also answers the last attempt: on_response() and
-        on_actual_response() in one call."""
-        key = (status_code, grpc_status, failure)
-        series = self.responses.get(key)
-        if series is None:
-            series = self._series_of(self.responses, status_code, grpc_status, failure)
-        series.count += 1
-        attempt = self.actual_responses.get(key)
-        if attempt is None:
-            attempt = self._series_of(self.actual_responses, status_code, grpc_status, failure)
-        attempt.count += 1
+        on_actual_response() in one call, with one lookup for both series."""
+        # An HTTP response's class is an int (no tuple built per request): its status, negated for a failure.
+        key = (-status_code if failure else status_code) if grpc_status is None else (status_code, grpc_status,
+                                                                                        failure)  # fmt: skip
+        pair = self._finals.get(key)
+        if pair is None:
+            pair = self._final_pair(key, status_code, grpc_status, failure)
+        pair[0].count += 1
+        pair[1].count += 1
         latency = self.latency
         latency.buckets[_bisect(BOUNDS_MS, latency_ms)] += 1
         latency.sum += latency_ms
+
+    def _final_pair(self, key: int | ResponseKey, status_code: int, grpc_status: int | None,
+                    failure: bool) -> tuple[_Count, _Count]:  # fmt: skip
+        """The two series of a final response class; kept for the next one unless folded into overflow,
+        which is reported on every response (as on_response() does)."""
+        pair = (self._series_of(self.responses, status_code, grpc_status, failure),
+                self._series_of(self.actual_responses, status_code, grpc_status, failure))  # fmt: skip
+        folded = (_OVERFLOW_STATUS, None, failure)
+        if self.responses.get(folded) is not pair[0] and self.actual_responses.get(folded) is not pair[1]:
+            self._finals[key] = pair
+        return pair
 
     def on_actual_request(self) -> None:
         """One attempt sent to an endpoint (the first try or a retry)."""

@@ -220,7 +220,12 @@ class Downstream(asyncio.Protocol):
             if nxt.up is not None:
                 nxt.up.flush()
         else:
-            self.arm(IDLE, IDLE_S)
+            # arm(IDLE, IDLE_S) without the call, once per request: the timer set for the request fires before
+            # this deadline (it re-arms itself for a later one), so it rarely has to move.
+            self.kind = IDLE
+            self.deadline = when = self.loop.time() + IDLE_S
+            if self.timer is None or self.timer_at > when:
+                self.arm(IDLE, IDLE_S)
 
     def flush(self) -> None:
         if self.wbuf and self.transport is not None and not self.closed:

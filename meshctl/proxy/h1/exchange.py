@@ -243,15 +243,13 @@ class Exchange:
         keep = request.keep_alive and not client.close_after
         data, self.rechunk, close = head.serialize(request.version, keep)
         client.close_after = close or not keep
-        client.wbuf.append(data)
-        client.arm(PROGRESS, 0.0, now)
+        client.wbuf.append(data)  # the body's deadline: upstream.py arms it once the read is through
         if plan is not None and plan.tap is not None:
             plan.tap.response(status, head.headers)
 
     def on_response_body(self, data: bytes) -> None:
         if self.done:
             return
-        self.client.progress()
         self.client.wbuf.append(chunk(data) if self.rechunk else data)
         plan = self.plan
         if plan is not None and plan.tap is not None:

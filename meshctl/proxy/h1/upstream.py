@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 from meshctl.aio import spawn
 from meshctl.proxy.errors import ConnectFailed, IdentityMismatch, LoadShed, ProxyFailure, UpstreamReset
 from meshctl.proxy.h1.codec import Headers
+from meshctl.proxy.h1.exchange import PROGRESS
 from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from meshctl.proxy.policy.resolve import Endpoint
 
@@ -155,6 +156,10 @@ class Upstream(asyncio.Protocol):
         except Exception:
             log.exception("unexpected error on an upstream connection")
             owner.upstream_failed(UpstreamReset("internal error"))
+        if self.owner is owner and owner.resp_status:
+            # Its body is still coming: the progress deadline, once per read (a response read whole,
+            # the common case, ended with its exchange, which armed the connection's next deadline).
+            owner.client.arm(PROGRESS, 0.0)
         owner.client.flush()
         if self.wbuf:
             self.flush()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
+from math import exp as _exp
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -235,7 +236,8 @@ class PeakEwma(_Stateful):
         if latency_s > load.ewma:
             load.ewma = latency_s  # peak: a slow response counts in full at once
         else:
-            w = math.exp(-max(0.0, now - load.stamp) / DECAY_S)
+            elapsed = now - load.stamp  # max(0.0, elapsed) without the call, once per response
+            w = _exp(-(elapsed if elapsed > 0.0 else 0.0) / DECAY_S)
             load.ewma = load.ewma * w + latency_s * (1.0 - w)
         load.stamp = now
 

@@ -261,6 +261,26 @@ def test_response_classes_past_the_cap_fold_into_overflow() -> None:
     assert out.value("proxy_metrics_overflow_total", label="status_code") == 7
 
 
+def test_final_responses_count_both_series_and_fold_each_one_past_the_cap() -> None:
+    metrics = _metrics(max_response_classes=3)
+    stats = metrics.route("outbound", BOOKS, "r", True, "booksapp", "books")
+    for _ in range(3):  # classes seen again take the series found the first time
+        stats.on_final_response(200, None, 1.0, False)
+        stats.on_final_response(500, None, 1.0, True)
+        stats.on_final_response(200, 99, 1.0, True)  # an unknown gRPC code is UNKNOWN (2)
+    stats.on_final_response(200, 2, 1.0, True)
+    for status in (201, 202, 201):  # past the cap: folded, and reported, every time
+        stats.on_final_response(status, None, 1.0, False)
+    out = _parsed(metrics)
+    for family in ("route_response_total", "route_actual_response_total"):
+        assert out.value(family, status_code="200", classification="success") == 3
+        assert out.value(family, status_code="500", classification="failure") == 3
+        assert out.value(family, status_code="200", grpc_status="2", classification="failure") == 4
+        assert out.value(family, status_code=OVERFLOW, classification="success") == 3
+    assert out.value("route_response_latency_seconds_count") == 13
+    assert out.value("proxy_metrics_overflow_total", label="status_code") == 6  # both families, each time
+
+
 def test_error_reasons_past_the_cap_fold_into_overflow() -> None:
     metrics = _metrics(max_error_reasons=2)
     for reason in ("a", "b", "c", "d", "a"):
