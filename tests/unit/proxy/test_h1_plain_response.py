@@ -1,0 +1,166 @@
+"""Response heads forwarded as read (meshctl/proxy/h1/response.py): whatever the path a head takes, whole in
+one read (cut out and read from its bytes) or split (the parser with a callback per field), it is read,
+forwarded and refused alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshctl.proxy.errors import BadRequest, UpstreamReset
+from meshctl.proxy.h1.codec import MAX_HEADERS
+from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from tests.unit.proxy.test_h1 import Responses
+
+
+def _plain_and_per_field(data: bytes, head_request: bool = False) -> tuple[Responses, Responses]:
+    """The same bytes read whole (heads cut out and read from their bytes) and one byte at a time (no head
+    is ever whole in a read, so the parser with a callback per field reads them all); both fail alike."""
+    plain, per_field = Responses(), Responses()
+    failures = []
+    for sink, step in ((plain, len(data)), (per_field, 1)):
+        reader = ResponseReader(sink)
+        reader.expect(head_request)
+        try:
+            for i in range(0, len(data), step):
+                reader.feed(data[i : i + step])
+            failures.append("")
+        except UpstreamReset as exc:
+            failures.append(str(exc))
+    assert failures[0] == failures[1]
+    return plain, per_field
+
+
+def _reading(head: ResponseHead) -> tuple[object, ...]:
+    return (head.status, head.reason, head.version, head.keep_alive, head.content_length, head.chunked,
+            head.until_eof, head.no_body, head.headers)  # fmt: skip
+
+
+NGINX = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 29 Nov 2026 08:00:00 GMT\r\n"
+         b"Content-Type: application/octet-stream\r\nContent-Length: 3\r\nConnection: keep-alive\r\n"
+         b'ETag: "6929a8f0-400"\r\nAccept-Ranges: bytes\r\n\r\nabc')  # fmt: skip
+PLAIN_HEADS = {
+    "nginx": NGINX,
+    "no hop-by-hop field": b"HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 0\r\n\r\n",
+    "every hop-by-hop name": b"HTTP/1.1 200 OK\r\nKeep-Alive: 5\r\nA: 1\r\nProxy-Connection: x\r\nTE: trailers\r\n"
+                             b"Trailer: X\r\nUpgrade: h2c\r\nConnection: keep-alive\r\nB: 2\r\n"
+                             b"Content-Length: 0\r\n\r\n",
+    "connection names fields": b"HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: s\r\nA: 1\r\n"
+                               b"x-secret: t\r\nConnection: X-Other\r\nX-Other: o\r\nContent-Length: 0\r\n\r\n",
+    "connection names host and length": b"HTTP/1.1 200 OK\r\nConnection: Host, Content-Length\r\nHost: h\r\n"
+                                        b"Content-Length: 0\r\n\r\n",
+    "hop-by-hop line last": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nA: 1\r\nConnection: close\r\n\r\n",
+    "only a hop-by-hop line": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close",
+    "no fields": b"HTTP/1.1 204 No Content\r\n\r\n",
+    "http/1.0 kept alive": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi",
+    "http/1.0 until close": b"HTTP/1.0 200 OK\r\n\r\nbody",
+    "interim then final": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                          b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx",
+    "no reason": b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",
+    "spaced reason": b"HTTP/1.1 404  Not  Found \r\nContent-Length: 0\r\n\r\n",
+    "empty value": b"HTTP/1.1 200 OK\r\nA: \r\nB: \r\nContent-Length: 0\r\n\r\n",
+    "304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: x\r\n\r\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_HEADS))
+@pytest.mark.parametrize("head_request", [False, True])
+def test_plain_heads_read_as_the_per_field_path_reads_them(name: str, head_request: bool) -> None:
+    plain, per_field = _plain_and_per_field(PLAIN_HEADS[name], head_request)
+    assert all(h.raw is not None for h in plain.heads) and all(h.raw is None for h in per_field.heads)
+    assert [_reading(h) for h in plain.heads] == [_reading(h) for h in per_field.heads]
+    assert (plain.body, plain.ends) == (per_field.body, per_field.ends)
+    for version in ("1.1", "1.0"):
+        for keep_alive in (True, False):
+            for a, b in zip(plain.heads, per_field.heads, strict=True):
+                assert a.serialize(version, keep_alive) == b.serialize(version, keep_alive), (version, keep_alive)
+
+
+def test_plain_head_is_forwarded_in_its_bytes() -> None:
+    data = b"HTTP/1.1 200 OK\r\nA:  spaced  \r\nB:tight\r\nContent-Length: 0\r\n\r\n"
+    plain, per_field = _plain_and_per_field(data)
+    wire, _, _ = plain.heads[0].serialize("1.1", True)
+    assert wire is plain.heads[0].raw  # nothing to change: not even copied
+    assert wire == data
+    assert per_field.heads[0].serialize("1.1", True)[0] == (
+        b"HTTP/1.1 200 OK\r\nA: spaced  \r\nB: tight\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+    assert plain.heads[0].headers == per_field.heads[0].headers == [
+        (b"A", b"spaced  "), (b"B", b"tight"), (b"Content-Length", b"0")]  # fmt: skip
+    wire10, _, _ = plain.heads[0].serialize("1.0", True)
+    assert wire10 == data.replace(b"HTTP/1.1", b"HTTP/1.0").replace(b"\r\n\r\n", b"\r\nconnection: keep-alive\r\n\r\n")
+    # A Connection token with a colon names no field: "A:b: c" is field A, and stays.
+    data = b"HTTP/1.1 200 OK\r\nConnection: a:b\r\nA:b: c\r\nContent-Length: 0\r\n\r\n"
+    plain, per_field = _plain_and_per_field(data)
+    assert plain.heads[0].serialize("1.1", True)[0] == b"HTTP/1.1 200 OK\r\nA:b: c\r\nContent-Length: 0\r\n\r\n"
+    assert plain.heads[0].headers == per_field.heads[0].headers
+
+
+def test_fields_added_to_a_plain_head() -> None:
+    plain, per_field = _plain_and_per_field(NGINX)
+    for head in (plain.heads[0], per_field.heads[0]):
+        head.add(b"set-cookie", b"k=v")
+    assert plain.heads[0].serialize("1.1", True) == per_field.heads[0].serialize("1.1", True)
+    assert plain.heads[0].headers[-1] == (b"set-cookie", b"k=v")
+    again, _ = _plain_and_per_field(NGINX)
+    assert again.heads[0].headers[-1] == (b"Accept-Ranges", b"bytes")  # parsed first, then added to
+    again.heads[0].add(b"set-cookie", b"k=v")
+    assert again.heads[0].headers[-1] == (b"set-cookie", b"k=v")
+    assert again.heads[0].serialize("1.1", True) == per_field.heads[0].serialize("1.1", True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",  # a blank line first
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n",
+        b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",  # no space after the status
+        b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(MAX_HEADERS)) + b"\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(MAX_HEADERS + 1)) + b"\r\n",
+    ],
+)
+def test_heads_that_are_not_plain_take_the_per_field_path(data: bytes) -> None:
+    whole, per_field = Responses(), Responses()
+    outcomes: list[type[Exception] | None] = []
+    for sink, step in ((whole, len(data)), (per_field, 1)):
+        reader = ResponseReader(sink)
+        reader.expect(False)
+        try:
+            for i in range(0, len(data), step):
+                reader.feed(data[i : i + step])
+            outcomes.append(None)
+        except (BadRequest, UpstreamReset) as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+    assert all(h.raw is None for h in whole.heads) or len(data) < 1000  # over 100 fields: never plain
+    assert [_reading(h) for h in whole.heads] == [_reading(h) for h in per_field.heads]
+
+
+def test_plain_head_failures() -> None:
+    for data, failure in (
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1 \r\n\r\n", UpstreamReset),  # as the per-field path refuses it
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", UpstreamReset),
+        (b"HTTP/1.1 200 OK\r\nA : 1\r\n\r\n", UpstreamReset),
+        (b"HTTP/1.1 200 OK\r\nA: 1\r\n b\r\n\r\n", UpstreamReset),
+    ):
+        reader = ResponseReader(Responses())
+        reader.expect(False)
+        with pytest.raises(failure):
+            reader.feed(data)
+    reader = ResponseReader(Responses())
+    reader.expect(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_plain_and_per_field_exchanges_alternate_on_one_connection() -> None:
+    sink = Responses()
+    reader = ResponseReader(sink)
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 2\r\n\r\n"
+    for i, data in enumerate((NGINX, chunked, NGINX, NGINX[:20], NGINX[20:], NGINX)):
+        if i != 4:  # the rest of a head split across two reads
+            reader.expect(False)
+        reader.feed(data)
+    assert [h.raw is not None for h in sink.heads] == [True, False, True, False, True]
+    assert sink.ends == 5 and sink.body == b"abchiabcabcabc"
