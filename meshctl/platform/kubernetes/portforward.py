@@ -68,9 +68,11 @@ class ForwardedPort(PortHandle):
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        # Shut down, not close: a relay thread may be in select() on these sockets, and closing a descriptor
+        # under it fails that select (EBADF). Shutting down wakes it with end of stream; it closes them.
         for sock in sockets:
             with contextlib.suppress(OSError):
-                sock.close()
+                sock.shutdown(socket.SHUT_RDWR)
 
     def failure(self) -> str | None:
         return self._failure
@@ -140,7 +142,10 @@ def _relay(client: socket.socket, remote: Any, closed: Callable[[], bool]) -> An
     `kubectl port-forward` does)."""
     ends = (client, remote)
     while not closed():
-        readable, _, _ = select.select(ends, [], [], SELECT_TIMEOUT_S)
+        try:
+            readable, _, _ = select.select(ends, [], [], SELECT_TIMEOUT_S)
+        except (OSError, ValueError):  # a side was closed under us (ValueError: its descriptor is already -1)
+            return None
         for source in readable:
             target = remote if source is client else client
             try:
