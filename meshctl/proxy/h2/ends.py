@@ -33,7 +33,15 @@ from meshctl.proxy.h2.core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, safe_value
+from meshctl.proxy.h2.headers import (
+    Header,
+    Malformed,
+    Refused,
+    RequestHead,
+    check_request,
+    check_response,
+    safe_value,
+)
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
@@ -74,6 +82,7 @@ class DownstreamH2(H2Side):
         self.accept_up_to = _MAX_STREAM_ID  # lowered by the final GOAWAY of a drain
         self.draining = False
         self.peer_closing = False
+        self.on_request: Callable[[int, RequestHead, bool], None] | None = None  # instead of Request events
 
     def receive(self, data: bytes) -> list[Event]:
         events = self._h2_events(data)
@@ -148,7 +157,11 @@ class DownstreamH2(H2Side):
             self.streams[sid] = 0
             if head.content_length is not None:
                 self._length_left[sid] = head.content_length
-        out.append(Request(sid, head, end))
+        on_request = self.on_request
+        if on_request is not None:
+            on_request(sid, head, end)
+        else:
+            out.append(Request(sid, head, end))
 
     def _answer(self, sid: int, refused: Refused, end: bool) -> None:
         """Answer a request the mesh does not carry on its own stream, with the reason in mesh-proxy-error."""
@@ -221,6 +234,8 @@ class UpstreamH2(H2Side):
         self._head_requests: set[int] = set()  # their responses announce a length but carry no body
         # The stream limit, ours and the peer's: read from nghttp2 (µs per read) only after a SETTINGS.
         self._stream_limit: int | None = None
+        # (stream id, status, header block, end) instead of Response events
+        self.on_response: Callable[[int, int, list[Header], bool], None] | None = None
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
@@ -281,7 +296,11 @@ class UpstreamH2(H2Side):
                     self._remote_done(sid)
                 elif length is not None:  # _expect_body, inline
                     self._length_left[sid] = length
-                out.append(Response(sid, status, headers, end))
+                on_response = self.on_response
+                if on_response is not None:
+                    on_response(sid, status, headers, end)
+                else:
+                    out.append(Response(sid, status, headers, end))
             elif kind is _STREAM_CLOSED:  # one per stream: early in the chain
                 if ev.stream_id in self.streams:
                     self._codec_reset(ev, out)
