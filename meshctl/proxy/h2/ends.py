@@ -246,8 +246,9 @@ class UpstreamH2(H2Side):
             limit = self._stream_limit = min(self.h2.peer_stream_limit(), self.limits.max_concurrent_streams)
         return limit - len(self.streams)
 
-    def start(self, headers: list[Header], end_stream: bool) -> int | None:
-        """Open a stream with a request header block; None when the connection cannot take it."""
+    def start(self, headers: list[Header], end_stream: bool, is_head: bool | None = None) -> int | None:
+        """Open a stream with a request header block; None when the connection cannot take it.
+        `is_head`: whether it is a HEAD request, when the caller knows (no scan of the block for it)."""
         if self.capacity() <= 0:
             return None
         h2 = self.h2
@@ -260,7 +261,7 @@ class UpstreamH2(H2Side):
         if not self.marked:
             self.outbox.mark(self)
         self.streams[sid] = _ANSWERED | _LOCAL_DONE if end_stream else _ANSWERED
-        if (b":method", b"HEAD") in headers:  # a request names its method once (check_request)
+        if is_head if is_head is not None else (b":method", b"HEAD") in headers:  # named once (check_request)
             self._head_requests.add(sid)
         return sid
 

@@ -353,6 +353,24 @@ def test_upstream_response_disagreeing_with_its_length_resets_only_its_stream(le
     assert up.failed is None and not up.streams
 
 
+@pytest.mark.parametrize("told", [True, None])
+def test_a_head_response_announces_a_length_without_a_body_whether_told_or_read(told: bool | None) -> None:
+    up = UpstreamH2(Outbox())
+    app = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+    app.initiate_connection()
+    app.receive_data(up.output())
+    up.receive(app.data_to_send())
+    head = up.start([(b":method", b"HEAD"), *GET[1:]], end_stream=True, is_head=told)
+    get = up.start(GET, end_stream=True, is_head=False if told else None)
+    assert head is not None and get is not None
+    app.receive_data(up.output())
+    for sid in (head, get):
+        app.send_headers(sid, [(b":status", b"200"), (b"content-length", b"5")], end_stream=True)
+    events = up.receive(app.data_to_send())
+    # The HEAD's answer is whole; a GET's that announces 5 bytes and ends at once is malformed.
+    assert [(type(e), getattr(e, "stream_id", 0)) for e in events] == [(Response, head), (Reset, get)], events
+
+
 def test_ping_is_answered_and_not_surfaced() -> None:
     cli = client()
     down, _ = handshake(cli)
