@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.h2_hotpath [rounds]            # µs, calls, bytecodes per request, both hops
     .venv/bin/python -m bench.h2_hotpath [rounds] --profile  # + the top functions by own time
+    .venv/bin/python -m bench.h2_hotpath --callgrind [outbound|inbound]  # instructions per request (slow)
 
 Two arms, the two proxies of `h2load -c8 -m10` through the mesh, each with the real runtime, stack,
 metrics, balancer, relay and exchange, and transports that only count bytes:
@@ -19,6 +20,11 @@ exchange, plan, metrics, pool, HTTP/1.1 translation. The kernel's share (read/wr
 uvloop's are not in it. µs depend on the machine's load; calls and bytecodes per request do not: they
 are the figures to compare across commits.
 
+With --callgrind: instructions per request under `valgrind --tool=callgrind`, two whole processes that
+record the same rounds and replay 50 and 150 of them; the difference over 1,000 requests is the replay's
+(start-up, imports and the recording cancel). Instructions follow what the CPU does (allocations, hashing,
+C calls) where bytecodes do not: a change that saves bytecodes but not instructions is not a saving.
+
 Checked against the real two-hop arm (cProfile in both proxies under `h2load -c8 -m10`, commit 0c245e8):
 153 and 162 Python calls per request there against 167 and 164 here, no per-stream task, future or timer,
 and 1 and 12 gen-0 collections in 3,800 requests (gc.freeze; 3.11 counts net allocations). What the real
@@ -30,10 +36,16 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import os
 import pstats
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import ngh2
@@ -279,11 +291,58 @@ async def measure(inbound: bool, n: int, profile: bool) -> None:
         stats.sort_stats("tottime").print_stats(25)
 
 
+CALLGRIND_RECORDED = 190  # rounds recorded by each measured process: warm-up and the most replayed
+CALLGRIND_ROUNDS = (50, 150)
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+async def replay_only(inbound: bool, n: int) -> None:
+    """One process measured under callgrind: the recording, 20 rounds of warm-up, then `n` rounds."""
+    rounds, _ = await _record(inbound, CALLGRIND_RECORDED)
+    arm = Arm(inbound)
+    run = arm.runner(rounds)
+    await run(0, 20)
+    await run(20, n)
+
+
+def _instructions(inbound: bool, n: int, out: Path) -> int:
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out / 'callgrind.out'}", sys.executable,
+           "-m", "bench.h2_hotpath", "--child", "inbound" if inbound else "outbound", str(n)]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, check=False)
+    match = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or match is None:
+        raise SystemExit(f"bench.h2_hotpath: callgrind run failed: {done.stderr.strip()[-400:]}")
+    return int(match[1])
+
+
+def callgrind(inbound: bool) -> None:
+    low, high = CALLGRIND_ROUNDS
+    with tempfile.TemporaryDirectory(prefix="h2-hotpath-") as tmp:
+        a = _instructions(inbound, low, Path(tmp))
+        b = _instructions(inbound, high, Path(tmp))
+    name = "inbound" if inbound else "outbound"
+    print(f"h2 {name}: {(b - a) / ((high - low) * STREAMS):,.0f} instructions/request "
+          f"(callgrind, {low} vs {high} rounds of {STREAMS})")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     n = int(next((a for a in args if a.isdigit()), "200"))
     profile = "--profile" in args
     arms = [a == "inbound" for a in ("outbound", "inbound") if a in args] or [False, True]
+    if "--child" in args:
+        import uvloop
+
+        uvloop.run(replay_only(arms[0], n))
+        return 0
+    if "--callgrind" in args:
+        if shutil.which("valgrind") is None:
+            print("bench.h2_hotpath: valgrind not found (install it, or run without --callgrind)", file=sys.stderr)
+            return 1
+        for inbound in arms:
+            callgrind(inbound)
+        return 0
     try:
         import uvloop  # as deployed: the loop's clock is C, not a Python call per read
     except ImportError:  # pragma: no cover

@@ -86,6 +86,13 @@ class ProxyMetrics:
             stats = self._new_route((direction, authority, route, tls, dst_namespace, dst_service))
         return stats
 
+    def kept_route(
+        self, direction: str, authority: str, route: str, tls: bool, dst_namespace: str, dst_service: str
+    ) -> RouteStats | None:
+        """The series route() returns for these labels if it keeps it; None for one that is looked up
+        anew each time (folded into overflow, which route() reports on every request, or too long)."""
+        return self._routes.get((direction, authority, route, tls, dst_namespace, dst_service))
+
     def tcp_opened(self, direction: str, peer: str, tls: bool) -> None:
         """A connection accepted from a client (peer="src") or opened to an endpoint (peer="dst")."""
         tcp = self._tcp.get((direction, peer, tls))

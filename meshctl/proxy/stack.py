@@ -56,6 +56,10 @@ log = logging.getLogger("meshctl.proxy.stack")
 
 Headers = list[tuple[bytes, bytes]]
 MAX_ATTEMPTS = 3  # the first try and up to two more (never-delivered requests, or retryable routes)
+# What a Stack remembers of an authority: its destination (inbound: None without a local service), route
+# series and balancer (None inbound).
+_Known = tuple[Destination | None, "RouteStats", Balancer | None]
+KNOWN_LIMIT = 1024  # authorities whose plan a Stack remembers; forgotten all at once when full
 
 
 class Source(Protocol):
@@ -232,7 +236,8 @@ class RequestPlan:
 class Stack:
     """The pipeline of one listener. `kind` is "inbound", "outbound" or "ingress"."""
 
-    __slots__ = ("runtime", "kind", "direction", "inbound", "ingress", "tls", "app", "response_s")
+    __slots__ = ("runtime", "kind", "direction", "inbound", "ingress", "tls", "app", "response_s", "_router",
+                 "_known")  # fmt: skip
 
     def __init__(self, runtime: ProxyRuntime, kind: str, tls: bool, app: Hashable = None) -> None:
         self.runtime = runtime
@@ -243,8 +248,39 @@ class Stack:
         self.tls = tls  # the downstream connection is mTLS (inbound)
         self.app = app  # the inbound pool key of the local app
         self.response_s = deadline.RESPONSE_S
+        # Authority -> what steps 1-3 and the balancer lookup decided for it, while they cannot differ
+        # per request (no profile, no split) and the router they came from is current: the common
+        # request then costs one lookup instead of a resolve, a series lookup and a balancer lookup.
+        self._router: object = None
+        self._known: dict[str, _Known] = {}
 
     def plan(self, method: str, authority: str, path: str, headers: Headers, source: Source) -> RequestPlan:
+        runtime = self.runtime
+        known = self._known.get(authority) if runtime.router is self._router else None
+        if known is None:
+            return self._plan(method, authority, path, headers, source)
+        # Steps 1-3 as decided for this authority before; what is left of 4-6 for a destination without
+        # profile, split, fault or (inbound) access policy: the endpoint, and tap.
+        dest, stats, balancer = known
+        stats.requests += 1  # stats.on_new_request()
+        stats.actual_requests += 1
+        plan = RequestPlan(self, stats, DEFAULT, dest)
+        if balancer is None or dest is None:  # inbound
+            plan.endpoint = self.app
+        else:
+            plan.balancer = balancer
+            endpoint = balancer.pick(dest.endpoints)
+            if endpoint is None:
+                plan.failure = plan.rescue(NoEndpoints(f"{dest.authority} has no ready endpoint"))
+            else:
+                plan.endpoint = endpoint
+                balancer.start(endpoint)
+        tap = runtime.tap
+        if tap is not None and tap.active:
+            self._tap(plan, tap, method, authority, path, headers, source)
+        return plan
+
+    def _plan(self, method: str, authority: str, path: str, headers: Headers, source: Source) -> RequestPlan:
         runtime = self.runtime
         # 0. tracing (before tap sees the headers)
         if self.ingress:
@@ -270,9 +306,13 @@ class Stack:
             route = DEFAULT if profile is None else profile.match(method, path)
             stats = runtime.metrics.route(self.direction, apex, route.name, dest.egress is None, dest.namespace,
                                           dest.service)  # fmt: skip
+            if profile is None and not self.ingress:
+                self._learn(authority, apex, dest, stats)
         else:
             route = DEFAULT if self.inbound else None
             stats = runtime.metrics.route(self.direction, authority, DEFAULT.name, self.inbound, "", "")
+            if self.inbound:
+                self._learn(authority, authority, None, stats)
         stats.requests += 1  # stats.on_new_request(): the request and its first attempt
         stats.actual_requests += 1
         plan = RequestPlan(self, stats, route, dest)
@@ -328,6 +368,34 @@ class Stack:
         if tap is not None and tap.active:
             self._tap(plan, tap, method, authority, path, headers, source)
         return plan
+
+    def _learn(self, authority: str, apex: str, dest: Destination | None, stats: RouteStats) -> None:
+        """Remember what plan() decided for `authority` when the next request must get the same: no
+        split or fault (outbound), no access policy (inbound), a series the registry keeps (a folded one
+        counts its overflow on each request)."""
+        runtime = self.runtime
+        balancer: Balancer | None = None
+        if self.inbound:
+            if runtime.authz is not None or dest is not runtime.local:
+                return
+        elif dest is None or dest.split is not None or dest.fault is not None:
+            return
+        elif dest is not runtime.router.resolve(authority):
+            return  # a split's backend, not what the authority resolves to
+        else:
+            balancer = runtime.balancer(dest)
+            if balancer.affinity is not None:
+                return
+        if dest is None:
+            labels = (authority, DEFAULT.name, True, "", "")
+        else:
+            labels = (apex, DEFAULT.name, dest.egress is None, dest.namespace, dest.service)
+        if runtime.metrics.kept_route(self.direction, *labels) is not stats:
+            return
+        if runtime.router is not self._router or len(self._known) >= KNOWN_LIMIT:
+            self._known.clear()
+            self._router = runtime.router
+        self._known[authority] = (dest, stats, balancer)
 
     def _refused(self, exc: ProxyFailure, method: str, authority: str, path: str, headers: Headers,
                  source: Source) -> RequestPlan:  # fmt: skip

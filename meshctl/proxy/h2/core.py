@@ -2,10 +2,13 @@
 
 An `H2Side` takes bytes and returns a short list of stream events (`Request`, `Response`, `Body`,
 `Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue flushes the
-`Outbox`, once per read. Header blocks are validated by h2/headers.py and bodies held to their
-content-length here, so a malformed message resets one stream instead of failing the connection. The
-codec underneath (ngh2 with the proxy's limits) is built by h2/conn.py `configured()`; the two ends
-(server side facing downstream, client side facing upstream) and their guards live in h2/ends.py.
+`Outbox`, once per read. A consumer may take the events every request has (a request or response head,
+DATA) by direct calls instead (`on_request`, `on_response`, `on_body`), made as the frames are read,
+before the rest of the read's events are returned: no event object and no second dispatch for them.
+Header blocks are validated by h2/headers.py and bodies held to their content-length here, so a
+malformed message resets one stream instead of failing the connection. The codec underneath (ngh2 with
+the proxy's limits) is built by h2/conn.py `configured()`; the two ends (server side facing downstream,
+client side facing upstream) and their guards live in h2/ends.py.
 """
 
 from __future__ import annotations
@@ -108,6 +111,9 @@ class H2Side:
         self.marked = False
         self._early = b""  # frames built outside the codec (graceful GOAWAY), sent before its output
         self.highest_in = 0  # the highest stream id the peer opened (the last one a GOAWAY may name)
+        # A consumer that takes a stream's DATA as it is read (stream id, data, end) instead of a Body
+        # event in receive()'s list: the relay sessions, once a DATA frame on each side of a request.
+        self.on_body: Callable[[int, bytes, bool], None] | None = None
         outbox.mark(self)
 
     # -- output -----------------------------------------------------------------------------------
@@ -325,7 +331,11 @@ class H2Side:
                 self._closed(sid, premature=False)
             else:
                 streams[sid] = state | _REMOTE_DONE
-        out.append(Body(sid, data, end))
+        on_body = self.on_body
+        if on_body is not None:
+            on_body(sid, data, end)
+        else:
+            out.append(Body(sid, data, end))
 
     def _trailers(self, ev: Any, out: list[Event]) -> None:
         sid = ev.stream_id

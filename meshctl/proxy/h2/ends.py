@@ -33,7 +33,15 @@ from meshctl.proxy.h2.core import (
     Window,
     code_name,
 )
-from meshctl.proxy.h2.headers import Header, Malformed, Refused, check_request, check_response, safe_value
+from meshctl.proxy.h2.headers import (
+    Header,
+    Malformed,
+    Refused,
+    RequestHead,
+    check_request,
+    check_response,
+    safe_value,
+)
 
 _DRAIN_PING = b"mshdrain"
 _MAX_STREAM_ID = 2**31 - 1
@@ -74,6 +82,7 @@ class DownstreamH2(H2Side):
         self.accept_up_to = _MAX_STREAM_ID  # lowered by the final GOAWAY of a drain
         self.draining = False
         self.peer_closing = False
+        self.on_request: Callable[[int, RequestHead, bool], None] | None = None  # instead of Request events
 
     def receive(self, data: bytes) -> list[Event]:
         events = self._h2_events(data)
@@ -148,7 +157,11 @@ class DownstreamH2(H2Side):
             self.streams[sid] = 0
             if head.content_length is not None:
                 self._length_left[sid] = head.content_length
-        out.append(Request(sid, head, end))
+        on_request = self.on_request
+        if on_request is not None:
+            on_request(sid, head, end)
+        else:
+            out.append(Request(sid, head, end))
 
     def _answer(self, sid: int, refused: Refused, end: bool) -> None:
         """Answer a request the mesh does not carry on its own stream, with the reason in mesh-proxy-error."""
@@ -221,6 +234,8 @@ class UpstreamH2(H2Side):
         self._head_requests: set[int] = set()  # their responses announce a length but carry no body
         # The stream limit, ours and the peer's: read from nghttp2 (µs per read) only after a SETTINGS.
         self._stream_limit: int | None = None
+        # (stream id, status, header block, end) instead of Response events
+        self.on_response: Callable[[int, int, list[Header], bool], None] | None = None
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
@@ -231,8 +246,9 @@ class UpstreamH2(H2Side):
             limit = self._stream_limit = min(self.h2.peer_stream_limit(), self.limits.max_concurrent_streams)
         return limit - len(self.streams)
 
-    def start(self, headers: list[Header], end_stream: bool) -> int | None:
-        """Open a stream with a request header block; None when the connection cannot take it."""
+    def start(self, headers: list[Header], end_stream: bool, is_head: bool | None = None) -> int | None:
+        """Open a stream with a request header block; None when the connection cannot take it.
+        `is_head`: whether it is a HEAD request, when the caller knows (no scan of the block for it)."""
         if self.capacity() <= 0:
             return None
         h2 = self.h2
@@ -245,7 +261,7 @@ class UpstreamH2(H2Side):
         if not self.marked:
             self.outbox.mark(self)
         self.streams[sid] = _ANSWERED | _LOCAL_DONE if end_stream else _ANSWERED
-        if (b":method", b"HEAD") in headers:  # a request names its method once (check_request)
+        if is_head if is_head is not None else (b":method", b"HEAD") in headers:  # named once (check_request)
             self._head_requests.add(sid)
         return sid
 
@@ -281,7 +297,11 @@ class UpstreamH2(H2Side):
                     self._remote_done(sid)
                 elif length is not None:  # _expect_body, inline
                     self._length_left[sid] = length
-                out.append(Response(sid, status, headers, end))
+                on_response = self.on_response
+                if on_response is not None:
+                    on_response(sid, status, headers, end)
+                else:
+                    out.append(Response(sid, status, headers, end))
             elif kind is _STREAM_CLOSED:  # one per stream: early in the chain
                 if ev.stream_id in self.streams:
                     self._codec_reset(ev, out)

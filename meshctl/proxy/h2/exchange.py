@@ -113,7 +113,7 @@ class Exchange:
                 value = deadline.format_left(left)
                 headers = [(k, value if k == deadline.HEADER else v) for k, v in headers]
         whole = self.req_end and not self.req_q and self.req_trailers is None
-        usid = up.side.start(headers, whole)
+        usid = up.side.start(headers, whole, head.method == b"HEAD")
         if usid is None:
             return False
         self.up, self.usid = up, usid

@@ -120,7 +120,7 @@ class Http1Upstream(asyncio.Protocol):
             self.transport.close()
 
     # -- UpstreamEnd --------------------------------------------------------------------------------
-    def start(self, headers: list[Header], end_stream: bool) -> int | None:
+    def start(self, headers: list[Header], end_stream: bool, is_head: bool | None = None) -> int | None:
         if self.streams or self.closed or self.transport is None:
             return None
         # One pass in C for the pseudo-headers and the lookups. check_request let through only request

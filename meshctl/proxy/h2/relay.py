@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from meshctl.proxy.h2.core import Body, Failed, Request, Reset, Response, Trailers, Window
+from meshctl.proxy.h2.core import Failed, Reset, Trailers, Window
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.exchange import Exchange
-from meshctl.proxy.h2.headers import RequestHead
+from meshctl.proxy.h2.headers import Header, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, Timers
 
 
@@ -35,20 +35,14 @@ class DownstreamSession:
         self.exchanges: dict[int, Exchange] = {}
         self.blocked: set[Exchange] = set()  # exchanges waiting for downstream window
         self.on_idle: Callable[[], None] | None = None  # set while draining: called when the last one ends
+        side.on_request = self._open  # requests and their DATA come as calls, not events
+        side.on_body = self._body
 
     def receive(self, data: bytes) -> bool:
         """Feed bytes read from the connection; False once the connection must be closed."""
         exchanges = self.exchanges
         for ev in self.side.receive(data):
-            if type(ev) is Request:  # the events are final classes: `is` costs less than isinstance()
-                self._open(ev)
-            elif type(ev) is Body:
-                ex = exchanges.get(ev.stream_id)
-                if ex is not None:
-                    ex.on_request_data(ev.data, ev.end_stream)
-                else:
-                    self.side.ack(ev.stream_id, len(ev.data))
-            elif type(ev) is Trailers:
+            if type(ev) is Trailers:  # the events are final classes: `is` costs less than isinstance()
                 ex = exchanges.get(ev.stream_id)
                 if ex is not None:
                     ex.on_request_trailers(ev.headers)
@@ -63,10 +57,17 @@ class DownstreamSession:
                 return False
         return True
 
-    def _open(self, ev: Request) -> None:
-        ex = Exchange(self, ev.stream_id, ev.head, self.policy.plan(ev.head), ev.end_stream)
-        self.exchanges[ev.stream_id] = ex
+    def _open(self, sid: int, head: RequestHead, end: bool) -> None:
+        ex = Exchange(self, sid, head, self.policy.plan(head), end)
+        self.exchanges[sid] = ex
         ex.start(self.connector)
+
+    def _body(self, sid: int, data: bytes, end: bool) -> None:
+        ex = self.exchanges.get(sid)
+        if ex is not None:
+            ex.on_request_data(data, end)
+        else:
+            self.side.ack(sid, len(data))
 
     def _window(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -114,22 +115,14 @@ class UpstreamSession:
         self.exchanges: dict[int, Exchange] = {}
         self.blocked: set[Exchange] = set()  # exchanges waiting for upstream window
         self.on_free = on_free  # a stream slot was released
+        side.on_response = self._response  # responses and their DATA come as calls, not events
+        side.on_body = self._body
 
     def receive(self, data: bytes) -> bool:
         """Feed bytes read from the connection; False once the connection must be closed."""
         exchanges = self.exchanges
         for ev in self.side.receive(data):
-            if type(ev) is Body:  # the events are final classes: `is` costs less than isinstance()
-                ex = exchanges.get(ev.stream_id)
-                if ex is not None:
-                    ex.on_response_data(ev.data, ev.end_stream)
-                else:
-                    self.side.ack(ev.stream_id, len(ev.data))
-            elif type(ev) is Response:
-                ex = exchanges.get(ev.stream_id)
-                if ex is not None:
-                    ex.on_response(ev.status, ev.headers, ev.end_stream)
-            elif type(ev) is Trailers:
+            if type(ev) is Trailers:  # the events are final classes: `is` costs less than isinstance()
                 ex = exchanges.get(ev.stream_id)
                 if ex is not None:
                     ex.on_response_trailers(ev.headers)
@@ -143,6 +136,18 @@ class UpstreamSession:
                 self.lost(ev.reason)
                 return False
         return True
+
+    def _response(self, sid: int, status: int, headers: list[Header], end: bool) -> None:
+        ex = self.exchanges.get(sid)
+        if ex is not None:
+            ex.on_response(status, headers, end)
+
+    def _body(self, sid: int, data: bytes, end: bool) -> None:
+        ex = self.exchanges.get(sid)
+        if ex is not None:
+            ex.on_response_data(data, end)
+        else:
+            self.side.ack(sid, len(data))
 
     def _window(self, stream_id: int) -> None:
         if stream_id == 0:

@@ -69,7 +69,9 @@ class UpstreamEnd(Protocol):
 
     streams: dict[int, int]  # stream ids still open
 
-    def start(self, headers: list[Header], end_stream: bool) -> int | None: ...
+    def start(self, headers: list[Header], end_stream: bool, is_head: bool | None = None) -> int | None:
+        """Open a stream; `is_head`: whether the request is a HEAD, when the caller knows (else read from it)."""
+        ...
 
     def window(self, stream_id: int) -> int: ...
 

@@ -56,3 +56,8 @@ def test_client_reads_in_one_loop_turn_share_one_write_to_the_upstream_connectio
 
     writes, requests = asyncio.run(scenario())
     assert (writes, requests) == (1, 8 * h2_hotpath.STREAMS)  # ...and eight reads' requests leave in one write
+
+
+@pytest.mark.parametrize("inbound", [False, True])
+def test_the_callgrind_child_records_and_replays_without_a_failure(inbound: bool) -> None:
+    asyncio.run(h2_hotpath.replay_only(inbound, 3))  # raises SystemExit when a recorded request went unanswered

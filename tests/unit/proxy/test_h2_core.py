@@ -67,6 +67,40 @@ def test_request_events_carry_the_parsed_head() -> None:
     assert body.data == b"hello" and body.end_stream
 
 
+def test_a_consumer_takes_heads_and_data_as_calls_and_the_rest_as_events() -> None:
+    """With on_request/on_response/on_body set, those come as calls in frame order, before the read's
+    other events are returned; nothing else changes."""
+    cli = client()
+    down, _ = handshake(cli)
+    calls: list[tuple[Any, ...]] = []
+    down.on_request = lambda sid, head, end: calls.append(("request", sid, head.path, end))
+    down.on_body = lambda sid, data, end: calls.append(("body", sid, data, end))
+    cli.send_headers(1, GET)
+    cli.send_data(1, b"hello")
+    cli.send_headers(3, GET, end_stream=True)
+    cli.send_headers(5, GET, end_stream=True)
+    cli.reset_stream(5)  # cancelled in the same read: never reaches the consumer
+    cli.send_headers(1, [(b"x-trailer", b"1")], end_stream=True)
+    events = down.receive(cli.data_to_send())
+    assert calls == [("request", 1, b"/x", False), ("body", 1, b"hello", False), ("request", 3, b"/x", True)]
+    assert [type(e) for e in events] == [Trailers]
+
+    srv = server()
+    up = UpstreamH2(Outbox())
+    responses: list[tuple[Any, ...]] = []
+    up.on_response = lambda sid, status, headers, end: responses.append(("response", sid, status, end))
+    up.on_body = lambda sid, data, end: responses.append(("body", sid, data, end))
+    srv.receive_data(up.output())
+    up.receive(srv.data_to_send())
+    sid = up.start(GET, end_stream=True)
+    assert sid == 1
+    srv.receive_data(up.output())
+    srv.send_headers(1, [(b":status", b"200")])
+    srv.send_data(1, b"world", end_stream=True)
+    assert up.receive(srv.data_to_send()) == []
+    assert responses == [("response", 1, 200, False), ("body", 1, b"world", True)]
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -317,6 +351,24 @@ def test_upstream_response_disagreeing_with_its_length_resets_only_its_stream(le
     # Per stream in order; across streams ngh2 reports nghttp2's own resets after the read's other events.
     assert sorted(kinds, key=lambda k: k[1]) == [(Reset, bad), (Body, good)], events
     assert up.failed is None and not up.streams
+
+
+@pytest.mark.parametrize("told", [True, None])
+def test_a_head_response_announces_a_length_without_a_body_whether_told_or_read(told: bool | None) -> None:
+    up = UpstreamH2(Outbox())
+    app = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+    app.initiate_connection()
+    app.receive_data(up.output())
+    up.receive(app.data_to_send())
+    head = up.start([(b":method", b"HEAD"), *GET[1:]], end_stream=True, is_head=told)
+    get = up.start(GET, end_stream=True, is_head=False if told else None)
+    assert head is not None and get is not None
+    app.receive_data(up.output())
+    for sid in (head, get):
+        app.send_headers(sid, [(b":status", b"200"), (b"content-length", b"5")], end_stream=True)
+    events = up.receive(app.data_to_send())
+    # The HEAD's answer is whole; a GET's that announces 5 bytes and ends at once is malformed.
+    assert [(type(e), getattr(e, "stream_id", 0)) for e in events] == [(Response, head), (Reset, get)], events
 
 
 def test_ping_is_answered_and_not_surfaced() -> None:
