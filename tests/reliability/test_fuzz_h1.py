@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshctl.proxy.errors import BadRequest, ProxyFailure
-from meshctl.proxy.h1.codec import RequestHead, RequestReader
+from meshctl.proxy.h1.request import RequestHead, RequestReader
 from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from tests.reliability.fuzzing import FUZZ, corpus
 

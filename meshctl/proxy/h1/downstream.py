@@ -17,8 +17,9 @@ from collections.abc import Callable, Hashable
 from typing import Protocol, cast
 
 from meshctl.proxy.errors import ProxyFailure, TooManyPipelined
-from meshctl.proxy.h1.codec import Headers, RequestHead, RequestReader
+from meshctl.proxy.h1.codec import Headers
 from meshctl.proxy.h1.exchange import HEADER, IDLE, RESPONSE, Exchange, UpstreamConn
+from meshctl.proxy.h1.request import RequestHead, RequestReader
 from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer
 from meshctl.proxy.rescue import render_http1
 from meshctl.proxy.runtime import ProxyRuntime

@@ -21,12 +21,13 @@ from meshctl.proxy.errors import (
     ResponseTimeout,
     UpstreamClosed,
 )
-from meshctl.proxy.h1.codec import Headers, RequestHead, chunk, last_chunk
+from meshctl.proxy.h1.codec import Headers, chunk, last_chunk
 from meshctl.proxy.h1.response import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
 if TYPE_CHECKING:
+    from meshctl.proxy.h1.request import RequestHead
     from meshctl.proxy.stack import RequestPlan, Stack
 
 REPLAY_LIMIT = 64 * 1024  # a request is replayed on another endpoint only if its whole body fits
