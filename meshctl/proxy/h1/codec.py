@@ -55,6 +55,22 @@ def _header_lines(headers: Headers, drop: frozenset[bytes] | None, hop: list[int
     return b"\r\n".join(map(_FIELD.join, headers)) + b"\r\n" if headers else b""
 
 
+def _listed(tokens: bytes, lower: bytes, cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`cuts` and the lines of the fields a Connection field names besides the hop-by-hop ones (Host and
+    Content-Length are never dropped), as (the CRLF before the line, its own CRLF)."""
+    for token in {t.strip() for t in tokens.split(b",")} - HOP_BY_HOP - {_HOST, _CL, b""}:
+        if b":" in token:
+            continue  # no field name holds a colon
+        needle = b"\r\n" + token + b":"
+        at = lower.find(needle)
+        while at >= 0:
+            end = lower.find(b"\r\n", at + 2)
+            cuts.append((at, end))
+            at = lower.find(needle, end)
+    cuts.sort()
+    return cuts
+
+
 # _version: get_http_version() formats a new string per message (~2,300 machine instructions). llhttp
 # takes only the versions 0.9, 1.0, 1.1 and 2.0, and of those keeps only 1.1 alive when no Connection or
 # Proxy-Connection field says otherwise (both are hop-by-hop: `hop` is None without them), so a message

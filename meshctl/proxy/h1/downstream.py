@@ -81,7 +81,7 @@ class Downstream(asyncio.Protocol):
         self.tls = tls
         self.peer_identity = peer_identity
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(self)
+        self.reader = RequestReader(self, listener.direction != "ingress")  # the ingress adds trace fields
         self.wbuf: list[bytes] = []
         self.current: Exchange | None = None  # the exchange whose response is due
         self.queue: deque[Exchange] = deque()  # pipelined exchanges read ahead of it

@@ -1,30 +1,76 @@
 """Sans-IO HTTP/1.1 requests over httptools: the reader of a client connection and the request head.
 
-What both directions share (limits, framing checks, hop-by-hop fields) is in codec.py.
+A request head is usually forwarded in the bytes it came in. At a message boundary the reader cuts each
+complete head out of what it reads (up to its first CRLFCRLF) before llhttp sees it. When the head is
+plain — `METHOD /target HTTP/1.1` with a common method and an origin-form target, exactly one Host with a
+value, no Transfer-Encoding, Upgrade or mesh-timeout field, within the size and field-count limits — the
+reader takes the method, target and Host from the bytes, the fields in one pass, Content-Length and the
+hop-by-hop lines from the lower-cased bytes, and feeds llhttp (a parser with no callback per field)
+exactly that head, then exactly the Content-Length bytes of its body, and cuts the next head after them.
+The upstream then gets those same bytes, less the hop-by-hop lines.
+
+Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, accepts only CRLF as a
+line end and no CR or LF inside a start line, name or value, so the first CRLFCRLF of a head that starts
+with a request line ends it, and every field line follows a CRLF: `\\r\\nname:` in the lower-cased head
+finds exactly the fields of that name (names hold no colon, no whitespace before it). The body is the
+Content-Length bytes llhttp reads too, so the next head starts where llhttp's next message does. A head
+llhttp refuses fails as before; tests/unit/proxy/test_h1.py holds llhttp to the line ends this relies on.
+
+Anything else — a head not complete in the bytes at hand, chunked framing, HTTP/1.0, absolute-form, a
+repeated or missing Host, a deadline to rewrite, an ingress listener (it adds trace fields) — goes to the
+parser with every callback, exactly as it always read them. That parser keeps the connection until a read
+ends at a message boundary after a message that keeps the connection: both parsers are at a boundary
+then, where either is in a fresh parser's state. After a plain message that closes the connection, what
+follows goes to its own parser, which refuses any further message as the other would.
 """
 
 from __future__ import annotations
 
+import re
+from types import SimpleNamespace
 from typing import Protocol
 
 import httptools
 
 from meshctl.proxy.errors import BadRequest, HeadTooLarge
 from meshctl.proxy.h1.codec import (
+    _CL,
+    _CONNECTION,
     _HOST,
+    _KEEP_ALIVE,
+    _SPECIAL,
+    _SPECIAL_FIRST,
     MAX_HEAD_BYTES,
+    MAX_HEADERS,
     Headers,
     _Head,
     _header_lines,
+    _listed,
     _Reader,
     _reraise_callback_bug,
 )
 
+# The request line of a plain head: a method llhttp knows, one space, an origin-form target (llhttp ends
+# a target at its first space), one space, HTTP/1.1. CONNECT and rarer methods take the per-field path.
+_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE) (/[^ \r\n]*) HTTP/1\.1\r\n")
+_METHODS = {m: m.decode("ascii") for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE")}
+# Every field, as llhttp's callbacks give it: the name as read, the value without leading OWS (llhttp
+# refuses an empty name: this skips it, and the head fails there).
+_ALL_FIELDS = re.compile(rb"\r\n([^:\r]+):[ \t]*([^\r]*)")
+# The hop-by-hop lines, in the lower-cased head: from the CRLF before the line to the one ending it.
+_HOP_LINES = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer):[^\r]*")
+_NOT_PLAIN = frozenset((b"transfer-encoding", b"upgrade", b"mesh-timeout"))  # read per field
+_FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n" is 4 bytes): not counted
+# The per-field path counts a field as name + value + 4 bytes; a line can be a byte shorter ("a:b\r\n"),
+# so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
+_PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
+_LF = b"\n"
+
 
 class RequestHead(_Head):
-    __slots__ = ("headers", "method", "target", "authority", "path")
+    __slots__ = ("headers", "method", "target", "authority", "path", "raw", "cuts")
 
-    def __init__(self) -> None:
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
         self.version = "1.1"
         self.headers: Headers = []
         self.keep_alive = True
@@ -37,9 +83,25 @@ class RequestHead(_Head):
         self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
         self.path = ""  # path without the query, for route matching
         self.authority = ""
+        self.raw = raw  # the head as read, when it is forwarded in its bytes (None once `headers` change)
+        self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
 
     def serialize(self) -> bytes:
         """The head as sent upstream: origin-form, HTTP/1.1, hop-by-hop headers dropped."""
+        raw = self.raw
+        if raw is not None:
+            cuts = self.cuts
+            if cuts is None:
+                return raw  # nothing to change: the bytes as read
+            if len(cuts) == 1:  # the usual change: one line out (Connection: keep-alive)
+                start, end = cuts[0]
+                return raw[:start] + raw[end:]
+            pieces, at = [], 0
+            for start, end in cuts:
+                pieces.append(raw[at:start])
+                at = end
+            pieces.append(raw[at:])  # a cut line leaves the CRLF before it to the next one
+            return b"".join(pieces)
         framing = b"transfer-encoding: chunked\r\n\r\n" if self.chunked else b"\r\n"
         return b"".join((self.method.encode("ascii"), b" ", self.target, b" HTTP/1.1\r\n",
                          _header_lines(self.headers, self.drop), framing))  # fmt: skip
@@ -58,23 +120,37 @@ class RequestReader(_Reader):
 
     _head: RequestHead
 
-    def __init__(self, sink: RequestSink) -> None:
+    def __init__(self, sink: RequestSink, plain: bool = True) -> None:
         super().__init__()
         self._sink = sink
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._hosts = 0
+        # Plain heads go to a parser whose only callback is the body's (a C call into the sink).
+        self._plain = httptools.HttpRequestParser(SimpleNamespace(on_body=sink.on_request_body))
+        self._may_cut = plain  # heads may be forwarded as read (not on an ingress: it adds fields)
+        self._heads = plain  # the next bytes begin a head the reader cuts out itself
+        self._remaining = 0  # body bytes of the plain request in progress still to come
+        self._alive = True  # that request keeps the connection
+        self._boundary = False  # the per-field parser has just ended a message that keeps the connection
 
     def feed(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
-        self._fed = size = len(data)
-        if self._in_head:
-            self._wire += size
-            if self._wire > MAX_HEAD_BYTES + 8192:
-                self._fail(HeadTooLarge("header section too large"))
         try:
+            if self._heads:
+                data = self._cut_heads(data)
+                if not data:
+                    return
+            self._fed = size = len(data)
+            if self._in_head:
+                self._wire += size
+                if self._wire > MAX_HEAD_BYTES + 8192:
+                    self._fail(HeadTooLarge("header section too large"))
             self._parser.feed_data(data)
+            if self._boundary:  # the read ended between messages: the next head may be cut out again
+                self._boundary = False
+                self._heads = True
         except httptools.HttpParserUpgrade:
             self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
         except httptools.HttpParserError as exc:
@@ -83,7 +159,110 @@ class RequestReader(_Reader):
             _reraise_callback_bug(exc)
             self._fail(BadRequest(f"malformed request: {exc}"))
 
+    def _cut_heads(self, data: bytes) -> bytes:
+        """Read the plain requests at the front of `data` (heads cut out, bodies by their Content-Length);
+        returns b"", or, from the first head that is not plain, the rest for the parser with every callback."""
+        at, size = 0, len(data)
+        remaining = self._remaining
+        if remaining:  # the body of the request in progress comes first
+            if size < remaining:
+                self._remaining = remaining - size
+                self._plain.feed_data(data)
+                return b""
+            self._remaining = 0
+            self._plain.feed_data(data if size == remaining else memoryview(data)[:remaining])
+            at = remaining
+            self._sink.on_request_end(None)
+            if not self._alive:
+                return self._closed(data, at)
+        while at < size:
+            end = data.find(b"\r\n\r\n", at) + 4
+            if end < 4:
+                return self._per_field(data, at)
+            raw = data if end == size and not at else data[at:end]
+            line = _LINE.match(raw)
+            long = end - at > _FEW_FIELDS
+            if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
+                return self._per_field(data, at)
+            fields = _ALL_FIELDS.findall(raw, line.end() - 2)
+            host = length = tokens = None
+            hop = False
+            for name, value in fields:  # only names whose first byte may begin a special one are lower-cased
+                if name[0] in _SPECIAL_FIRST:
+                    lower = name.lower()
+                    if lower not in _SPECIAL:
+                        continue
+                    if lower == _HOST:
+                        if host is not None:  # repeated: refused by the per-field path
+                            return self._per_field(data, at)
+                        host = value
+                    elif lower == _CL:  # llhttp refuses a second one
+                        length = value
+                    elif lower in _NOT_PLAIN:
+                        return self._per_field(data, at)
+                    else:
+                        hop = True
+                        if lower == _CONNECTION:
+                            tokens = value if tokens is None else tokens + b"," + value
+            if not host:  # missing or empty: refused by the per-field path
+                return self._per_field(data, at)
+            parser = self._plain
+            cuts = None
+            if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
+                parser.feed_data(raw)
+                alive = True
+            else:
+                lower = raw.lower()
+                cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
+                if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
+                    cuts = _listed(tokens.lower(), lower, cuts)
+                # llhttp's own reading, asked before the message ends (it forgets it then)
+                parser.feed_data(memoryview(raw)[:-1])
+                alive = parser.should_keep_alive()
+                parser.feed_data(_LF)
+            head = RequestHead(raw, cuts)
+            head.keep_alive = alive
+            head.method = _METHODS[line[1]]
+            head.target = target = line[2]
+            q = target.find(b"?")
+            head.path = (target if q < 0 else target[:q]).decode("latin-1")
+            head.authority = host.decode("latin-1")
+            head.headers = fields
+            at = end
+            if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+                if not length.isdigit() or len(length) > 15:
+                    self._fail(BadRequest("invalid Content-Length"))
+                head.content_length = n = int(length)
+                self._sink.on_request_head(head)
+                if n:
+                    if size - at < n:  # the rest of the body comes in later reads
+                        self._remaining, self._alive = n - (size - at), alive
+                        if at < size:
+                            parser.feed_data(memoryview(data)[at:])
+                        return b""
+                    parser.feed_data(memoryview(data)[at : at + n])
+                    at += n
+            else:
+                self._sink.on_request_head(head)
+            self._sink.on_request_end(None)
+            if not alive:
+                return self._closed(data, at)
+        return b""
+
+    def _closed(self, data: bytes, at: int) -> bytes:
+        """A plain request closed the connection: llhttp refuses any message after it, as the per-field
+        parser would. What follows goes to the parser that read it."""
+        self._heads = self._may_cut = False
+        self._parser = self._plain
+        return data[at:]
+
+    def _per_field(self, data: bytes, at: int) -> bytes:
+        """From `at` on, the parser with every callback (at a message boundary, as a fresh one)."""
+        self._heads = False
+        return data[at:] if at else data
+
     def on_message_begin(self) -> None:
+        self._boundary = False
         self._in_head = True
         self._wire = self._count = self._hosts = 0
         self._first = self._fed
@@ -152,4 +331,5 @@ class RequestReader(_Reader):
         self._sink.on_request_body(data)
 
     def on_message_complete(self) -> None:
+        self._boundary = self._may_cut and self._head.keep_alive
         self._sink.on_request_end(self._trailers)
