@@ -54,9 +54,6 @@ from meshctl.proxy.h1.codec import (
 # a target at its first space), one space, HTTP/1.1. CONNECT and rarer methods take the per-field path.
 _LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE) (/[^ \r\n]*) HTTP/1\.1\r\n")
 _METHODS = {m: m.decode("ascii") for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE")}
-# Every field, as llhttp's callbacks give it: the name as read, the value without leading OWS (llhttp
-# refuses an empty name: this skips it, and the head fails there).
-_ALL_FIELDS = re.compile(rb"\r\n([^:\r]+):[ \t]*([^\r]*)")
 # The hop-by-hop lines, in the lower-cased head: from the CRLF before the line to the one ending it.
 _HOP_LINES = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer):[^\r]*")
 _NOT_PLAIN = frozenset((b"transfer-encoding", b"upgrade", b"mesh-timeout"))  # read per field
@@ -184,11 +181,14 @@ class RequestReader(_Reader):
             long = end - at > _FEW_FIELDS
             if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
                 return self._per_field(data, at)
-            fields = _ALL_FIELDS.findall(raw, line.end() - 2)
+            fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
             host = length = tokens = None
             hop = False
-            for name, value in fields:  # only names whose first byte may begin a special one are lower-cased
-                if name[0] in _SPECIAL_FIRST:
+            for field in raw[line.end() : -4].split(b"\r\n"):
+                name, _, value = field.partition(b":")
+                value = value.lstrip(b" \t")
+                fields.append((name, value))
+                if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
                     lower = name.lower()
                     if lower not in _SPECIAL:
                         continue
