@@ -4,17 +4,19 @@ A request head is usually forwarded in the bytes it came in. At a message bounda
 complete head out of what it reads (up to its first CRLFCRLF) before llhttp sees it. When the head is
 plain — `METHOD /target HTTP/1.1` with a common method and an origin-form target, exactly one Host with a
 value, no Transfer-Encoding, Upgrade or mesh-timeout field, within the size and field-count limits — the
-reader takes the method, target and Host from the bytes, the fields in one pass, Content-Length and the
-hop-by-hop lines from the lower-cased bytes, and feeds llhttp (a parser with no callback per field)
-exactly that head, then exactly the Content-Length bytes of its body, and cuts the next head after them.
-The upstream then gets those same bytes, less the hop-by-hop lines.
+reader takes the method and target from the request line, the fields from the lines after it (each cut at
+its first colon: Host, Content-Length, the hop-by-hop ones), and feeds llhttp (a parser with no callback
+but the body's) exactly that head, then exactly the Content-Length bytes of its body, and cuts the next
+head after them. The upstream gets those same bytes, less the hop-by-hop lines; a retry sends them again.
 
-Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, accepts only CRLF as a
-line end and no CR or LF inside a start line, name or value, so the first CRLFCRLF of a head that starts
-with a request line ends it, and every field line follows a CRLF: `\\r\\nname:` in the lower-cased head
-finds exactly the fields of that name (names hold no colon, no whitespace before it). The body is the
-Content-Length bytes llhttp reads too, so the next head starts where llhttp's next message does. A head
-llhttp refuses fails as before; tests/unit/proxy/test_h1.py holds llhttp to the line ends this relies on.
+Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, and nothing read from
+it reaches the sink unless llhttp accepted it. llhttp accepts only CRLF as a line end and no CR or LF
+inside a request line, name or value, so the first CRLFCRLF of a head that starts with a request line
+ends it, every CRLF inside it ends a field line, and a name is the token before the line's first colon
+(no whitespace before it): the fields read here are the fields llhttp read. The body is the
+Content-Length bytes llhttp reads too, so the next head starts where llhttp's next message does.
+tests/unit/proxy/test_h1_plain_request.py holds llhttp to the line ends this relies on, and holds both
+readings (requests, failures, the head sent upstream) equal; tests/reliability/test_fuzz_h1.py fuzzes it.
 
 Anything else — a head not complete in the bytes at hand, chunked framing, HTTP/1.0, absolute-form, a
 repeated or missing Host, a deadline to rewrite, an ingress listener (it adds trace fields) — goes to the
