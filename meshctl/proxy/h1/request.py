@@ -132,6 +132,8 @@ class RequestReader(_Reader):
         self._remaining = 0  # body bytes of the plain request in progress still to come
         self._alive = True  # that request keeps the connection
         self._boundary = False  # the per-field parser has just ended a message that keeps the connection
+        self._last_target = self._last_host = b""  # the last plain head's target and Host, and what they decode to
+        self._path = self._authority = ""
 
     def feed(self, data: bytes) -> None:
         if self._error is not None:
@@ -226,9 +228,12 @@ class RequestReader(_Reader):
             head.keep_alive = alive
             head.method = _METHODS[line[1]]
             head.target = target = line[2]
-            q = target.find(b"?")
-            head.path = (target if q < 0 else target[:q]).decode("latin-1")
-            head.authority = host.decode("latin-1")
+            if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
+                q = target.find(b"?")
+                self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
+            if host != self._last_host:
+                self._last_host, self._authority = host, host.decode("latin-1")
+            head.path, head.authority = self._path, self._authority
             head.headers = fields
             at = end
             if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it

@@ -98,6 +98,8 @@ PLAIN = {
     "host case": b"GET / HTTP/1.1\r\nhOsT: Books.NS:80\r\n\r\n",
     "expect 100-continue": b"PUT /u HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
     "obs-text value": b"GET / HTTP/1.1\r\n" + H + b"X: caf\xe9\r\n\r\n",
+    "targets and hosts change": b"GET /a?x HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n"
+                                b"GET /a?y HTTP/1.1\r\nHost: a\r\n\r\nGET /a?y HTTP/1.1\r\nHost: A\r\n\r\n",
 }  # fmt: skip
 NOT_PLAIN = {
     "chunked": b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n",
