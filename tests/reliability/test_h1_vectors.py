@@ -97,6 +97,13 @@ VECTORS: dict[str, Vector] = {
     "absolute-form": Vector(
         b"GET http://" + AUTHORITY.encode() + b"/abs HTTP/1.1\r\n" + H + b"\r\n", ("GET", "/abs", b"")
     ),
+    # heads that look plain to a reader that cuts them out of the bytes (meshctl/proxy/h1/request.py)
+    "cl tab before colon": Vector(post(b"Content-Length\t: 5\r\n", b"hello"), None),
+    "host repeated in lower case": Vector(b"GET /v HTTP/1.1\r\n" + H + b"host: other\r\n\r\n", None),
+    "bare LF hiding a Host": Vector(b"GET /v HTTP/1.1\r\n" + H + b"X-A: a\nHost: other\r\n\r\n", None),
+    "bare LF hiding a length": Vector(post(b"X-A: a\nContent-Length: 5\r\n", b"hello"), None),
+    "CRLF in the target": Vector(b"GET /v\r\nX-A:b HTTP/1.1\r\n" + H + b"\r\n", None),
+    "length 0 then a request": Vector(post(b"Content-Length: 0\r\n", SMUGGLED), ("POST", "/v", b"")),
     "missing Host": Vector(b"GET /v HTTP/1.1\r\nConnection: close\r\n\r\n", None),
     "two Hosts": Vector(b"GET /v HTTP/1.1\r\n" + H + b"Host: other\r\n\r\n", None),
     "HTTP/1.0 with TE": Vector(

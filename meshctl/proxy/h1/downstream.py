@@ -17,8 +17,9 @@ from collections.abc import Callable, Hashable
 from typing import Protocol, cast
 
 from meshctl.proxy.errors import ProxyFailure, TooManyPipelined
-from meshctl.proxy.h1.codec import Headers, RequestHead, RequestReader
+from meshctl.proxy.h1.codec import Headers
 from meshctl.proxy.h1.exchange import HEADER, IDLE, RESPONSE, Exchange, UpstreamConn
+from meshctl.proxy.h1.request import RequestHead, RequestReader
 from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer
 from meshctl.proxy.rescue import render_http1
 from meshctl.proxy.runtime import ProxyRuntime
@@ -80,7 +81,7 @@ class Downstream(asyncio.Protocol):
         self.tls = tls
         self.peer_identity = peer_identity
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(self)
+        self.reader = RequestReader(self, listener.direction != "ingress")  # the ingress adds trace fields
         self.wbuf: list[bytes] = []
         self.current: Exchange | None = None  # the exchange whose response is due
         self.queue: deque[Exchange] = deque()  # pipelined exchanges read ahead of it

@@ -21,12 +21,13 @@ from meshctl.proxy.errors import (
     ResponseTimeout,
     UpstreamClosed,
 )
-from meshctl.proxy.h1.codec import Headers, RequestHead, chunk, last_chunk
+from meshctl.proxy.h1.codec import Headers, chunk, last_chunk
 from meshctl.proxy.h1.response import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
 if TYPE_CHECKING:
+    from meshctl.proxy.h1.request import RequestHead
     from meshctl.proxy.stack import RequestPlan, Stack
 
 REPLAY_LIMIT = 64 * 1024  # a request is replayed on another endpoint only if its whole body fits
@@ -166,7 +167,7 @@ class Exchange:
     def _serialized_head(self) -> bytes:
         """The request head for an attempt; a deadline is forwarded as the time that is left now."""
         head = self.head
-        if self.deadline is not None:
+        if self.deadline is not None:  # (never on a head forwarded as read: mesh-timeout is read per field)
             left = deadline.format_left(self.deadline - self.client.now())
             head.headers = [(n, left) if n.lower() == deadline.HEADER else (n, v) for n, v in head.headers]
         return head.serialize()
@@ -402,8 +403,7 @@ class Exchange:
         """Both messages are complete: hand the upstream back (or close it) and let the connection go on."""
         self.done = True
         self.replay = None
-        up = self.up
-        self.up = None
+        up, self.up = self.up, None
         if up is not None:
             up.unbind()
         self.client.exchange_done(self, up)

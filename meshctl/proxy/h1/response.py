@@ -29,15 +29,13 @@ import httptools
 
 from meshctl.proxy.errors import UpstreamClosed, UpstreamReset
 from meshctl.proxy.h1.codec import (
-    _CL,
-    _HOST,
     _KEEP_ALIVE,
-    HOP_BY_HOP,
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     Headers,
     _Head,
     _header_lines,
+    _listed,
     _Reader,
     _reraise_callback_bug,
 )
@@ -67,22 +65,6 @@ def _parse_fields(raw: bytes) -> Headers:
         name, _, value = line.partition(b":")
         fields.append((name, value.lstrip(b" \t")))
     return fields
-
-
-def _listed(tokens: bytes, lower: bytes, cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """`cuts` and the lines of the fields a Connection field names besides the hop-by-hop ones (Host and
-    Content-Length are never dropped), as (the CRLF before the line, its own CRLF)."""
-    for token in {t.strip() for t in tokens.split(b",")} - HOP_BY_HOP - {_HOST, _CL, b""}:
-        if b":" in token:
-            continue  # no field name holds a colon
-        needle = b"\r\n" + token + b":"
-        at = lower.find(needle)
-        while at >= 0:
-            end = lower.find(b"\r\n", at + 2)
-            cuts.append((at, end))
-            at = lower.find(needle, end)
-    cuts.sort()
-    return cuts
 
 
 class ResponseHead(_Head):

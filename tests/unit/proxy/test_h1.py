@@ -6,7 +6,8 @@ import httptools
 import pytest
 
 from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
-from meshctl.proxy.h1.codec import MAX_HEADERS, RequestHead, RequestReader, chunk, last_chunk
+from meshctl.proxy.h1.codec import MAX_HEADERS, chunk, last_chunk
+from meshctl.proxy.h1.request import RequestHead, RequestReader
 from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from meshctl.proxy.rescue import render_http1, rescue
 

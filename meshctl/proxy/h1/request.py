@@ -1,0 +1,342 @@
+"""Sans-IO HTTP/1.1 requests over httptools: the reader of a client connection and the request head.
+
+A request head is usually forwarded in the bytes it came in. At a message boundary the reader cuts each
+complete head out of what it reads (up to its first CRLFCRLF) before llhttp sees it. When the head is
+plain — `METHOD /target HTTP/1.1` with a common method and an origin-form target, exactly one Host with a
+value, no Transfer-Encoding, Upgrade or mesh-timeout field, within the size and field-count limits — the
+reader takes the method and target from the request line, the fields from the lines after it (each cut at
+its first colon: Host, Content-Length, the hop-by-hop ones), and feeds llhttp (a parser with no callback
+but the body's) exactly that head, then exactly the Content-Length bytes of its body, and cuts the next
+head after them. The upstream gets those same bytes, less the hop-by-hop lines; a retry sends them again.
+
+Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, and nothing read from
+it reaches the sink unless llhttp accepted it. llhttp accepts only CRLF as a line end and no CR or LF
+inside a request line, name or value, so the first CRLFCRLF of a head that starts with a request line
+ends it, every CRLF inside it ends a field line, and a name is the token before the line's first colon
+(no whitespace before it): the fields read here are the fields llhttp read. The body is the
+Content-Length bytes llhttp reads too, so the next head starts where llhttp's next message does.
+tests/unit/proxy/test_h1_plain_request.py holds llhttp to the line ends this relies on, and holds both
+readings (requests, failures, the head sent upstream) equal; tests/reliability/test_fuzz_h1.py fuzzes it.
+
+Anything else — a head not complete in the bytes at hand, chunked framing, HTTP/1.0, absolute-form, a
+repeated or missing Host, a deadline to rewrite, an ingress listener (it adds trace fields) — goes to the
+parser with every callback, exactly as it always read them. That parser keeps the connection until a read
+ends at a message boundary after a message that keeps the connection: both parsers are at a boundary
+then, where either is in a fresh parser's state. After a plain message that closes the connection, what
+follows goes to its own parser, which refuses any further message as the other would.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Protocol
+
+import httptools
+
+from meshctl.proxy.errors import BadRequest, HeadTooLarge
+from meshctl.proxy.h1.codec import (
+    _CL,
+    _CONNECTION,
+    _HOST,
+    _KEEP_ALIVE,
+    _SPECIAL,
+    _SPECIAL_FIRST,
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    Headers,
+    _Head,
+    _header_lines,
+    _listed,
+    _Reader,
+    _reraise_callback_bug,
+)
+
+# The request line of a plain head: a method llhttp knows, one space, an origin-form target (llhttp ends
+# a target at its first space), one space, HTTP/1.1. CONNECT and rarer methods take the per-field path.
+_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE) (/[^ \r\n]*) HTTP/1\.1\r\n")
+_METHODS = {m: m.decode("ascii") for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE")}
+# The hop-by-hop lines, in the lower-cased head: from the CRLF before the line to the one ending it.
+_HOP_LINES = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer):[^\r]*")
+_NOT_PLAIN = frozenset((b"transfer-encoding", b"upgrade", b"mesh-timeout"))  # read per field
+_FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n" is 4 bytes): not counted
+# The per-field path counts a field as name + value + 4 bytes; a line can be a byte shorter ("a:b\r\n"),
+# so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
+_PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
+_LF = b"\n"
+
+
+class RequestHead(_Head):
+    __slots__ = ("headers", "method", "target", "authority", "path", "raw", "cuts")
+
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
+        self.version = "1.1"
+        self.headers: Headers = []
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length = None
+        self.drop = None
+        self.hop = None
+        self.timeout = None
+        self.method = ""
+        self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
+        self.path = ""  # path without the query, for route matching
+        self.authority = ""
+        self.raw = raw  # the head as read, when it is forwarded in its bytes (None once `headers` change)
+        self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
+
+    def serialize(self) -> bytes:
+        """The head as sent upstream: origin-form, HTTP/1.1, hop-by-hop headers dropped."""
+        raw = self.raw
+        if raw is not None:
+            cuts = self.cuts
+            if cuts is None:
+                return raw  # nothing to change: the bytes as read
+            if len(cuts) == 1:  # the usual change: one line out (Connection: keep-alive)
+                start, end = cuts[0]
+                return raw[:start] + raw[end:]
+            pieces, at = [], 0
+            for start, end in cuts:
+                pieces.append(raw[at:start])
+                at = end
+            pieces.append(raw[at:])  # a cut line leaves the CRLF before it to the next one
+            return b"".join(pieces)
+        framing = b"transfer-encoding: chunked\r\n\r\n" if self.chunked else b"\r\n"
+        return b"".join((self.method.encode("ascii"), b" ", self.target, b" HTTP/1.1\r\n",
+                         _header_lines(self.headers, self.drop), framing))  # fmt: skip
+
+
+class RequestSink(Protocol):
+    def on_request_head(self, head: RequestHead) -> None: ...
+
+    def on_request_body(self, data: bytes) -> None: ...
+
+    def on_request_end(self, trailers: Headers | None) -> None: ...
+
+
+class RequestReader(_Reader):
+    """Downstream requests → sink calls. feed() raises BadRequest/HeadTooLarge; the connection is then done."""
+
+    _head: RequestHead
+
+    def __init__(self, sink: RequestSink, plain: bool = True) -> None:
+        super().__init__()
+        self._sink = sink
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._hosts = 0
+        # Plain heads go to a parser whose only callback is the body's (a C call into the sink).
+        self._plain = httptools.HttpRequestParser(SimpleNamespace(on_body=sink.on_request_body))
+        self._may_cut = plain  # heads may be forwarded as read (not on an ingress: it adds fields)
+        self._heads = plain  # the next bytes begin a head the reader cuts out itself
+        self._remaining = 0  # body bytes of the plain request in progress still to come
+        self._alive = True  # that request keeps the connection
+        self._boundary = False  # the per-field parser has just ended a message that keeps the connection
+        self._last_target = self._last_host = b""  # the last plain head's target and Host, and what they decode to
+        self._path = self._authority = ""
+
+    def feed(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        try:
+            if self._heads:
+                data = self._cut_heads(data)
+                if not data:
+                    return
+            self._fed = size = len(data)
+            if self._in_head:
+                self._wire += size
+                if self._wire > MAX_HEAD_BYTES + 8192:
+                    self._fail(HeadTooLarge("header section too large"))
+            self._parser.feed_data(data)
+            if self._boundary:  # the read ended between messages: the next head may be cut out again
+                self._boundary = False
+                self._heads = True
+        except httptools.HttpParserUpgrade:
+            self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            _reraise_callback_bug(exc)
+            self._fail(BadRequest(f"malformed request: {exc}"))
+
+    def _cut_heads(self, data: bytes) -> bytes:
+        """Read the plain requests at the front of `data` (heads cut out, bodies by their Content-Length);
+        returns b"", or, from the first head that is not plain, the rest for the parser with every callback."""
+        at, size = 0, len(data)
+        remaining = self._remaining
+        if remaining:  # the body of the request in progress comes first
+            if size < remaining:
+                self._remaining = remaining - size
+                self._plain.feed_data(data)
+                return b""
+            self._remaining = 0
+            self._plain.feed_data(data if size == remaining else memoryview(data)[:remaining])
+            at = remaining
+            self._sink.on_request_end(None)
+            if not self._alive:
+                return self._closed(data, at)
+        while at < size:
+            end = data.find(b"\r\n\r\n", at) + 4
+            if end < 4:
+                return self._per_field(data, at)
+            raw = data if end == size and not at else data[at:end]
+            line = _LINE.match(raw)
+            long = end - at > _FEW_FIELDS
+            if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
+                return self._per_field(data, at)
+            fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
+            host = length = tokens = None
+            hop = False
+            for field in raw[line.end() : -4].split(b"\r\n"):
+                name, _, value = field.partition(b":")
+                value = value.lstrip(b" \t")
+                fields.append((name, value))
+                if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
+                    lower = name.lower()
+                    if lower not in _SPECIAL:
+                        continue
+                    if lower == _HOST:
+                        if host is not None:  # repeated: refused by the per-field path
+                            return self._per_field(data, at)
+                        host = value
+                    elif lower == _CL:  # llhttp refuses a second one
+                        length = value
+                    elif lower in _NOT_PLAIN:
+                        return self._per_field(data, at)
+                    else:
+                        hop = True
+                        if lower == _CONNECTION:
+                            tokens = value if tokens is None else tokens + b"," + value
+            if not host:  # missing or empty: refused by the per-field path
+                return self._per_field(data, at)
+            parser = self._plain
+            cuts = None
+            if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
+                parser.feed_data(raw)
+                alive = True
+            else:
+                lower = raw.lower()
+                cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
+                if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
+                    cuts = _listed(tokens.lower(), lower, cuts)
+                # llhttp's own reading, asked before the message ends (it forgets it then)
+                parser.feed_data(memoryview(raw)[:-1])
+                alive = parser.should_keep_alive()
+                parser.feed_data(_LF)
+            head = RequestHead(raw, cuts)
+            head.keep_alive = alive
+            head.method = _METHODS[line[1]]
+            head.target = target = line[2]
+            if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
+                q = target.find(b"?")
+                self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
+            if host != self._last_host:
+                self._last_host, self._authority = host, host.decode("latin-1")
+            head.path, head.authority = self._path, self._authority
+            head.headers = fields
+            at = end
+            if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+                if not length.isdigit() or len(length) > 15:
+                    self._fail(BadRequest("invalid Content-Length"))
+                head.content_length = n = int(length)
+                self._sink.on_request_head(head)
+                if n:
+                    if size - at < n:  # the rest of the body comes in later reads
+                        self._remaining, self._alive = n - (size - at), alive
+                        if at < size:
+                            parser.feed_data(memoryview(data)[at:])
+                        return b""
+                    parser.feed_data(memoryview(data)[at : at + n])
+                    at += n
+            else:
+                self._sink.on_request_head(head)
+            self._sink.on_request_end(None)
+            if not alive:
+                return self._closed(data, at)
+        return b""
+
+    def _closed(self, data: bytes, at: int) -> bytes:
+        """A plain request closed the connection: llhttp refuses any message after it, as the per-field
+        parser would. What follows goes to the parser that read it."""
+        self._heads = self._may_cut = False
+        self._parser = self._plain
+        return data[at:]
+
+    def _per_field(self, data: bytes, at: int) -> bytes:
+        """From `at` on, the parser with every callback (at a message boundary, as a fresh one)."""
+        self._heads = False
+        return data[at:] if at else data
+
+    def on_message_begin(self) -> None:
+        self._boundary = False
+        self._in_head = True
+        self._wire = self._count = self._hosts = 0
+        self._first = self._fed
+        self._trailers = self._cl = self._te = self._tokens = None
+        self._head = head = RequestHead()
+        self._fields = head.headers
+        self._url = b""
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_HEAD_BYTES:
+            self._fail(HeadTooLarge("request target too large"))
+
+    def _host(self, value: bytes) -> None:
+        self._hosts += 1
+        if self._hosts > 1:
+            self._fail(BadRequest("repeated Host"))
+        self._head.authority = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        head = self._head
+        if self._first + self._wire > MAX_HEAD_BYTES:  # the reads it came in could hold a head too large
+            self._check_size(head.headers)
+        parser = self._parser
+        head.keep_alive = keep_alive = parser.should_keep_alive()
+        version = "1.1" if keep_alive and head.hop is None else parser.get_http_version()  # see _version
+        if version != "1.1" and version != "1.0":
+            self._fail(BadRequest(f"unsupported HTTP version {version}"))
+        if self._te is None and self._cl is None and self._tokens is None:
+            head.version = version  # no framing or connection fields: nothing for _framing to check
+        else:
+            self._framing(version)
+        head.method = parser.get_method().decode("ascii")
+        url = self._url
+        if url[:1] == b"/":
+            head.target = url
+            q = url.find(b"?")
+            head.path = (url if q < 0 else url[:q]).decode("latin-1")
+        elif url == b"*" and head.method == "OPTIONS":
+            head.target, head.path = url, "*"
+        else:
+            self._absolute(url)
+        if not head.authority and version == "1.1":
+            self._fail(BadRequest("missing Host"))
+        self._in_head = False
+        self._sink.on_request_head(head)
+
+    def _absolute(self, url: bytes) -> None:
+        """Absolute-form (the app uses the proxy as an HTTP proxy): the URI's authority wins over Host."""
+        try:
+            parts = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            self._fail(BadRequest("invalid request target"))
+        if parts.schema not in (b"http", b"https") or not parts.host:
+            self._fail(BadRequest("invalid request target"))
+        head = self._head
+        authority = parts.host + (b":%d" % parts.port if parts.port else b"")
+        head.authority = authority.decode("latin-1")
+        path = parts.path or b"/"
+        head.path = path.decode("latin-1")
+        head.target = path + (b"?" + parts.query if parts.query else b"")
+        head.headers = [h for h in head.headers if h[0].lower() != _HOST]
+        head.headers.insert(0, (b"Host", authority))
+
+    def on_body(self, data: bytes) -> None:
+        self._sink.on_request_body(data)
+
+    def on_message_complete(self) -> None:
+        self._boundary = self._may_cut and self._head.keep_alive
+        self._sink.on_request_end(self._trailers)
