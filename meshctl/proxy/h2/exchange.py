@@ -45,8 +45,9 @@ class Exchange:
         self.deadline: float | None = None
         self.timer: TimerHandle | None = None
         # Lists, not deques: a few chunks at most (flow control bounds them), and a deque's first block is
-        # an allocation pymalloc does not serve, twice a request.
-        self.req_q: list[bytes] = []  # received downstream, not yet handed upstream (nor acknowledged)
+        # an allocation pymalloc does not serve, twice a request. The request's list only once a body
+        # arrives: most requests have none.
+        self.req_q: list[bytes] | None = None  # received downstream, not yet handed upstream (nor acknowledged)
         self.req_end = end
         self.req_trailers: list[Header] | None = None
         self.req_sent_end = False
@@ -58,7 +59,9 @@ class Exchange:
         self.status = 0
         self.grpc_status: int | None = None
         self.latency_ms = 0.0
-        self.replay: list[bytes] | None = []  # request body sent so far, while a replay is still possible
+        # Request body sent so far, while a replay is still possible: () until a first chunk (most requests
+        # have none), None once a replay is not.
+        self.replay: list[bytes] | tuple[()] | None = ()
         self.noack = 0  # replayed bytes: acknowledged downstream on the first attempt already
         self.attempts = 0
         self.done = False
@@ -128,7 +131,11 @@ class Exchange:
     # -- request direction ------------------------------------------------------------------------
     def on_request_data(self, data: bytes, end: bool) -> None:
         if data:
-            self.req_q.append(data)
+            q = self.req_q
+            if q is None:
+                self.req_q = [data]
+            else:
+                q.append(data)
             if self.plan.tap is not None:
                 self.plan.tapped(True, data)
         self.req_end = self.req_end or end
@@ -178,7 +185,9 @@ class Exchange:
     def _keep_for_replay(self, chunk: bytes) -> None:
         replay = self.replay
         if replay is not None:
-            if sum(map(len, replay)) + len(chunk) > REPLAY_LIMIT:
+            if not replay:
+                self.replay = [chunk] if len(chunk) <= REPLAY_LIMIT else None
+            elif sum(map(len, replay)) + len(chunk) > REPLAY_LIMIT:
                 self.replay = None
             else:
                 replay.append(chunk)
@@ -323,11 +332,12 @@ class Exchange:
 
     def _again(self) -> None:
         """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
-        replay = self.replay or []
+        replay = self.replay
         self.attempts += 1
-        self.req_q[:0] = replay
-        self.noack += sum(map(len, replay))
-        self.replay = []
+        if replay:
+            self.req_q = [*replay, *(self.req_q or ())]
+            self.noack += sum(map(len, replay))
+        self.replay = ()
         self.req_sent_end = False
         self.down.connector.connect(self)
 
@@ -413,7 +423,7 @@ class Exchange:
             self.timer = None
         if self.req_q:
             self.down.side.ack(self.sid, sum(map(len, self.req_q)))
-            self.req_q.clear()
+            self.req_q = None
         up = self.up
         if up is not None:  # _detach_up(reset=True), inline
             self.up = None

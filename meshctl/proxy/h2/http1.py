@@ -112,7 +112,7 @@ class Http1Upstream(asyncio.Protocol):
         """Closed before any byte of a response to a bodiless request: the app cannot have acted on it when
         the connection was a pooled one it closed just as we wrote (its keep-alive timeout), nor, once, for an
         idempotent method on a new one (a killed app's listener resets what it queued). As h1/exchange.py."""
-        bodiless = ex.replay == [] and ex.req_sent_end and not ex.head.content_length
+        bodiless = ex.replay == () and ex.req_sent_end and not ex.head.content_length
         return bodiless and (self.requests > 1 or (ex.attempts == 1 and ex.head.method in IDEMPOTENT))
 
     def close(self) -> None:
