@@ -15,7 +15,7 @@ from ngh2 import ErrorCode
 
 from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, ResponseTimeout, UpstreamReset
 from meshctl.proxy.h2 import grpc
-from meshctl.proxy.h2.headers import Header, RequestHead
+from meshctl.proxy.h2.headers import Block, Header, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, TimerHandle, UpstreamLink
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER
@@ -193,7 +193,7 @@ class Exchange:
                 replay.append(chunk)
 
     # -- response direction -----------------------------------------------------------------------
-    def on_response(self, status: int, headers: list[Header], end: bool) -> None:
+    def on_response(self, status: int, headers: Block, end: bool) -> None:
         if self.replay is not None and self.req_sent_end:  # the whole request is at hand: it can be sent again
             if status >= 502 and _not_delivered(headers):
                 # Let go of this stream only once another attempt is certain: else its body is the answer.
@@ -214,7 +214,7 @@ class Exchange:
         self.down.side.send_headers(self.sid, headers, end_stream=end)
         tap = self.plan.tap
         if tap is not None:
-            tap.response(status, headers)
+            tap.response(status, list(headers))  # the tap's type; only while tapped
         if end:
             self.resp_end = self.resp_sent_end = True
             self._finish()
@@ -295,7 +295,7 @@ class Exchange:
             return
         self.fail(UpstreamReset(reason))
 
-    def _retry_route(self, status: int, headers: list[Header], end: bool) -> bool:
+    def _retry_route(self, status: int, headers: Block, end: bool) -> bool:
         """A failed response on a retryable route: another attempt, while the budget allows. gRPC answers
         are judged only when trailers-only: a status in later trailers comes after the response began."""
         grpc_status = grpc.status_of(headers) if self.grpc and end else None
@@ -440,7 +440,7 @@ class Exchange:
         self.down.forget(self)
 
 
-def _not_delivered(headers: list[Header]) -> bool:
+def _not_delivered(headers: Block) -> bool:
     """The peer proxy answered for an app it never reached (its `mesh-proxy-error` says so)."""
     for name, value in headers:
         if name == PROXY_ERROR_HEADER:

@@ -9,9 +9,11 @@ every request are compiled regexes, so the common case stays in C.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Header = tuple[bytes, bytes]
+Block = Sequence[Header]  # a header block only read: a response's is ngh2's tuple, handed on uncopied
 
 # Field names: visible ASCII except uppercase and ':' (RFC 9113 §8.2.1).
 _BAD_NAME = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]")
@@ -197,7 +199,7 @@ def _check_origin(
         raise Malformed("missing :scheme or :path")
 
 
-def check_response(headers: list[Header]) -> tuple[int, int | None]:
+def check_response(headers: Block) -> tuple[int, int | None]:
     """Validate a final response header block; returns the status code and content-length (or None)."""
     # The common block, at C speed (as check_request's): :status, then fields that all passed lately.
     if headers:
@@ -216,7 +218,7 @@ def check_response(headers: list[Header]) -> tuple[int, int | None]:
     return _check_response_fields(headers)
 
 
-def _check_response_fields(headers: list[Header]) -> tuple[int, int | None]:
+def _check_response_fields(headers: Block) -> tuple[int, int | None]:
     status = -1
     regular = 0
     length: int | None = None
