@@ -38,7 +38,7 @@ class Exchange:
         self.sid = sid
         self.head = head
         self.plan = plan
-        self.grpc = grpc.is_grpc(head.content_type)
+        self.grpc = head.content_type[:16] == b"application/grpc"  # grpc.is_grpc, inline
         self.up: UpstreamLink | None = None
         self.usid = 0
         self.started = down.timers.time()
@@ -227,12 +227,6 @@ class Exchange:
         if end:
             self.resp_end = True
         self.pump_response()
-
-    def hold_response_data(self, data: bytes) -> None:
-        """Body bytes queued without sending them yet: `pump_response` sends them with what follows."""
-        self.resp_q.append(data)
-        if self.plan.tap is not None:
-            self.plan.tapped(False, data)
 
     def on_response_trailers(self, headers: list[Header]) -> None:
         self.resp_trailers = headers

@@ -258,7 +258,9 @@ class Http1Upstream(asyncio.Protocol):
             return
         self.unacked += len(body)
         # Held until the read is parsed: a body that ends in it leaves in one DATA frame with END_STREAM.
-        ex.hold_response_data(body)
+        ex.resp_q.append(body)  # queued: pump_response sends it with what follows
+        if ex.plan.tap is not None:
+            ex.plan.tapped(False, body)
         self.held = ex
         if self.unacked > _PAUSE_AT and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
@@ -280,7 +282,8 @@ class Http1Upstream(asyncio.Protocol):
                 if trailers:
                     ex.on_response_trailers(trailers)
                     return
-            ex.on_response_data(b"", True)
+            ex.resp_end = True  # on_response_data(b"", True), without its call (once a response)
+            ex.pump_response()
 
     def _response_finished(self) -> None:
         self.response_done = True
