@@ -53,10 +53,10 @@ class Http1Upstream(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.chunked = False
         self.head_request = False
+        self.headers: list[Header] = []
+        self.trailers: list[Header] = []
         self.in_body = False
-        # The block being parsed (the head, then the trailers), names and values in turn as httptools hands
-        # them: paired, lowered and stripped in C once the block is complete, not in a call per field.
-        self.fields: list[bytes] = []
+        self.fields = self.headers  # where on_header puts a field: the head's, then the trailers' list
         self.request_done = False
         self.response_done = False
         self.reusable = False
@@ -147,8 +147,8 @@ class Http1Upstream(asyncio.Protocol):
         self.head_request = method == b"HEAD"
         self.request_done = end_stream
         self.response_done = self.reusable = False
-        self.in_body = False
-        del self.fields[:]
+        self.headers, self.trailers, self.in_body = [], [], False
+        self.fields = self.headers
         self.streams[_SID] = 0
         self.requests += 1
         self.answering = False
@@ -215,17 +215,15 @@ class Http1Upstream(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.fields += (name, value)
+        self.fields.append((name.lower(), value.strip()))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
-        flat = self.fields
         if status < 200:
-            del flat[:]  # 1xx: the final response follows
+            self.headers = self.fields = []  # 1xx: the final response follows
             return
         self.reusable = self.parser.should_keep_alive() and not self.head_request
-        headers = list(zip(map(bytes.lower, flat[::2]), map(bytes.strip, flat[1::2]), strict=True))  # _pairs
-        del flat[:]  # the trailers' now
+        headers = self.headers
         named = dict(headers)
         if b"connection" not in named:
             skip = _SKIP_RESPONSE
@@ -246,6 +244,7 @@ class Http1Upstream(asyncio.Protocol):
         else:
             block += [field for field in headers if field[0] not in skip]
         self.in_body = True
+        self.fields = self.trailers
         if self.head_request:
             self._response_finished()
         ex = self.exchanges.get(_SID)
@@ -277,8 +276,8 @@ class Http1Upstream(asyncio.Protocol):
         self.held = None
         ex = self.exchanges.get(_SID)
         if ex is not None:
-            if self.fields:
-                trailers = [(k, v) for k, v in _pairs(self.fields) if k not in _SKIP_RESPONSE]
+            if self.trailers:
+                trailers = [(k, v) for k, v in self.trailers if k not in _SKIP_RESPONSE]
                 if trailers:
                     ex.on_response_trailers(trailers)
                     return
@@ -290,11 +289,6 @@ class Http1Upstream(asyncio.Protocol):
         if not self.request_done:
             self.reusable = False  # the app answered before the whole request was sent
         self._maybe_done()
-
-
-def _pairs(flat: list[bytes]) -> list[Header]:
-    """(lowered name, stripped value) pairs of a block httptools handed over as names and values in turn."""
-    return list(zip(map(bytes.lower, flat[::2]), map(bytes.strip, flat[1::2]), strict=True))
 
 
 def _skip_listed(listed: bytes) -> frozenset[bytes]:
