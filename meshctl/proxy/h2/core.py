@@ -23,6 +23,7 @@ from ngh2 import DenialOfServiceError, ErrorCode
 from meshctl.proxy.h2.conn import CodecError, configured
 from meshctl.proxy.h2.conn import H2Limits as H2Limits  # re-exported: the ends, pool and server take it from here
 from meshctl.proxy.h2.headers import (
+    Block,
     Header,
     Malformed,
     RequestHead,
@@ -46,7 +47,7 @@ class Request:
 class Response:
     stream_id: int
     status: int
-    headers: list[Header]
+    headers: Block
     end_stream: bool
 
 
@@ -171,7 +172,7 @@ class H2Side:
             room = stream
         return room if room > 0 else 0
 
-    def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> bool:
+    def send_headers(self, stream_id: int, headers: Block, end_stream: bool = False) -> bool:
         try:
             first, value = headers[0]
             if first == b":status" and value[:1] != b"1":  # a final response, once a request: straight to ngh2

@@ -34,6 +34,7 @@ from meshctl.proxy.h2.core import (
     code_name,
 )
 from meshctl.proxy.h2.headers import (
+    Block,
     Header,
     Malformed,
     Refused,
@@ -235,7 +236,7 @@ class UpstreamH2(H2Side):
         # The stream limit, ours and the peer's: read from nghttp2 (µs per read) only after a SETTINGS.
         self._stream_limit: int | None = None
         # (stream id, status, header block, end) instead of Response events
-        self.on_response: Callable[[int, int, list[Header], bool], None] | None = None
+        self.on_response: Callable[[int, int, Block, bool], None] | None = None
 
     def capacity(self) -> int:
         """How many more streams this connection takes now (0 once it is closing)."""
@@ -277,7 +278,7 @@ class UpstreamH2(H2Side):
                 if sid not in self.streams:
                     continue
                 end = ev.end_stream
-                headers = list(ev.headers)
+                headers = ev.headers  # a tuple, never changed: handed on as it is
                 try:
                     status, length = check_response(headers)
                     if length is not None:  # _response_length: a HEAD, 204 or 304 response has no body

@@ -15,7 +15,7 @@ from ngh2 import ErrorCode
 
 from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, ResponseTimeout, UpstreamReset
 from meshctl.proxy.h2 import grpc
-from meshctl.proxy.h2.headers import Header, RequestHead
+from meshctl.proxy.h2.headers import Block, Header, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, TimerHandle, UpstreamLink
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER
@@ -38,15 +38,16 @@ class Exchange:
         self.sid = sid
         self.head = head
         self.plan = plan
-        self.grpc = grpc.is_grpc(head.content_type)
+        self.grpc = head.content_type[:16] == b"application/grpc"  # grpc.is_grpc, inline
         self.up: UpstreamLink | None = None
         self.usid = 0
         self.started = down.timers.time()
         self.deadline: float | None = None
         self.timer: TimerHandle | None = None
         # Lists, not deques: a few chunks at most (flow control bounds them), and a deque's first block is
-        # an allocation pymalloc does not serve, twice a request.
-        self.req_q: list[bytes] = []  # received downstream, not yet handed upstream (nor acknowledged)
+        # an allocation pymalloc does not serve, twice a request. The request's list only once a body
+        # arrives: most requests have none.
+        self.req_q: list[bytes] | None = None  # received downstream, not yet handed upstream (nor acknowledged)
         self.req_end = end
         self.req_trailers: list[Header] | None = None
         self.req_sent_end = False
@@ -58,7 +59,9 @@ class Exchange:
         self.status = 0
         self.grpc_status: int | None = None
         self.latency_ms = 0.0
-        self.replay: list[bytes] | None = []  # request body sent so far, while a replay is still possible
+        # Request body sent so far, while a replay is still possible: () until a first chunk (most requests
+        # have none), None once a replay is not.
+        self.replay: list[bytes] | tuple[()] | None = ()
         self.noack = 0  # replayed bytes: acknowledged downstream on the first attempt already
         self.attempts = 0
         self.done = False
@@ -128,7 +131,11 @@ class Exchange:
     # -- request direction ------------------------------------------------------------------------
     def on_request_data(self, data: bytes, end: bool) -> None:
         if data:
-            self.req_q.append(data)
+            q = self.req_q
+            if q is None:
+                self.req_q = [data]
+            else:
+                q.append(data)
             if self.plan.tap is not None:
                 self.plan.tapped(True, data)
         self.req_end = self.req_end or end
@@ -178,13 +185,15 @@ class Exchange:
     def _keep_for_replay(self, chunk: bytes) -> None:
         replay = self.replay
         if replay is not None:
-            if sum(map(len, replay)) + len(chunk) > REPLAY_LIMIT:
+            if not replay:
+                self.replay = [chunk] if len(chunk) <= REPLAY_LIMIT else None
+            elif sum(map(len, replay)) + len(chunk) > REPLAY_LIMIT:
                 self.replay = None
             else:
                 replay.append(chunk)
 
     # -- response direction -----------------------------------------------------------------------
-    def on_response(self, status: int, headers: list[Header], end: bool) -> None:
+    def on_response(self, status: int, headers: Block, end: bool) -> None:
         if self.replay is not None and self.req_sent_end:  # the whole request is at hand: it can be sent again
             if status >= 502 and _not_delivered(headers):
                 # Let go of this stream only once another attempt is certain: else its body is the answer.
@@ -205,7 +214,7 @@ class Exchange:
         self.down.side.send_headers(self.sid, headers, end_stream=end)
         tap = self.plan.tap
         if tap is not None:
-            tap.response(status, headers)
+            tap.response(status, list(headers))  # the tap's type; only while tapped
         if end:
             self.resp_end = self.resp_sent_end = True
             self._finish()
@@ -218,12 +227,6 @@ class Exchange:
         if end:
             self.resp_end = True
         self.pump_response()
-
-    def hold_response_data(self, data: bytes) -> None:
-        """Body bytes queued without sending them yet: `pump_response` sends them with what follows."""
-        self.resp_q.append(data)
-        if self.plan.tap is not None:
-            self.plan.tapped(False, data)
 
     def on_response_trailers(self, headers: list[Header]) -> None:
         self.resp_trailers = headers
@@ -286,7 +289,7 @@ class Exchange:
             return
         self.fail(UpstreamReset(reason))
 
-    def _retry_route(self, status: int, headers: list[Header], end: bool) -> bool:
+    def _retry_route(self, status: int, headers: Block, end: bool) -> bool:
         """A failed response on a retryable route: another attempt, while the budget allows. gRPC answers
         are judged only when trailers-only: a status in later trailers comes after the response began."""
         grpc_status = grpc.status_of(headers) if self.grpc and end else None
@@ -323,11 +326,12 @@ class Exchange:
 
     def _again(self) -> None:
         """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
-        replay = self.replay or []
+        replay = self.replay
         self.attempts += 1
-        self.req_q[:0] = replay
-        self.noack += sum(map(len, replay))
-        self.replay = []
+        if replay:
+            self.req_q = [*replay, *(self.req_q or ())]
+            self.noack += sum(map(len, replay))
+        self.replay = ()
         self.req_sent_end = False
         self.down.connector.connect(self)
 
@@ -413,7 +417,7 @@ class Exchange:
             self.timer = None
         if self.req_q:
             self.down.side.ack(self.sid, sum(map(len, self.req_q)))
-            self.req_q.clear()
+            self.req_q = None
         up = self.up
         if up is not None:  # _detach_up(reset=True), inline
             self.up = None
@@ -430,7 +434,7 @@ class Exchange:
         self.down.forget(self)
 
 
-def _not_delivered(headers: list[Header]) -> bool:
+def _not_delivered(headers: Block) -> bool:
     """The peer proxy answered for an app it never reached (its `mesh-proxy-error` says so)."""
     for name, value in headers:
         if name == PROXY_ERROR_HEADER:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from meshctl.proxy.h2.headers import Header, safe_value
+from meshctl.proxy.h2.headers import Block, Header, safe_value
 
 PROXY_ERROR = b"mesh-proxy-error"
 MAX_TIMEOUT_S = 24 * 3600.0  # cap on a forwarded deadline, as Envoy's max_grpc_timeout
@@ -94,7 +94,7 @@ def plain_response(http_status: int, reason: str, text: str = "") -> tuple[list[
     return headers, body
 
 
-def status_of(headers: list[Header]) -> int | None:
+def status_of(headers: Block) -> int | None:
     """grpc-status from a trailer (or trailers-only) block, None when absent or unreadable."""
     for name, value in headers:
         if name == b"grpc-status":

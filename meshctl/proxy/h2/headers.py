@@ -9,9 +9,11 @@ every request are compiled regexes, so the common case stays in C.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Header = tuple[bytes, bytes]
+Block = Sequence[Header]  # a header block only read: a response's is ngh2's tuple, handed on uncopied
 
 # Field names: visible ASCII except uppercase and ':' (RFC 9113 §8.2.1).
 _BAD_NAME = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]")
@@ -29,6 +31,7 @@ MAX_FIELDS = 100  # regular fields per block, as Envoy's max_headers_count
 # (accept, user-agent, content-type, server...), so a set lookup replaces two regex scans per field.
 # Bounded: cleared when full, short fields only.
 _VALID: set[Header] = set()
+_FINAL_STATUS = {b"%d" % code: code for code in range(200, 1000)}  # a final :status value, read in one lookup
 _VALID_MAX = 512
 # (method, scheme, :authority, host) of requests that passed lately: a few origins carry most requests.
 _VALID_ORIGINS: set[tuple[bytes, bytes, bytes, bytes]] = set()
@@ -197,26 +200,26 @@ def _check_origin(
         raise Malformed("missing :scheme or :path")
 
 
-def check_response(headers: list[Header]) -> tuple[int, int | None]:
+def check_response(headers: Block) -> tuple[int, int | None]:
     """Validate a final response header block; returns the status code and content-length (or None)."""
     # The common block, at C speed (as check_request's): :status, then fields that all passed lately.
     if headers:
         name, value = headers[0]
         rest = headers[1:]
-        final = name == b":status" and len(value) == 3 and value.isdigit() and value[0] >= 0x32  # 200-999
-        if final and len(rest) <= MAX_FIELDS and _VALID.issuperset(rest):
+        status = _FINAL_STATUS.get(value) if name == b":status" else None
+        if status is not None and len(rest) <= MAX_FIELDS and _VALID.issuperset(rest):
             fields = dict(rest)
             if len(fields) == len(rest):
                 length = fields.get(b"content-length")
                 if length is None:
-                    return int(value), None
+                    return status, None
                 if length.isdigit() and len(length) <= 15:  # _content_length's rule, inline
-                    return int(value), int(length)
-                return int(value), _content_length(length, None)  # raises
+                    return status, int(length)
+                return status, _content_length(length, None)  # raises
     return _check_response_fields(headers)
 
 
-def _check_response_fields(headers: list[Header]) -> tuple[int, int | None]:
+def _check_response_fields(headers: Block) -> tuple[int, int | None]:
     status = -1
     regular = 0
     length: int | None = None

@@ -112,7 +112,7 @@ class Http1Upstream(asyncio.Protocol):
         """Closed before any byte of a response to a bodiless request: the app cannot have acted on it when
         the connection was a pooled one it closed just as we wrote (its keep-alive timeout), nor, once, for an
         idempotent method on a new one (a killed app's listener resets what it queued). As h1/exchange.py."""
-        bodiless = ex.replay == [] and ex.req_sent_end and not ex.head.content_length
+        bodiless = ex.replay == () and ex.req_sent_end and not ex.head.content_length
         return bodiless and (self.requests > 1 or (ex.attempts == 1 and ex.head.method in IDEMPOTENT))
 
     def close(self) -> None:
@@ -257,7 +257,9 @@ class Http1Upstream(asyncio.Protocol):
             return
         self.unacked += len(body)
         # Held until the read is parsed: a body that ends in it leaves in one DATA frame with END_STREAM.
-        ex.hold_response_data(body)
+        ex.resp_q.append(body)  # queued: pump_response sends it with what follows
+        if ex.plan.tap is not None:
+            ex.plan.tapped(False, body)
         self.held = ex
         if self.unacked > _PAUSE_AT and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
@@ -279,7 +281,8 @@ class Http1Upstream(asyncio.Protocol):
                 if trailers:
                     ex.on_response_trailers(trailers)
                     return
-            ex.on_response_data(b"", True)
+            ex.resp_end = True  # on_response_data(b"", True), without its call (once a response)
+            ex.pump_response()
 
     def _response_finished(self) -> None:
         self.response_done = True

@@ -14,7 +14,7 @@ from typing import Protocol
 from meshctl.proxy.h2.core import Failed, Reset, Trailers, Window
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.exchange import Exchange
-from meshctl.proxy.h2.headers import Header, RequestHead
+from meshctl.proxy.h2.headers import Block, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, Timers
 
 
@@ -137,7 +137,7 @@ class UpstreamSession:
                 return False
         return True
 
-    def _response(self, sid: int, status: int, headers: list[Header], end: bool) -> None:
+    def _response(self, sid: int, status: int, headers: Block, end: bool) -> None:
         ex = self.exchanges.get(sid)
         if ex is not None:
             ex.on_response(status, headers, end)

@@ -273,7 +273,7 @@ def test_request_body_is_acknowledged_only_as_it_moves_upstream() -> None:
         m.pump()
     received = sum(len(e.data) for e in m.of(m.app_events, DataReceived))
     assert received == 65535  # the app's initial window
-    held = sum(len(c) for c in m.down.exchanges[1].req_q)
+    held = sum(len(c) for c in m.down.exchanges[1].req_q or ())
     assert held == sent - received and held <= m.down.side.limits.stream_window
     assert m.client.local_flow_control_window(1) == 0
     # The app starts reading: everything flows, nothing is lost or reordered.
