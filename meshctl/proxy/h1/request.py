@@ -243,7 +243,9 @@ class RequestReader(_Reader):
                 if not alive:
                     self._parse(self._closed(data, at))
                     return
-        except httptools.HttpParserError as exc:  # an Upgrade head is not plain: llhttp never raises that here
+        except httptools.HttpParserUpgrade:
+            self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
+        except httptools.HttpParserError as exc:
             self._malformed_request(exc)
 
     def _parse(self, data: bytes) -> None:
