@@ -179,8 +179,8 @@ class Exchange:
         up.bind(self, self.head.method == "HEAD")
         if self.client.writing_paused:
             up.pause_reading(True)
-        up.wbuf.extend(self.pending)
-        self.pending = []
+        wbuf = up.wbuf  # mostly empty: it takes the pending list itself (no copy, no new list)
+        up.wbuf, self.pending = (wbuf + self.pending, []) if wbuf else (self.pending, wbuf)
         if self.pending_size:
             self.pending_size = 0
             self.client.buffering(False)
