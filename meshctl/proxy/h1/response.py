@@ -70,21 +70,18 @@ def _parse_fields(raw: bytes) -> Headers:
 class ResponseHead(_Head):
     __slots__ = ("status", "_reason", "until_eof", "no_body", "raw", "cuts", "added", "_fields")
 
-    # A plain head comes with every field at once; the per-field path fills them in as they arrive.
-    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None, version: str = "1.1",
-                 keep_alive: bool = True, status: int = 0, content_length: int | None = None,
-                 no_body: bool = False, until_eof: bool = False) -> None:  # fmt: skip
-        self.version = version
-        self.keep_alive = keep_alive
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
+        self.version = "1.1"
+        self.keep_alive = True
         self.chunked = False
-        self.content_length = content_length
+        self.content_length = None
         self.drop = None
         self.hop = None
         self.timeout = None
-        self.status = status
+        self.status = 0
         self._reason = b""
-        self.until_eof = until_eof  # no framing: the body ends when the upstream closes
-        self.no_body = no_body  # 1xx, 204, 304 or the answer to HEAD
+        self.until_eof = False  # no framing: the body ends when the upstream closes
+        self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
         self.raw = raw  # the head as read, when it is forwarded in its bytes
         self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
         self.added: Headers | None = None  # fields the proxy adds to a head forwarded as read
@@ -183,10 +180,7 @@ class ResponseReader(_Reader):
         self._done = True  # no response is expected: bytes now are a protocol error
         self._started = False  # bytes of the expected response have arrived
         self._until_eof = False  # the body in progress ends when the upstream closes
-        # The plain head being parsed: its bytes, the ranges left out, its Content-Length value
-        self._raw = b""
-        self._cuts: list[tuple[int, int]] | None = None
-        self._length: bytes | None = None
+        self._length: bytes | None = None  # the Content-Length value of the plain head being parsed
         self._buffer = b""
 
     def _plain_callbacks(self) -> SimpleNamespace:
@@ -237,7 +231,8 @@ class ResponseReader(_Reader):
                     cuts.append(match.span())  # from the CRLF before the line to its own CRLF
                 if tokens is not None and tokens.strip() != _KEEP_ALIVE:
                     cuts = _listed(tokens, lower, cuts or [])
-                self._raw, self._cuts, self._length = raw, cuts, length
+                self._head = ResponseHead(raw, cuts)
+                self._length = length
                 self._started = True
                 self._trailers = None
                 self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
@@ -294,26 +289,25 @@ class ResponseReader(_Reader):
 
     def _plain_head(self) -> None:
         """A plain head is complete (llhttp accepted it): framing and hop-by-hop lines from its bytes."""
-        parser, raw = self._parser, self._raw
-        keep_alive = parser.should_keep_alive()
-        status = parser.get_status_code()
+        head, parser = self._head, self._parser
+        raw = head.raw
+        assert raw is not None
+        head.keep_alive = parser.should_keep_alive()
+        if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
+            head.version = "1.0"
+        head.status = status = parser.get_status_code()
         length = self._length
-        n = None
         if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
             if not length.isdigit() or len(length) > 15:
                 self._fail(UpstreamReset("invalid Content-Length"))
-            n = int(length)
+            head.content_length = int(length)
+        if status < 200 or status == 204 or status == 304 or self._head_request:
+            head.no_body = True
+        elif head.content_length is None:
+            head.until_eof = self._until_eof = True
+            head.keep_alive = False
         if status >= 200:
             self._heads = False
-        version = "1.0" if raw[7] == 48 else "1.1"  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
-        if status < 200 or status == 204 or status == 304 or self._head_request:
-            head = ResponseHead(raw, self._cuts, version, keep_alive, status, n, True)  # no body
-        elif n is None:  # the body ends when the upstream closes
-            self._until_eof = True
-            head = ResponseHead(raw, self._cuts, version, False, status, None, False, True)
-        else:
-            head = ResponseHead(raw, self._cuts, version, keep_alive, status, n)
-        self._head = head
         self.sink.on_response_head(head)
         if self._head_request:
             # llhttp would wait for the body Content-Length announces: a fresh parser after each head of
