@@ -69,22 +69,19 @@ _LF = b"\n"
 class RequestHead(_Head):
     __slots__ = ("headers", "method", "target", "authority", "path", "raw", "cuts")
 
-    # A plain head comes with every field at once; the per-field path fills them in as they arrive.
-    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None, method: str = "",
-                 target: bytes = b"", path: str = "", authority: str = "", headers: Headers | None = None,
-                 keep_alive: bool = True, content_length: int | None = None) -> None:  # fmt: skip
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
         self.version = "1.1"
-        self.headers: Headers = [] if headers is None else headers
-        self.keep_alive = keep_alive
+        self.headers: Headers = []
+        self.keep_alive = True
         self.chunked = False
-        self.content_length = content_length
+        self.content_length = None
         self.drop = None
         self.hop = None
         self.timeout = None
-        self.method = method
-        self.target = target  # origin-form target sent upstream (path + query), "*" for OPTIONS *
-        self.path = path  # path without the query, for route matching
-        self.authority = authority
+        self.method = ""
+        self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
+        self.path = ""  # path without the query, for route matching
+        self.authority = ""
         self.raw = raw  # the head as read, when it is forwarded in its bytes (None once `headers` change)
         self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
 
@@ -215,19 +212,23 @@ class RequestReader(_Reader):
                     parser.feed_data(memoryview(raw)[:-1])
                     alive = parser.should_keep_alive()
                     parser.feed_data(_LF)
-                target = line[2]
+                head = RequestHead(raw, cuts)
+                head.keep_alive = alive
+                head.method = _METHODS[line[1]]
+                head.target = target = line[2]
                 if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
                     q = target.find(b"?")
                     self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
                 if host != self._last_host:
                     self._last_host, self._authority = host, host.decode("latin-1")
+                head.path, head.authority = self._path, self._authority
+                head.headers = fields
                 at = end
                 if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
                     if not length.isdigit() or len(length) > 15:
                         self._fail(BadRequest("invalid Content-Length"))
-                    n = int(length)
-                    self._sink.on_request_head(RequestHead(raw, cuts, _METHODS[line[1]], target, self._path,
-                                                           self._authority, fields, alive, n))  # fmt: skip
+                    head.content_length = n = int(length)
+                    self._sink.on_request_head(head)
                     if n:
                         if size - at < n:  # the rest of the body comes in later reads
                             self._remaining, self._alive = n - (size - at), alive
@@ -237,8 +238,7 @@ class RequestReader(_Reader):
                         parser.feed_data(memoryview(data)[at : at + n])
                         at += n
                 else:
-                    self._sink.on_request_head(RequestHead(raw, cuts, _METHODS[line[1]], target, self._path,
-                                                           self._authority, fields, alive))  # fmt: skip
+                    self._sink.on_request_head(head)
                 self._sink.on_request_end(None)
                 if not alive:
                     self._parse(self._closed(data, at))
