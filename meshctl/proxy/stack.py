@@ -91,15 +91,16 @@ class RequestPlan:
                  "attempts", "reported", "failed_reason", "tap_bytes", "tap_trailers", "budget", "breaker",
                  "delay_s", "set_cookie")  # fmt: skip
 
-    def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None) -> None:
+    def __init__(self, stack: Stack, stats: RouteStats, route: CompiledRoute | None, dest: Destination | None,
+                 endpoint: Hashable = None, balancer: Balancer | None = None) -> None:  # fmt: skip
         self.stack = stack
         self.stats = stats
         self.route = route
         self.dest = dest
         self.timeout_s = route.timeout_s if route is not None else None
         self.failure: Failure | None = None
-        self.endpoint: Hashable = None
-        self.balancer: Balancer | None = None
+        self.endpoint = endpoint
+        self.balancer = balancer
         self.tap: TapStream | None = None
         self.attempts = 1
         self.reported = False
@@ -264,16 +265,14 @@ class Stack:
         dest, stats, balancer = known
         stats.requests += 1  # stats.on_new_request()
         stats.actual_requests += 1
-        plan = RequestPlan(self, stats, DEFAULT, dest)
         if balancer is None or dest is None:  # inbound
-            plan.endpoint = self.app
+            plan = RequestPlan(self, stats, DEFAULT, dest, self.app)
         else:
-            plan.balancer = balancer
             endpoint = balancer.pick(dest.endpoints)
+            plan = RequestPlan(self, stats, DEFAULT, dest, endpoint, balancer)
             if endpoint is None:
                 plan.failure = plan.rescue(NoEndpoints(f"{dest.authority} has no ready endpoint"))
             else:
-                plan.endpoint = endpoint
                 balancer.start(endpoint)
         tap = runtime.tap
         if tap is not None and tap.active:

@@ -181,7 +181,11 @@ class Downstream(asyncio.Protocol):
     def on_request_end(self, trailers: Headers | None) -> None:
         ex = self.queue[-1] if self.queue else self.current
         if ex is not None and not ex.req_done:
-            ex.on_end(trailers)
+            head = ex.head
+            if head.chunked or head.content_length:
+                ex.on_end(trailers)
+            else:  # all on_end does for a request without a body (armed for its response as it started)
+                ex.req_done = True
 
     # -- what exchanges ask of their connection (exchange.Client) -------------------------------------
     def peer_address(self) -> str:

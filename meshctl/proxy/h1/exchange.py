@@ -130,7 +130,7 @@ class Exchange:
                        plan.timeout_s or client.stack.response_s, now)  # fmt: skip
         else:
             client.arm(PROGRESS, 0.0, now)
-        self.pending.insert(0, head.serialize() if self.deadline is None else self._serialized_head())
+        self.pending.insert(0, head.raw if head.raw is not None and head.cuts is None else self._serialized_head())
         if plan.failure is not None:
             self._answer(plan.failure)
             return
@@ -165,7 +165,8 @@ class Exchange:
         return (plan.timeout_s if plan is not None else None) or self.client.stack.response_s
 
     def _serialized_head(self) -> bytes:
-        """The request head for an attempt; a deadline is forwarded as the time that is left now."""
+        """The request head for an attempt (start() sends a head read with nothing to leave out as it
+        came, without a call); a deadline is forwarded as the time that is left now."""
         head = self.head
         if self.deadline is not None:  # (never on a head forwarded as read: mesh-timeout is read per field)
             left = deadline.format_left(self.deadline - self.client.now())
@@ -178,8 +179,8 @@ class Exchange:
         up.bind(self, self.head.method == "HEAD")
         if self.client.writing_paused:
             up.pause_reading(True)
-        up.wbuf.extend(self.pending)
-        self.pending = []
+        wbuf = up.wbuf  # mostly empty: it takes the pending list itself (no copy, no new list)
+        up.wbuf, self.pending = (wbuf + self.pending, []) if wbuf else (self.pending, wbuf)
         if self.pending_size:
             self.pending_size = 0
             self.client.buffering(False)
@@ -222,8 +223,7 @@ class Exchange:
             up.reusable = head.keep_alive
         if self.done:
             return
-        client = self.client
-        request = self.head
+        client, request = self.client, self.head
         if status < 200:
             if status == 100 or status >= 102:
                 client.wbuf.append(head.serialize(request.version, True)[0])

@@ -136,13 +136,126 @@ class RequestReader(_Reader):
         self._path = self._authority = ""
 
     def feed(self, data: bytes) -> None:
+        """Reads the plain requests at the front of `data` here (heads cut out, bodies by their
+        Content-Length: one frame per read); from the first head that is not plain, the parser with every
+        callback (_parse)."""
+        if not self._heads:
+            self._parse(data)
+            return
         if self._error is not None:
             raise self._error
         try:
-            if self._heads:
-                data = self._cut_heads(data)
-                if not data:
+            at, size = 0, len(data)
+            remaining = self._remaining
+            if remaining:  # the body of the request in progress comes first
+                if size < remaining:
+                    self._remaining = remaining - size
+                    self._plain.feed_data(data)
                     return
+                self._remaining = 0
+                self._plain.feed_data(data if size == remaining else memoryview(data)[:remaining])
+                at = remaining
+                self._sink.on_request_end(None)
+                if not self._alive:
+                    self._parse(self._closed(data, at))
+                    return
+            while at < size:
+                end = data.find(b"\r\n\r\n", at) + 4
+                if end < 4:
+                    self._parse(self._per_field(data, at))
+                    return
+                raw = data if end == size and not at else data[at:end]
+                line = _LINE.match(raw)
+                long = end - at > _FEW_FIELDS
+                if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
+                    self._parse(self._per_field(data, at))
+                    return
+                fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
+                host = length = tokens = None
+                hop = False
+                for field in raw[line.end() : -4].split(b"\r\n"):
+                    name, _, value = field.partition(b":")
+                    value = value.lstrip(b" \t")
+                    fields.append((name, value))
+                    if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
+                        lower = name.lower()
+                        if lower not in _SPECIAL:
+                            continue
+                        if lower == _HOST:
+                            if host is not None:  # repeated: refused by the per-field path
+                                self._parse(self._per_field(data, at))
+                                return
+                            host = value
+                        elif lower == _CL:  # llhttp refuses a second one
+                            length = value
+                        elif lower in _NOT_PLAIN:
+                            self._parse(self._per_field(data, at))
+                            return
+                        else:
+                            hop = True
+                            if lower == _CONNECTION:
+                                tokens = value if tokens is None else tokens + b"," + value
+                if not host:  # missing or empty: refused by the per-field path
+                    self._parse(self._per_field(data, at))
+                    return
+                parser = self._plain
+                cuts = None
+                if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
+                    parser.feed_data(raw)
+                    alive = True
+                else:
+                    lower = raw.lower()
+                    cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
+                    if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
+                        cuts = _listed(tokens.lower(), lower, cuts)
+                    # llhttp's own reading, asked before the message ends (it forgets it then)
+                    parser.feed_data(memoryview(raw)[:-1])
+                    alive = parser.should_keep_alive()
+                    parser.feed_data(_LF)
+                head = RequestHead(raw, cuts)
+                head.keep_alive = alive
+                head.method = _METHODS[line[1]]
+                head.target = target = line[2]
+                if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
+                    q = target.find(b"?")
+                    self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
+                if host != self._last_host:
+                    self._last_host, self._authority = host, host.decode("latin-1")
+                head.path, head.authority = self._path, self._authority
+                head.headers = fields
+                at = end
+                if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+                    if not length.isdigit() or len(length) > 15:
+                        self._fail(BadRequest("invalid Content-Length"))
+                    head.content_length = n = int(length)
+                    self._sink.on_request_head(head)
+                    if n:
+                        if size - at < n:  # the rest of the body comes in later reads
+                            self._remaining, self._alive = n - (size - at), alive
+                            if at < size:
+                                parser.feed_data(memoryview(data)[at:])
+                            return
+                        parser.feed_data(memoryview(data)[at : at + n])
+                        at += n
+                else:
+                    self._sink.on_request_head(head)
+                self._sink.on_request_end(None)
+                if not alive:
+                    self._parse(self._closed(data, at))
+                    return
+        except httptools.HttpParserUpgrade:
+            self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
+        except httptools.HttpParserError as exc:
+            self._malformed_request(exc)
+
+    def _parse(self, data: bytes) -> None:
+        """The parser with every callback (or, after a plain request that closed the connection, the
+        plain one, which refuses what follows)."""
+        if self._error is not None:
+            raise self._error
+        if not data:
+            return
+        try:
             self._fed = size = len(data)
             if self._in_head:
                 self._wire += size
@@ -155,106 +268,13 @@ class RequestReader(_Reader):
         except httptools.HttpParserUpgrade:
             self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
         except httptools.HttpParserError as exc:
-            if self._error is not None:
-                raise self._error from None
-            _reraise_callback_bug(exc)
-            self._fail(BadRequest(f"malformed request: {exc}"))
+            self._malformed_request(exc)
 
-    def _cut_heads(self, data: bytes) -> bytes:
-        """Read the plain requests at the front of `data` (heads cut out, bodies by their Content-Length);
-        returns b"", or, from the first head that is not plain, the rest for the parser with every callback."""
-        at, size = 0, len(data)
-        remaining = self._remaining
-        if remaining:  # the body of the request in progress comes first
-            if size < remaining:
-                self._remaining = remaining - size
-                self._plain.feed_data(data)
-                return b""
-            self._remaining = 0
-            self._plain.feed_data(data if size == remaining else memoryview(data)[:remaining])
-            at = remaining
-            self._sink.on_request_end(None)
-            if not self._alive:
-                return self._closed(data, at)
-        while at < size:
-            end = data.find(b"\r\n\r\n", at) + 4
-            if end < 4:
-                return self._per_field(data, at)
-            raw = data if end == size and not at else data[at:end]
-            line = _LINE.match(raw)
-            long = end - at > _FEW_FIELDS
-            if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
-                return self._per_field(data, at)
-            fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
-            host = length = tokens = None
-            hop = False
-            for field in raw[line.end() : -4].split(b"\r\n"):
-                name, _, value = field.partition(b":")
-                value = value.lstrip(b" \t")
-                fields.append((name, value))
-                if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
-                    lower = name.lower()
-                    if lower not in _SPECIAL:
-                        continue
-                    if lower == _HOST:
-                        if host is not None:  # repeated: refused by the per-field path
-                            return self._per_field(data, at)
-                        host = value
-                    elif lower == _CL:  # llhttp refuses a second one
-                        length = value
-                    elif lower in _NOT_PLAIN:
-                        return self._per_field(data, at)
-                    else:
-                        hop = True
-                        if lower == _CONNECTION:
-                            tokens = value if tokens is None else tokens + b"," + value
-            if not host:  # missing or empty: refused by the per-field path
-                return self._per_field(data, at)
-            parser = self._plain
-            cuts = None
-            if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
-                parser.feed_data(raw)
-                alive = True
-            else:
-                lower = raw.lower()
-                cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
-                if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
-                    cuts = _listed(tokens.lower(), lower, cuts)
-                # llhttp's own reading, asked before the message ends (it forgets it then)
-                parser.feed_data(memoryview(raw)[:-1])
-                alive = parser.should_keep_alive()
-                parser.feed_data(_LF)
-            head = RequestHead(raw, cuts)
-            head.keep_alive = alive
-            head.method = _METHODS[line[1]]
-            head.target = target = line[2]
-            if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
-                q = target.find(b"?")
-                self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
-            if host != self._last_host:
-                self._last_host, self._authority = host, host.decode("latin-1")
-            head.path, head.authority = self._path, self._authority
-            head.headers = fields
-            at = end
-            if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
-                if not length.isdigit() or len(length) > 15:
-                    self._fail(BadRequest("invalid Content-Length"))
-                head.content_length = n = int(length)
-                self._sink.on_request_head(head)
-                if n:
-                    if size - at < n:  # the rest of the body comes in later reads
-                        self._remaining, self._alive = n - (size - at), alive
-                        if at < size:
-                            parser.feed_data(memoryview(data)[at:])
-                        return b""
-                    parser.feed_data(memoryview(data)[at : at + n])
-                    at += n
-            else:
-                self._sink.on_request_head(head)
-            self._sink.on_request_end(None)
-            if not alive:
-                return self._closed(data, at)
-        return b""
+    def _malformed_request(self, exc: httptools.HttpParserError) -> None:
+        if self._error is not None:
+            raise self._error from None
+        _reraise_callback_bug(exc)
+        self._fail(BadRequest(f"malformed request: {exc}"))
 
     def _closed(self, data: bytes, at: int) -> bytes:
         """A plain request closed the connection: llhttp refuses any message after it, as the per-field

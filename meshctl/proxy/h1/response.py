@@ -195,18 +195,69 @@ class ResponseReader(_Reader):
         self._parser = self._plain  # at a message boundary (the last response ended, or nothing was read)
 
     def feed(self, read: bytes) -> None:
+        """Parses the plain heads at the front of `read` here (one frame per read), their body after the
+        final one; once a head is not plain, everything from it on goes to the parser with every callback."""
+        if not self._heads:
+            self._parse(read, self._head_request)
+            return
         if self._error is not None:
             raise self._error
-        data: bytes | memoryview = read
+        buffer = read
         try:
-            if self._heads:
-                data = self._cut_heads(read)
-                if not data:
+            while True:
+                end = buffer.find(b"\r\n\r\n") + 4
+                if end < 4:
+                    self._parse(self._per_field(buffer))
                     return
-            elif self._head_request:
-                data = self._feed_head_only(read)
-                if not data:
+                raw = buffer if end == len(buffer) else buffer[:end]
+                if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
+                        (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
+                    self._parse(self._per_field(buffer))
                     return
+                lower = raw.lower()
+                length = tokens = cuts = None
+                for match in _FIELDS.finditer(lower):
+                    name = match[1]
+                    if name == _CONTENT_LENGTH:  # llhttp refuses a second one
+                        length = match[2]
+                        continue
+                    if name == _TE:  # trailers need the per-field callbacks
+                        self._parse(self._per_field(buffer))
+                        return
+                    if name == _CONNECTION:
+                        tokens = match[2] if tokens is None else tokens + b"," + match[2]
+                    if cuts is None:
+                        cuts = []
+                    cuts.append(match.span())  # from the CRLF before the line to its own CRLF
+                if tokens is not None and tokens.strip() != _KEEP_ALIVE:
+                    cuts = _listed(tokens, lower, cuts or [])
+                self._head = ResponseHead(raw, cuts)
+                self._length = length
+                self._started = True
+                self._trailers = None
+                self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
+                if not self._heads:  # the final head: what follows is its body (not copied), for llhttp
+                    if end < len(buffer):  # as plain, so no head in it counts against the size limit
+                        self._parser.feed_data(memoryview(buffer)[end:])
+                    return
+                if end == len(buffer):
+                    return
+                buffer = buffer[end:]
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
+        except httptools.HttpParserError as exc:
+            self._malformed_response(exc)
+
+    def _parse(self, data: bytes | memoryview, head_only: bool = False) -> None:
+        """The parser with every callback, or the plain one with the body of a plain head."""
+        if self._error is not None:
+            raise self._error
+        try:
+            if head_only:
+                assert isinstance(data, bytes)
+                data = self._feed_head_only(data)
+            if not data:
+                return
             self._fed = size = len(data)
             if self._in_head:
                 self._wire += size
@@ -216,49 +267,13 @@ class ResponseReader(_Reader):
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
-            if self._error is not None:
-                raise self._error from None
-            _reraise_callback_bug(exc)
-            self._fail(UpstreamReset(f"malformed response: {exc}"))
+            self._malformed_response(exc)
 
-    def _cut_heads(self, data: bytes) -> bytes | memoryview:
-        """Parse the plain heads at the front of `data`; returns the bytes after the final one (its body),
-        or, once a head is not plain, everything from it on for the parser with every callback."""
-        buffer = data
-        while True:
-            end = buffer.find(b"\r\n\r\n") + 4
-            if end < 4:
-                return self._per_field(buffer)
-            raw = buffer if end == len(buffer) else buffer[:end]
-            if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
-                    (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
-                return self._per_field(buffer)
-            lower = raw.lower()
-            length = tokens = cuts = None
-            for match in _FIELDS.finditer(lower):
-                name = match[1]
-                if name == _CONTENT_LENGTH:  # llhttp refuses a second one
-                    length = match[2]
-                    continue
-                if name == _TE:  # trailers need the per-field callbacks
-                    return self._per_field(buffer)
-                if name == _CONNECTION:
-                    tokens = match[2] if tokens is None else tokens + b"," + match[2]
-                if cuts is None:
-                    cuts = []
-                cuts.append(match.span())  # from the CRLF before the line to its own CRLF
-            if tokens is not None and tokens.strip() != _KEEP_ALIVE:
-                cuts = _listed(tokens, lower, cuts or [])
-            self._head = ResponseHead(raw, cuts)
-            self._length = length
-            self._started = True
-            self._trailers = None
-            self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
-            if not self._heads:  # the final head: what follows is its body (not copied)
-                return memoryview(buffer)[end:] if end < len(buffer) else b""
-            if end == len(buffer):
-                return b""
-            buffer = buffer[end:]
+    def _malformed_response(self, exc: httptools.HttpParserError) -> None:
+        if self._error is not None:
+            raise self._error from None
+        _reraise_callback_bug(exc)
+        self._fail(UpstreamReset(f"malformed response: {exc}"))
 
     def _per_field(self, buffer: bytes) -> bytes:
         """The rest of this exchange goes to a parser with every callback (a fresh one: at a boundary) —
