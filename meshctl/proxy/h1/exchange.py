@@ -28,7 +28,8 @@ from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, 
 
 if TYPE_CHECKING:
     from meshctl.proxy.h1.request import RequestHead
-    from meshctl.proxy.stack import RequestPlan, Stack
+    from meshctl.proxy.plan import RequestPlan
+    from meshctl.proxy.stack import Stack
 
 REPLAY_LIMIT = 64 * 1024  # a request is replayed on another endpoint only if its whole body fits
 HIGH_WATER = 256 * 1024  # request bytes buffered before a connection: the client stops being read

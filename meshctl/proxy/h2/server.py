@@ -25,8 +25,9 @@ from meshctl.proxy.h2.headers import RequestHead
 from meshctl.proxy.h2.http1 import Http1Pool
 from meshctl.proxy.h2.pool import WRITE_BUFFER_LIMIT, H2Pool
 from meshctl.proxy.h2.relay import DownstreamSession, Policy
+from meshctl.proxy.plan import RequestPlan
 from meshctl.proxy.runtime import ProxyRuntime
-from meshctl.proxy.stack import RequestPlan, Stack
+from meshctl.proxy.stack import Stack
 from meshctl.proxy.tls import peer_identity as presented_identity
 
 log = logging.getLogger("meshctl.proxy.h2")

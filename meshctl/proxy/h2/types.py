@@ -1,6 +1,6 @@
 """The contracts between an HTTP/2 exchange and the rest of the proxy (all structural, all sans-IO).
 
-`Plan` is the request plan (stack.RequestPlan) as an exchange uses it, `Connector` finds it an upstream
+`Plan` is the request plan (plan.RequestPlan) as an exchange uses it, `Connector` finds it an upstream
 stream slot, `UpstreamLink`/`UpstreamEnd` are an upstream connection as an exchange drives it, and
 `Timers` is the part of an event loop it needs. Failures are `meshctl.proxy.errors` classes.
 """
@@ -17,7 +17,7 @@ from meshctl.proxy.h2.headers import Header
 
 if TYPE_CHECKING:
     from meshctl.proxy.h2.exchange import Exchange
-    from meshctl.proxy.stack import TapStream
+    from meshctl.proxy.plan import TapStream
 
 
 class Plan(Protocol):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from meshctl.proxy.policy.balance import _Stateful
 
 if TYPE_CHECKING:
-    from meshctl.proxy.stack import Headers
+    from meshctl.proxy.plan import Headers
     from meshctl.resources.load_balancer import Affinity, LoadBalancer
 
 E = TypeVar("E")

@@ -30,7 +30,7 @@ from math import exp as _exp
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from meshctl.proxy.stack import Headers
+    from meshctl.proxy.plan import Headers
     from meshctl.resources.load_balancer import LoadBalancer
 
 E = TypeVar("E")

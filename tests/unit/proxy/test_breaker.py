@@ -8,10 +8,11 @@ from typing import Any
 
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
+from meshctl.proxy.plan import RequestPlan
 from meshctl.proxy.policy.breaker import Breaker
 from meshctl.proxy.policy.resolve import Endpoint
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
-from meshctl.proxy.stack import RequestPlan, Stack
+from meshctl.proxy.stack import Stack
 from meshctl.resources import parse_document
 from meshctl.resources.failure_accrual import FailureAccrual
 from meshctl.resources.fields import Problem

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from meshctl.api import mesh_pb2
+from meshctl.proxy.plan import RequestPlan
 from meshctl.proxy.policy import affinity, balance, breaker, egress
 from meshctl.proxy.policy.resolve import Endpoint
 from meshctl.proxy.rescue import render_http1
 from meshctl.proxy.runtime import ProxyRuntime
-from meshctl.proxy.stack import RequestPlan, Stack
+from meshctl.proxy.stack import Stack
 from tests.unit.proxy.test_stack import AUTH, NS, make_runtime
 
 

@@ -12,9 +12,10 @@ from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, UpstreamReset
 from meshctl.proxy.h2.dial import UpstreamAddress
 from meshctl.proxy.h2.headers import check_request
 from meshctl.proxy.h2.server import ConnectionPolicy
+from meshctl.proxy.plan import RequestPlan
 from meshctl.proxy.policy.resolve import Endpoint
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
-from meshctl.proxy.stack import RequestPlan, Stack
+from meshctl.proxy.stack import Stack
 
 NS = "booksapp"
 AUTH = f"books.{NS}.svc.cluster.local:7000"

@@ -11,9 +11,10 @@ from meshctl.api import mesh_pb2
 from meshctl.metrics.registry import ProxyMetrics
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h2.dial import UpstreamAddress
+from meshctl.proxy.plan import RequestPlan
 from meshctl.proxy.policy.resolve import Endpoint
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
-from meshctl.proxy.stack import RequestPlan, Stack
+from meshctl.proxy.stack import Stack
 
 NS = "booksapp"
 AUTH = f"authors.{NS}.svc.cluster.local:7001"
