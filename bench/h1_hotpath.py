@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import os
 import pstats
-import re
-import subprocess
 import sys
 import time
 from collections.abc import Hashable
 from typing import Any
 
 from bench.bytecodes import BytecodeCounter
+from bench.callgrind import instructions
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h1.downstream import Downstream, Listener
@@ -172,14 +170,7 @@ async def _child(n: int, inbound: bool) -> None:
 
 
 def _instructions(n: int, inbound: bool) -> int:
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m", "bench.h1_hotpath",
-           "--child", str(n), *(["--inbound"] if inbound else [])]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, check=False)
-    match = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
-    if done.returncode != 0 or match is None:
-        raise SystemExit(f"bench.h1_hotpath: callgrind run failed: {done.stderr.strip()[-400:]}")
-    return int(match[1])
+    return instructions("bench.h1_hotpath", ["--child", str(n), *(["--inbound"] if inbound else [])], timeout_s=900)
 
 
 def main(argv: list[str] | None = None) -> int:

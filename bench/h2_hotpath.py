@@ -36,11 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import os
 import pstats
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +48,7 @@ from typing import Any
 import ngh2
 
 from bench.bytecodes import BytecodeCounter
+from bench.callgrind import instructions
 from meshctl.api import mesh_pb2
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h2.http1 import Http1Pool, Http1Upstream
@@ -293,7 +291,6 @@ async def measure(inbound: bool, n: int, profile: bool) -> None:
 
 CALLGRIND_RECORDED = 190  # rounds recorded by each measured process: warm-up and the most replayed
 CALLGRIND_ROUNDS = (50, 150)
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 async def replay_only(inbound: bool, n: int) -> None:
@@ -306,14 +303,8 @@ async def replay_only(inbound: bool, n: int) -> None:
 
 
 def _instructions(inbound: bool, n: int, out: Path) -> int:
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out / 'callgrind.out'}", sys.executable,
-           "-m", "bench.h2_hotpath", "--child", "inbound" if inbound else "outbound", str(n)]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, check=False)
-    match = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or match is None:
-        raise SystemExit(f"bench.h2_hotpath: callgrind run failed: {done.stderr.strip()[-400:]}")
-    return int(match[1])
+    args = ["--child", "inbound" if inbound else "outbound", str(n)]
+    return instructions("bench.h2_hotpath", args, timeout_s=1800, out_file=str(out / "callgrind.out"))
 
 
 def callgrind(inbound: bool) -> None:

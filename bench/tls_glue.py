@@ -31,11 +31,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import re
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -43,6 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
+
+from bench.callgrind import instructions as process_instructions
 
 SIZE = 1024
 REQUEST = b"q" * SIZE
@@ -245,21 +244,10 @@ def run_counts(material: Path, exchanges: int, top: int) -> None:
             print(f"    {n / exchanges:6.2f}  {name}")
 
 
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
-
-
 def instructions(material: Path, kind: str, exchanges: int, out: Path) -> int:
     """Instructions of one whole measuring process under callgrind."""
-    cmd = [
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out / 'callgrind.out'}",
-        sys.executable, "-m", "bench.tls_glue", "--child", str(material), "--kind", kind, "--exchanges", str(exchanges),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, check=False)
-    match = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or match is None:
-        raise SystemExit(f"bench.tls_glue: callgrind run failed: {done.stderr.strip()[-400:]}")
-    return int(match[1])
+    args = ["--child", str(material), "--kind", kind, "--exchanges", str(exchanges)]
+    return process_instructions("bench.tls_glue", args, timeout_s=900, out_file=str(out / "callgrind.out"))
 
 
 def run_callgrind(material: Path, low: int, high: int, out: Path) -> None:
