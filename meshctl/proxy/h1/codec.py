@@ -122,6 +122,14 @@ class _Reader:
             self._error = exc
         raise exc  # httptools aborts the parse and re-raises as a callback error
 
+    def _parse_error(self, exc: httptools.HttpParserError, what: str) -> None:
+        """llhttp refused the bytes: the failure a callback raised first, a sink's bug as itself, else the
+        side's own failure for a malformed message (`_malformed`)."""
+        if self._error is not None:
+            raise self._error from None
+        _reraise_callback_bug(exc)
+        self._fail(self._malformed(f"malformed {what}: {exc}"))
+
     def on_header(self, name: bytes, value: bytes) -> None:
         # Called once per field: only the count is checked here (it bounds the list within one read;
         # feed() bounds a head that spans reads). The size is summed once the head is complete, and only

@@ -49,7 +49,6 @@ from meshctl.proxy.h1.codec import (
     _header_lines,
     _listed,
     _Reader,
-    _reraise_callback_bug,
 )
 
 # The request line of a plain head: a method llhttp knows, one space, an origin-form target (llhttp ends
@@ -246,7 +245,7 @@ class RequestReader(_Reader):
         except httptools.HttpParserUpgrade:
             self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
         except httptools.HttpParserError as exc:
-            self._malformed_request(exc)
+            self._parse_error(exc, "request")
 
     def _parse(self, data: bytes) -> None:
         """The parser with every callback (or, after a plain request that closed the connection, the
@@ -268,13 +267,7 @@ class RequestReader(_Reader):
         except httptools.HttpParserUpgrade:
             self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
         except httptools.HttpParserError as exc:
-            self._malformed_request(exc)
-
-    def _malformed_request(self, exc: httptools.HttpParserError) -> None:
-        if self._error is not None:
-            raise self._error from None
-        _reraise_callback_bug(exc)
-        self._fail(BadRequest(f"malformed request: {exc}"))
+            self._parse_error(exc, "request")
 
     def _closed(self, data: bytes, at: int) -> bytes:
         """A plain request closed the connection: llhttp refuses any message after it, as the per-field

@@ -37,7 +37,6 @@ from meshctl.proxy.h1.codec import (
     _header_lines,
     _listed,
     _Reader,
-    _reraise_callback_bug,
 )
 
 _PLAIN = (b"HTTP/1.1 ", b"HTTP/1.0 ")
@@ -246,7 +245,7 @@ class ResponseReader(_Reader):
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
-            self._malformed_response(exc)
+            self._parse_error(exc, "response")
 
     def _parse(self, data: bytes | memoryview, head_only: bool = False) -> None:
         """The parser with every callback, or the plain one with the body of a plain head."""
@@ -267,13 +266,7 @@ class ResponseReader(_Reader):
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
-            self._malformed_response(exc)
-
-    def _malformed_response(self, exc: httptools.HttpParserError) -> None:
-        if self._error is not None:
-            raise self._error from None
-        _reraise_callback_bug(exc)
-        self._fail(UpstreamReset(f"malformed response: {exc}"))
+            self._parse_error(exc, "response")
 
     def _per_field(self, buffer: bytes) -> bytes:
         """The rest of this exchange goes to a parser with every callback (a fresh one: at a boundary) —
