@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from meshctl.errors import UsageError
 from meshctl.observe.promql import Matcher, Scope, eq, one_of
-from meshctl.platform.base import ProxyInfo, select
+from meshctl.platform.base import ProxyInfo, no_match, select
 from meshctl.targets import Kind, Target
 
 
@@ -123,11 +123,7 @@ def _chosen(target: Target, proxies: Sequence[ProxyInfo] | None) -> list[ProxyIn
     else:
         chosen = select(proxies, target)
     if not chosen:
-        elsewhere = sorted({p.namespace for p in proxies if select([p], replace(target, namespace=p.namespace))})
-        hint = "`meshctl status` lists the pods of the mesh"
-        if elsewhere and target.kind is not Kind.NAMESPACE:
-            hint = f"it exists in namespace {', '.join(elsewhere)}: add -n {elsewhere[0]}"
-        raise UsageError(f"no meshed pod matches {target} in namespace {target.namespace}", hint=hint)
+        raise no_match(target, proxies)
     return chosen
 
 

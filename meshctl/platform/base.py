@@ -9,8 +9,8 @@ with a one-line error and a hint, instead of testing the platform's class.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -236,13 +236,21 @@ class Platform(ABC):
 
     def select_proxies(self, target: Target) -> list[ProxyInfo]:
         """The proxies a kubectl-style target names; UsageError when it names none."""
-        chosen = select(self.proxies(), target)
+        proxies = self.proxies()
+        chosen = select(proxies, target)
         if not chosen:
-            raise UsageError(
-                f"no meshed pod matches {target} in namespace {target.namespace}",
-                hint="`meshctl status` lists the pods of the mesh",
-            )
+            raise no_match(target, proxies)
         return chosen
+
+
+def no_match(target: Target, proxies: Sequence[ProxyInfo]) -> UsageError:
+    """The refusal of a target that names no proxy: it names the namespace to add when the target exists in
+    another one, as every command that takes a target says it."""
+    elsewhere = sorted({p.namespace for p in proxies if select([p], replace(target, namespace=p.namespace))})
+    hint = "`meshctl status` lists the pods of the mesh"
+    if elsewhere and target.kind is not Kind.NAMESPACE:
+        hint = f"it exists in namespace {', '.join(elsewhere)}: add -n {elsewhere[0]}"
+    return UsageError(f"no meshed pod matches {target} in namespace {target.namespace}", hint=hint)
 
 
 def select(proxies: Iterable[ProxyInfo], target: Target) -> list[ProxyInfo]:

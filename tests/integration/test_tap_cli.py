@@ -110,6 +110,17 @@ def test_nothing_tappable_is_an_error_with_a_hint(tmp_path: Path) -> None:
         fleet.close()
 
 
+def test_a_target_in_another_namespace_names_the_flag_to_add(fleet: Fleet) -> None:
+    # tap and top choose their proxies as routes and stat do: the same refusal, naming the namespace to add.
+    for command in (("tap", "deploy/webapp", "--duration", "1s"), ("top", "deploy/webapp", "--duration", "1s")):
+        result = meshctl(fleet.home, *command)
+        assert result.returncode == 2, result.stderr
+        assert "no meshed pod matches deploy/webapp in namespace default" in result.stderr
+        assert "hint: it exists in namespace booksapp: add -n booksapp" in result.stderr
+    unknown = meshctl(fleet.home, "tap", "deploy/nothing", "-n", "booksapp", "--duration", "1s")
+    assert unknown.returncode == 2 and "hint: `meshctl status` lists the pods of the mesh" in unknown.stderr
+
+
 def test_top_prints_plain_tables_when_not_on_a_terminal(fleet: Fleet) -> None:
     result = meshctl(fleet.home, "top", "deploy/webapp", "-n", "booksapp", "--duration", "2s", "--interval", "1s")
     assert result.returncode == 0, result.stderr
