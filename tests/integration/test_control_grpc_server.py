@@ -179,3 +179,47 @@ def test_many_streams_on_one_connection_and_graceful_stop(home: Home, plane: Pla
         for stream in streams:
             assert list(stream) == []  # ended with OK, not an error
         assert plane.plane.metrics.watch_streams == 0
+
+
+def _call_status(home: Home, path: bytes, body: bytes, grpc_timeout: bytes, wait_s: float) -> dict[bytes, bytes]:
+    """One call from a raw HTTP/2 client that sends grpc-timeout and never cancels: the status block the
+    server ends it with (trailers, or a trailers-only response)."""
+    sock = tls_socket(home)
+    sock.settimeout(wait_s)
+    client = ngh2.Connection(ngh2.Role.CLIENT, ngh2.Configuration())
+    client.initiate_connection({})
+    headers = [(b":method", b"POST"), (b":scheme", b"https"), (b":path", path), (b":authority", b"control"),
+               (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+               (b"grpc-timeout", grpc_timeout)]  # fmt: skip
+    stream_id = client.send_request(headers)
+    client.send_data(stream_id, b"\0" + len(body).to_bytes(4, "big") + body, end_stream=True)
+    sock.sendall(client.data_to_send())
+    deadline = time.monotonic() + wait_s  # the server's keepalive PINGs keep the socket busy: bound the wait
+    try:
+        while time.monotonic() < deadline:
+            data = sock.recv(65536)
+            assert data, "the server closed the connection before the call ended"
+            client.receive_data(data)
+            for event in client.events():
+                block = dict(getattr(event, "headers", None) or ())
+                if b"grpc-status" in block:
+                    return block
+            sock.sendall(client.data_to_send())  # acknowledgements, window updates
+        raise AssertionError(f"the call did not end within {wait_s} s")
+    finally:
+        sock.close()
+
+
+def test_a_call_past_its_grpc_timeout_ends_with_deadline_exceeded(home: Home, plane: Plane) -> None:
+    # A client that sends a deadline and never cancels (a proxy that hung) does not hold its Watch forever.
+    started = time.monotonic()
+    watch = watch_request().SerializeToString()
+    status = _call_status(home, b"/meshctl.control.v1.Discovery/Watch", watch, b"300m", wait_s=10)
+    assert status[b"grpc-status"] == b"4", status  # DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 8
+    assert eventually(lambda: plane.plane.metrics.watch_streams == 0)
+    malformed = _call_status(home, b"/meshctl.control.v1.Discovery/Watch", watch, b"soon", wait_s=10)
+    assert malformed[b"grpc-status"] == b"13" and b"malformed grpc-timeout" in malformed[b"grpc-message"]
+    # A deadline long enough changes nothing: the certificate comes back.
+    with channel(home) as ch:
+        assert mesh_pb2_grpc.IdentityStub(ch).Certify(certify_request(), timeout=10).leaf_der
