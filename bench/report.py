@@ -341,7 +341,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if s.get("h2"):
         lines += [
             f"## Peak HTTP/2 throughput (`h2load -c{st['h2_clients']} -m{st['h2_streams']} "
-            f"-D {st['h2_seconds']}`, h2c prior knowledge, one round)",
+            f"-D {st['h2_seconds']}`, h2c prior knowledge, median of the rounds)",
             "",
             "Same pinning. nginx and HAProxy speak h2 to the client and HTTP/1.1 to nginx behind them; our "
             "proxies speak h2 to the client and what they choose behind it.",
