@@ -202,12 +202,15 @@ class Downstream(asyncio.Protocol):
         self.deadline = self.loop.time() + PROGRESS_S
 
     def exchange_done(self, ex: Exchange, up: UpstreamConn | None) -> None:
-        """Both messages of `ex` are complete: reuse or close its upstream, then the next request or idle."""
+        """Both messages of `ex` are complete: reuse or close its upstream (still bound to `ex`), then the
+        next request or idle. One time reading serves the pool and the idle deadline."""
+        now = self.loop.time()
         if up is not None:
             if up.reusable and not self.listener.draining:
                 plan = ex.plan
-                self.listener.dialer.release(plan.endpoint if plan is not None else None, up)  # type: ignore[arg-type]
+                self.listener.dialer.release(plan.endpoint if plan is not None else None, up, now)  # type: ignore[arg-type]
             else:
+                up.unbind()
                 up.close()
         if ex is not self.current:
             return
@@ -228,7 +231,7 @@ class Downstream(asyncio.Protocol):
             # arm(IDLE, IDLE_S) without the call, once per request: the timer set for the request fires before
             # this deadline (it re-arms itself for a later one), so it rarely has to move.
             self.kind = IDLE
-            self.deadline = when = self.loop.time() + IDLE_S
+            self.deadline = when = now + IDLE_S
             if self.timer is None or self.timer_at > when:
                 self.arm(IDLE, IDLE_S)
 

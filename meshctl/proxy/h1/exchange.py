@@ -22,7 +22,7 @@ from meshctl.proxy.errors import (
     UpstreamClosed,
 )
 from meshctl.proxy.h1.codec import Headers, chunk, last_chunk
-from meshctl.proxy.h1.response import ResponseHead
+from meshctl.proxy.h1.response import ResponseHead, ResponseReader
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
@@ -45,8 +45,8 @@ class UpstreamConn(Protocol):
     wbuf: list[bytes]
     reusable: bool
     closed: bool
-
-    def bind(self, owner: Exchange, head_request: bool) -> None: ...
+    owner: Exchange | None  # the exchange it serves (attach() binds it, unbind() or the pool unbinds)
+    reader: ResponseReader
 
     def unbind(self) -> None: ...
 
@@ -177,7 +177,12 @@ class Exchange:
     def attach(self, up: UpstreamConn, reused: bool) -> None:
         self.up = up
         self.reused = reused
-        up.bind(self, self.head.method == "HEAD")
+        # Bound to this exchange: the response goes straight to it, which keeps `reusable` as it reads.
+        up.owner = self
+        up.reusable = False
+        reader = up.reader
+        reader.sink = self
+        reader.expect(self.head.method == "HEAD")
         if self.client.writing_paused:
             up.pause_reading(True)
         wbuf = up.wbuf  # mostly empty: it takes the pending list itself (no copy, no new list)
@@ -275,7 +280,11 @@ class Exchange:
                 up.reusable = False
         if plan is not None:
             plan.finish(self.resp_status, None, self.ttfb * 1000.0)
-        self._finish()
+        # _finish(), without the call on every response
+        self.done = True
+        self.replay = None
+        self.up = None
+        self.client.exchange_done(self, up)
 
     def connect_failed(self, exc: ProxyFailure) -> None:
         """No connection to the endpoint: nothing was sent, so another endpoint may take the request."""
@@ -401,12 +410,10 @@ class Exchange:
             self.plan.abandon()
 
     def _finish(self) -> None:
-        """Both messages are complete: hand the upstream back (or close it) and let the connection go on."""
+        """Both messages are complete: the connection hands the upstream back (or closes it) and goes on."""
         self.done = True
         self.replay = None
         up, self.up = self.up, None
-        if up is not None:
-            up.unbind()
         self.client.exchange_done(self, up)
 
     def _drop_up(self) -> None:

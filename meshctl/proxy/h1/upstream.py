@@ -129,13 +129,8 @@ class Upstream(asyncio.Protocol):
         self.reusable = False
         self.reading_paused = False
 
-    def bind(self, owner: Exchange, head_request: bool) -> None:
-        self.owner = owner
-        self.reader.expect(head_request)
-        self.reader.sink = owner  # the response goes straight to the exchange (which keeps `reusable`)
-        self.reusable = False
-
     def unbind(self) -> None:
+        """No exchange any more (Exchange.attach binds one: owner, reader sink, reusable)."""
         self.owner = None
         self.reader.sink = self
 
@@ -299,19 +294,22 @@ class Dialer:
             return
         queue.append(ex)
 
-    def release(self, key: Hashable, up: Upstream) -> None:
-        """A reusable connection is free: the oldest request waiting for the endpoint gets it, else the pool."""
+    def release(self, key: Hashable, up: Upstream, now: float = 0.0) -> None:
+        """A reusable connection is free (it may still be bound to the exchange that ended): the oldest
+        request waiting for the endpoint gets it, else the pool. `now`: the loop's time, when just read."""
         ex = self._next_waiter(key) if self.waiting else None
         if ex is not None:
             ex.attach(up, True)
             up.flush()
             return
+        up.owner = None  # up.unbind(), one call less per request
+        up.reader.sink = up
         if up.reading_paused:
             up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
         pool = self.pool
         stack = pool._idle.get(key)
         if stack is not None and len(stack) < pool._max_idle:  # pool.put(key, up), one call less per request
-            up.idle_since = pool._clock()
+            up.idle_since = now or pool._clock()
             stack.append(up)
         else:
             pool.put(key, up)

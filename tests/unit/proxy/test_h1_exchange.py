@@ -23,12 +23,9 @@ class FakeUpstream:
         self.owner: Exchange | None = None
         self.reader = ResponseReader(self)
 
-    def bind(self, owner: Exchange, head_request: bool) -> None:
-        self.owner = owner
-        self.reader.expect(head_request)
-
-    def unbind(self) -> None:
+    def unbind(self) -> None:  # as upstream.Upstream: Exchange.attach pointed the reader at the exchange
         self.owner = None
+        self.reader.sink = self
 
     def pause_reading(self, paused: bool) -> None:
         pass
