@@ -265,7 +265,7 @@ class Exchange:
     def on_response_end(self, trailers: Headers | None) -> None:
         up = self.up
         if up is not None:
-            up.reusable = up.reusable and not up.closed
+            up.reusable = up.reusable and not up.closed and not up.reader.trailing
         if self.done:
             return
         plan = self.plan

@@ -180,12 +180,15 @@ class ResponseReader(_Reader):
         self._started = False  # bytes of the expected response have arrived
         self._until_eof = False  # the body in progress ends when the upstream closes
         self._length: bytes | None = None  # the Content-Length value of the plain head being parsed
+        self._left = 0  # body bytes of the plain response in progress still to come (-1: until the close)
         self._buffer = b""
+        self.trailing = False  # bytes came after a response in its read: the connection is done with
+        self._ended = False  # the per-field parser completed a response: delivered once the read is parsed
 
     def _plain_callbacks(self) -> SimpleNamespace:
-        # No on_header: httptools then registers no per-field callback with llhttp.
-        return SimpleNamespace(on_message_begin=self._plain_begin, on_headers_complete=self._plain_head,
-                               on_body=self.on_body, on_message_complete=self.on_message_complete)  # fmt: skip
+        # No per-field callback, and none for the body and the message's end: feed() reads them by the
+        # head's Content-Length, so they cost no call from llhttp.
+        return SimpleNamespace(on_message_begin=self._plain_begin, on_headers_complete=self._plain_head)
 
     def expect(self, head_request: bool) -> None:
         self._head_request = head_request
@@ -197,6 +200,10 @@ class ResponseReader(_Reader):
         """Parses the plain heads at the front of `read` here (one frame per read), their body after the
         final one; once a head is not plain, everything from it on goes to the parser with every callback."""
         if not self._heads:
+            left = self._left
+            if left:
+                self._plain_body(read, left)
+                return
             self._parse(read, self._head_request)
             return
         if self._error is not None:
@@ -206,12 +213,12 @@ class ResponseReader(_Reader):
             while True:
                 end = buffer.find(b"\r\n\r\n") + 4
                 if end < 4:
-                    self._parse(self._per_field(buffer))
+                    self._per_field(buffer)
                     return
                 raw = buffer if end == len(buffer) else buffer[:end]
                 if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
                         (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
-                    self._parse(self._per_field(buffer))
+                    self._per_field(buffer)
                     return
                 lower = raw.lower()
                 length = tokens = cuts = None
@@ -221,7 +228,7 @@ class ResponseReader(_Reader):
                         length = match[2]
                         continue
                     if name == _TE:  # trailers need the per-field callbacks
-                        self._parse(self._per_field(buffer))
+                        self._per_field(buffer)
                         return
                     if name == _CONNECTION:
                         tokens = match[2] if tokens is None else tokens + b"," + match[2]
@@ -230,14 +237,30 @@ class ResponseReader(_Reader):
                     cuts.append(match.span())  # from the CRLF before the line to its own CRLF
                 if tokens is not None and tokens.strip() != _KEEP_ALIVE:
                     cuts = _listed(tokens, lower, cuts or [])
-                self._head = ResponseHead(raw, cuts)
+                self._head = head = ResponseHead(raw, cuts)
                 self._length = length
                 self._started = True
                 self._trailers = None
-                self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
-                if not self._heads:  # the final head: what follows is its body (not copied), for llhttp
-                    if end < len(buffer):  # as plain, so no head in it counts against the size limit
-                        self._parser.feed_data(memoryview(buffer)[end:])
+                self._parser.feed_data(raw)  # on_message_begin, on_headers_complete
+                if not self._heads:  # the final head: its body, as far as this read holds it
+                    rest = len(buffer) - end
+                    length = head.content_length
+                    if head.no_body or not (length or head.until_eof):
+                        self._plain_end(buffer[end:] if rest else b"")
+                    elif length is None:  # until the upstream closes
+                        self._left = -1
+                        if rest:
+                            self.sink.on_response_body(buffer[end:])
+                    elif rest == length:  # the whole body and nothing after it: the usual read, without a call
+                        body = buffer[end:]
+                        self._parser.feed_data(body)
+                        self.sink.on_response_body(body)
+                        self._done = True
+                        self.sink.on_response_end(None)
+                    elif rest:
+                        self._plain_body(buffer[end:], length)
+                    else:
+                        self._left = length
                     return
                 if end == len(buffer):
                     return
@@ -246,6 +269,40 @@ class ResponseReader(_Reader):
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "response")
+
+    def _plain_body(self, data: bytes, left: int) -> None:
+        """Body bytes of a plain response (`left` of its Content-Length still to come, -1 until the upstream
+        closes). llhttp reads them too, without a call, so that it ends the message where this does."""
+        if self._error is not None:
+            raise self._error
+        if left < 0:
+            self.sink.on_response_body(data)
+            return
+        size = len(data)
+        if size < left:
+            self._left = left - size
+            self._parser.feed_data(data)
+            self.sink.on_response_body(data)
+            return
+        body = data if size == left else data[:left]
+        self._parser.feed_data(body)
+        self.sink.on_response_body(body)
+        self._plain_end(data[left:] if size > left else b"")
+
+    def _plain_end(self, after: bytes) -> None:
+        """A plain response is complete; `after`: what followed it in the same read, which llhttp reads as
+        it always did (it skips CR and LF). Anything else answers no request: the response still ends, so
+        the client gets it whole, but the connection is not reused (`trailing`) and the failure ends it."""
+        self._left = 0
+        self._done = True
+        if after:
+            try:
+                self._parser.feed_data(after)
+            except httptools.HttpParserError as exc:
+                self.trailing = True
+                self.sink.on_response_end(None)
+                self._parse_error(exc, "response")
+        self.sink.on_response_end(None)
 
     def _parse(self, data: bytes | memoryview, head_only: bool = False) -> None:
         """The parser with every callback, or the plain one with the body of a plain head."""
@@ -267,14 +324,22 @@ class ResponseReader(_Reader):
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "response")
+        finally:
+            if self._ended:
+                # The response ends once llhttp has read the rest of the read: what follows it decides
+                # whether the connection may serve another request, before anyone can get it.
+                self._ended = False
+                if self._error is not None:
+                    self.trailing = True
+                self.sink.on_response_end(self._trailers)
 
-    def _per_field(self, buffer: bytes) -> bytes:
+    def _per_field(self, buffer: bytes) -> None:
         """The rest of this exchange goes to a parser with every callback (a fresh one: at a boundary) —
         unless an interim head read here closed the connection: llhttp then refuses whatever follows."""
         self._heads = False
         if not self._started or self._head.keep_alive or self._head_request:
             self._parser = httptools.HttpResponseParser(self)
-        return self._feed_head_only(buffer) if self._head_request else buffer
+        self._parse(buffer, self._head_request)
 
     def _plain_begin(self) -> None:
         if self._done:
@@ -307,9 +372,7 @@ class ResponseReader(_Reader):
             # the answer to HEAD, as _feed_head_only does.
             self._parser = self._plain = httptools.HttpResponseParser(self._plain_callbacks())
             if status >= 200:
-                self._head_request = False
-                self._done = True
-                self.sink.on_response_end(None)
+                self._head_request = False  # (feed ends the response: no body follows)
 
     def _feed_head_only(self, data: bytes) -> bytes:
         # llhttp cannot be told a response answers HEAD (it would wait for Content-Length bytes), so
@@ -372,8 +435,7 @@ class ResponseReader(_Reader):
         self.sink.on_response_head(head)
         if status >= 200 and self._head_request:
             self._head_request = False
-            self._done = True
-            self.sink.on_response_end(None)
+            self._done = self._ended = True
 
     def on_body(self, data: bytes) -> None:
         self.sink.on_response_body(data)
@@ -382,5 +444,4 @@ class ResponseReader(_Reader):
         if self._head.status < 200 or self._done:
             return  # an interim (1xx) response, or the HEAD answer already ended
         self._until_eof = False
-        self._done = True
-        self.sink.on_response_end(self._trailers)
+        self._done = self._ended = True

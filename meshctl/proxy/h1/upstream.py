@@ -172,7 +172,7 @@ class Upstream(asyncio.Protocol):
             self.owner.on_response_body(data)
 
     def on_response_end(self, trailers: Headers | None) -> None:
-        self.reusable = self.reusable and not self.closed
+        self.reusable = self.reusable and not self.closed and not self.reader.trailing
         if self.owner is not None:
             self.owner.on_response_end(trailers)
 
