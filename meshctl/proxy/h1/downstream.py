@@ -341,7 +341,7 @@ class Downstream(asyncio.Protocol):
 
 def _placeholder_head() -> RequestHead:
     """The head of a request that could not be parsed: it is only answered, never forwarded."""
-    head = RequestHead()
+    head = RequestHead([])
     head.method, head.keep_alive = "GET", False
     return head
 

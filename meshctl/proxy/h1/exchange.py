@@ -242,8 +242,7 @@ class Exchange:
             elif plan is not None and plan.budget is not None and self._retry_route(status):
                 return
         self.replay = None
-        now = client.now()
-        self.ttfb = now - self.t0
+        self.ttfb = client.now() - self.t0
         self.resp_status = status
         if plan is not None and plan.set_cookie is not None:  # session affinity's new key
             head.add(b"set-cookie", plan.set_cookie)
