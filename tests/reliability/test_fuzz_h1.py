@@ -40,6 +40,10 @@ class Recorder:
         self.events.append(("head", head.method, head.target, head.authority, tuple(head.headers), head.chunked,
                             head.content_length, head.keep_alive))  # fmt: skip
 
+    def on_request(self, head: RequestHead) -> None:
+        self.on_request_head(head)
+        self.on_request_end(None)
+
     def on_request_body(self, data: bytes) -> None:
         self._body(data)
 

@@ -173,6 +173,15 @@ class Downstream(asyncio.Protocol):
         self.queue.append(Exchange(self, head))
         self._pause(_QUEUED)
 
+    def on_request(self, head: RequestHead) -> None:
+        if self.current is None and not self.queue and not (self.closing or self.refusing):
+            self.current = ex = Exchange(self, head)
+            ex.req_done = True  # read whole: start() arms its response deadline, as it does for any bodiless one
+            ex.start()
+            return
+        self.on_request_head(head)
+        self.on_request_end(None)
+
     def on_request_body(self, data: bytes) -> None:
         ex = self.queue[-1] if self.queue else self.current
         if ex is not None and not ex.req_done and not ex.done:

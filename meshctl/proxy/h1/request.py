@@ -111,6 +111,9 @@ class RequestHead(_Head):
 class RequestSink(Protocol):
     def on_request_head(self, head: RequestHead) -> None: ...
 
+    def on_request(self, head: RequestHead) -> None:
+        """A request without a body read whole (the commonest): on_request_head, then on_request_end(None)."""
+
     def on_request_body(self, data: bytes) -> None: ...
 
     def on_request_end(self, trailers: Headers | None) -> None: ...
@@ -235,9 +238,9 @@ class RequestReader(_Reader):
                             return
                         parser.feed_data(memoryview(data)[at : at + n])
                         at += n
+                    self._sink.on_request_end(None)
                 else:
-                    self._sink.on_request_head(head)
-                self._sink.on_request_end(None)
+                    self._sink.on_request(head)  # no body: its head and its end in one call
                 if not alive:
                     self._parse(self._closed(data, at))
                     return

@@ -22,6 +22,10 @@ class Requests:
         self.heads.append(head)
         self.bodies.append(b"")
 
+    def on_request(self, head: RequestHead) -> None:
+        self.on_request_head(head)
+        self.on_request_end(None)
+
     def on_request_body(self, data: bytes) -> None:
         self.bodies[-1] += data
 

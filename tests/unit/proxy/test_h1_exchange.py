@@ -116,6 +116,9 @@ def request(wire: bytes) -> tuple[RequestHead, list[bytes]]:
         def on_request_head(self, head: RequestHead) -> None:
             heads.append(head)
 
+        def on_request(self, head: RequestHead) -> None:
+            heads.append(head)
+
         def on_request_body(self, data: bytes) -> None:
             body.append(data)
 
