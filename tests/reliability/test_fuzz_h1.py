@@ -56,7 +56,9 @@ class Recorder:
     def on_response_body(self, data: bytes) -> None:
         self._body(data)
 
-    def on_response_end(self, trailers: Any) -> None:
+    def on_response_end(self, trailers: Any, last: bytes = b"") -> None:
+        if last:
+            self._body(last)
         self.events.append(("end", tuple(trailers or ())))
 
 

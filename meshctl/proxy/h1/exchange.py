@@ -261,13 +261,17 @@ class Exchange:
         if plan is not None and plan.tap is not None:
             plan.tapped(False, data)
 
-    def on_response_end(self, trailers: Headers | None) -> None:
+    def on_response_end(self, trailers: Headers | None, last: bytes = b"") -> None:
         up = self.up
         if up is not None:
             up.reusable = up.reusable and not up.closed and not up.reader.trailing
         if self.done:
             return
         plan = self.plan
+        if last:  # on_response_body(last), without the call
+            self.client.wbuf.append(chunk(last) if self.rechunk else last)
+            if plan is not None and plan.tap is not None:
+                plan.tapped(False, last)
         if self.rechunk:
             self.client.wbuf.append(last_chunk(trailers))
         if trailers and plan is not None and plan.tap is not None:

@@ -160,7 +160,9 @@ class ResponseSink(Protocol):
 
     def on_response_body(self, data: bytes) -> None: ...
 
-    def on_response_end(self, trailers: Headers | None) -> None: ...
+    def on_response_end(self, trailers: Headers | None, last: bytes = b"") -> None:
+        """The response is complete; `last`: its last body bytes, when they came with its end (one call
+        for a response read whole, as if on_response_body(last) came first)."""
 
 
 class ResponseReader(_Reader):
@@ -254,9 +256,8 @@ class ResponseReader(_Reader):
                     elif rest == length:  # the whole body and nothing after it: the usual read, without a call
                         body = buffer[end:]
                         self._parser.feed_data(body)
-                        self.sink.on_response_body(body)
                         self._done = True
-                        self.sink.on_response_end(None)
+                        self.sink.on_response_end(None, body)
                     elif rest:
                         self._plain_body(buffer[end:], length)
                     else:

@@ -171,10 +171,10 @@ class Upstream(asyncio.Protocol):
         if self.owner is not None:
             self.owner.on_response_body(data)
 
-    def on_response_end(self, trailers: Headers | None) -> None:
+    def on_response_end(self, trailers: Headers | None, last: bytes = b"") -> None:
         self.reusable = self.reusable and not self.closed and not self.reader.trailing
         if self.owner is not None:
-            self.owner.on_response_end(trailers)
+            self.owner.on_response_end(trailers, last)
 
     def eof_received(self) -> bool:
         return False

@@ -45,7 +45,8 @@ class Responses:
     def on_response_body(self, data: bytes) -> None:
         self.body += data
 
-    def on_response_end(self, trailers: object) -> None:
+    def on_response_end(self, trailers: object, last: bytes = b"") -> None:
+        self.body += last
         self.ends += 1
 
 

@@ -51,9 +51,9 @@ class FakeUpstream:
         if self.owner is not None:
             self.owner.on_response_body(data)
 
-    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None, last: bytes = b"") -> None:
         if self.owner is not None:
-            self.owner.on_response_end(trailers)
+            self.owner.on_response_end(trailers, last)
 
 
 class FakeClient:

@@ -228,14 +228,14 @@ def test_a_response_the_per_field_parser_reads_ends_only_after_the_rest_of_its_r
     seen: list[bool] = []
     sink = Responses()
     reader = ResponseReader(sink)
-    sink.on_response_end = lambda trailers: seen.append(reader.trailing)  # type: ignore[method-assign]
+    sink.on_response_end = lambda trailers, last=b"": seen.append(reader.trailing)  # type: ignore[method-assign]
     reader.expect(head_request)
     with pytest.raises(UpstreamReset, match="unsolicited"):
         reader.feed(wire)
     assert seen == [True]
     sink, seen = Responses(), []
     reader = ResponseReader(sink)
-    sink.on_response_end = lambda trailers: seen.append(reader.trailing)  # type: ignore[method-assign]
+    sink.on_response_end = lambda trailers, last=b"": seen.append(reader.trailing)  # type: ignore[method-assign]
     reader.expect(head_request)
     reader.feed(wire[: wire.rindex(b"HTTP/")])
     assert seen == [False]
