@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from meshctl.proxy.errors import BadRequest, ProxyFailure
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from tests.reliability.fuzzing import FUZZ, corpus
 
 Event = tuple[Any, ...]

@@ -22,7 +22,8 @@ from meshctl.proxy.errors import (
     UpstreamClosed,
 )
 from meshctl.proxy.h1.codec import Headers, chunk, last_chunk
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 

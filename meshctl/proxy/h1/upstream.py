@@ -22,7 +22,8 @@ from meshctl.aio import spawn
 from meshctl.proxy.errors import ConnectFailed, IdentityMismatch, LoadShed, ProxyFailure, UpstreamReset
 from meshctl.proxy.h1.codec import Headers
 from meshctl.proxy.h1.exchange import PROGRESS
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.policy.resolve import Endpoint
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ import pytest
 from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
 from meshctl.proxy.h1.codec import MAX_HEADERS, chunk, last_chunk
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.rescue import render_http1, rescue
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Hashable
 from meshctl.proxy.errors import ConnectFailed, UpstreamClosed
 from meshctl.proxy.h1.exchange import PROGRESS, REPLAY_LIMIT, RESPONSE, Exchange
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.stack import Stack
 from tests.unit.proxy.test_stack import AUTH, NS, make_runtime
 

@@ -8,7 +8,8 @@ import pytest
 
 from meshctl.proxy.errors import BadRequest, UpstreamReset
 from meshctl.proxy.h1.codec import MAX_HEADERS
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from tests.unit.proxy.test_h1 import Responses
 
 
