@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from meshctl.proxy.errors import BadRequest, ProxyFailure
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from tests.reliability.fuzzing import FUZZ, corpus
 
 Event = tuple[Any, ...]
@@ -40,6 +41,10 @@ class Recorder:
         self.events.append(("head", head.method, head.target, head.authority, tuple(head.headers), head.chunked,
                             head.content_length, head.keep_alive))  # fmt: skip
 
+    def on_request(self, head: RequestHead) -> None:
+        self.on_request_head(head)
+        self.on_request_end(None)
+
     def on_request_body(self, data: bytes) -> None:
         self._body(data)
 
@@ -52,7 +57,9 @@ class Recorder:
     def on_response_body(self, data: bytes) -> None:
         self._body(data)
 
-    def on_response_end(self, trailers: Any) -> None:
+    def on_response_end(self, trailers: Any, last: bytes = b"") -> None:
+        if last:
+            self._body(last)
         self.events.append(("end", tuple(trailers or ())))
 
 

@@ -173,6 +173,15 @@ class Downstream(asyncio.Protocol):
         self.queue.append(Exchange(self, head))
         self._pause(_QUEUED)
 
+    def on_request(self, head: RequestHead) -> None:
+        if self.current is None and not self.queue and not (self.closing or self.refusing):
+            self.current = ex = Exchange(self, head)
+            ex.req_done = True  # read whole: start() arms its response deadline, as it does for any bodiless one
+            ex.start()
+            return
+        self.on_request_head(head)
+        self.on_request_end(None)
+
     def on_request_body(self, data: bytes) -> None:
         ex = self.queue[-1] if self.queue else self.current
         if ex is not None and not ex.req_done and not ex.done:
@@ -202,12 +211,15 @@ class Downstream(asyncio.Protocol):
         self.deadline = self.loop.time() + PROGRESS_S
 
     def exchange_done(self, ex: Exchange, up: UpstreamConn | None) -> None:
-        """Both messages of `ex` are complete: reuse or close its upstream, then the next request or idle."""
+        """Both messages of `ex` are complete: reuse or close its upstream (still bound to `ex`), then the
+        next request or idle. One time reading serves the pool and the idle deadline."""
+        now = self.loop.time()
         if up is not None:
             if up.reusable and not self.listener.draining:
                 plan = ex.plan
-                self.listener.dialer.release(plan.endpoint if plan is not None else None, up)  # type: ignore[arg-type]
+                self.listener.dialer.release(plan.endpoint if plan is not None else None, up, now)  # type: ignore[arg-type]
             else:
+                up.unbind()
                 up.close()
         if ex is not self.current:
             return
@@ -228,7 +240,7 @@ class Downstream(asyncio.Protocol):
             # arm(IDLE, IDLE_S) without the call, once per request: the timer set for the request fires before
             # this deadline (it re-arms itself for a later one), so it rarely has to move.
             self.kind = IDLE
-            self.deadline = when = self.loop.time() + IDLE_S
+            self.deadline = when = now + IDLE_S
             if self.timer is None or self.timer_at > when:
                 self.arm(IDLE, IDLE_S)
 
@@ -338,7 +350,7 @@ class Downstream(asyncio.Protocol):
 
 def _placeholder_head() -> RequestHead:
     """The head of a request that could not be parsed: it is only answered, never forwarded."""
-    head = RequestHead()
+    head = RequestHead([])
     head.method, head.keep_alive = "GET", False
     return head
 

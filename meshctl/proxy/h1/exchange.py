@@ -22,7 +22,8 @@ from meshctl.proxy.errors import (
     UpstreamClosed,
 )
 from meshctl.proxy.h1.codec import Headers, chunk, last_chunk
-from meshctl.proxy.h1.response import ResponseHead
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
 
@@ -45,8 +46,8 @@ class UpstreamConn(Protocol):
     wbuf: list[bytes]
     reusable: bool
     closed: bool
-
-    def bind(self, owner: Exchange, head_request: bool) -> None: ...
+    owner: Exchange | None  # the exchange it serves (attach() binds it, unbind() or the pool unbinds)
+    reader: ResponseReader
 
     def unbind(self) -> None: ...
 
@@ -177,7 +178,12 @@ class Exchange:
     def attach(self, up: UpstreamConn, reused: bool) -> None:
         self.up = up
         self.reused = reused
-        up.bind(self, self.head.method == "HEAD")
+        # Bound to this exchange: the response goes straight to it, which keeps `reusable` as it reads.
+        up.owner = self
+        up.reusable = False
+        reader = up.reader
+        reader.sink = self
+        reader.expect(self.head.method == "HEAD")
         if self.client.writing_paused:
             up.pause_reading(True)
         wbuf = up.wbuf  # mostly empty: it takes the pending list itself (no copy, no new list)
@@ -237,8 +243,7 @@ class Exchange:
             elif plan is not None and plan.budget is not None and self._retry_route(status):
                 return
         self.replay = None
-        now = client.now()
-        self.ttfb = now - self.t0
+        self.ttfb = client.now() - self.t0
         self.resp_status = status
         if plan is not None and plan.set_cookie is not None:  # session affinity's new key
             head.add(b"set-cookie", plan.set_cookie)
@@ -257,13 +262,17 @@ class Exchange:
         if plan is not None and plan.tap is not None:
             plan.tapped(False, data)
 
-    def on_response_end(self, trailers: Headers | None) -> None:
+    def on_response_end(self, trailers: Headers | None, last: bytes = b"") -> None:
         up = self.up
         if up is not None:
-            up.reusable = up.reusable and not up.closed
+            up.reusable = up.reusable and not up.closed and not up.reader.trailing
         if self.done:
             return
         plan = self.plan
+        if last:  # on_response_body(last), without the call
+            self.client.wbuf.append(chunk(last) if self.rechunk else last)
+            if plan is not None and plan.tap is not None:
+                plan.tapped(False, last)
         if self.rechunk:
             self.client.wbuf.append(last_chunk(trailers))
         if trailers and plan is not None and plan.tap is not None:
@@ -275,7 +284,11 @@ class Exchange:
                 up.reusable = False
         if plan is not None:
             plan.finish(self.resp_status, None, self.ttfb * 1000.0)
-        self._finish()
+        # _finish(), without the call on every response
+        self.done = True
+        self.replay = None
+        self.up = None
+        self.client.exchange_done(self, up)
 
     def connect_failed(self, exc: ProxyFailure) -> None:
         """No connection to the endpoint: nothing was sent, so another endpoint may take the request."""
@@ -401,12 +414,10 @@ class Exchange:
             self.plan.abandon()
 
     def _finish(self) -> None:
-        """Both messages are complete: hand the upstream back (or close it) and let the connection go on."""
+        """Both messages are complete: the connection hands the upstream back (or closes it) and goes on."""
         self.done = True
         self.replay = None
         up, self.up = self.up, None
-        if up is not None:
-            up.unbind()
         self.client.exchange_done(self, up)
 
     def _drop_up(self) -> None:

@@ -68,19 +68,22 @@ _LF = b"\n"
 class RequestHead(_Head):
     __slots__ = ("headers", "method", "target", "authority", "path", "raw", "cuts")
 
-    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
+    # A plain head is made with what its reader already knows (no default stored and then replaced).
+    def __init__(self, headers: Headers, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None,
+                 method: str = "", target: bytes = b"", path: str = "", authority: str = "",
+                 keep_alive: bool = True) -> None:  # fmt: skip
         self.version = "1.1"
-        self.headers: Headers = []
-        self.keep_alive = True
+        self.headers = headers
+        self.keep_alive = keep_alive
         self.chunked = False
         self.content_length = None
         self.drop = None
         self.hop = None
         self.timeout = None
-        self.method = ""
-        self.target = b""  # origin-form target sent upstream (path + query), "*" for OPTIONS *
-        self.path = ""  # path without the query, for route matching
-        self.authority = ""
+        self.method = method
+        self.target = target  # origin-form target sent upstream (path + query), "*" for OPTIONS *
+        self.path = path  # path without the query, for route matching
+        self.authority = authority
         self.raw = raw  # the head as read, when it is forwarded in its bytes (None once `headers` change)
         self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
 
@@ -107,6 +110,9 @@ class RequestHead(_Head):
 
 class RequestSink(Protocol):
     def on_request_head(self, head: RequestHead) -> None: ...
+
+    def on_request(self, head: RequestHead) -> None:
+        """A request without a body read whole (the commonest): on_request_head, then on_request_end(None)."""
 
     def on_request_body(self, data: bytes) -> None: ...
 
@@ -211,17 +217,13 @@ class RequestReader(_Reader):
                     parser.feed_data(memoryview(raw)[:-1])
                     alive = parser.should_keep_alive()
                     parser.feed_data(_LF)
-                head = RequestHead(raw, cuts)
-                head.keep_alive = alive
-                head.method = _METHODS[line[1]]
-                head.target = target = line[2]
+                target = line[2]
                 if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
                     q = target.find(b"?")
                     self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
                 if host != self._last_host:
                     self._last_host, self._authority = host, host.decode("latin-1")
-                head.path, head.authority = self._path, self._authority
-                head.headers = fields
+                head = RequestHead(fields, raw, cuts, _METHODS[line[1]], target, self._path, self._authority, alive)
                 at = end
                 if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
                     if not length.isdigit() or len(length) > 15:
@@ -236,9 +238,9 @@ class RequestReader(_Reader):
                             return
                         parser.feed_data(memoryview(data)[at : at + n])
                         at += n
+                    self._sink.on_request_end(None)
                 else:
-                    self._sink.on_request_head(head)
-                self._sink.on_request_end(None)
+                    self._sink.on_request(head)  # no body: its head and its end in one call
                 if not alive:
                     self._parse(self._closed(data, at))
                     return
@@ -287,8 +289,9 @@ class RequestReader(_Reader):
         self._wire = self._count = self._hosts = 0
         self._first = self._fed
         self._trailers = self._cl = self._te = self._tokens = None
-        self._head = head = RequestHead()
-        self._fields = head.headers
+        fields: Headers = []
+        self._fields = fields
+        self._head = RequestHead(fields)
         self._url = b""
 
     def on_url(self, url: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Sans-IO HTTP/1.1 responses over httptools: the reader of an upstream connection and the response head.
+"""Sans-IO HTTP/1.1 responses over httptools: the reader of an upstream connection (its heads: response_head.py).
 
 A response head is usually forwarded in the bytes it came in. The reader cuts each complete head out of
 what it reads (up to its first CRLFCRLF) before llhttp sees it, and feeds llhttp exactly that head. When
@@ -28,16 +28,8 @@ from typing import Protocol
 import httptools
 
 from meshctl.proxy.errors import UpstreamClosed, UpstreamReset
-from meshctl.proxy.h1.codec import (
-    _KEEP_ALIVE,
-    MAX_HEAD_BYTES,
-    MAX_HEADERS,
-    Headers,
-    _Head,
-    _header_lines,
-    _listed,
-    _Reader,
-)
+from meshctl.proxy.h1.codec import _KEEP_ALIVE, MAX_HEAD_BYTES, MAX_HEADERS, Headers, _listed, _Reader
+from meshctl.proxy.h1.response_head import ResponseHead
 
 _PLAIN = (b"HTTP/1.1 ", b"HTTP/1.0 ")
 _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n" is 4 bytes): not counted
@@ -54,113 +46,14 @@ _CONNECTION = b"connection"
 _CONTENT_LENGTH = b"content-length"
 
 
-def _parse_fields(raw: bytes) -> Headers:
-    """The fields of a head as llhttp's callbacks give them: the name as read, the value without leading OWS."""
-    start = raw.find(b"\r\n") + 2
-    if start >= len(raw) - 2:
-        return []
-    fields = []
-    for line in raw[start:-4].split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        fields.append((name, value.lstrip(b" \t")))
-    return fields
-
-
-class ResponseHead(_Head):
-    __slots__ = ("status", "_reason", "until_eof", "no_body", "raw", "cuts", "added", "_fields")
-
-    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
-        self.version = "1.1"
-        self.keep_alive = True
-        self.chunked = False
-        self.content_length = None
-        self.drop = None
-        self.hop = None
-        self.timeout = None
-        self.status = 0
-        self._reason = b""
-        self.until_eof = False  # no framing: the body ends when the upstream closes
-        self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
-        self.raw = raw  # the head as read, when it is forwarded in its bytes
-        self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
-        self.added: Headers | None = None  # fields the proxy adds to a head forwarded as read
-        self._fields: Headers | None = None if raw is not None else []
-
-    @property
-    def reason(self) -> bytes:
-        raw = self.raw
-        return self._reason if raw is None else raw[13 : raw.find(b"\r\n")]  # after "HTTP/1.x 200 "
-
-    @reason.setter
-    def reason(self, reason: bytes) -> None:
-        self._reason = reason
-
-    @property
-    def headers(self) -> Headers:
-        """The fields as parsed (a head forwarded as read parses them on first use: taps, retries)."""
-        fields = self._fields
-        if fields is None:
-            assert self.raw is not None
-            fields = self._fields = _parse_fields(self.raw) + (self.added or [])
-        return fields
-
-    def add(self, name: bytes, value: bytes) -> None:
-        """A field the proxy adds, after those it read."""
-        if self._fields is not None:
-            self._fields.append((name, value))
-        if self.raw is not None:
-            if self.added is None:
-                self.added = []
-            self.added.append((name, value))
-
-    def serialize(self, client_version: str, keep_alive: bool) -> tuple[bytes, bool, bool]:
-        """(head bytes, re-chunk the body?, close after it?) for a client speaking `client_version`."""
-        rechunk = False
-        close = not keep_alive
-        extra = b""
-        if not self.no_body and (self.chunked or self.until_eof):
-            if client_version == "1.1":
-                rechunk = True
-                extra = b"transfer-encoding: chunked\r\n"
-            else:
-                close = True  # an HTTP/1.0 client reads the body until the connection closes
-        if self.status >= 200:
-            if close:
-                extra += b"connection: close\r\n"
-            elif client_version == "1.0":
-                extra += b"connection: keep-alive\r\n"
-        raw = self.raw
-        if raw is None:
-            lines = _header_lines(self.headers, self.drop, self.hop)
-            head = b"HTTP/%b %d %b\r\n%b%b\r\n" % (client_version.encode("ascii"), self.status, self.reason, lines,
-                                                   extra)  # fmt: skip
-            return head, rechunk, close
-        if self.added:
-            extra = b"".join(b"%b: %b\r\n" % field for field in self.added) + extra
-        same = client_version == self.version
-        cuts = self.cuts
-        if same and not extra:
-            if cuts is None:
-                return raw, rechunk, close  # nothing to change: the bytes as read
-            if len(cuts) == 1:  # the usual change: one line out (Connection: keep-alive)
-                start, end = cuts[0]
-                return raw[:start] + raw[end:], rechunk, close
-        pieces = [] if same else [b"HTTP/" + client_version.encode("ascii")]
-        at = 0 if same else 8  # after "HTTP/1.x"
-        if cuts is not None:
-            for start, end in cuts:
-                pieces.append(raw[at:start])
-                at = end
-        pieces += (raw[at:-2], extra, b"\r\n")  # a cut line leaves the CRLF before it to the next one
-        return b"".join(pieces), rechunk, close
-
-
 class ResponseSink(Protocol):
     def on_response_head(self, head: ResponseHead) -> None: ...
 
     def on_response_body(self, data: bytes) -> None: ...
 
-    def on_response_end(self, trailers: Headers | None) -> None: ...
+    def on_response_end(self, trailers: Headers | None, last: bytes = b"") -> None:
+        """The response is complete; `last`: its last body bytes, when they came with its end (one call
+        for a response read whole, as if on_response_body(last) came first)."""
 
 
 class ResponseReader(_Reader):
@@ -180,12 +73,15 @@ class ResponseReader(_Reader):
         self._started = False  # bytes of the expected response have arrived
         self._until_eof = False  # the body in progress ends when the upstream closes
         self._length: bytes | None = None  # the Content-Length value of the plain head being parsed
+        self._left = 0  # body bytes of the plain response in progress still to come (-1: until the close)
         self._buffer = b""
+        self.trailing = False  # bytes came after a response in its read: the connection is done with
+        self._ended = False  # the per-field parser completed a response: delivered once the read is parsed
 
     def _plain_callbacks(self) -> SimpleNamespace:
-        # No on_header: httptools then registers no per-field callback with llhttp.
-        return SimpleNamespace(on_message_begin=self._plain_begin, on_headers_complete=self._plain_head,
-                               on_body=self.on_body, on_message_complete=self.on_message_complete)  # fmt: skip
+        # No per-field callback, and none for the body and the message's end: feed() reads them by the
+        # head's Content-Length, so they cost no call from llhttp.
+        return SimpleNamespace(on_message_begin=self._plain_begin, on_headers_complete=self._plain_head)
 
     def expect(self, head_request: bool) -> None:
         self._head_request = head_request
@@ -197,6 +93,10 @@ class ResponseReader(_Reader):
         """Parses the plain heads at the front of `read` here (one frame per read), their body after the
         final one; once a head is not plain, everything from it on goes to the parser with every callback."""
         if not self._heads:
+            left = self._left
+            if left:
+                self._plain_body(read, left)
+                return
             self._parse(read, self._head_request)
             return
         if self._error is not None:
@@ -206,12 +106,12 @@ class ResponseReader(_Reader):
             while True:
                 end = buffer.find(b"\r\n\r\n") + 4
                 if end < 4:
-                    self._parse(self._per_field(buffer))
+                    self._per_field(buffer)
                     return
                 raw = buffer if end == len(buffer) else buffer[:end]
                 if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
                         (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
-                    self._parse(self._per_field(buffer))
+                    self._per_field(buffer)
                     return
                 lower = raw.lower()
                 length = tokens = cuts = None
@@ -221,7 +121,7 @@ class ResponseReader(_Reader):
                         length = match[2]
                         continue
                     if name == _TE:  # trailers need the per-field callbacks
-                        self._parse(self._per_field(buffer))
+                        self._per_field(buffer)
                         return
                     if name == _CONNECTION:
                         tokens = match[2] if tokens is None else tokens + b"," + match[2]
@@ -230,14 +130,29 @@ class ResponseReader(_Reader):
                     cuts.append(match.span())  # from the CRLF before the line to its own CRLF
                 if tokens is not None and tokens.strip() != _KEEP_ALIVE:
                     cuts = _listed(tokens, lower, cuts or [])
-                self._head = ResponseHead(raw, cuts)
+                self._head = head = ResponseHead(raw, cuts)
                 self._length = length
                 self._started = True
                 self._trailers = None
-                self._parser.feed_data(raw)  # on_message_begin, on_headers_complete (+ on_message_complete)
-                if not self._heads:  # the final head: what follows is its body (not copied), for llhttp
-                    if end < len(buffer):  # as plain, so no head in it counts against the size limit
-                        self._parser.feed_data(memoryview(buffer)[end:])
+                self._parser.feed_data(raw)  # on_message_begin, on_headers_complete
+                if not self._heads:  # the final head: its body, as far as this read holds it
+                    rest = len(buffer) - end
+                    length = head.content_length
+                    if head.no_body or not (length or head.until_eof):
+                        self._plain_end(buffer[end:] if rest else b"")
+                    elif length is None:  # until the upstream closes
+                        self._left = -1
+                        if rest:
+                            self.sink.on_response_body(buffer[end:])
+                    elif rest == length:  # the whole body and nothing after it: the usual read, without a call
+                        body = buffer[end:]
+                        self._parser.feed_data(body)
+                        self._done = True
+                        self.sink.on_response_end(None, body)
+                    elif rest:
+                        self._plain_body(buffer[end:], length)
+                    else:
+                        self._left = length
                     return
                 if end == len(buffer):
                     return
@@ -246,6 +161,40 @@ class ResponseReader(_Reader):
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "response")
+
+    def _plain_body(self, data: bytes, left: int) -> None:
+        """Body bytes of a plain response (`left` of its Content-Length still to come, -1 until the upstream
+        closes). llhttp reads them too, without a call, so that it ends the message where this does."""
+        if self._error is not None:
+            raise self._error
+        if left < 0:
+            self.sink.on_response_body(data)
+            return
+        size = len(data)
+        if size < left:
+            self._left = left - size
+            self._parser.feed_data(data)
+            self.sink.on_response_body(data)
+            return
+        body = data if size == left else data[:left]
+        self._parser.feed_data(body)
+        self.sink.on_response_body(body)
+        self._plain_end(data[left:] if size > left else b"")
+
+    def _plain_end(self, after: bytes) -> None:
+        """A plain response is complete; `after`: what followed it in the same read, which llhttp reads as
+        it always did (it skips CR and LF). Anything else answers no request: the response still ends, so
+        the client gets it whole, but the connection is not reused (`trailing`) and the failure ends it."""
+        self._left = 0
+        self._done = True
+        if after:
+            try:
+                self._parser.feed_data(after)
+            except httptools.HttpParserError as exc:
+                self.trailing = True
+                self.sink.on_response_end(None)
+                self._parse_error(exc, "response")
+        self.sink.on_response_end(None)
 
     def _parse(self, data: bytes | memoryview, head_only: bool = False) -> None:
         """The parser with every callback, or the plain one with the body of a plain head."""
@@ -267,14 +216,22 @@ class ResponseReader(_Reader):
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "response")
+        finally:
+            if self._ended:
+                # The response ends once llhttp has read the rest of the read: what follows it decides
+                # whether the connection may serve another request, before anyone can get it.
+                self._ended = False
+                if self._error is not None:
+                    self.trailing = True
+                self.sink.on_response_end(self._trailers)
 
-    def _per_field(self, buffer: bytes) -> bytes:
+    def _per_field(self, buffer: bytes) -> None:
         """The rest of this exchange goes to a parser with every callback (a fresh one: at a boundary) —
         unless an interim head read here closed the connection: llhttp then refuses whatever follows."""
         self._heads = False
         if not self._started or self._head.keep_alive or self._head_request:
             self._parser = httptools.HttpResponseParser(self)
-        return self._feed_head_only(buffer) if self._head_request else buffer
+        self._parse(buffer, self._head_request)
 
     def _plain_begin(self) -> None:
         if self._done:
@@ -307,9 +264,7 @@ class ResponseReader(_Reader):
             # the answer to HEAD, as _feed_head_only does.
             self._parser = self._plain = httptools.HttpResponseParser(self._plain_callbacks())
             if status >= 200:
-                self._head_request = False
-                self._done = True
-                self.sink.on_response_end(None)
+                self._head_request = False  # (feed ends the response: no body follows)
 
     def _feed_head_only(self, data: bytes) -> bytes:
         # llhttp cannot be told a response answers HEAD (it would wait for Content-Length bytes), so
@@ -372,8 +327,7 @@ class ResponseReader(_Reader):
         self.sink.on_response_head(head)
         if status >= 200 and self._head_request:
             self._head_request = False
-            self._done = True
-            self.sink.on_response_end(None)
+            self._done = self._ended = True
 
     def on_body(self, data: bytes) -> None:
         self.sink.on_response_body(data)
@@ -382,5 +336,4 @@ class ResponseReader(_Reader):
         if self._head.status < 200 or self._done:
             return  # an interim (1xx) response, or the HEAD answer already ended
         self._until_eof = False
-        self._done = True
-        self.sink.on_response_end(self._trailers)
+        self._done = self._ended = True

@@ -22,7 +22,8 @@ from meshctl.aio import spawn
 from meshctl.proxy.errors import ConnectFailed, IdentityMismatch, LoadShed, ProxyFailure, UpstreamReset
 from meshctl.proxy.h1.codec import Headers
 from meshctl.proxy.h1.exchange import PROGRESS
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.policy.resolve import Endpoint
 
 if TYPE_CHECKING:
@@ -129,13 +130,8 @@ class Upstream(asyncio.Protocol):
         self.reusable = False
         self.reading_paused = False
 
-    def bind(self, owner: Exchange, head_request: bool) -> None:
-        self.owner = owner
-        self.reader.expect(head_request)
-        self.reader.sink = owner  # the response goes straight to the exchange (which keeps `reusable`)
-        self.reusable = False
-
     def unbind(self) -> None:
+        """No exchange any more (Exchange.attach binds one: owner, reader sink, reusable)."""
         self.owner = None
         self.reader.sink = self
 
@@ -176,10 +172,10 @@ class Upstream(asyncio.Protocol):
         if self.owner is not None:
             self.owner.on_response_body(data)
 
-    def on_response_end(self, trailers: Headers | None) -> None:
-        self.reusable = self.reusable and not self.closed
+    def on_response_end(self, trailers: Headers | None, last: bytes = b"") -> None:
+        self.reusable = self.reusable and not self.closed and not self.reader.trailing
         if self.owner is not None:
-            self.owner.on_response_end(trailers)
+            self.owner.on_response_end(trailers, last)
 
     def eof_received(self) -> bool:
         return False
@@ -299,19 +295,22 @@ class Dialer:
             return
         queue.append(ex)
 
-    def release(self, key: Hashable, up: Upstream) -> None:
-        """A reusable connection is free: the oldest request waiting for the endpoint gets it, else the pool."""
+    def release(self, key: Hashable, up: Upstream, now: float = 0.0) -> None:
+        """A reusable connection is free (it may still be bound to the exchange that ended): the oldest
+        request waiting for the endpoint gets it, else the pool. `now`: the loop's time, when just read."""
         ex = self._next_waiter(key) if self.waiting else None
         if ex is not None:
             ex.attach(up, True)
             up.flush()
             return
+        up.owner = None  # up.unbind(), one call less per request
+        up.reader.sink = up
         if up.reading_paused:
             up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
         pool = self.pool
         stack = pool._idle.get(key)
         if stack is not None and len(stack) < pool._max_idle:  # pool.put(key, up), one call less per request
-            up.idle_since = pool._clock()
+            up.idle_since = now or pool._clock()
             stack.append(up)
         else:
             pool.put(key, up)

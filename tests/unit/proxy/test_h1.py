@@ -8,7 +8,8 @@ import pytest
 from meshctl.proxy.errors import BadRequest, HeadTooLarge, UpstreamClosed, UpstreamReset
 from meshctl.proxy.h1.codec import MAX_HEADERS, chunk, last_chunk
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.rescue import render_http1, rescue
 
 
@@ -21,6 +22,10 @@ class Requests:
     def on_request_head(self, head: RequestHead) -> None:
         self.heads.append(head)
         self.bodies.append(b"")
+
+    def on_request(self, head: RequestHead) -> None:
+        self.on_request_head(head)
+        self.on_request_end(None)
 
     def on_request_body(self, data: bytes) -> None:
         self.bodies[-1] += data
@@ -41,7 +46,8 @@ class Responses:
     def on_response_body(self, data: bytes) -> None:
         self.body += data
 
-    def on_response_end(self, trailers: object) -> None:
+    def on_response_end(self, trailers: object, last: bytes = b"") -> None:
+        self.body += last
         self.ends += 1
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Hashable
 from meshctl.proxy.errors import ConnectFailed, UpstreamClosed
 from meshctl.proxy.h1.exchange import PROGRESS, REPLAY_LIMIT, RESPONSE, Exchange
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.stack import Stack
 from tests.unit.proxy.test_stack import AUTH, NS, make_runtime
 
@@ -23,12 +24,9 @@ class FakeUpstream:
         self.owner: Exchange | None = None
         self.reader = ResponseReader(self)
 
-    def bind(self, owner: Exchange, head_request: bool) -> None:
-        self.owner = owner
-        self.reader.expect(head_request)
-
-    def unbind(self) -> None:
+    def unbind(self) -> None:  # as upstream.Upstream: Exchange.attach pointed the reader at the exchange
         self.owner = None
+        self.reader.sink = self
 
     def pause_reading(self, paused: bool) -> None:
         pass
@@ -54,9 +52,9 @@ class FakeUpstream:
         if self.owner is not None:
             self.owner.on_response_body(data)
 
-    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None, last: bytes = b"") -> None:
         if self.owner is not None:
-            self.owner.on_response_end(trailers)
+            self.owner.on_response_end(trailers, last)
 
 
 class FakeClient:
@@ -117,6 +115,9 @@ def request(wire: bytes) -> tuple[RequestHead, list[bytes]]:
 
     class Sink:
         def on_request_head(self, head: RequestHead) -> None:
+            heads.append(head)
+
+        def on_request(self, head: RequestHead) -> None:
             heads.append(head)
 
         def on_request_body(self, data: bytes) -> None:

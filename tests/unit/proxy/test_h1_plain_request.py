@@ -25,6 +25,10 @@ class Sink:
                             head.keep_alive, head.chunked, head.content_length, head.timeout,
                             tuple(head.headers)))  # fmt: skip
 
+    def on_request(self, head: RequestHead) -> None:
+        self.on_request_head(head)
+        self.on_request_end(None)
+
     def on_request_body(self, data: bytes) -> None:
         if self.events[-1][0] == "body":
             self.events[-1] = ("body", self.events[-1][1] + data)

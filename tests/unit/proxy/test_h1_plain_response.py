@@ -8,7 +8,8 @@ import pytest
 
 from meshctl.proxy.errors import BadRequest, UpstreamReset
 from meshctl.proxy.h1.codec import MAX_HEADERS
-from meshctl.proxy.h1.response import ResponseHead, ResponseReader
+from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.response_head import ResponseHead
 from tests.unit.proxy.test_h1 import Responses
 
 
@@ -164,3 +165,78 @@ def test_plain_and_per_field_exchanges_alternate_on_one_connection() -> None:
         reader.feed(data)
     assert [h.raw is not None for h in sink.heads] == [True, False, True, False, True]
     assert sink.ends == 5 and sink.body == b"abchiabcabcabc"
+
+
+def test_a_plain_body_ends_at_its_length_across_reads_and_bytes_after_it_spoil_the_connection() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+    sink = Responses()
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    for data in (head, b"0123", b"45678"):
+        reader.feed(data)
+    assert sink.ends == 0 and sink.body == b"012345678"
+    reader.feed(b"9")
+    assert sink.ends == 1 and sink.body == b"0123456789" and not reader.trailing
+    reader.expect(False)
+    reader.feed(head + b"01\r\n\r\n")  # body bytes, whatever they look like
+    assert sink.body == b"0123456789" + b"01\r\n\r\n" and not reader.trailing
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(b"5678HTTP/1.1 200 OK\r\n\r\n")  # the rest of the body, then bytes nobody asked for
+    assert sink.ends == 2 and reader.trailing and sink.body.endswith(b"01\r\n\r\n5678")  # still ended whole
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(b"HTTP/1.1 200 OK\r\n\r\n")  # and the reader stays failed
+
+
+@pytest.mark.parametrize("head_request, wire", [
+    (True, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"),  # HEAD: no body follows
+    (False, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+    (False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nx"),
+    (False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabc"),
+])  # fmt: skip
+def test_bytes_after_a_whole_plain_response_in_its_read_end_it_and_spoil_the_connection(
+    head_request: bool, wire: bytes
+) -> None:
+    sink = Responses()
+    reader = ResponseReader(sink)
+    reader.expect(head_request)
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(wire)
+    assert sink.ends == 1 and reader.trailing and sink.body in (b"", b"ab")
+
+
+def test_line_ends_after_a_plain_response_are_skipped_and_an_unframed_body_runs_to_the_close() -> None:
+    sink = Responses()
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab\r\n")
+    assert sink.ends == 1 and sink.body == b"ab" and not reader.trailing
+    reader.expect(False)
+    reader.feed(b"HTTP/1.1 200 OK\r\n\r\ncd")
+    reader.feed(b"HTTP/1.1 200 OK\r\n\r\n")  # only the close ends it: these are body bytes
+    assert sink.ends == 1 and sink.body == b"abcdHTTP/1.1 200 OK\r\n\r\n"
+    reader.eof()
+    assert sink.ends == 2 and sink.heads[-1].until_eof
+
+
+@pytest.mark.parametrize("head_request, wire", [
+    (False, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+    (True, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+])  # fmt: skip
+def test_a_response_the_per_field_parser_reads_ends_only_after_the_rest_of_its_read(
+    head_request: bool, wire: bytes
+) -> None:
+    """Bytes after it must be seen before the response ends (and its connection is handed on)."""
+    seen: list[bool] = []
+    sink = Responses()
+    reader = ResponseReader(sink)
+    sink.on_response_end = lambda trailers, last=b"": seen.append(reader.trailing)  # type: ignore[method-assign]
+    reader.expect(head_request)
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(wire)
+    assert seen == [True]
+    sink, seen = Responses(), []
+    reader = ResponseReader(sink)
+    sink.on_response_end = lambda trailers, last=b"": seen.append(reader.trailing)  # type: ignore[method-assign]
+    reader.expect(head_request)
+    reader.feed(wire[: wire.rindex(b"HTTP/")])
+    assert seen == [False]
