@@ -46,7 +46,8 @@ def free_port() -> int:
 
 
 async def app_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A tiny HTTP/1.1 app: echoes method, path and body; /die hangs up mid-request."""
+    """A tiny HTTP/1.1 app: echoes method, path and body; /die hangs up mid-request, /overlong sends more
+    than its Content-Length."""
     try:
         while True:
             line = await reader.readline()
@@ -70,6 +71,10 @@ async def app_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWri
             if path == "/die":
                 writer.transport.abort()
                 return
+            if path == "/overlong":  # five bytes more than its Content-Length, in the same write
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhelloEXTRA")
+                await writer.drain()
+                continue
             if path == "/half":
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
                 await writer.drain()
