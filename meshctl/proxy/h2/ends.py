@@ -250,7 +250,12 @@ class UpstreamH2(H2Side):
     def start(self, headers: list[Header], end_stream: bool, is_head: bool | None = None) -> int | None:
         """Open a stream with a request header block; None when the connection cannot take it.
         `is_head`: whether it is a HEAD request, when the caller knows (no scan of the block for it)."""
-        if self.capacity() <= 0:
+        if self.failed is not None or self.goaway_last is not None:  # capacity(), inline (once a request)
+            return None
+        limit = self._stream_limit
+        if limit is None:
+            limit = self._stream_limit = min(self.h2.peer_stream_limit(), self.limits.max_concurrent_streams)
+        if len(self.streams) >= limit:
             return None
         h2 = self.h2
         sid = h2.next_stream_id
