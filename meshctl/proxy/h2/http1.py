@@ -281,7 +281,7 @@ class Http1Upstream(asyncio.Protocol):
                 if trailers:
                     ex.on_response_trailers(trailers)
                     return
-            ex.resp_end = True  # on_response_data(b"", True), without its call (once a response)
+            ex.resp_end = True  # pump_response(b"", True), its arguments set here (once a response)
             ex.pump_response()
 
     def _response_finished(self) -> None:
