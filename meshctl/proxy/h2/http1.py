@@ -263,7 +263,7 @@ class Http1Upstream(asyncio.Protocol):
             self._response_finished()
         ex = self.exchanges.get(_SID)
         if ex is not None:
-            ex.on_response(status, block, end=self.head_request)
+            ex.on_response(status, block, self.head_request)
 
     def on_body(self, body: bytes) -> None:
         ex = self.exchanges.get(_SID)
