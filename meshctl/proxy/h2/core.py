@@ -109,6 +109,8 @@ class H2Side:
         self.failed: str | None = None
         self.streams: dict[int, int] = {}  # open stream id -> _REMOTE_DONE | _LOCAL_DONE | _ANSWERED
         self._length_left: dict[int, int] = {}  # body bytes a stream's content-length still announces
+        self._finished = 0  # streams closed (the server side weighs its premature resets against them)
+        self._head_requests: set[int] = set()  # client side: HEAD requests, whose responses carry no body
         self.marked = False
         self._early = b""  # frames built outside the codec (graceful GOAWAY), sent before its output
         self.highest_in = 0  # the highest stream id the peer opened (the last one a GOAWAY may name)
@@ -190,7 +192,10 @@ class H2Side:
                 state |= _LOCAL_DONE
                 if state & _REMOTE_DONE:
                     del streams[stream_id]
-                    self._closed(stream_id, premature=False)
+                    self._finished += 1  # _closed(stream_id, premature=False), inline: once a request
+                    self._length_left.pop(stream_id, None)
+                    if self._head_requests:
+                        self._head_requests.discard(stream_id)
                     return True
             streams[stream_id] = state | _ANSWERED
         return True
@@ -209,7 +214,10 @@ class H2Side:
             if state is not None:
                 if state & _REMOTE_DONE:
                     del streams[stream_id]
-                    self._closed(stream_id, premature=False)
+                    self._finished += 1  # _closed(stream_id, premature=False), inline: once a request
+                    self._length_left.pop(stream_id, None)
+                    if self._head_requests:
+                        self._head_requests.discard(stream_id)
                 else:
                     streams[stream_id] = state | _LOCAL_DONE
         return True
@@ -271,8 +279,12 @@ class H2Side:
             self.streams[stream_id] = state | _REMOTE_DONE
 
     def _closed(self, stream_id: int, premature: bool) -> None:
-        """A stream left the open set (the ends extend this)."""
+        """A stream left the open set (the server side extends this). send_headers, send_data and _data
+        repeat the premature=False case inline."""
+        self._finished += 1
         self._length_left.pop(stream_id, None)
+        if self._head_requests:
+            self._head_requests.discard(stream_id)
 
     def _expect_body(self, stream_id: int, length: int | None) -> None:
         """The peer's body on this stream must be exactly `length` bytes (None: no content-length)."""
@@ -329,7 +341,10 @@ class H2Side:
         if end:  # _remote_done, inline
             if state & _LOCAL_DONE:
                 del streams[sid]
-                self._closed(sid, premature=False)
+                self._finished += 1  # _closed(sid, premature=False), inline: once a request
+                self._length_left.pop(sid, None)
+                if self._head_requests:
+                    self._head_requests.discard(sid)
             else:
                 streams[sid] = state | _REMOTE_DONE
         on_body = self.on_body

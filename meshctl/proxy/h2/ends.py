@@ -77,7 +77,6 @@ class DownstreamH2(H2Side):
         super().__init__(outbox, limits)
         self._clock = clock
         self._premature = 0
-        self._finished = 0
         self._burst_start = clock()
         self._burst = 0
         self.accept_up_to = _MAX_STREAM_ID  # lowered by the final GOAWAY of a drain
@@ -188,7 +187,7 @@ class DownstreamH2(H2Side):
         self._closed(sid, premature=True)
 
     def _closed(self, stream_id: int, premature: bool) -> None:
-        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call (twice a request)
+        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call
         self._finished += 1
         if premature:
             self._premature += 1
@@ -232,7 +231,6 @@ class UpstreamH2(H2Side):
     def __init__(self, outbox: Outbox, limits: H2Limits | None = None) -> None:
         super().__init__(outbox, limits)
         self.goaway_last: int | None = None
-        self._head_requests: set[int] = set()  # their responses announce a length but carry no body
         # The stream limit, ours and the peer's: read from nghttp2 (µs per read) only after a SETTINGS.
         self._stream_limit: int | None = None
         # (stream id, status, header block, end) instead of Response events
@@ -250,7 +248,12 @@ class UpstreamH2(H2Side):
     def start(self, headers: list[Header], end_stream: bool, is_head: bool | None = None) -> int | None:
         """Open a stream with a request header block; None when the connection cannot take it.
         `is_head`: whether it is a HEAD request, when the caller knows (no scan of the block for it)."""
-        if self.capacity() <= 0:
+        if self.failed is not None or self.goaway_last is not None:  # capacity(), inline (once a request)
+            return None
+        limit = self._stream_limit
+        if limit is None:
+            limit = self._stream_limit = min(self.h2.peer_stream_limit(), self.limits.max_concurrent_streams)
+        if len(self.streams) >= limit:
             return None
         h2 = self.h2
         sid = h2.next_stream_id
@@ -327,11 +330,6 @@ class UpstreamH2(H2Side):
                 out.append(Failed(self.failed))
                 break
         return out
-
-    def _closed(self, stream_id: int, premature: bool) -> None:
-        self._length_left.pop(stream_id, None)  # H2Side._closed, without the call (twice a request)
-        if self._head_requests:
-            self._head_requests.discard(stream_id)
 
     def _goaway(self, last: int, out: list[Event]) -> None:
         self.goaway_last = last if self.goaway_last is None else min(last, self.goaway_last)

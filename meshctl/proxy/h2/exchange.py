@@ -165,7 +165,7 @@ class Exchange:
             else:
                 del q[0]
             last = not q and self.req_end and self.req_trailers is None
-            side.send_data(usid, chunk, end_stream=last)
+            side.send_data(usid, chunk, last)  # positional: a keyword argument costs more
             size = len(chunk)
             if self.noack:
                 skip = min(self.noack, size)
@@ -211,22 +211,13 @@ class Exchange:
         self.answered = True
         if self.plan.set_cookie is not None:  # session affinity's new key
             headers = [*headers, (b"set-cookie", self.plan.set_cookie)]
-        self.down.side.send_headers(self.sid, headers, end_stream=end)
+        self.down.side.send_headers(self.sid, headers, end)  # positional, as below
         tap = self.plan.tap
         if tap is not None:
             tap.response(status, list(headers))  # the tap's type; only while tapped
         if end:
             self.resp_end = self.resp_sent_end = True
             self._finish()
-
-    def on_response_data(self, data: bytes, end: bool) -> None:
-        if data:
-            self.resp_q.append(data)
-            if self.plan.tap is not None:
-                self.plan.tapped(False, data)
-        if end:
-            self.resp_end = True
-        self.pump_response()
 
     def on_response_trailers(self, headers: list[Header]) -> None:
         self.resp_trailers = headers
@@ -237,7 +228,15 @@ class Exchange:
             self.grpc_status = grpc.status_of(headers)
         self.pump_response()
 
-    def pump_response(self) -> None:
+    def pump_response(self, data: bytes = b"", end: bool = False) -> None:
+        """Hand on the response body queued, and `data` just read (`end`: its last bytes), as far as the
+        downstream window allows; the whole response handed on finishes the exchange."""
+        if data:
+            self.resp_q.append(data)
+            if self.plan.tap is not None:
+                self.plan.tapped(False, data)
+        if end:
+            self.resp_end = True
         if self.done:
             return
         down, sid, q, up = self.down.side, self.sid, self.resp_q, self.up
@@ -252,7 +251,7 @@ class Exchange:
             else:
                 del q[0]
             last = not q and self.resp_end and self.resp_trailers is None
-            down.send_data(sid, chunk, end_stream=last)
+            down.send_data(sid, chunk, last)
             self.resp_sent_end = last
             if up is not None:
                 up.side.ack(self.usid, len(chunk))
@@ -264,7 +263,13 @@ class Exchange:
                 down.send_headers(sid, self.resp_trailers, end_stream=True)
             else:
                 down.send_data(sid, b"", end_stream=True)
-        self._finish()
+        self.done = True  # _finish, inline (once a request)
+        if self.grpc and self.grpc_status is None:
+            self.grpc_status = grpc.status_for_http(self.status)
+        self.plan.finish(self.status, self.grpc_status, self.latency_ms)
+        if not self.req_end:
+            down.reset(sid, ErrorCode.NO_ERROR)
+        self._release()
 
     # -- endings ----------------------------------------------------------------------------------
     def upstream_reset(self, error_code: int, reason: str) -> None:
@@ -391,6 +396,7 @@ class Exchange:
             self._release()
 
     def _finish(self) -> None:
+        """The response is complete (pump_response repeats this inline)."""
         self.done = True
         if self.grpc and self.grpc_status is None:  # a gRPC response that carried no grpc-status
             self.grpc_status = grpc.status_for_http(self.status)
@@ -431,7 +437,14 @@ class Exchange:
         elif self.resp_q:
             self.resp_q.clear()
         self.replay = None
-        self.down.forget(self)
+        down = self.down  # leave the downstream session (relay.DownstreamSession.on_idle says how)
+        exchanges = down.exchanges
+        if exchanges.get(self.sid) is self:
+            del exchanges[self.sid]
+        if down.blocked:
+            down.blocked.discard(self)
+        if not exchanges and down.on_idle is not None:
+            down.on_idle()
 
 
 def _not_delivered(headers: Block) -> bool:

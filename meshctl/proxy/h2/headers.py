@@ -22,6 +22,8 @@ _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
 # Hop-by-hop fields that HTTP/2 forbids outright (RFC 9113 §8.2.2).
 CONNECTION_SPECIFIC = frozenset({b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
+# The regular fields check_request reads (most requests carry none of them).
+_ROUTED = frozenset({b"host", b"content-type", b"grpc-timeout", b"mesh-timeout", b"content-length"})
 # :method is a token (RFC 9110 §9.1); :path and :authority are visible ASCII only (RFC 3986), so a
 # request cannot smuggle a second request line when it is translated to HTTP/1.1.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -36,6 +38,8 @@ _VALID_MAX = 512
 # (method, scheme, :authority, host) of requests that passed lately: a few origins carry most requests.
 _VALID_ORIGINS: set[tuple[bytes, bytes, bytes, bytes]] = set()
 _VALID_LEN = 128
+# :path values that passed _VISIBLE lately (short ones): gRPC methods and most routes repeat.
+_VALID_PATHS: set[bytes] = set()
 
 
 class Malformed(Exception):
@@ -53,6 +57,9 @@ class Refused(Exception):
 
 @dataclass(slots=True)
 class RequestHead:
+    """A request's routing fields. check_request sets every field itself (without __init__): a field
+    added here is set there too (test_h2_core compares its heads with ones built by __init__)."""
+
     method: bytes
     scheme: bytes
     path: bytes
@@ -62,6 +69,9 @@ class RequestHead:
     headers: list[Header]
     content_length: int | None = None  # the body must be exactly this long (RFC 9113 §8.1.1)
     mesh_timeout: bytes | None = None  # the client's own deadline on any request (policy/deadline.py)
+
+
+_new_head = object.__new__
 
 
 def _check_field(field: Header) -> None:
@@ -100,6 +110,7 @@ def check_request(headers: list[Header]) -> RequestHead:
     """Validate a request header block and pull out the fields the proxy routes on."""
     # The common block, at C speed: the four pseudo-headers first, then regular fields that all passed
     # the checks lately and name no field twice. Anything else takes the field-by-field loop.
+    fast = False
     if len(headers) >= 4:
         pseudo = dict(headers[:4])
         if pseudo.keys() == _REQUEST_PSEUDO:
@@ -107,22 +118,64 @@ def check_request(headers: list[Header]) -> RequestHead:
             if len(rest) <= MAX_FIELDS and _VALID.issuperset(rest):
                 fields = dict(rest)
                 if len(fields) == len(rest):
-                    get = fields.get
-                    value = get(b"content-length")
-                    if value is None:
+                    fast = True
+                    method, scheme = pseudo[b":method"], pseudo[b":scheme"]
+                    authority, path = pseudo[b":authority"], pseudo[b":path"]
+                    if _ROUTED.isdisjoint(fields):  # none of the fields read below: one C call, not five
+                        host = content_type = b""
+                        grpc_timeout = mesh_timeout = None
                         length = None
-                    elif value.isdigit() and len(value) <= 15:  # _content_length's rule, inline
-                        length = int(value)
                     else:
-                        length = _content_length(value, None)  # raises
-                    return _request_head(
-                        pseudo, headers, get(b"host", b""), get(b"content-type", b""), get(b"grpc-timeout"),
-                        length, get(b"mesh-timeout"),
-                    )  # fmt: skip
-    return _check_request_fields(headers)
+                        get = fields.get
+                        host, content_type = get(b"host", b""), get(b"content-type", b"")
+                        grpc_timeout, mesh_timeout = get(b"grpc-timeout"), get(b"mesh-timeout")
+                        value = get(b"content-length")
+                        if value is None:
+                            length = None
+                        elif value.isdigit() and len(value) <= 15:  # _content_length's rule, inline
+                            length = int(value)
+                        else:
+                            length = _content_length(value, None)  # raises
+    if not fast:
+        pseudo, host, content_type, grpc_timeout, length, mesh_timeout = _check_request_fields(headers)
+        method, scheme = pseudo.get(b":method", b""), pseudo.get(b":scheme", b"")
+        authority, path = pseudo.get(b":authority", b""), pseudo.get(b":path", b"")
+    # The checks on the pseudo-header values, and the head the proxy routes on.
+    seen = (method, scheme, authority, host)
+    if seen not in _VALID_ORIGINS or not path:
+        _check_origin(pseudo, method, scheme, authority, host, path)
+        if len(_VALID_ORIGINS) >= _VALID_MAX:
+            _VALID_ORIGINS.clear()
+        _VALID_ORIGINS.add(seen)
+    authority = authority or host
+    if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
+        raise Malformed("invalid :path")
+    if path not in _VALID_PATHS:  # a set lookup costs a tenth of the pattern's call
+        if _VISIBLE.fullmatch(path) is None:
+            raise Malformed("invalid :path")
+        if len(path) <= _VALID_LEN:
+            if len(_VALID_PATHS) >= _VALID_MAX:
+                _VALID_PATHS.clear()
+            _VALID_PATHS.add(path)
+    # The head's fields set here, on an instance made without its __init__: calling a class with a Python
+    # __init__ goes through type_call and slot_tp_init (~950 instructions more, once a request).
+    head = _new_head(RequestHead)
+    head.method = method
+    head.scheme = scheme
+    head.path = path
+    head.authority = authority
+    head.content_type = content_type
+    head.grpc_timeout = grpc_timeout
+    head.headers = headers
+    head.content_length = length
+    head.mesh_timeout = mesh_timeout
+    return head
 
 
-def _check_request_fields(headers: list[Header]) -> RequestHead:
+def _check_request_fields(
+    headers: list[Header],
+) -> tuple[dict[bytes, bytes], bytes, bytes, bytes | None, int | None, bytes | None]:
+    """The field-by-field reading: (pseudo-headers, host, content-type, grpc-timeout, length, mesh-timeout)."""
     pseudo: dict[bytes, bytes] = {}
     regular = 0
     host = content_type = b""
@@ -155,28 +208,7 @@ def _check_request_fields(headers: list[Header]) -> RequestHead:
             mesh_timeout = value
     if regular > MAX_FIELDS:
         raise Malformed("too many header fields")
-    return _request_head(pseudo, headers, host, content_type, grpc_timeout, length, mesh_timeout)
-
-
-def _request_head(
-    pseudo: dict[bytes, bytes], headers: list[Header], host: bytes, content_type: bytes,
-    grpc_timeout: bytes | None, length: int | None, mesh_timeout: bytes | None,
-) -> RequestHead:  # fmt: skip
-    """The checks on the pseudo-headers (values checked here), and the head the proxy routes on."""
-    method = pseudo.get(b":method", b"")
-    authority = pseudo.get(b":authority", b"")
-    scheme = pseudo.get(b":scheme", b"")
-    path = pseudo.get(b":path", b"")
-    seen = (method, scheme, authority, host)
-    if seen not in _VALID_ORIGINS or not path:
-        _check_origin(pseudo, method, scheme, authority, host, path)
-        if len(_VALID_ORIGINS) >= _VALID_MAX:
-            _VALID_ORIGINS.clear()
-        _VALID_ORIGINS.add(seen)
-    authority = authority or host
-    if (path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS")) or _VISIBLE.fullmatch(path) is None:
-        raise Malformed("invalid :path")
-    return RequestHead(method, scheme, path, authority, content_type, grpc_timeout, headers, length, mesh_timeout)
+    return pseudo, host, content_type, grpc_timeout, length, mesh_timeout
 
 
 def _check_origin(

@@ -133,8 +133,12 @@ class H2Pool:
         entry = self._endpoints.get(key)
         if entry is None:
             entry = self._endpoints[key] = _Endpoint()
-        if not entry.waiting and self._place(entry, exchange):
-            return
+        if not entry.waiting:  # _place, inline (once a request)
+            for conn in entry.conns:
+                if exchange.attach(conn.session):  # False when the connection has no stream slot free
+                    if conn.idle_timer is not None:
+                        self._touch(conn)
+                    return
         if len(entry.waiting) >= MAX_WAITING or self._closing:
             exchange.fail(PoolExhausted("too many requests waiting for a connection"))
             return
@@ -151,7 +155,7 @@ class H2Pool:
 
     def _place(self, entry: _Endpoint, exchange: Exchange) -> bool:
         for conn in entry.conns:
-            if conn.session.side.capacity() > 0 and exchange.attach(conn.session):
+            if exchange.attach(conn.session):  # the stream limit is checked once, in UpstreamH2.start
                 if conn.idle_timer is not None:
                     self._touch(conn)
                 return True

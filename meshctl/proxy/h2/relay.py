@@ -34,7 +34,9 @@ class DownstreamSession:
         self.timers = timers
         self.exchanges: dict[int, Exchange] = {}
         self.blocked: set[Exchange] = set()  # exchanges waiting for downstream window
-        self.on_idle: Callable[[], None] | None = None  # set while draining: called when the last one ends
+        # Set while draining: called when the last one ends. An exchange that is done leaves `exchanges` and
+        # `blocked` and calls it itself (Exchange._release: no call into the session, once a request).
+        self.on_idle: Callable[[], None] | None = None
         side.on_request = self._open  # requests and their DATA come as calls, not events
         side.on_body = self._body
 
@@ -84,14 +86,6 @@ class DownstreamSession:
             waiting, self.blocked = self.blocked, set()
             for ex in waiting:
                 ex.pump_response()
-
-    def forget(self, ex: Exchange) -> None:
-        if self.exchanges.get(ex.sid) is ex:
-            del self.exchanges[ex.sid]
-        if self.blocked:
-            self.blocked.discard(ex)
-        if not self.exchanges and self.on_idle is not None:
-            self.on_idle()
 
     def lost(self) -> None:
         """The connection is gone: cancel every exchange (their upstream streams are reset)."""
@@ -145,7 +139,7 @@ class UpstreamSession:
     def _body(self, sid: int, data: bytes, end: bool) -> None:
         ex = self.exchanges.get(sid)
         if ex is not None:
-            ex.on_response_data(data, end)
+            ex.pump_response(data, end)
         else:
             self.side.ack(sid, len(data))
 

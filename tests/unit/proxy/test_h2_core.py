@@ -16,10 +16,11 @@ from h2.settings import SettingCodes, Settings
 from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
 
+from meshctl.proxy.h2 import headers
 from meshctl.proxy.h2.core import Body, Failed, Outbox, Request, Reset, Response, Trailers
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
 from meshctl.proxy.h2.grpc import format_timeout, parse_timeout
-from meshctl.proxy.h2.headers import Malformed, Refused, check_request
+from meshctl.proxy.h2.headers import Malformed, Refused, RequestHead, check_request
 from tests.unit.proxy.h2_peers import lingering_client
 
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"svc:7000")]
@@ -163,6 +164,32 @@ def test_pseudo_header_rules() -> None:
         check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1"), (b":path", b"/")])
     with pytest.raises(Refused):  # well-formed, but the mesh carries no tunnels
         check_request([(b":method", b"CONNECT"), (b":authority", b"svc:1")])
+
+
+def test_check_request_sets_every_field_of_the_head() -> None:
+    """check_request builds its heads without RequestHead.__init__: equal to heads built by it, field by field."""
+    grpc = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/pkg.Svc/Call"), (b":authority", b"svc:1"),
+            (b"content-type", b"application/grpc"), (b"grpc-timeout", b"1S"), (b"content-length", b"5"),
+            (b"mesh-timeout", b"2s")]  # fmt: skip
+    assert check_request(list(GET)) == RequestHead(b"GET", b"http", b"/x", b"svc:7000", b"", None, GET, None, None)
+    assert check_request(list(grpc)) == RequestHead(
+        b"POST", b"http", b"/pkg.Svc/Call", b"svc:1", b"application/grpc", b"1S", grpc, 5, b"2s"
+    )
+    slow = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b"host", b"svc:2")]  # no :authority
+    assert check_request(list(slow)) == RequestHead(b"GET", b"http", b"/", b"svc:2", b"", None, slow, None, None)
+
+
+def test_paths_remembered_as_valid_are_only_those_that_passed() -> None:
+    """check_request skips the :path pattern for paths that passed it lately: a refused one is refused
+    every time, one that passed is taken again, and long ones are never kept."""
+    for _ in range(2):
+        with pytest.raises(Malformed):
+            check_request([*GET[:2], (b":path", b"/a\x7fb"), GET[3]])
+        assert check_request([*GET[:2], (b":path", b"/pkg.Svc/Call"), GET[3]]).path == b"/pkg.Svc/Call"
+    assert b"/a\x7fb" not in headers._VALID_PATHS and b"/pkg.Svc/Call" in headers._VALID_PATHS
+    long = b"/" + b"x" * headers._VALID_LEN
+    assert check_request([*GET[:2], (b":path", long), GET[3]]).path == long
+    assert long not in headers._VALID_PATHS
 
 
 def test_101st_stream_is_refused_and_never_surfaces() -> None:

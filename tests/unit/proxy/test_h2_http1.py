@@ -81,9 +81,22 @@ class OnePlan:
         return self._plan
 
 
+class Flush:
+    """The pool's Flusher: flushes at once (never pending)."""
+
+    pending = False
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    def __call__(self) -> None:
+        self.outbox.flush()
+
+
 class Rig:
     def __init__(self) -> None:
         self.outbox = Outbox()
+        self.outbox_flush = Flush(self.outbox)
         self.released: list[Http1Upstream] = []
         self.tcp: list[bool] = []
         self.client = H2Connection(H2Configuration(client_side=True, header_encoding=None))
@@ -107,9 +120,6 @@ class Rig:
 
     def call_at(self, when: float, callback: Any) -> Any:
         raise AssertionError("no timers here")
-
-    def outbox_flush(self) -> None:
-        self.outbox.flush()
 
     def release(self, conn: Http1Upstream) -> None:
         self.released.append(conn)
