@@ -4,38 +4,20 @@ transports that only keep what is written, the real stack underneath."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from meshctl.proxy.h1.downstream import IDLE_S, PROGRESS_S, Downstream, Listener
 from meshctl.proxy.h1.exchange import IDLE, PROGRESS, RESPONSE, Exchange
 from meshctl.proxy.h1.upstream import Upstream
+from tests.unit.proxy.test_h1_handover import Transport as KeepingTransport
 from tests.unit.proxy.test_stack import AUTH, make_runtime
 
 REQUEST = b"GET /books HTTP/1.1\r\nHost: " + AUTH.encode() + b"\r\n\r\n"
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
 
 
-class Transport:
-    def __init__(self) -> None:
-        self.written = b""
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
+class Transport(KeepingTransport):
     def close(self) -> None:
         raise AssertionError("both connections stay open")
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 async def _deadlines() -> None:
