@@ -1,4 +1,4 @@
-"""The stream events an HTTP/2 side (h2/core.py) reports to its consumer: the relay, the tap server.
+"""The stream events an HTTP/2 side (h2/core.py, ends.py) reports to its consumer, the relay (h2/relay.py).
 
 Plain slotted records, one per thing that can happen to a stream or the connection; `Event` is their
 union. The events every request has (a request or response head, DATA) usually reach the consumer as
