@@ -131,8 +131,9 @@ def exchange_core(count: int) -> tuple[float, float, float]:
     Returns (µs per exchange, Python function calls per exchange, C calls per exchange): the codec
     with the core's bookkeeping and guards on top, as the proxy runs it (without sockets and routing).
     """
-    from meshctl.proxy.h2.core import Body, Outbox, Request
+    from meshctl.proxy.h2.core import Outbox
     from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+    from meshctl.proxy.h2.events import Body, Request
 
     client, server = UpstreamH2(Outbox()), DownstreamH2(Outbox())
     server.receive(client.output())

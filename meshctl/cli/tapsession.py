@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from meshctl.cli.context import CliContext
 from meshctl.errors import UnreachableError, UsageError
 from meshctl.tapping.events import Dropped, RequestInit, TapEvent
-from meshctl.tapping.filter import Filter, parse_duration_us
+from meshctl.tapping.filter import Filter
+from meshctl.tapping.filter_syntax import parse_duration_us
 from meshctl.tapping.store import TapStore
 
 if TYPE_CHECKING:

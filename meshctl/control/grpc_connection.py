@@ -17,20 +17,10 @@ import ssl
 from typing import TYPE_CHECKING, Any, cast
 
 import ngh2
-from ngh2 import (
-    ConnectionClosed,
-    DataReceived,
-    GoAwayReceived,
-    PingAcknowledged,
-    RequestReceived,
-    SettingsReceived,
-    StreamClosed,
-    StreamReset,
-    WindowUpdated,
-)
 
 from meshctl.control.grpc_wire import RESPONSE, BadRequest, framed, request_message, status_block, too_large
 from meshctl.control.rpc import Aborted, CallContext, Method, StatusCode
+from meshctl.proxy.h2.call_events import CallEvents
 from meshctl.proxy.h2.grpc import parse_timeout
 
 if TYPE_CHECKING:
@@ -63,7 +53,7 @@ class Call:
         self.offset = 0
 
 
-class Connection(asyncio.BufferedProtocol):
+class Connection(CallEvents, asyncio.BufferedProtocol):
     __slots__ = ("server", "loop", "transport", "calls", "peer", "paused", "secure", "last_read", "timer",
                  "pinged", "incoming", "outgoing", "tls", "h2")  # fmt: skip
 
@@ -128,7 +118,7 @@ class Connection(asyncio.BufferedProtocol):
                     self.close()
                     return
                 self.h2.receive_data(chunk)
-                self._events()
+                self._dispatch(self.h2.events())
                 if self.transport is None or self.transport.is_closing():
                     return  # closed on the peer's GOAWAY: what follows is not read
         except ssl.SSLWantReadError:
@@ -155,25 +145,15 @@ class Connection(asyncio.BufferedProtocol):
         self._check_drained()
 
     # -- HTTP/2 events ----------------------------------------------------------------------------
-    def _events(self) -> None:
-        for event in self.h2.events():
-            if isinstance(event, RequestReceived):
-                self._on_request(event.stream_id, dict(event.headers))
-                if event.end_stream:
-                    self._on_request_end(event.stream_id)
-            elif isinstance(event, DataReceived):
-                self._on_data(event.stream_id, event.data)
-                if event.end_stream:
-                    self._on_request_end(event.stream_id)
-            elif isinstance(event, StreamReset | StreamClosed):
-                self._forget(event.stream_id)
-            elif isinstance(event, WindowUpdated | SettingsReceived):  # a SETTINGS may widen every window
-                self._check_drained()
-            elif isinstance(event, PingAcknowledged):
-                self.pinged = False
-            elif isinstance(event, GoAwayReceived | ConnectionClosed):
-                self.close()
-                return
+    # `_dispatch` (proxy/h2/call_events.py) calls these and the _on_request... hooks below.
+    def _window_opened(self) -> None:
+        self._check_drained()
+
+    def _ping_acknowledged(self) -> None:
+        self.pinged = False
+
+    def _peer_closed(self) -> None:
+        self.close()
 
     def _on_request(self, stream_id: int, headers: dict[bytes, bytes]) -> None:
         path = headers.get(b":path", b"")

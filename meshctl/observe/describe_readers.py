@@ -15,12 +15,11 @@ from meshctl.resources.access import HTTPMatch, HTTPRouteGroupSpec, TrafficTarge
 from meshctl.resources.egress import EgressSpec
 from meshctl.resources.fault_injection import FaultInjectionSpec
 from meshctl.resources.mesh_ingress import MeshIngressSpec
+from meshctl.resources.profile_conditions import RequestMatch, ResponseMatch
 from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S
 from meshctl.resources.service_profile import (
     DEFAULT_RETRY_BUDGET,
     DEFAULT_ROUTE,
-    RequestMatch,
-    ResponseMatch,
     RetryBudget,
     ServiceProfileSpec,
 )

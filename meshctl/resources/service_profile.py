@@ -15,11 +15,12 @@ The shape is Linkerd's (linkerd.io/v1alpha2), so profiles written for it work un
       retryBudget: {retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s}
       failureAccrual: {consecutiveFailures: 5}   # ours: see failure_accrual.py
       loadBalancer: {policy: round-robin}         # ours: see load_balancer.py
+
+The conditions of routes and response classes are profile_conditions.py's.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,41 +42,18 @@ from meshctl.resources.fields import (
     string,
 )
 from meshctl.resources.load_balancer import LoadBalancer
-from meshctl.resources.pathregex import compile_path_regex
-from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S, HTTP_TOKEN_PATTERN, MAX_ROUTE_NAME
+from meshctl.resources.profile_conditions import (
+    RequestMatch,
+    ResponseMatch,
+    request_dict,
+    request_match,
+    response_dict,
+    response_match,
+)
+from meshctl.resources.profile_schema import DEFAULT_ROUTE_TIMEOUT_S, MAX_ROUTE_NAME
 from meshctl.resources.profile_schema import SPEC_SCHEMA as SPEC_SCHEMA  # the kind's schema, in profile_schema
 
 DEFAULT_ROUTE = "[DEFAULT]"  # the route of requests no profile route matches
-
-_RE2_HINT = "RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds"
-_HTTP_TOKEN = re.compile(HTTP_TOKEN_PATTERN)
-# all/any/not nest; a YAML alias can make a condition contain itself, so depth is capped
-MAX_CONDITION_DEPTH = 16
-
-
-@dataclass(frozen=True, slots=True)
-class RequestMatch:
-    """Fields set together must all hold (Linkerd semantics)."""
-
-    method: str | None = None
-    path_regex: str | None = None
-    all_of: tuple[RequestMatch, ...] | None = None
-    any_of: tuple[RequestMatch, ...] | None = None
-    not_: RequestMatch | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRange:
-    min: int = 100
-    max: int = 599
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseMatch:
-    status: StatusRange | None = None
-    all_of: tuple[ResponseMatch, ...] | None = None
-    any_of: tuple[ResponseMatch, ...] | None = None
-    not_: ResponseMatch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +161,7 @@ def _route(value: object, path: str, problems: list[Problem]) -> Route | None:
         problems.append(Problem(child(path, "condition"), "missing (the request condition of the route)"))
         condition = None
     else:
-        condition = _request_match(node["condition"], child(path, "condition"), problems)
+        condition = request_match(node["condition"], child(path, "condition"), problems)
     classes: list[ResponseClass] = []
     raw_classes = sequence(node.get("responseClasses", []), child(path, "responseClasses"), problems)
     for index, raw in enumerate(raw_classes or []):
@@ -216,69 +194,6 @@ def _route_name(value: object, path: str, problems: list[Problem]) -> str | None
     return name
 
 
-def _too_deep(depth: int, path: str, problems: list[Problem]) -> bool:
-    if depth <= MAX_CONDITION_DEPTH:
-        return False
-    problems.append(Problem(path, f"conditions nested more than {MAX_CONDITION_DEPTH} deep (or containing themselves)"))
-    return True
-
-
-def _request_match(value: object, path: str, problems: list[Problem], depth: int = 0) -> RequestMatch | None:
-    if _too_deep(depth, path, problems):
-        return None
-    node = mapping(value, path, problems)
-    if node is None:
-        return None
-    fields = ("method", "pathRegex", "all", "any", "not")
-    known_keys(node, path, problems, fields)  # an unknown key alone is reported once, as unknown
-    if not any(node.get(key) is not None for key in fields) and set(node) <= set(fields):
-        problems.append(Problem(path, "expected at least one of method, pathRegex, all, any, not"))
-        return None
-    before = len(problems)
-    method = None
-    if node.get("method") is not None:
-        method = string(node["method"], child(path, "method"), problems, "an HTTP method such as GET")
-        if method is not None and not _HTTP_TOKEN.match(method):
-            problems.append(
-                Problem(child(path, "method"), f"expected an HTTP method such as GET, got {describe(method)}")
-            )
-    path_regex = None
-    if node.get("pathRegex") is not None:
-        path_regex = _regex(node["pathRegex"], child(path, "pathRegex"), problems)
-    all_of = _request_list(node.get("all"), child(path, "all"), problems, depth)
-    any_of = _request_list(node.get("any"), child(path, "any"), problems, depth)
-    negated = None
-    if node.get("not") is not None:
-        negated = _request_match(node["not"], child(path, "not"), problems, depth + 1)
-    if len(problems) > before:
-        return None
-    return RequestMatch(method, path_regex, all_of, any_of, negated)
-
-
-def _request_list(value: object, path: str, problems: list[Problem], depth: int) -> tuple[RequestMatch, ...] | None:
-    if value is None:
-        return None
-    raw = sequence(value, path, problems, "a non-empty list of conditions")
-    if raw is None:
-        return None
-    if not raw:
-        problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
-    parsed = [_request_match(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
-    return tuple(match for match in parsed if match is not None)
-
-
-def _regex(value: object, path: str, problems: list[Problem]) -> str | None:
-    text = string(value, path, problems, "a regular expression matched against the whole path")
-    if text is None:
-        return None
-    try:
-        compile_path_regex(text)
-    except ValueError as exc:
-        problems.append(Problem(path, f"invalid regular expression {describe(text)}: {exc} ({_RE2_HINT})"))
-        return None
-    return text
-
-
 def _response_class(value: object, path: str, problems: list[Problem]) -> ResponseClass | None:
     node = mapping(value, path, problems)
     if node is None:
@@ -287,7 +202,7 @@ def _response_class(value: object, path: str, problems: list[Problem]) -> Respon
     if "condition" not in node:
         problems.append(Problem(child(path, "condition"), "missing (the response condition of the class)"))
         return None
-    condition = _response_match(node["condition"], child(path, "condition"), problems)
+    condition = response_match(node["condition"], child(path, "condition"), problems)
     failure = False
     if node.get("isFailure") is not None:
         parsed = boolean(node["isFailure"], child(path, "isFailure"), problems)
@@ -295,65 +210,6 @@ def _response_class(value: object, path: str, problems: list[Problem]) -> Respon
             return None
         failure = parsed
     return None if condition is None else ResponseClass(condition, failure)
-
-
-def _response_match(value: object, path: str, problems: list[Problem], depth: int = 0) -> ResponseMatch | None:
-    if _too_deep(depth, path, problems):
-        return None
-    node = mapping(value, path, problems)
-    if node is None:
-        return None
-    fields = ("status", "all", "any", "not")
-    known_keys(node, path, problems, fields)
-    if not any(node.get(key) is not None for key in fields) and set(node) <= set(fields):
-        problems.append(Problem(path, "expected at least one of status, all, any, not"))
-        return None
-    before = len(problems)
-    status = None
-    if node.get("status") is not None:
-        status = _status_range(node["status"], child(path, "status"), problems)
-    all_of = _response_list(node.get("all"), child(path, "all"), problems, depth)
-    any_of = _response_list(node.get("any"), child(path, "any"), problems, depth)
-    negated = None
-    if node.get("not") is not None:
-        negated = _response_match(node["not"], child(path, "not"), problems, depth + 1)
-    if len(problems) > before:
-        return None
-    return ResponseMatch(status, all_of, any_of, negated)
-
-
-def _response_list(value: object, path: str, problems: list[Problem], depth: int) -> tuple[ResponseMatch, ...] | None:
-    if value is None:
-        return None
-    raw = sequence(value, path, problems, "a non-empty list of conditions")
-    if raw is None:
-        return None
-    if not raw:
-        problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
-    parsed = [_response_match(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
-    return tuple(match for match in parsed if match is not None)
-
-
-def _status_range(value: object, path: str, problems: list[Problem]) -> StatusRange | None:
-    node = mapping(value, path, problems, "a mapping with min and/or max")
-    if node is None:
-        return None
-    known_keys(node, path, problems, ("min", "max"))
-    if node.get("min") is None and node.get("max") is None:
-        problems.append(Problem(path, "expected min and/or max"))
-        return None
-    low = (
-        100 if node.get("min") is None else integer(node["min"], child(path, "min"), problems, minimum=100, maximum=599)
-    )
-    high = (
-        599 if node.get("max") is None else integer(node["max"], child(path, "max"), problems, minimum=100, maximum=599)
-    )
-    if low is None or high is None:
-        return None
-    if low > high:
-        problems.append(Problem(path, f"expected min <= max, got min {low} and max {high}"))
-        return None
-    return StatusRange(low, high)
 
 
 def _retry_budget(value: object, path: str, problems: list[Problem]) -> RetryBudget | None:
@@ -396,10 +252,10 @@ def spec_to_dict(spec: ServiceProfileSpec) -> dict[str, Any]:
 
 
 def _route_dict(route: Route) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": route.name, "condition": _request_dict(route.condition)}
+    out: dict[str, Any] = {"name": route.name, "condition": request_dict(route.condition)}
     if route.response_classes:
         out["responseClasses"] = [
-            {"condition": _response_dict(cls.condition), "isFailure": cls.is_failure} for cls in route.response_classes
+            {"condition": response_dict(cls.condition), "isFailure": cls.is_failure} for cls in route.response_classes
         ]
     if route.timeout is not None:
         out["timeout"] = route.timeout
@@ -408,29 +264,3 @@ def _route_dict(route: Route) -> dict[str, Any]:
     return out
 
 
-def _request_dict(match: RequestMatch) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if match.method is not None:
-        out["method"] = match.method
-    if match.path_regex is not None:
-        out["pathRegex"] = match.path_regex
-    if match.all_of is not None:
-        out["all"] = [_request_dict(m) for m in match.all_of]
-    if match.any_of is not None:
-        out["any"] = [_request_dict(m) for m in match.any_of]
-    if match.not_ is not None:
-        out["not"] = _request_dict(match.not_)
-    return out
-
-
-def _response_dict(match: ResponseMatch) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if match.status is not None:
-        out["status"] = {"min": match.status.min, "max": match.status.max}
-    if match.all_of is not None:
-        out["all"] = [_response_dict(m) for m in match.all_of]
-    if match.any_of is not None:
-        out["any"] = [_response_dict(m) for m in match.any_of]
-    if match.not_ is not None:
-        out["not"] = _response_dict(match.not_)
-    return out

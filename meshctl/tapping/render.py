@@ -20,7 +20,7 @@ from meshctl.tapping.events import (
     TapEvent,
 )
 from meshctl.tapping.exchange import Exchange
-from meshctl.tapping.filter import GRPC_CODES
+from meshctl.tapping.filter_syntax import GRPC_CODES
 
 FORMATS = ("text", "wide", "json")
 BODY_PREVIEW = 120  # characters of a body shown on a text line

@@ -22,6 +22,7 @@ import pytest
 from meshctl.control.ca import ensure_identity_material
 from meshctl.errors import MeshError
 from meshctl.health.fix import Plan, Remediation, apply_plan
+from meshctl.platform.local import fix as local_fix
 from meshctl.platform.local import state
 from meshctl.platform.local.fix import restart
 from meshctl.platform.local.state import ComponentRecord, Layout, MeshRecord, ProcessRecord
@@ -63,9 +64,15 @@ def layout(tmp_path: Path) -> Iterator[Layout]:
     state.write_record(layout, record)
     yield layout
     record_now = state.read_record(layout)
-    for process in record_now.processes() if record_now else []:
-        if process.pid != DEAD_PID:
-            with_suppressed_kill(process.pid)
+    killed = {process.pid for process in (record_now.processes() if record_now else []) if process.pid != DEAD_PID}
+    for pid in killed:
+        with_suppressed_kill(pid)
+    # restart() keeps the children it starts for the life of this process (they outlive a `check --fix`
+    # command, as up's do): reap the ones killed here, or each stays a zombie and ends the test run with
+    # "ResourceWarning: subprocess N is still running".
+    for child in [child for child in local_fix._running if child.pid in killed]:
+        child.wait(timeout=10)
+        local_fix._running.remove(child)
 
 
 def with_suppressed_kill(pid: int) -> None:

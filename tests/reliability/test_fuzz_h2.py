@@ -16,8 +16,9 @@ from hpack import Encoder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshctl.proxy.h2.core import Body, Failed, Goaway, Outbox, Request, Reset, Response, Trailers, Window
+from meshctl.proxy.h2.core import Outbox
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2.events import Body, Failed, Goaway, Request, Reset, Response, Trailers, Window
 from tests.reliability.fuzzing import FUZZ_HEAVY, corpus
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -1,8 +1,8 @@
 """HTTP/2 connection core (sans-IO): ngh2 plus the stream bookkeeping a proxy needs.
 
-An `H2Side` takes bytes and returns a short list of stream events (`Request`, `Response`, `Body`,
-`Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue flushes the
-`Outbox`, once per read. A consumer may take the events every request has (a request or response head,
+An `H2Side` takes bytes and returns a short list of stream events (h2/events.py: `Request`, `Response`,
+`Body`, `Trailers`, `Reset`, `Window`, `Goaway`, `Failed`); frames to send accumulate until the glue
+flushes the `Outbox`, once per read. A consumer may take the events every request has (a request or response head,
 DATA) by direct calls instead (`on_request`, `on_response`, `on_body`), made as the frames are read,
 before the rest of the read's events are returned: no event object and no second dispatch for them.
 Header blocks are validated by h2/headers.py and bodies held to their content-length here, so a
@@ -15,84 +15,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ngh2 import DenialOfServiceError, ErrorCode
 
 from meshctl.proxy.h2.conn import CodecError, configured
 from meshctl.proxy.h2.conn import H2Limits as H2Limits  # re-exported: the ends, pool and server take it from here
-from meshctl.proxy.h2.headers import (
-    Block,
-    Header,
-    Malformed,
-    RequestHead,
-    check_trailers,
-)
+from meshctl.proxy.h2.events import Body, Event, Reset, Trailers
+from meshctl.proxy.h2.headers import Block, Malformed, check_trailers
 
 _REMOTE_DONE = 1  # the peer sent END_STREAM
 _LOCAL_DONE = 2  # we sent END_STREAM
 _ANSWERED = 4  # we sent a header block (a response, on the server side)
 _GOAWAY_HEAD = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"  # length 8, type GOAWAY, no flags, stream 0
-
-
-@dataclass(slots=True)
-class Request:
-    stream_id: int
-    head: RequestHead
-    end_stream: bool
-
-
-@dataclass(slots=True)
-class Response:
-    stream_id: int
-    status: int
-    headers: Block
-    end_stream: bool
-
-
-@dataclass(slots=True)
-class Body:
-    stream_id: int
-    data: bytes  # padding is acknowledged by the core; the consumer acknowledges len(data) once written
-    end_stream: bool
-
-
-@dataclass(slots=True)
-class Trailers:
-    stream_id: int
-    headers: list[Header]
-
-
-@dataclass(slots=True)
-class Reset:
-    """The stream is gone: reset by the peer, refused by a GOAWAY, or reset here for a malformed block."""
-
-    stream_id: int
-    error_code: int
-    reason: str
-
-
-@dataclass(slots=True)
-class Window:
-    stream_id: int  # 0: the connection window opened
-
-
-@dataclass(slots=True)
-class Goaway:
-    """The peer is closing gracefully: streams up to last_stream_id may finish."""
-
-    last_stream_id: int
-
-
-@dataclass(slots=True)
-class Failed:
-    """The connection is unusable (protocol error, abuse, peer error GOAWAY); close it after flushing."""
-
-    reason: str
-
-
-Event = Request | Response | Body | Trailers | Reset | Window | Goaway | Failed
 
 
 class H2Side:

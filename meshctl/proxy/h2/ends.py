@@ -17,22 +17,8 @@ import ngh2
 from ngh2 import ErrorCode
 
 from meshctl.proxy.h2.conn import CodecError
-from meshctl.proxy.h2.core import (
-    _ANSWERED,
-    _LOCAL_DONE,
-    _REMOTE_DONE,
-    Event,
-    Failed,
-    Goaway,
-    H2Limits,
-    H2Side,
-    Outbox,
-    Request,
-    Reset,
-    Response,
-    Window,
-    code_name,
-)
+from meshctl.proxy.h2.core import _ANSWERED, _LOCAL_DONE, _REMOTE_DONE, H2Limits, H2Side, Outbox, code_name
+from meshctl.proxy.h2.events import Event, Failed, Goaway, Request, Reset, Response, Window
 from meshctl.proxy.h2.headers import (
     Block,
     Header,

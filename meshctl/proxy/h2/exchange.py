@@ -3,8 +3,8 @@
 Bytes move in both directions only as fast as the far side's flow-control window allows, and each chunk
 is acknowledged to the side it came from only once it has been handed on, so a slow peer stalls its
 sender instead of filling the proxy's memory. Every way a request can end — response, deadline,
-upstream reset or loss, no route — leaves through `_finish`, which records metrics exactly once, and
-every failure becomes a response: trailers-only for gRPC, a status and body from `rescue` otherwise.
+upstream reset or loss, no route — records metrics exactly once (`_finish`, or `pump_response` inline),
+and every failure becomes a response: another attempt or the failure's answer is h2/recovery.py's part.
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ from typing import TYPE_CHECKING
 
 from ngh2 import ErrorCode
 
-from meshctl.proxy.errors import ConnectFailed, DeadlineExceeded, Failure, ResponseTimeout, UpstreamReset
-from meshctl.proxy.h2 import grpc
+from meshctl.proxy.errors import ConnectFailed
+from meshctl.proxy.h2 import grpc, recovery
 from meshctl.proxy.h2.headers import Block, Header, RequestHead
+from meshctl.proxy.h2.recovery import MAX_ATTEMPTS, not_delivered
 from meshctl.proxy.h2.types import Connector, Plan, TimerHandle, UpstreamLink
 from meshctl.proxy.policy import deadline
-from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER
 
 if TYPE_CHECKING:
     from meshctl.proxy.h2.relay import DownstreamSession
-
-REPLAY_LIMIT = 64 * 1024  # a request is replayed on a refused stream only if its body fits (as Linkerd)
-MAX_ATTEMPTS = 3
 
 
 class Exchange:
@@ -32,6 +29,16 @@ class Exchange:
                  "req_q", "req_end", "req_trailers", "req_sent_end", "resp_q", "resp_end", "resp_trailers",
                  "resp_sent_end", "answered", "status", "grpc_status", "latency_ms", "replay", "noack",
                  "attempts", "done", "own_deadline")  # fmt: skip
+
+    # Retries and failure answers (h2/recovery.py), as methods: the forward path below calls them.
+    upstream_reset = recovery.upstream_reset
+    upstream_lost = recovery.upstream_lost
+    fail = recovery.fail
+    _keep_for_replay = recovery.keep_for_replay
+    _retry_route = recovery.retry_route
+    _again = recovery.again
+    _expired = recovery.expired
+    _answer_failure = recovery.answer_failure
 
     def __init__(self, down: DownstreamSession, sid: int, head: RequestHead, plan: Plan, end: bool) -> None:
         self.down = down
@@ -182,20 +189,10 @@ class Exchange:
             else:
                 side.send_data(usid, b"", end_stream=True)
 
-    def _keep_for_replay(self, chunk: bytes) -> None:
-        replay = self.replay
-        if replay is not None:
-            if not replay:
-                self.replay = [chunk] if len(chunk) <= REPLAY_LIMIT else None
-            elif sum(map(len, replay)) + len(chunk) > REPLAY_LIMIT:
-                self.replay = None
-            else:
-                replay.append(chunk)
-
     # -- response direction -----------------------------------------------------------------------
     def on_response(self, status: int, headers: Block, end: bool) -> None:
         if self.replay is not None and self.req_sent_end:  # the whole request is at hand: it can be sent again
-            if status >= 502 and _not_delivered(headers):
+            if status >= 502 and not_delivered(headers):
                 # Let go of this stream only once another attempt is certain: else its body is the answer.
                 if self.attempts < MAX_ATTEMPTS and self.plan.repick(ConnectFailed("the peer proxy lost its app")):
                     self._detach_up(reset=not end)
@@ -271,123 +268,6 @@ class Exchange:
             down.reset(sid, ErrorCode.NO_ERROR)
         self._release()
 
-    # -- endings ----------------------------------------------------------------------------------
-    def upstream_reset(self, error_code: int, reason: str) -> None:
-        """The upstream stream is gone (peer reset, GOAWAY refusal, malformed response)."""
-        self._detach_up(reset=False)
-        if self.done:
-            return
-        if error_code == ErrorCode.REFUSED_STREAM and self._retry():
-            return
-        if self.plan.budget is not None and self._retry_reset():
-            return
-        self.fail(UpstreamReset(reason))
-
-    def upstream_lost(self, reason: str, resend: bool = False) -> None:
-        """The upstream connection is gone; `resend`: the request cannot have been processed, send it again."""
-        self._detach_up(reset=False)
-        if self.done or (resend and self.attempts < MAX_ATTEMPTS and not self.answered):
-            if not self.done:
-                self._again()
-            return
-        if self.plan.budget is not None and self._retry_reset():
-            return
-        self.fail(UpstreamReset(reason))
-
-    def _retry_route(self, status: int, headers: Block, end: bool) -> bool:
-        """A failed response on a retryable route: another attempt, while the budget allows. gRPC answers
-        are judged only when trailers-only: a status in later trailers comes after the response began."""
-        grpc_status = grpc.status_of(headers) if self.grpc and end else None
-        if self.grpc and grpc_status is None and status == 200:
-            return False
-        if self.replay is None or self.attempts >= MAX_ATTEMPTS or not self.plan.retry(status, grpc_status,
-                                                                                     self._elapsed_ms()):
-            return False  # fmt: skip
-        self._detach_up(reset=not end)
-        self._again()
-        return True
-
-    def _retry_reset(self) -> bool:
-        """The upstream stream broke before a response on a retryable route: another attempt."""
-        if self.answered or self.replay is None or self.attempts >= MAX_ATTEMPTS:
-            return False
-        if not self.plan.retry(502, 14 if self.grpc else None, self._elapsed_ms()):
-            return False
-        self._again()
-        return True
-
-    def _elapsed_ms(self) -> float:
-        return (self.down.timers.time() - self.started) * 1000.0
-
-    def _retry(self, exc: BaseException | None = None) -> bool:
-        """The request was never processed (refused stream, no connection, the peer proxy never reached its
-        app): send it again, to another endpoint when `exc` says this one is unreachable, while its whole
-        body is still at hand."""
-        replay = self.replay
-        if replay is None or self.answered or self.attempts >= MAX_ATTEMPTS or not self.plan.repick(exc):
-            return False
-        self._again()
-        return True
-
-    def _again(self) -> None:
-        """The next attempt: the request again from its first byte, on the endpoint the plan now holds."""
-        replay = self.replay
-        self.attempts += 1
-        if replay:
-            self.req_q = [*replay, *(self.req_q or ())]
-            self.noack += sum(map(len, replay))
-        self.replay = ()
-        self.req_sent_end = False
-        self.down.connector.connect(self)
-
-    def _expired(self) -> None:
-        self.timer = None
-        if not self.done:
-            if self.own_deadline:
-                self.fail(DeadlineExceeded("the request's own deadline passed"))
-            else:
-                self.fail(ResponseTimeout("the route's timeout passed"))
-
-    def fail(self, exc: BaseException) -> None:
-        """Answer the client with the failure `exc` maps to and release both streams."""
-        if self.done:
-            return
-        if self.up is None and isinstance(exc, NEVER_SENT) and self._retry(exc):
-            return
-        self._answer_failure(self.plan.rescue(exc))
-
-    def _answer_failure(self, failure: Failure) -> None:
-        self._detach_up(reset=True)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        down, sid = self.down.side, self.sid
-        self.resp_q.clear()  # upstream bytes not yet forwarded: their credit went back in _detach_up
-        self.resp_end = True
-        if self.grpc:
-            self.grpc_status = failure.grpc_status
-            if self.answered:
-                self.resp_trailers = grpc.error_trailers(failure.grpc_status, failure.text, failure.reason)
-            else:
-                self._answered_now(200)
-                block = grpc.trailers_only(failure.grpc_status, failure.text, failure.reason)
-                down.send_headers(sid, block, end_stream=True)
-                self.resp_sent_end = True
-        elif self.answered:
-            down.reset(sid, ErrorCode.INTERNAL_ERROR)  # a body was under way: only a reset tells the client
-            self.resp_sent_end = True
-        else:
-            self._answered_now(failure.http_status)
-            headers, body = grpc.plain_response(failure.http_status, failure.reason, failure.text)
-            down.send_headers(sid, headers)
-            self.resp_q.append(body)
-        self.pump_response()
-
-    def _answered_now(self, status: int) -> None:
-        self.answered = True
-        self.status = status
-        self.latency_ms = (self.down.timers.time() - self.started) * 1000.0
-
     def cancel(self) -> None:
         """The downstream stream or connection went away: release the upstream stream quietly."""
         if not self.done:
@@ -446,10 +326,3 @@ class Exchange:
         if not exchanges and down.on_idle is not None:
             down.on_idle()
 
-
-def _not_delivered(headers: Block) -> bool:
-    """The peer proxy answered for an app it never reached (its `mesh-proxy-error` says so)."""
-    for name, value in headers:
-        if name == PROXY_ERROR_HEADER:
-            return value in NOT_DELIVERED
-    return False

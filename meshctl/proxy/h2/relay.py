@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from meshctl.proxy.h2.core import Failed, Reset, Trailers, Window
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2.events import Failed, Reset, Trailers, Window
 from meshctl.proxy.h2.exchange import Exchange
 from meshctl.proxy.h2.headers import Block, RequestHead
 from meshctl.proxy.h2.types import Connector, Plan, Timers

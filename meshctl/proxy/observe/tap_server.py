@@ -17,21 +17,11 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from ngh2 import (
-    ConnectionClosed,
-    DataReceived,
-    GoAwayReceived,
-    RequestReceived,
-    SettingsReceived,
-    StreamClosed,
-    StreamReset,
-    WindowUpdated,
-)
-
 from meshctl.api import tap_pb2
 from meshctl.errors import ConflictError, MeshError
 from meshctl.metrics.admin import listen_address
 from meshctl.metrics.adminapp import is_loopback
+from meshctl.proxy.h2.call_events import CallEvents
 from meshctl.proxy.h2.conn import CodecError, H2Limits, configured
 from meshctl.proxy.h2.grpc import GrpcStatus, encode_message
 from meshctl.proxy.observe.tap import Subscriber, TapHub
@@ -104,7 +94,7 @@ class TapServer:
         return len(self.hub.subscribers)
 
 
-class _TapConnection(asyncio.Protocol):
+class _TapConnection(CallEvents, asyncio.Protocol):
     def __init__(self, server: TapServer) -> None:
         self.server = server
         self.hub = server.hub
@@ -149,23 +139,8 @@ class _TapConnection(asyncio.Protocol):
             log.debug("tap: protocol error from %s: %s", self.peer, exc)
             self._close()
             return
-        for event in events:
-            if isinstance(event, RequestReceived):
-                self._on_request(event.stream_id, dict(event.headers))
-                if event.end_stream:
-                    self._on_request_end(event.stream_id)
-            elif isinstance(event, DataReceived):
-                self._on_data(event.stream_id, event.data)
-                if event.end_stream:
-                    self._on_request_end(event.stream_id)
-            elif isinstance(event, StreamReset | StreamClosed):
-                self._forget(event.stream_id)
-            elif isinstance(event, WindowUpdated | SettingsReceived):  # a SETTINGS may widen every window
-                self._schedule()
-            elif isinstance(event, GoAwayReceived | ConnectionClosed):
-                self._close()
-                return
-        self._write()
+        if self._dispatch(events):  # proxy/h2/call_events.py: into the hooks below
+            self._write()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -173,6 +148,12 @@ class _TapConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused = False
         self._schedule()
+
+    def _window_opened(self) -> None:
+        self._schedule()
+
+    def _peer_closed(self) -> None:
+        self._close()
 
     # -- the Observe call ----------------------------------------------------------------------------
     def _on_request(self, stream_id: int, headers: dict[bytes, bytes]) -> None:

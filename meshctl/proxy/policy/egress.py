@@ -19,7 +19,8 @@ from meshctl.api import mesh_pb2
 from meshctl.proxy.policy.route import CompiledProfile
 from meshctl.resources.egress import EgressSpec, allows, parse_spec
 from meshctl.resources.fields import Problem
-from meshctl.resources.service_profile import RequestMatch, Route, ServiceProfileSpec
+from meshctl.resources.profile_conditions import RequestMatch
+from meshctl.resources.service_profile import Route, ServiceProfileSpec
 
 if TYPE_CHECKING:
     from meshctl.proxy.policy.resolve import Destination

@@ -16,11 +16,10 @@ from typing import Any
 
 from meshctl.resources.fields import Problem
 from meshctl.resources.pathregex import compile_path_regex
+from meshctl.resources.profile_conditions import RequestMatch, ResponseMatch
 from meshctl.resources.service_profile import (
     DEFAULT_RETRY_BUDGET,
     DEFAULT_ROUTE,
-    RequestMatch,
-    ResponseMatch,
     RetryBudget,
     ServiceProfileSpec,
     parse_spec,

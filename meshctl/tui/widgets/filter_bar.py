@@ -13,7 +13,8 @@ from textual.containers import Vertical
 from textual.widgets import Input, Label
 
 from meshctl.errors import UsageError
-from meshctl.tapping.filter import HINT, parse_filter
+from meshctl.tapping.filter import parse_filter
+from meshctl.tapping.filter_syntax import HINT
 from meshctl.tui.messages import FilterApplied, FilterClosed
 
 

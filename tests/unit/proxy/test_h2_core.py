@@ -17,8 +17,9 @@ from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
 
 from meshctl.proxy.h2 import headers
-from meshctl.proxy.h2.core import Body, Failed, Outbox, Request, Reset, Response, Trailers
+from meshctl.proxy.h2.core import Outbox
 from meshctl.proxy.h2.ends import DownstreamH2, UpstreamH2
+from meshctl.proxy.h2.events import Body, Failed, Request, Reset, Response, Trailers
 from meshctl.proxy.h2.grpc import format_timeout, parse_timeout
 from meshctl.proxy.h2.headers import Malformed, Refused, RequestHead, check_request
 from tests.unit.proxy.h2_peers import lingering_client
