@@ -8,6 +8,8 @@ reader takes the method and target from the request line, the fields from the li
 its first colon: Host, Content-Length, the hop-by-hop ones), and feeds llhttp (a parser with no callback
 but the body's) exactly that head, then exactly the Content-Length bytes of its body, and cuts the next
 head after them. The upstream gets those same bytes, less the hop-by-hop lines; a retry sends them again.
+A connection remembers its last plain head's reading: the same bytes again (a client polling one URL,
+a load generator) are fed to llhttp and not read again.
 
 Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, and nothing read from
 it reaches the sink unless llhttp accepted it. llhttp accepts only CRLF as a line end and no CR or LF
@@ -63,6 +65,9 @@ _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n
 # so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
 _PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
 _LF = b"\n"
+_REMEMBERED = 1024  # the longest head a connection remembers the reading of
+# A plain head's reading: fields, cuts, method, target, path, authority, Content-Length, keeps the connection
+_Read = tuple[list[tuple[bytes, bytes]], list[tuple[int, int]] | None, str, bytes, str, str, bytes | None, bool]
 
 
 class RequestHead(_Head):
@@ -139,6 +144,10 @@ class RequestReader(_Reader):
         self._boundary = False  # the per-field parser has just ended a message that keeps the connection
         self._last_target = self._last_host = b""  # the last plain head's target and Host, and what they decode to
         self._path = self._authority = ""
+        # The last plain head (when short) and its reading: a head read again is not read again. Its
+        # fields list is the first head's own (the plain path never changes a head's list in place).
+        self._last_raw = b""
+        self._last_read: _Read = ([], None, "", b"", "", "", None, True)
 
     def feed(self, data: bytes) -> None:
         """Reads the plain requests at the front of `data` here (heads cut out, bodies by their
@@ -170,60 +179,18 @@ class RequestReader(_Reader):
                     self._parse(self._per_field(data, at))
                     return
                 raw = data if end == size and not at else data[at:end]
-                line = _LINE.match(raw)
-                long = end - at > _FEW_FIELDS
-                if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
-                    self._parse(self._per_field(data, at))
-                    return
-                fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
-                host = length = tokens = None
-                hop = False
-                for field in raw[line.end() : -4].split(b"\r\n"):
-                    name, _, value = field.partition(b":")
-                    value = value.lstrip(b" \t")
-                    fields.append((name, value))
-                    if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
-                        lower = name.lower()
-                        if lower not in _SPECIAL:
-                            continue
-                        if lower == _HOST:
-                            if host is not None:  # repeated: refused by the per-field path
-                                self._parse(self._per_field(data, at))
-                                return
-                            host = value
-                        elif lower == _CL:  # llhttp refuses a second one
-                            length = value
-                        elif lower in _NOT_PLAIN:
-                            self._parse(self._per_field(data, at))
-                            return
-                        else:
-                            hop = True
-                            if lower == _CONNECTION:
-                                tokens = value if tokens is None else tokens + b"," + value
-                if not host:  # missing or empty: refused by the per-field path
-                    self._parse(self._per_field(data, at))
-                    return
-                parser = self._plain
-                cuts = None
-                if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
-                    parser.feed_data(raw)
-                    alive = True
+                if raw == self._last_raw:  # the head this connection sent last (a client polling one URL)
+                    fields, cuts, method, target, path, authority, length, alive = self._last_read
+                    fields = fields.copy()  # each head its own list
+                    self._plain.feed_data(raw)
                 else:
-                    lower = raw.lower()
-                    cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
-                    if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
-                        cuts = _listed(tokens.lower(), lower, cuts)
-                    # llhttp's own reading, asked before the message ends (it forgets it then)
-                    parser.feed_data(memoryview(raw)[:-1])
-                    alive = parser.should_keep_alive()
-                    parser.feed_data(_LF)
-                target = line[2]
-                if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
-                    q = target.find(b"?")
-                    self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
-                if host != self._last_host:
-                    self._last_host, self._authority = host, host.decode("latin-1")
-                head = RequestHead(fields, raw, cuts, _METHODS[line[1]], target, self._path, self._authority, alive)
+                    read = self._read(raw, end - at)
+                    if read is None:
+                        self._parse(self._per_field(data, at))
+                        return
+                    fields, cuts, method, target, path, authority, length, alive = read
+                head = RequestHead(fields, raw, cuts, method, target, path, authority, alive)
+                parser = self._plain
                 at = end
                 if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
                     if not length.isdigit() or len(length) > 15:
@@ -248,6 +215,60 @@ class RequestReader(_Reader):
             self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "request")
+
+    def _read(self, raw: bytes, size: int) -> _Read | None:
+        """A plain head's reading (llhttp is fed it), remembered for the next head; None: not plain."""
+        line = _LINE.match(raw)
+        if line is None or (size > _FEW_FIELDS and (size > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
+            return None
+        fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
+        host = length = tokens = None
+        hop = False
+        for field in raw[line.end() : -4].split(b"\r\n"):
+            name, _, value = field.partition(b":")
+            value = value.lstrip(b" \t")
+            fields.append((name, value))
+            if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
+                lower = name.lower()
+                if lower not in _SPECIAL:
+                    continue
+                if lower == _HOST:
+                    if host is not None:  # repeated: refused by the per-field path
+                        return None
+                    host = value
+                elif lower == _CL:  # llhttp refuses a second one
+                    length = value
+                elif lower in _NOT_PLAIN:
+                    return None
+                else:
+                    hop = True
+                    if lower == _CONNECTION:
+                        tokens = value if tokens is None else tokens + b"," + value
+        if not host:  # missing or empty: refused by the per-field path
+            return None
+        parser = self._plain
+        cuts = None
+        if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
+            parser.feed_data(raw)
+            alive = True
+        else:
+            lower = raw.lower()
+            cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
+            if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
+                cuts = _listed(tokens.lower(), lower, cuts)
+            # llhttp's own reading, asked before the message ends (it forgets it then)
+            parser.feed_data(memoryview(raw)[:-1])
+            alive = parser.should_keep_alive()
+            parser.feed_data(_LF)
+        target = line[2]
+        if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
+            q = target.find(b"?")
+            self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
+        if host != self._last_host:
+            self._last_host, self._authority = host, host.decode("latin-1")
+        read = (fields, cuts, _METHODS[line[1]], target, self._path, self._authority, length, alive)
+        self._last_raw, self._last_read = (raw if size <= _REMEMBERED else b""), read
+        return read
 
     def _parse(self, data: bytes) -> None:
         """The parser with every callback (or, after a plain request that closed the connection, the

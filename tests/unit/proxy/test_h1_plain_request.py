@@ -105,6 +105,14 @@ PLAIN = {
     "targets and hosts change": b"GET /a?x HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n"
                                 b"GET /a?y HTTP/1.1\r\nHost: a\r\n\r\nGET /a?y HTTP/1.1\r\nHost: A\r\n\r\n",
 }  # fmt: skip
+PLAIN |= {  # a head again (remembered): the same reading as the first time
+    "repeated": PLAIN["wrk"] * 3,
+    "repeated with bodies": PLAIN["content-length"] * 2 + PLAIN["zero length"] * 2,
+    "repeated with lines cut": (PLAIN["keep-alive line cut"] + PLAIN["connection names fields"]) * 2
+                               + PLAIN["connection names fields"],
+    "repeated close": PLAIN["connection close"] * 2,
+    "repeated between others": PLAIN["wrk"] + PLAIN["query and fragment"] + PLAIN["wrk"] + PLAIN["host case"],
+}  # fmt: skip
 NOT_PLAIN = {
     "chunked": b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n",
     "http/1.0": b"GET / HTTP/1.0\r\n" + H + b"\r\n",
@@ -181,6 +189,27 @@ def test_a_plain_head_is_forwarded_in_its_bytes() -> None:
     assert sink.heads[0].serialize() == PLAIN["odd spacing"]
     assert sink.heads[0].headers == [(b"Host", b"books "), (b"A", b"spaced  "), (b"B", b"tab\t"), (b"C", b""),
                                      (b"D", b"")]  # fmt: skip
+
+
+def test_a_head_read_again_is_not_read_again() -> None:
+    sink = Sink()
+    reader = RequestReader(sink)
+    read_heads: list[bytes] = []
+    first_reading = reader._read
+
+    def reading(raw: bytes, size: int) -> Any:
+        read_heads.append(raw)
+        return first_reading(raw, size)
+
+    reader._read = reading  # type: ignore[method-assign]
+    a, b = PLAIN["keep-alive line cut"], PLAIN["wrk"]
+    for data in (a, a, a + a + b + a, b"POST" + a[3:], b"POST" + a[3:]):
+        reader.feed(data)
+    assert read_heads == [a, b, a, b"POST" + a[3:]]
+    again, first = sink.heads[1], sink.heads[0]
+    assert again.headers == first.headers and again.headers is not first.headers  # each head its own list
+    assert again.serialize() == first.serialize() == a.replace(b"\r\nConnection: keep-alive", b"")
+    assert [h.method for h in sink.heads] == ["GET"] * 6 + ["POST"] * 2
 
 
 @pytest.mark.parametrize("name", sorted(NOT_PLAIN))
