@@ -8,8 +8,8 @@ reader takes the method and target from the request line, the fields from the li
 its first colon: Host, Content-Length, the hop-by-hop ones), and feeds llhttp (a parser with no callback
 but the body's) exactly that head, then exactly the Content-Length bytes of its body, and cuts the next
 head after them. The upstream gets those same bytes, less the hop-by-hop lines; a retry sends them again.
-A connection remembers its last plain head's reading: the same bytes again (a client polling one URL,
-a load generator) are fed to llhttp and not read again.
+A connection remembers its last plain head: the same bytes again (a client polling one URL, a load
+generator) are that head again, not read again (see RequestReader._last_head).
 
 Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, and nothing read from
 it reaches the sink unless llhttp accepted it. llhttp accepts only CRLF as a line end and no CR or LF
@@ -65,9 +65,7 @@ _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n
 # so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
 _PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
 _LF = b"\n"
-_REMEMBERED = 1024  # the longest head a connection remembers the reading of
-# A plain head's reading: fields, cuts, method, target, path, authority, Content-Length, keeps the connection
-_Read = tuple[list[tuple[bytes, bytes]], list[tuple[int, int]] | None, str, bytes, str, str, bytes | None, bool]
+_REMEMBERED = 1024  # the longest head a connection remembers
 
 
 class RequestHead(_Head):
@@ -144,10 +142,12 @@ class RequestReader(_Reader):
         self._boundary = False  # the per-field parser has just ended a message that keeps the connection
         self._last_target = self._last_host = b""  # the last plain head's target and Host, and what they decode to
         self._path = self._authority = ""
-        # The last plain head (when short) and its reading: a head read again is not read again. Its
-        # fields list is the first head's own (the plain path never changes a head's list in place).
+        # The last plain head (when short): the same bytes again are the same head, the same object (this
+        # path never changes a head once read: a mesh-timeout, which an exchange rewrites, is read per
+        # field). Without a body, and keeping the connection, they are not even fed to llhttp again: it
+        # took them at a message boundary, with no callback, and ended at one.
         self._last_raw = b""
-        self._last_read: _Read = ([], None, "", b"", "", "", None, True)
+        self._last_head = RequestHead([])
 
     def feed(self, data: bytes) -> None:
         """Reads the plain requests at the front of `data` here (heads cut out, bodies by their
@@ -180,22 +180,20 @@ class RequestReader(_Reader):
                     return
                 raw = data if end == size and not at else data[at:end]
                 if raw == self._last_raw:  # the head this connection sent last (a client polling one URL)
-                    fields, cuts, method, target, path, authority, length, alive = self._last_read
-                    fields = fields.copy()  # each head its own list
-                    self._plain.feed_data(raw)
+                    head = self._last_head
+                    if head.content_length is not None or not head.keep_alive:
+                        self._plain.feed_data(raw)  # llhttp reads its body, or refuses what follows it
                 else:
                     read = self._read(raw, end - at)
                     if read is None:
                         self._parse(self._per_field(data, at))
                         return
-                    fields, cuts, method, target, path, authority, length, alive = read
-                head = RequestHead(fields, raw, cuts, method, target, path, authority, alive)
+                    head = read
                 parser = self._plain
                 at = end
-                if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
-                    if not length.isdigit() or len(length) > 15:
-                        self._fail(BadRequest("invalid Content-Length"))
-                    head.content_length = n = int(length)
+                alive = head.keep_alive
+                n = head.content_length
+                if n is not None:
                     self._sink.on_request_head(head)
                     if n:
                         if size - at < n:  # the rest of the body comes in later reads
@@ -216,8 +214,8 @@ class RequestReader(_Reader):
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "request")
 
-    def _read(self, raw: bytes, size: int) -> _Read | None:
-        """A plain head's reading (llhttp is fed it), remembered for the next head; None: not plain."""
+    def _read(self, raw: bytes, size: int) -> RequestHead | None:
+        """A plain head read (llhttp is fed it), remembered for the next head; None: not plain."""
         line = _LINE.match(raw)
         if line is None or (size > _FEW_FIELDS and (size > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
             return None
@@ -266,9 +264,13 @@ class RequestReader(_Reader):
             self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
         if host != self._last_host:
             self._last_host, self._authority = host, host.decode("latin-1")
-        read = (fields, cuts, _METHODS[line[1]], target, self._path, self._authority, length, alive)
-        self._last_raw, self._last_read = (raw if size <= _REMEMBERED else b""), read
-        return read
+        head = RequestHead(fields, raw, cuts, _METHODS[line[1]], target, self._path, self._authority, alive)
+        if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+            if not length.isdigit() or len(length) > 15:
+                self._fail(BadRequest("invalid Content-Length"))
+            head.content_length = int(length)
+        self._last_raw, self._last_head = (raw if size <= _REMEMBERED else b""), head
+        return head
 
     def _parse(self, data: bytes) -> None:
         """The parser with every callback (or, after a plain request that closed the connection, the
