@@ -113,6 +113,14 @@ PLAIN |= {  # a head again (remembered): the same reading as the first time
     "repeated close": PLAIN["connection close"] * 2,
     "repeated between others": PLAIN["wrk"] + PLAIN["query and fragment"] + PLAIN["wrk"] + PLAIN["host case"],
 }  # fmt: skip
+CUT_FIELDS = H + b"Connection: X-Secret, keep-alive\r\nX-Secret: s\r\nB: 1\r\n\r\n"
+PLAIN |= {  # the same fields after other request lines (remembered): longer and shorter ones move the cuts
+    "same fields, other lines": b"".join(b"%b %b HTTP/1.1\r\n" % (m, t) + CUT_FIELDS for m, t in
+                                         ((b"GET", b"/a"), (b"DELETE", b"/a/much/longer/one?q=1"), (b"GET", b"/b"))),
+    "same fields with a body, other lines": b"POST /a HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nhi"
+                                            b"PUT /bb HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nho",
+    "same fields, other lines, close": (b"GET /a HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n") * 2,
+}  # fmt: skip
 NOT_PLAIN = {
     "chunked": b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n",
     "http/1.0": b"GET / HTTP/1.0\r\n" + H + b"\r\n",
@@ -209,6 +217,23 @@ def test_a_head_read_again_is_not_read_again() -> None:
     assert sink.heads[1] is sink.heads[0] and sink.heads[2] is sink.heads[0]  # remembered, not read again
     assert sink.heads[0].serialize() == a.replace(b"\r\nConnection: keep-alive", b"")
     assert [h.method for h in sink.heads] == ["GET"] * 6 + ["POST"] * 2
+
+
+def test_the_same_fields_after_another_request_line_are_not_read_again() -> None:
+    sink = Sink()
+    reader = RequestReader(sink)
+    read_fields: list[bytes] = []
+    first_reading = reader._read_fields
+
+    def reading(raw: bytes, start: int) -> Any:
+        read_fields.append(raw[start:])
+        return first_reading(raw, start)
+
+    reader._read_fields = reading  # type: ignore[method-assign]
+    reader.feed(PLAIN["same fields, other lines"] + PLAIN["wrk"] + b"GET /c HTTP/1.1\r\n" + CUT_FIELDS)
+    assert read_fields == [CUT_FIELDS, PLAIN["wrk"][16:], CUT_FIELDS]
+    assert [head.target for head in sink.heads] == [b"/a", b"/a/much/longer/one?q=1", b"/b", b"/", b"/c"]
+    assert sink.heads[1].serialize() == b"DELETE /a/much/longer/one?q=1 HTTP/1.1\r\n" + H + b"B: 1\r\n\r\n"
 
 
 @pytest.mark.parametrize("name", sorted(NOT_PLAIN))
