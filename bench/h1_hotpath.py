@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.h1_hotpath [requests] --profile  # + the top functions by own time
     .venv/bin/python -m bench.h1_hotpath [requests] --inbound  # the inbound listener instead
     .venv/bin/python -m bench.h1_hotpath --callgrind [--inbound]  # machine instructions per request (slow)
+    .venv/bin/python -m bench.h1_hotpath [...] --wide          # a browser's head (8 fields, 4 paths in turn)
 
 One listener with the real runtime, stack, metrics and balancer (outbound: discovery and balancing;
 inbound: a peer proxy's mTLS connection, the local service, the app); one client connection and one
@@ -38,6 +39,15 @@ from meshctl.proxy.runtime import ProxyRuntime, build_runtime
 
 AUTHORITY = b"nginx-direct.bench.svc.cluster.local:80"
 REQUEST = b"GET / HTTP/1.1\r\nHost: " + AUTHORITY + b"\r\n\r\n"
+# What a browser or an HTTP library sends: more fields, and a client fetching one resource after another.
+WIDE = [
+    b"GET /books/%d?page=2 HTTP/1.1\r\nHost: " % i + AUTHORITY + b"\r\n"
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n"
+    b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+    b"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\n"
+    b"Cookie: session=5f2c1e9a7b\r\nUpgrade-Insecure-Requests: 1\r\n\r\n"
+    for i in range(4)
+]
 BODY = b"x" * 1024
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 29 Nov 2026 08:00:00 GMT\r\n"
@@ -121,10 +131,20 @@ def _setup_inbound() -> Arm:
     return _connect(listener, Downstream(listener, tls=True, peer_identity=CLIENT_ID), ("127.0.0.1", 8080))
 
 
+_requests = [REQUEST]  # --wide: WIDE
+
+
 def _run(down: Downstream, up: Upstream, n: int) -> None:
     feed_request, feed_response = down.data_received, up.data_received
-    for _ in range(n):
-        feed_request(REQUEST)
+    requests = _requests
+    if len(requests) == 1:
+        request = requests[0]
+        for _ in range(n):
+            feed_request(request)
+            feed_response(RESPONSE)
+        return
+    for i in range(n):
+        feed_request(requests[i % len(requests)])
         feed_response(RESPONSE)
 
 
@@ -153,7 +173,7 @@ async def measure(n: int, profile: bool, inbound: bool = False) -> None:
     stats = pstats.Stats(calls)
     per_request = sum(nc for _, nc, _, _, _ in stats.stats.values()) / 1000  # type: ignore[attr-defined]
     bytecodes = _bytecodes(down, up, 500)
-    side = "inbound" if inbound else "outbound"
+    side = ("inbound" if inbound else "outbound") + (", wide heads" if _requests is WIDE else "")
     print(f"h1 hot path ({side}): {best:.2f} µs/request CPU (best of 5 × {n}), {per_request:.1f} calls/request, "
           f"{bytecodes:.0f} bytecodes/request, "
           f"{client.written / client.writes:.0f} B per response write, "
@@ -169,22 +189,27 @@ async def _child(n: int, inbound: bool) -> None:
     _run(down, up, n)
 
 
-def _instructions(n: int, inbound: bool) -> int:
-    return instructions("bench.h1_hotpath", ["--child", str(n), *(["--inbound"] if inbound else [])], timeout_s=900)
+def _instructions(n: int, inbound: bool, wide: bool) -> int:
+    flags = [*(["--inbound"] if inbound else []), *(["--wide"] if wide else [])]
+    return instructions("bench.h1_hotpath", ["--child", str(n), *flags], timeout_s=900)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     n = int(next((a for a in args if a.isdigit()), "20000"))
     inbound = "--inbound" in args
+    wide = "--wide" in args
+    if wide:
+        global _requests
+        _requests = WIDE
     if "--child" in args:
         import uvloop
 
         uvloop.run(_child(n, inbound))
         return 0
     if "--callgrind" in args:
-        low, high = _instructions(1000, inbound), _instructions(3000, inbound)
-        side = "inbound" if inbound else "outbound"
+        low, high = _instructions(1000, inbound, wide), _instructions(3000, inbound, wide)
+        side = ("inbound" if inbound else "outbound") + (", wide heads" if wide else "")
         print(f"h1 hot path ({side}): {(high - low) / 2000:,.0f} instructions/request (callgrind, 1,000 vs 3,000)")
         return 0
     asyncio.run(measure(n, "--profile" in args, inbound))

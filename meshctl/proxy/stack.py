@@ -100,12 +100,10 @@ class Stack:
         if balancer is None or dest is None:  # inbound
             plan = RequestPlan(self, stats, DEFAULT, dest, self.app)
         else:
-            endpoint = balancer.pick(dest.endpoints)
+            endpoint = balancer.take(dest.endpoints)
             plan = RequestPlan(self, stats, DEFAULT, dest, endpoint, balancer)
             if endpoint is None:
                 plan.failure = plan.rescue(NoEndpoints(f"{dest.authority} has no ready endpoint"))
-            else:
-                balancer.start(endpoint)
         tap = runtime.tap
         if tap is not None and tap.active:
             self._tap(plan, tap, method, authority, path, headers, source)

@@ -8,6 +8,8 @@ reader takes the method and target from the request line, the fields from the li
 its first colon: Host, Content-Length, the hop-by-hop ones), and feeds llhttp (a parser with no callback
 but the body's) exactly that head, then exactly the Content-Length bytes of its body, and cuts the next
 head after them. The upstream gets those same bytes, less the hop-by-hop lines; a retry sends them again.
+A connection remembers its last plain head: the same bytes again are that head again, and the same
+fields after another request line are not read again (RequestReader._last_head says when llhttp is fed).
 
 Why these are the bytes llhttp parsed: llhttp is fed that slice and nothing else, and nothing read from
 it reaches the sink unless llhttp accepted it. llhttp accepts only CRLF as a line end and no CR or LF
@@ -63,6 +65,9 @@ _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n
 # so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
 _PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
 _LF = b"\n"
+_REMEMBERED = 1024  # the longest head a connection remembers
+# What a head's fields say: the fields, authority, Content-Length, keeps the connection, cuts
+_Fields = tuple[Headers, str, int | None, bool, list[tuple[int, int]] | None]
 
 
 class RequestHead(_Head):
@@ -139,6 +144,13 @@ class RequestReader(_Reader):
         self._boundary = False  # the per-field parser has just ended a message that keeps the connection
         self._last_target = self._last_host = b""  # the last plain head's target and Host, and what they decode to
         self._path = self._authority = ""
+        # The last plain head (when short): the same bytes again are the same object (this path never
+        # changes a head once read: a mesh-timeout, which an exchange rewrites, is read per field); without
+        # a body, and keeping the connection, not even fed to llhttp again: it took them at a message
+        # boundary, with no callback, and ended at one. Its fields (after its request line, which ends at
+        # _last_start) after another request line (one resource after another) are not read again either.
+        self._last_raw = self._last_fields = b""
+        self._last_head, self._last_start = RequestHead([]), 0
 
     def feed(self, data: bytes) -> None:
         """Reads the plain requests at the front of `data` here (heads cut out, bodies by their
@@ -170,65 +182,19 @@ class RequestReader(_Reader):
                     self._parse(self._per_field(data, at))
                     return
                 raw = data if end == size and not at else data[at:end]
-                line = _LINE.match(raw)
-                long = end - at > _FEW_FIELDS
-                if line is None or (long and (end - at > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
-                    self._parse(self._per_field(data, at))
-                    return
-                fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
-                host = length = tokens = None
-                hop = False
-                for field in raw[line.end() : -4].split(b"\r\n"):
-                    name, _, value = field.partition(b":")
-                    value = value.lstrip(b" \t")
-                    fields.append((name, value))
-                    if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
-                        lower = name.lower()
-                        if lower not in _SPECIAL:
-                            continue
-                        if lower == _HOST:
-                            if host is not None:  # repeated: refused by the per-field path
-                                self._parse(self._per_field(data, at))
-                                return
-                            host = value
-                        elif lower == _CL:  # llhttp refuses a second one
-                            length = value
-                        elif lower in _NOT_PLAIN:
-                            self._parse(self._per_field(data, at))
-                            return
-                        else:
-                            hop = True
-                            if lower == _CONNECTION:
-                                tokens = value if tokens is None else tokens + b"," + value
-                if not host:  # missing or empty: refused by the per-field path
-                    self._parse(self._per_field(data, at))
-                    return
+                if raw != self._last_raw:
+                    head = self._read(raw, end - at)
+                    if head is None:
+                        self._parse(self._per_field(data, at))
+                        return
+                else:  # the head this connection sent last (a client polling one URL)
+                    head = self._last_head
+                    if head.content_length is not None or not head.keep_alive:
+                        self._plain.feed_data(raw)  # llhttp reads its body, or refuses what follows it
                 parser = self._plain
-                cuts = None
-                if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
-                    parser.feed_data(raw)
-                    alive = True
-                else:
-                    lower = raw.lower()
-                    cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
-                    if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
-                        cuts = _listed(tokens.lower(), lower, cuts)
-                    # llhttp's own reading, asked before the message ends (it forgets it then)
-                    parser.feed_data(memoryview(raw)[:-1])
-                    alive = parser.should_keep_alive()
-                    parser.feed_data(_LF)
-                target = line[2]
-                if target != self._last_target:  # a connection mostly repeats its target and Host: decoded once
-                    q = target.find(b"?")
-                    self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
-                if host != self._last_host:
-                    self._last_host, self._authority = host, host.decode("latin-1")
-                head = RequestHead(fields, raw, cuts, _METHODS[line[1]], target, self._path, self._authority, alive)
                 at = end
-                if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
-                    if not length.isdigit() or len(length) > 15:
-                        self._fail(BadRequest("invalid Content-Length"))
-                    head.content_length = n = int(length)
+                alive, n = head.keep_alive, head.content_length
+                if n is not None:
                     self._sink.on_request_head(head)
                     if n:
                         if size - at < n:  # the rest of the body comes in later reads
@@ -248,6 +214,87 @@ class RequestReader(_Reader):
             self._fail(BadRequest("protocol upgrades and CONNECT are not supported"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "request")
+
+    def _read(self, raw: bytes, size: int) -> RequestHead | None:
+        """A plain head read (llhttp is fed it), remembered for the next head; None: not plain."""
+        line = _LINE.match(raw)
+        if line is None or (size > _FEW_FIELDS and (size > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):
+            return None
+        start = line.end()
+        fields_at = raw[start:]
+        last = self._last_head
+        if fields_at == self._last_fields:  # the last plain head's fields after another request line
+            self._plain.feed_data(raw)
+            fields, authority, n, alive = last.headers, last.authority, last.content_length, last.keep_alive
+            cuts, shift = last.cuts, start - self._last_start
+            if cuts is not None and shift:
+                cuts = [(at + shift, end + shift) for at, end in cuts]
+        else:
+            read = self._read_fields(raw, start)
+            if read is None:
+                return None
+            fields, authority, n, alive, cuts = read
+        target = line[2]
+        if target != self._last_target:  # a connection mostly repeats its target: decoded once
+            q = target.find(b"?")
+            self._last_target, self._path = target, (target if q < 0 else target[:q]).decode("latin-1")
+        head = RequestHead(fields, raw, cuts, _METHODS[line[1]], target, self._path, authority, alive)
+        head.content_length = n
+        if size <= _REMEMBERED:
+            self._last_raw, self._last_head, self._last_fields, self._last_start = raw, head, fields_at, start
+        else:
+            self._last_raw = self._last_fields = b""
+        return head
+
+    def _read_fields(self, raw: bytes, start: int) -> _Fields | None:
+        """The fields of a head whose request line is plain (llhttp is fed it); None: not plain."""
+        fields = []  # as llhttp's callbacks give them: the name as read, the value without leading OWS
+        host = length = tokens = None
+        hop = False
+        for field in raw[start:-4].split(b"\r\n"):
+            name, _, value = field.partition(b":")
+            value = value.lstrip(b" \t")
+            fields.append((name, value))
+            if name and name[0] in _SPECIAL_FIRST:  # only names that may be special are lower-cased
+                lower = name.lower()
+                if lower not in _SPECIAL:
+                    continue
+                if lower == _HOST:
+                    if host is not None:  # repeated: refused by the per-field path
+                        return None
+                    host = value
+                elif lower == _CL:  # llhttp refuses a second one
+                    length = value
+                elif lower in _NOT_PLAIN:
+                    return None
+                else:
+                    hop = True
+                    if lower == _CONNECTION:
+                        tokens = value if tokens is None else tokens + b"," + value
+        if not host:  # missing or empty: refused by the per-field path
+            return None
+        parser = self._plain
+        cuts = None
+        if not hop:  # no Connection or Proxy-Connection field: HTTP/1.1 keeps the connection
+            parser.feed_data(raw)
+            alive = True
+        else:
+            lower = raw.lower()
+            cuts = [match.span() for match in _HOP_LINES.finditer(lower)]
+            if tokens is not None and tokens.strip().lower() != _KEEP_ALIVE:
+                cuts = _listed(tokens.lower(), lower, cuts)
+            # llhttp's own reading, asked before the message ends (it forgets it then)
+            parser.feed_data(memoryview(raw)[:-1])
+            alive = parser.should_keep_alive()
+            parser.feed_data(_LF)
+        if host != self._last_host:  # a connection mostly repeats its Host: decoded once
+            self._last_host, self._authority = host, host.decode("latin-1")
+        n = None
+        if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+            if not length.isdigit() or len(length) > 15:
+                self._fail(BadRequest("invalid Content-Length"))
+            n = int(length)
+        return fields, self._authority, n, alive, cuts
 
     def _parse(self, data: bytes) -> None:
         """The parser with every callback (or, after a plain request that closed the connection, the

@@ -283,6 +283,11 @@ class Dialer:
                 up = stack.pop()
                 if not up.closed:
                     ex.attach(up, True)
+                    transport = up.transport
+                    if ex.req_done and transport is not None:  # whole: up.flush() now, without the call
+                        wbuf = up.wbuf
+                        transport.write(wbuf[0] if len(wbuf) == 1 else b"".join(wbuf))
+                        up.wbuf = []
                     return
         if self.connecting.get(key, 0) < MAX_CONNECTING:
             self._open(ex, key)

@@ -59,6 +59,10 @@ class Balancer(Protocol):
 
     def start(self, endpoint: object) -> None: ...
 
+    def take(self, endpoints: Sequence[E]) -> E | None:
+        """pick() and, when it gives one, start(): the endpoint a request goes to now, in one call."""
+        ...
+
     def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None: ...
 
     def retain(self, endpoints: Iterable[object]) -> None: ...
@@ -174,11 +178,24 @@ class _Stateful:
                 return endpoint
         return endpoints[-1]
 
+    def pick(self, endpoints: Sequence[E]) -> E | None:
+        raise NotImplementedError
+
     def start(self, endpoint: object) -> None:
         load = self._loads.get(endpoint)
         if load is None:
             load = self._load(endpoint)
         load.pending += 1
+
+    def take(self, endpoints: Sequence[E]) -> E | None:
+        # Every policy picks the only endpoint there is: no pick() call for it.
+        endpoint = endpoints[0] if len(endpoints) == 1 else self.pick(endpoints)
+        if endpoint is not None:
+            load = self._loads.get(endpoint)
+            if load is None:
+                load = self._load(endpoint)
+            load.pending += 1
+        return endpoint
 
     def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
         """Requests in flight and reachability; PeakEwma also records the latency."""
@@ -308,6 +325,9 @@ class RoundRobin:
 
     def start(self, endpoint: object) -> None:
         pass
+
+    def take(self, endpoints: Sequence[E]) -> E | None:
+        return self.pick(endpoints)  # nothing to start: no count in flight
 
     def done(self, endpoint: object, latency_s: float, ok: bool, unreachable: bool = False) -> None:
         if unreachable:

@@ -100,3 +100,22 @@ def test_retain_forgets_gone_endpoints() -> None:
     balancer.start("b")
     balancer.retain(["a"])
     assert set(balancer._loads) == {"a"}
+
+
+
+def test_take_is_pick_then_start() -> None:
+    """take() gives what pick() would (the same random draws) and counts the request in flight as start()."""
+
+    def state(balancer: object, endpoints: list[str]) -> list[object]:
+        loads = getattr(balancer, "_loads", {})
+        return [getattr(balancer, "_next", None), *(loads[e].pending if e in loads else 0 for e in endpoints)]
+
+    for kind in ("ewma", "least-request", "round-robin"):
+        for endpoints in ([], ["only"], ["a", "b", "c"]):
+            took, picked = (make_balancer(kind, Clock(), random.Random(7)) for _ in range(2))
+            for _ in range(20):
+                e = picked.pick(endpoints)
+                if e is not None:
+                    picked.start(e)
+                assert took.take(endpoints) == e, (kind, endpoints)
+            assert state(took, endpoints) == state(picked, endpoints), (kind, endpoints)

@@ -8,6 +8,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from meshctl.proxy.h1.downstream import Downstream, Listener
+from meshctl.proxy.h1.exchange import Exchange
+from meshctl.proxy.h1.request import RequestHead
 from meshctl.proxy.h1.upstream import MAX_CONNECTING, Upstream
 from tests.unit.proxy.test_stack import AUTH, make_runtime
 
@@ -172,5 +174,24 @@ def test_a_connection_whose_exchange_ends_while_the_listener_drains_is_closed() 
         up.data_received(RESPONSE)
         assert client.written.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close\r\n" in client.written
         assert client.closed and wire.closed and mesh.idle(a) == []
+
+    _run(test)
+
+
+def test_a_whole_request_leaves_as_its_pooled_connection_is_handed_over_and_one_with_a_body_after_the_read() -> None:
+    async def test() -> None:
+        mesh = Mesh()
+        pooled = [mesh.pooled(key) for key in mesh.endpoints]
+        wires = [wire for _, wire in pooled]
+        down, _ = mesh.client()
+        head = RequestHead([(b"Host", AUTH.encode())], REQUEST, None, "GET", b"/books", "/books", AUTH)
+        down.current = ex = Exchange(down, head)
+        ex.req_done = True  # read whole, as Downstream.on_request starts it
+        ex.start()  # no read's flush after it here: the connect wrote it
+        assert ex.up is not None and ex.up.wbuf == [] and sorted(w.written for w in wires) == [b"", REQUEST]
+        next(up for up, _ in pooled if up is ex.up).data_received(RESPONSE)
+        post = b"POST /books HTTP/1.1\r\nHost: " + AUTH.encode() + b"\r\nContent-Length: 3\r\n\r\nabc"
+        down.data_received(post)  # its body comes after its head is handed over: both leave once read
+        assert sorted(w.written for w in wires) == [REQUEST, post]
 
     _run(test)

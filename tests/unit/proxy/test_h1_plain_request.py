@@ -105,6 +105,22 @@ PLAIN = {
     "targets and hosts change": b"GET /a?x HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n"
                                 b"GET /a?y HTTP/1.1\r\nHost: a\r\n\r\nGET /a?y HTTP/1.1\r\nHost: A\r\n\r\n",
 }  # fmt: skip
+PLAIN |= {  # a head again (remembered): the same reading as the first time
+    "repeated": PLAIN["wrk"] * 3,
+    "repeated with bodies": PLAIN["content-length"] * 2 + PLAIN["zero length"] * 2,
+    "repeated with lines cut": (PLAIN["keep-alive line cut"] + PLAIN["connection names fields"]) * 2
+                               + PLAIN["connection names fields"],
+    "repeated close": PLAIN["connection close"] * 2,
+    "repeated between others": PLAIN["wrk"] + PLAIN["query and fragment"] + PLAIN["wrk"] + PLAIN["host case"],
+}  # fmt: skip
+CUT_FIELDS = H + b"Connection: X-Secret, keep-alive\r\nX-Secret: s\r\nB: 1\r\n\r\n"
+PLAIN |= {  # the same fields after other request lines (remembered): longer and shorter ones move the cuts
+    "same fields, other lines": b"".join(b"%b %b HTTP/1.1\r\n" % (m, t) + CUT_FIELDS for m, t in
+                                         ((b"GET", b"/a"), (b"DELETE", b"/a/much/longer/one?q=1"), (b"GET", b"/b"))),
+    "same fields with a body, other lines": b"POST /a HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nhi"
+                                            b"PUT /bb HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nho",
+    "same fields, other lines, close": (b"GET /a HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n") * 2,
+}  # fmt: skip
 NOT_PLAIN = {
     "chunked": b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n",
     "http/1.0": b"GET / HTTP/1.0\r\n" + H + b"\r\n",
@@ -181,6 +197,43 @@ def test_a_plain_head_is_forwarded_in_its_bytes() -> None:
     assert sink.heads[0].serialize() == PLAIN["odd spacing"]
     assert sink.heads[0].headers == [(b"Host", b"books "), (b"A", b"spaced  "), (b"B", b"tab\t"), (b"C", b""),
                                      (b"D", b"")]  # fmt: skip
+
+
+def test_a_head_read_again_is_not_read_again() -> None:
+    sink = Sink()
+    reader = RequestReader(sink)
+    read_heads: list[bytes] = []
+    first_reading = reader._read
+
+    def reading(raw: bytes, size: int) -> Any:
+        read_heads.append(raw)
+        return first_reading(raw, size)
+
+    reader._read = reading  # type: ignore[method-assign]
+    a, b = PLAIN["keep-alive line cut"], PLAIN["wrk"]
+    for data in (a, a, a + a + b + a, b"POST" + a[3:], b"POST" + a[3:]):
+        reader.feed(data)
+    assert read_heads == [a, b, a, b"POST" + a[3:]]
+    assert sink.heads[1] is sink.heads[0] and sink.heads[2] is sink.heads[0]  # remembered, not read again
+    assert sink.heads[0].serialize() == a.replace(b"\r\nConnection: keep-alive", b"")
+    assert [h.method for h in sink.heads] == ["GET"] * 6 + ["POST"] * 2
+
+
+def test_the_same_fields_after_another_request_line_are_not_read_again() -> None:
+    sink = Sink()
+    reader = RequestReader(sink)
+    read_fields: list[bytes] = []
+    first_reading = reader._read_fields
+
+    def reading(raw: bytes, start: int) -> Any:
+        read_fields.append(raw[start:])
+        return first_reading(raw, start)
+
+    reader._read_fields = reading  # type: ignore[method-assign]
+    reader.feed(PLAIN["same fields, other lines"] + PLAIN["wrk"] + b"GET /c HTTP/1.1\r\n" + CUT_FIELDS)
+    assert read_fields == [CUT_FIELDS, PLAIN["wrk"][16:], CUT_FIELDS]
+    assert [head.target for head in sink.heads] == [b"/a", b"/a/much/longer/one?q=1", b"/b", b"/", b"/c"]
+    assert sink.heads[1].serialize() == b"DELETE /a/much/longer/one?q=1 HTTP/1.1\r\n" + H + b"B: 1\r\n\r\n"
 
 
 @pytest.mark.parametrize("name", sorted(NOT_PLAIN))
