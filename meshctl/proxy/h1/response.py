@@ -44,6 +44,7 @@ _FIELDS = re.compile(rb"\r\n(c(?:ontent-length|onnection)|keep-alive|proxy-conne
 _TE = b"transfer-encoding"
 _CONNECTION = b"connection"
 _CONTENT_LENGTH = b"content-length"
+_LF = b"\n"
 
 
 class ResponseSink(Protocol):
@@ -65,23 +66,24 @@ class ResponseReader(_Reader):
     def __init__(self, sink: ResponseSink) -> None:
         super().__init__()
         self.sink = sink
-        self._plain = httptools.HttpResponseParser(self._plain_callbacks())
+        self._unbegun: list[None] = []  # holds an item while _after() reads, until the plain parser begins a message
+        self._plain = self._plain_parser()
         self._parser = self._plain
         self._heads = False  # the next bytes begin (or continue) a head the reader cuts out itself
         self._head_request = False
         self._done = True  # no response is expected: bytes now are a protocol error
         self._started = False  # bytes of the expected response have arrived
         self._until_eof = False  # the body in progress ends when the upstream closes
-        self._length: bytes | None = None  # the Content-Length value of the plain head being parsed
         self._left = 0  # body bytes of the plain response in progress still to come (-1: until the close)
         self._buffer = b""
         self.trailing = False  # bytes came after a response in its read: the connection is done with
         self._ended = False  # the per-field parser completed a response: delivered once the read is parsed
 
-    def _plain_callbacks(self) -> SimpleNamespace:
-        # No per-field callback, and none for the body and the message's end: feed() reads them by the
-        # head's Content-Length, so they cost no call from llhttp.
-        return SimpleNamespace(on_message_begin=self._plain_begin, on_headers_complete=self._plain_head)
+    def _plain_parser(self) -> httptools.HttpResponseParser:
+        # No Python callback: feed() reads the head once llhttp has accepted it, and the body and the
+        # message's end by the head's Content-Length. A message's beginning empties `_unbegun` (list.clear,
+        # a C call without a frame): _after() tells a response nobody asked for from line ends by it.
+        return httptools.HttpResponseParser(SimpleNamespace(on_message_begin=self._unbegun.clear))
 
     def expect(self, head_request: bool) -> None:
         self._head_request = head_request
@@ -96,6 +98,11 @@ class ResponseReader(_Reader):
             left = self._left
             if left:
                 self._plain_body(read, left)
+                return
+            if self._parser is self._plain:  # after a plain response: only line ends may follow
+                if self._error is not None:
+                    raise self._error
+                self._after(read)
                 return
             self._parse(read, self._head_request)
             return
@@ -131,13 +138,45 @@ class ResponseReader(_Reader):
                 if tokens is not None and tokens.strip() != _KEEP_ALIVE:
                     cuts = _listed(tokens, lower, cuts or [])
                 self._head = head = ResponseHead(raw, cuts)
-                self._length = length
                 self._started = True
                 self._trailers = None
-                self._parser.feed_data(raw)  # on_message_begin, on_headers_complete
+                parser = self._parser
+                # llhttp ends a message without a body with its head, and then forgets whether it keeps the
+                # connection: asked before the head's last byte when it may be one (1xx, x04, a Content-Length
+                # starting with 0; llhttp checks the status is three digits).
+                if raw[9] == 49 or (raw[11] == 52 and raw[10] == 48) or \
+                        (length is not None and (not length or length[0] == 48)):  # fmt: skip
+                    parser.feed_data(raw[:-1])
+                    head.keep_alive = parser.should_keep_alive()
+                    parser.feed_data(_LF)
+                else:
+                    parser.feed_data(raw)
+                    head.keep_alive = parser.should_keep_alive()
+                status = parser.get_status_code()
+                # llhttp accepted the head: framing from its bytes.
+                if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
+                    head.version = "1.0"
+                head.status = status
+                if length is not None:  # checked as the per-field path checks it
+                    if not length.isdigit() or len(length) > 15:
+                        self._fail(UpstreamReset("invalid Content-Length"))
+                    head.content_length = length = int(length)
+                if status < 200 or status == 204 or status == 304 or self._head_request:
+                    head.no_body = True
+                elif length is None:
+                    head.until_eof = self._until_eof = True
+                    head.keep_alive = False
+                if status >= 200:
+                    self._heads = False
+                self.sink.on_response_head(head)
+                if self._head_request:
+                    # llhttp would wait for the body Content-Length announces: a fresh parser after each
+                    # head of the answer to HEAD, as _feed_head_only does.
+                    self._parser = self._plain = self._plain_parser()
+                    if status >= 200:
+                        self._head_request = False  # (no body follows: ended below)
                 if not self._heads:  # the final head: its body, as far as this read holds it
                     rest = len(buffer) - end
-                    length = head.content_length
                     if head.no_body or not (length or head.until_eof):
                         self._plain_end(buffer[end:] if rest else b"")
                     elif length is None:  # until the upstream closes
@@ -189,12 +228,30 @@ class ResponseReader(_Reader):
         self._done = True
         if after:
             try:
-                self._parser.feed_data(after)
-            except httptools.HttpParserError as exc:
+                self._after(after)
+            except UpstreamReset:
                 self.trailing = True
                 self.sink.on_response_end(None)
-                self._parse_error(exc, "response")
+                raise
         self.sink.on_response_end(None)
+
+    def _after(self, data: bytes) -> None:
+        """Bytes after a plain response, which llhttp reads as it always did: it skips CR and LF; a message
+        that begins answers no request, and after a head that closes the connection llhttp refuses any."""
+        unbegun = self._unbegun
+        unbegun.append(None)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if unbegun:
+                unbegun.clear()
+                self._parse_error(exc, "response")
+        except httptools.HttpParserUpgrade:
+            pass  # (a message began)
+        if unbegun:
+            unbegun.clear()
+        else:
+            self._fail(UpstreamReset("unsolicited response"))
 
     def _parse(self, data: bytes | memoryview, head_only: bool = False) -> None:
         """The parser with every callback, or the plain one with the body of a plain head."""
@@ -232,39 +289,6 @@ class ResponseReader(_Reader):
         if not self._started or self._head.keep_alive or self._head_request:
             self._parser = httptools.HttpResponseParser(self)
         self._parse(buffer, self._head_request)
-
-    def _plain_begin(self) -> None:
-        if self._done:
-            self._fail(UpstreamReset("unsolicited response"))
-
-    def _plain_head(self) -> None:
-        """A plain head is complete (llhttp accepted it): framing and hop-by-hop lines from its bytes."""
-        head, parser = self._head, self._parser
-        raw = head.raw
-        assert raw is not None
-        head.keep_alive = parser.should_keep_alive()
-        if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
-            head.version = "1.0"
-        head.status = status = parser.get_status_code()
-        length = self._length
-        if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
-            if not length.isdigit() or len(length) > 15:
-                self._fail(UpstreamReset("invalid Content-Length"))
-            head.content_length = int(length)
-        if status < 200 or status == 204 or status == 304 or self._head_request:
-            head.no_body = True
-        elif head.content_length is None:
-            head.until_eof = self._until_eof = True
-            head.keep_alive = False
-        if status >= 200:
-            self._heads = False
-        self.sink.on_response_head(head)
-        if self._head_request:
-            # llhttp would wait for the body Content-Length announces: a fresh parser after each head of
-            # the answer to HEAD, as _feed_head_only does.
-            self._parser = self._plain = httptools.HttpResponseParser(self._plain_callbacks())
-            if status >= 200:
-                self._head_request = False  # (feed ends the response: no body follows)
 
     def _feed_head_only(self, data: bytes) -> bytes:
         # llhttp cannot be told a response answers HEAD (it would wait for Content-Length bytes), so

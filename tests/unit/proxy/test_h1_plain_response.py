@@ -60,6 +60,14 @@ PLAIN_HEADS = {
     "spaced reason": b"HTTP/1.1 404  Not  Found \r\nContent-Length: 0\r\n\r\n",
     "empty value": b"HTTP/1.1 200 OK\r\nA: \r\nB: \r\nContent-Length: 0\r\n\r\n",
     "304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: x\r\n\r\n",
+    # llhttp ends these with their head: whether they keep the connection is asked before it does
+    "closing, empty": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    "closing 204": b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+    "http/1.0 kept alive, empty": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 00\r\n\r\n",
+    "interim, closing": b"HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "leading zero": b"HTTP/1.1 200 OK\r\nContent-Length: 03\r\n\r\nabc",
+    "404 with a body": b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc",
 }  # fmt: skip
 
 
@@ -240,3 +248,25 @@ def test_a_response_the_per_field_parser_reads_ends_only_after_the_rest_of_its_r
     reader.expect(head_request)
     reader.feed(wire[: wire.rindex(b"HTTP/")])
     assert seen == [False]
+
+
+@pytest.mark.parametrize("head, after, failure", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"\r\nxyz", "unsolicited"),  # it begins a message at once
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 101 Up\r\nUpgrade: x\r\n"
+                                                      b"Connection: upgrade\r\n\r\n", "unsolicited"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n",
+     "malformed response"),  # llhttp reads no message after one that closes the connection
+])  # fmt: skip
+def test_what_follows_a_plain_response_in_its_read_or_the_next(head: bytes, after: bytes, failure: str) -> None:
+    for together in (True, False):
+        sink = Responses()
+        reader = ResponseReader(sink)
+        reader.expect(False)
+        with pytest.raises(UpstreamReset, match=failure):
+            if together:
+                reader.feed(head + after)
+            else:
+                reader.feed(head + b"\r\n")  # line ends are skipped
+                assert sink.ends == 1 and not reader.trailing
+                reader.feed(after)
+        assert sink.ends == 1 and reader.trailing == together
