@@ -4,12 +4,15 @@
     .venv/bin/python -m bench.h1_hotpath [requests] --profile  # + the top functions by own time
     .venv/bin/python -m bench.h1_hotpath [requests] --inbound  # the inbound listener instead
     .venv/bin/python -m bench.h1_hotpath --callgrind [--inbound]  # machine instructions per request (slow)
+    ... [--new-heads]  # each response head differs from the last (its Date), as no upstream's does for long
 
 One listener with the real runtime, stack, metrics and balancer (outbound: discovery and balancing;
 inbound: a peer proxy's mTLS connection, the local service, the app); one client connection and one
 pooled upstream connection whose transports only count bytes. Each request is fed as the socket
 would deliver it (wrk's GET, then nginx's 1 KiB response in one read), so what is measured is exactly
-the Python work between two reads: codec callbacks, exchange, plan, metrics, pool. The kernel's share
+the Python work between two reads: codec callbacks, exchange, plan, metrics, pool. A connection reads a
+head equal to its last one as it read that: nginx's changes once a second, with its Date, so the usual
+run repeats one head; --new-heads alternates two Dates, the cost of a head never seen. The kernel's share
 (read/write/epoll) and uvloop's are not in it — compare it with itself, before and after a change.
 µs depend on the machine's load; calls and bytecodes per request (counted by a tracer over a short
 run) do not: they are the figures to compare across commits. So are instructions per request: with
@@ -45,6 +48,10 @@ RESPONSE = (
     b"Last-Modified: Sun, 29 Nov 2026 07:00:00 GMT\r\n"
     b'Connection: keep-alive\r\nETag: "6929a8f0-400"\r\nAccept-Ranges: bytes\r\n\r\n' + BODY
 )
+
+# the same response with another Date: --new-heads alternates the two
+RESPONSE_B = RESPONSE.replace(b"08:00:00", b"08:00:01")
+_RESPONSES = [RESPONSE]
 
 
 class CountingTransport:
@@ -123,9 +130,15 @@ def _setup_inbound() -> Arm:
 
 def _run(down: Downstream, up: Upstream, n: int) -> None:
     feed_request, feed_response = down.data_received, up.data_received
-    for _ in range(n):
+    responses = _RESPONSES
+    if len(responses) == 1:
+        for _ in range(n):
+            feed_request(REQUEST)
+            feed_response(RESPONSE)
+        return
+    for i in range(n):
         feed_request(REQUEST)
-        feed_response(RESPONSE)
+        feed_response(responses[i & 1])
 
 
 def _bytecodes(down: Downstream, up: Upstream, n: int) -> float:
@@ -153,7 +166,7 @@ async def measure(n: int, profile: bool, inbound: bool = False) -> None:
     stats = pstats.Stats(calls)
     per_request = sum(nc for _, nc, _, _, _ in stats.stats.values()) / 1000  # type: ignore[attr-defined]
     bytecodes = _bytecodes(down, up, 500)
-    side = "inbound" if inbound else "outbound"
+    side = ("inbound" if inbound else "outbound") + (", new heads" if len(_RESPONSES) > 1 else "")
     print(f"h1 hot path ({side}): {best:.2f} µs/request CPU (best of 5 × {n}), {per_request:.1f} calls/request, "
           f"{bytecodes:.0f} bytecodes/request, "
           f"{client.written / client.writes:.0f} B per response write, "
@@ -170,13 +183,16 @@ async def _child(n: int, inbound: bool) -> None:
 
 
 def _instructions(n: int, inbound: bool) -> int:
-    return instructions("bench.h1_hotpath", ["--child", str(n), *(["--inbound"] if inbound else [])], timeout_s=900)
+    flags = [flag for flag in ("--inbound", "--new-heads") if flag in sys.argv]
+    return instructions("bench.h1_hotpath", ["--child", str(n), *flags], timeout_s=900)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     n = int(next((a for a in args if a.isdigit()), "20000"))
     inbound = "--inbound" in args
+    if "--new-heads" in args:
+        _RESPONSES.append(RESPONSE_B)
     if "--child" in args:
         import uvloop
 
@@ -184,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if "--callgrind" in args:
         low, high = _instructions(1000, inbound), _instructions(3000, inbound)
-        side = "inbound" if inbound else "outbound"
+        side = ("inbound" if inbound else "outbound") + (", new heads" if "--new-heads" in args else "")
         print(f"h1 hot path ({side}): {(high - low) / 2000:,.0f} instructions/request (callgrind, 1,000 vs 3,000)")
         return 0
     asyncio.run(measure(n, "--profile" in args, inbound))

@@ -45,6 +45,8 @@ _TE = b"transfer-encoding"
 _CONNECTION = b"connection"
 _CONTENT_LENGTH = b"content-length"
 _LF = b"\n"
+_KEPT = 1024  # the longest head a connection keeps to compare the next with (one per pooled connection)
+_Reading = tuple[int | None, list[tuple[int, int]] | None]  # a plain head's Content-Length and cuts
 
 
 class ResponseSink(Protocol):
@@ -66,6 +68,8 @@ class ResponseReader(_Reader):
     def __init__(self, sink: ResponseSink) -> None:
         super().__init__()
         self.sink = sink
+        self._last_head = b""  # the last plain head read (if short) and what was read from it (heads share cuts)
+        self._last_reading: _Reading = (None, None)
         self._unbegun: list[None] = []  # holds an item while _after() reads, until the plain parser begins a message
         self._plain = self._plain_parser()
         self._parser = self._plain
@@ -116,36 +120,22 @@ class ResponseReader(_Reader):
                     self._per_field(buffer)
                     return
                 raw = buffer if end == len(buffer) else buffer[:end]
-                if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
-                        (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
-                    self._per_field(buffer)
-                    return
-                lower = raw.lower()
-                length = tokens = cuts = None
-                for match in _FIELDS.finditer(lower):
-                    name = match[1]
-                    if name == _CONTENT_LENGTH:  # llhttp refuses a second one
-                        length = match[2]
-                        continue
-                    if name == _TE:  # trailers need the per-field callbacks
+                if raw == self._last_head:  # the head the upstream sent last time: read the same
+                    length, cuts = self._last_reading
+                else:
+                    reading = self._read(raw)
+                    if reading is None:
                         self._per_field(buffer)
                         return
-                    if name == _CONNECTION:
-                        tokens = match[2] if tokens is None else tokens + b"," + match[2]
-                    if cuts is None:
-                        cuts = []
-                    cuts.append(match.span())  # from the CRLF before the line to its own CRLF
-                if tokens is not None and tokens.strip() != _KEEP_ALIVE:
-                    cuts = _listed(tokens, lower, cuts or [])
+                    length, cuts = reading
                 self._head = head = ResponseHead(raw, cuts)
                 self._started = True
                 self._trailers = None
                 parser = self._parser
                 # llhttp ends a message without a body with its head, and then forgets whether it keeps the
-                # connection: asked before the head's last byte when it may be one (1xx, x04, a Content-Length
-                # starting with 0; llhttp checks the status is three digits).
-                if raw[9] == 49 or (raw[11] == 52 and raw[10] == 48) or \
-                        (length is not None and (not length or length[0] == 48)):  # fmt: skip
+                # connection: asked before the head's last byte when it may be one (1xx, x04, Content-Length: 0;
+                # llhttp checks the status is three digits).
+                if raw[9] == 49 or (raw[11] == 52 and raw[10] == 48) or length == 0:
                     parser.feed_data(raw[:-1])
                     head.keep_alive = parser.should_keep_alive()
                     parser.feed_data(_LF)
@@ -157,10 +147,10 @@ class ResponseReader(_Reader):
                 if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
                     head.version = "1.0"
                 head.status = status
-                if length is not None:  # checked as the per-field path checks it
-                    if not length.isdigit() or len(length) > 15:
+                if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
+                    if length < 0:
                         self._fail(UpstreamReset("invalid Content-Length"))
-                    head.content_length = length = int(length)
+                    head.content_length = length
                 if status < 200 or status == 204 or status == 304 or self._head_request:
                     head.no_body = True
                 elif length is None:
@@ -200,6 +190,36 @@ class ResponseReader(_Reader):
             self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "response")
+
+    def _read(self, raw: bytes) -> _Reading | None:
+        """What a head is read for, if it is plain (else None): its Content-Length (-1: not a valid one) and
+        the ranges of its hop-by-hop lines. A short one is kept: an upstream mostly repeats its head (nginx's
+        changes with its Date, once a second), which then costs a comparison instead of this pass."""
+        end = len(raw)
+        if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
+                (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
+            return None
+        lower = raw.lower()
+        length = tokens = cuts = None
+        for match in _FIELDS.finditer(lower):
+            name = match[1]
+            if name == _CONTENT_LENGTH:  # llhttp refuses a second one
+                length = match[2]
+                continue
+            if name == _TE:  # trailers need the per-field callbacks
+                return None
+            if name == _CONNECTION:
+                tokens = match[2] if tokens is None else tokens + b"," + match[2]
+            if cuts is None:
+                cuts = []
+            cuts.append(match.span())  # from the CRLF before the line to its own CRLF
+        if tokens is not None and tokens.strip() != _KEEP_ALIVE:
+            cuts = _listed(tokens, lower, cuts or [])
+        size = None if length is None else int(length) if length.isdigit() and len(length) <= 15 else -1
+        reading = (size, cuts)
+        if end <= _KEPT:
+            self._last_head, self._last_reading = raw, reading
+        return reading
 
     def _plain_body(self, data: bytes, left: int) -> None:
         """Body bytes of a plain response (`left` of its Content-Length still to come, -1 until the upstream

@@ -270,3 +270,25 @@ def test_what_follows_a_plain_response_in_its_read_or_the_next(head: bytes, afte
                 assert sink.ends == 1 and not reader.trailing
                 reader.feed(after)
         assert sink.ends == 1 and reader.trailing == together
+
+
+def test_a_repeated_head_is_read_as_the_first_time_and_any_other_afresh() -> None:
+    """A connection keeps the last short plain head it read: the same bytes again are read the same, and a
+    head that differs, however little, is read from its own bytes."""
+    other = NGINX.replace(b"Connection", b"Xonnection")  # as long, with no hop-by-hop line to leave out
+    sink = Responses()
+    reader = ResponseReader(sink)
+    for data in (NGINX, NGINX, other, NGINX):
+        reader.expect(False)
+        reader.feed(data)
+        reader = reader if sink.heads[-1].keep_alive else ResponseReader(sink)
+    once = [Responses() for _ in range(3)]
+    for fresh, data in zip(once, (NGINX, other, NGINX), strict=True):
+        single = ResponseReader(fresh)
+        single.expect(False)
+        single.feed(data)
+    expected = [once[0].heads[0], once[0].heads[0], once[1].heads[0], once[2].heads[0]]
+    assert [_reading(h) for h in sink.heads] == [_reading(h) for h in expected]
+    assert [h.serialize("1.1", True) for h in sink.heads] == [h.serialize("1.1", True) for h in expected]
+    cut = NGINX.index(b"\r\nConnection")
+    assert [h.cuts for h in sink.heads] == [[(cut, cut + 24)], [(cut, cut + 24)], None, [(cut, cut + 24)]]
