@@ -13,6 +13,11 @@ a line end and no CR or LF inside a start line, name or value, so the first CRLF
 starts with `HTTP/` ends its head, and every field line of it follows a CRLF: `\\r\\nname:` in the
 lower-cased head finds exactly the fields of that name. A head llhttp refuses fails as before.
 
+A connection keeps the last short final plain head that kept it, with what was read from it: an upstream
+mostly repeats its head (nginx's changes with its Date, once a second). The same bytes again are read as
+they were, without a pass over them and without llhttp, which is then at a message boundary, where those
+bytes left it and where it would read them alike; the body is framed by the Content-Length read then.
+
 Anything else — a head that is not complete in the bytes at hand, Transfer-Encoding (trailers need
 the per-field callbacks), other versions, leading blank lines — goes to a parser with every callback,
 exactly as the per-field path always read it; that parser keeps the rest of the exchange. Both parsers
@@ -36,6 +41,7 @@ _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n
 # The per-field path counts a field as name + value + 4 bytes; a line can be a byte shorter ("a:b\r\n"),
 # so a plain head stays MAX_HEADERS below the limit and the per-field path judges those near it.
 _PLAIN_MAX = MAX_HEAD_BYTES - MAX_HEADERS
+_MAX_LINES = MAX_HEADERS + 2  # CRLFs in a head of MAX_HEADERS fields: after the start line and each, one more
 # The fields a head is read for, in its lower-cased bytes: from the CRLF before the line to the one ending
 # it, the name, the value without leading OWS (as llhttp gives it). Transfer-Encoding makes it not plain.
 # Names that share a first letter are grouped: the matcher tries fewer alternatives at each line.
@@ -46,7 +52,6 @@ _CONNECTION = b"connection"
 _CONTENT_LENGTH = b"content-length"
 _LF = b"\n"
 _KEPT = 1024  # the longest head a connection keeps to compare the next with (one per pooled connection)
-_Reading = tuple[int | None, list[tuple[int, int]] | None]  # a plain head's Content-Length and cuts
 
 
 class ResponseSink(Protocol):
@@ -68,8 +73,13 @@ class ResponseReader(_Reader):
     def __init__(self, sink: ResponseSink) -> None:
         super().__init__()
         self.sink = sink
-        self._last_head = b""  # the last plain head read (if short) and what was read from it (heads share cuts)
-        self._last_reading: _Reading = (None, None)
+        # The last short final plain head that kept the connection, and what was read from it (heads share
+        # its cuts): an upstream mostly repeats its head (nginx's changes with its Date, once a second).
+        # The same bytes again are read as they were, without a pass over them and without llhttp
+        # (`_quiet`): at a message boundary, where these bytes left it, llhttp reads them alike again.
+        self._last_head = b""
+        self._last_reading: tuple[int | None, list[tuple[int, int]] | None, int] = (None, None, 0)
+        self._quiet = False  # llhttp does not read the plain response in progress (its head was the last one)
         self._unbegun: list[None] = []  # holds an item while _after() reads, until the plain parser begins a message
         self._plain = self._plain_parser()
         self._parser = self._plain
@@ -120,37 +130,57 @@ class ResponseReader(_Reader):
                     self._per_field(buffer)
                     return
                 raw = buffer if end == len(buffer) else buffer[:end]
-                if raw == self._last_head:  # the head the upstream sent last time: read the same
-                    length, cuts = self._last_reading
+                if raw == self._last_head:  # as the last final head, which kept the connection: see _quiet
+                    length, cuts, status = self._last_reading
+                    self._head = head = ResponseHead(raw, cuts)
+                    self._quiet = True
                 else:
-                    reading = self._read(raw)
-                    if reading is None:
+                    if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
+                            (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > _MAX_LINES)):  # fmt: skip
                         self._per_field(buffer)
                         return
-                    length, cuts = reading
-                self._head = head = ResponseHead(raw, cuts)
+                    lower = raw.lower()
+                    value = tokens = cuts = None
+                    for match in _FIELDS.finditer(lower):
+                        name = match[1]
+                        if name == _CONTENT_LENGTH:  # llhttp refuses a second one
+                            value = match[2]
+                            continue
+                        if name == _TE:  # trailers need the per-field callbacks
+                            self._per_field(buffer)
+                            return
+                        if name == _CONNECTION:
+                            tokens = match[2] if tokens is None else tokens + b"," + match[2]
+                        if cuts is None:
+                            cuts = []
+                        cuts.append(match.span())  # from the CRLF before the line to its own CRLF
+                    if tokens is not None and tokens.strip() != _KEEP_ALIVE:
+                        cuts = _listed(tokens, lower, cuts or [])
+                    length = None if value is None else int(value) if value.isdigit() and len(value) <= 15 else -1
+                    self._head = head = ResponseHead(raw, cuts)
+                    self._quiet = False
+                    parser = self._parser
+                    # llhttp ends a message without a body with its head, and then forgets whether it keeps the
+                    # connection: asked before the head's last byte when it may be one (1xx, x04,
+                    # Content-Length: 0; llhttp checks the status is three digits).
+                    if raw[9] == 49 or (raw[11] == 52 and raw[10] == 48) or length == 0:
+                        parser.feed_data(raw[:-1])
+                        head.keep_alive = keep_alive = parser.should_keep_alive()
+                        parser.feed_data(_LF)
+                    else:
+                        parser.feed_data(raw)
+                        head.keep_alive = keep_alive = parser.should_keep_alive()
+                    status = parser.get_status_code()
+                    if length is not None and length < 0:  # checked as the per-field path checks it, once
+                        self._fail(UpstreamReset("invalid Content-Length"))  # llhttp has accepted the head
+                    if keep_alive and status >= 200 and end <= _KEPT:
+                        self._last_head, self._last_reading = raw, (length, cuts, status)
                 self._started = True
                 self._trailers = None
-                parser = self._parser
-                # llhttp ends a message without a body with its head, and then forgets whether it keeps the
-                # connection: asked before the head's last byte when it may be one (1xx, x04, Content-Length: 0;
-                # llhttp checks the status is three digits).
-                if raw[9] == 49 or (raw[11] == 52 and raw[10] == 48) or length == 0:
-                    parser.feed_data(raw[:-1])
-                    head.keep_alive = parser.should_keep_alive()
-                    parser.feed_data(_LF)
-                else:
-                    parser.feed_data(raw)
-                    head.keep_alive = parser.should_keep_alive()
-                status = parser.get_status_code()
-                # llhttp accepted the head: framing from its bytes.
                 if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0
                     head.version = "1.0"
                 head.status = status
-                if length is not None:  # checked as the per-field path checks it, once llhttp has accepted it
-                    if length < 0:
-                        self._fail(UpstreamReset("invalid Content-Length"))
-                    head.content_length = length
+                head.content_length = length
                 if status < 200 or status == 204 or status == 304 or self._head_request:
                     head.no_body = True
                 elif length is None:
@@ -175,7 +205,8 @@ class ResponseReader(_Reader):
                             self.sink.on_response_body(buffer[end:])
                     elif rest == length:  # the whole body and nothing after it: the usual read, without a call
                         body = buffer[end:]
-                        self._parser.feed_data(body)
+                        if not self._quiet:
+                            self._parser.feed_data(body)
                         self._done = True
                         self.sink.on_response_end(None, body)
                     elif rest:
@@ -191,36 +222,6 @@ class ResponseReader(_Reader):
         except httptools.HttpParserError as exc:
             self._parse_error(exc, "response")
 
-    def _read(self, raw: bytes) -> _Reading | None:
-        """What a head is read for, if it is plain (else None): its Content-Length (-1: not a valid one) and
-        the ranges of its hop-by-hop lines. A short one is kept: an upstream mostly repeats its head (nginx's
-        changes with its Date, once a second), which then costs a comparison instead of this pass."""
-        end = len(raw)
-        if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
-                (end > _FEW_FIELDS and (end > _PLAIN_MAX or raw.count(b"\r\n") > MAX_HEADERS + 2)):  # fmt: skip
-            return None
-        lower = raw.lower()
-        length = tokens = cuts = None
-        for match in _FIELDS.finditer(lower):
-            name = match[1]
-            if name == _CONTENT_LENGTH:  # llhttp refuses a second one
-                length = match[2]
-                continue
-            if name == _TE:  # trailers need the per-field callbacks
-                return None
-            if name == _CONNECTION:
-                tokens = match[2] if tokens is None else tokens + b"," + match[2]
-            if cuts is None:
-                cuts = []
-            cuts.append(match.span())  # from the CRLF before the line to its own CRLF
-        if tokens is not None and tokens.strip() != _KEEP_ALIVE:
-            cuts = _listed(tokens, lower, cuts or [])
-        size = None if length is None else int(length) if length.isdigit() and len(length) <= 15 else -1
-        reading = (size, cuts)
-        if end <= _KEPT:
-            self._last_head, self._last_reading = raw, reading
-        return reading
-
     def _plain_body(self, data: bytes, left: int) -> None:
         """Body bytes of a plain response (`left` of its Content-Length still to come, -1 until the upstream
         closes). llhttp reads them too, without a call, so that it ends the message where this does."""
@@ -232,11 +233,13 @@ class ResponseReader(_Reader):
         size = len(data)
         if size < left:
             self._left = left - size
-            self._parser.feed_data(data)
+            if not self._quiet:
+                self._parser.feed_data(data)
             self.sink.on_response_body(data)
             return
         body = data if size == left else data[:left]
-        self._parser.feed_data(body)
+        if not self._quiet:
+            self._parser.feed_data(body)
         self.sink.on_response_body(body)
         self._plain_end(data[left:] if size > left else b"")
 

@@ -292,3 +292,23 @@ def test_a_repeated_head_is_read_as_the_first_time_and_any_other_afresh() -> Non
     assert [h.serialize("1.1", True) for h in sink.heads] == [h.serialize("1.1", True) for h in expected]
     cut = NGINX.index(b"\r\nConnection")
     assert [h.cuts for h in sink.heads] == [[(cut, cut + 24)], [(cut, cut + 24)], None, [(cut, cut + 24)]]
+
+
+def test_a_repeated_head_frames_its_body_and_what_follows_it_as_the_first_time() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\n"
+    sink = Responses()
+    reader = ResponseReader(sink)
+    for reads in ((head + b"ab", b"cd\r\n"), (head, b"a", b"bcd"), (head + b"abcd",)):
+        reader.expect(False)
+        for data in reads:
+            reader.feed(data)
+    assert sink.ends == 3 and sink.body == b"abcd" * 3 and not reader.trailing
+    reader.expect(False)
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(head + b"abcdHTTP/1.1 200 OK\r\n\r\n")
+    assert sink.ends == 4 and reader.trailing
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    reader.feed(head + b"abcd")
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(head + b"abcd")  # not asked for: the same head as the last is no exception
