@@ -166,7 +166,11 @@ class ResponseReader(_Reader):
                     if raw[9] == 49 or (raw[11] == 52 and raw[10] == 48) or length == 0:
                         parser.feed_data(raw[:-1])
                         head.keep_alive = keep_alive = parser.should_keep_alive()
-                        parser.feed_data(_LF)
+                        upgrade = False
+                        try:
+                            parser.feed_data(_LF)
+                        except httptools.HttpParserUpgrade:
+                            upgrade = True  # refused below, once the client has had the head (1xx: this branch)
                     else:
                         parser.feed_data(raw)
                         head.keep_alive = keep_alive = parser.should_keep_alive()
@@ -189,6 +193,8 @@ class ResponseReader(_Reader):
                 if status >= 200:
                     self._heads = False
                 self.sink.on_response_head(head)
+                if status == 101 and upgrade:
+                    self._fail(UpstreamReset("unexpected protocol upgrade from upstream"))
                 if self._head_request:
                     # llhttp would wait for the body Content-Length announces: a fresh parser after each
                     # head of the answer to HEAD, as _feed_head_only does.
