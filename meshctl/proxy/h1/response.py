@@ -34,7 +34,7 @@ import httptools
 
 from meshctl.proxy.errors import UpstreamClosed, UpstreamReset
 from meshctl.proxy.h1.codec import _KEEP_ALIVE, MAX_HEAD_BYTES, MAX_HEADERS, Headers, _listed, _Reader
-from meshctl.proxy.h1.response_head import ResponseHead
+from meshctl.proxy.h1.response_head import ResponseHead, without
 
 _PLAIN = (b"HTTP/1.1 ", b"HTTP/1.0 ")
 _FEW_FIELDS = 400  # a head this short holds at most MAX_HEADERS fields ("a:\r\n" is 4 bytes): not counted
@@ -78,7 +78,7 @@ class ResponseReader(_Reader):
         # The same bytes again are read as they were, without a pass over them and without llhttp
         # (`_quiet`): at a message boundary, where these bytes left it, llhttp reads them alike again.
         self._last_head = b""
-        self._last_reading: tuple[int | None, list[tuple[int, int]] | None, int] = (None, None, 0)
+        self._last_reading: tuple[int | None, list[tuple[int, int]] | None, int, bytes | None] = (None, None, 0, None)
         self._quiet = False  # llhttp does not read the plain response in progress (its head was the last one)
         self._unbegun: list[None] = []  # holds an item while _after() reads, until the plain parser begins a message
         self._plain = self._plain_parser()
@@ -131,8 +131,11 @@ class ResponseReader(_Reader):
                     return
                 raw = buffer if end == len(buffer) else buffer[:end]
                 if raw == self._last_head:  # as the last final head, which kept the connection: see _quiet
-                    length, cuts, status = self._last_reading
-                    self._head = head = ResponseHead(raw, cuts)
+                    length, cuts, status, forward = self._last_reading
+                    if forward is None:  # the second time: it is kept as it is forwarded, too
+                        forward = without(raw, cuts)
+                        self._last_reading = (length, cuts, status, forward)
+                    self._head = head = ResponseHead(raw, cuts, forward)
                     self._quiet = True
                 else:
                     if raw[:9] not in _PLAIN or not 49 <= raw[9] <= 57 or raw[12] != 32 or \
@@ -178,7 +181,7 @@ class ResponseReader(_Reader):
                     if length is not None and length < 0:  # checked as the per-field path checks it, once
                         self._fail(UpstreamReset("invalid Content-Length"))  # llhttp has accepted the head
                     if keep_alive and status >= 200 and end <= _KEPT:
-                        self._last_head, self._last_reading = raw, (length, cuts, status)
+                        self._last_head, self._last_reading = raw, (length, cuts, status, None)
                 self._started = True
                 self._trailers = None
                 if raw[7] == 48:  # b"0": the start was checked to be HTTP/1.1 or HTTP/1.0

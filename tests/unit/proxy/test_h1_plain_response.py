@@ -289,7 +289,11 @@ def test_a_repeated_head_is_read_as_the_first_time_and_any_other_afresh() -> Non
         single.feed(data)
     expected = [once[0].heads[0], once[0].heads[0], once[1].heads[0], once[2].heads[0]]
     assert [_reading(h) for h in sink.heads] == [_reading(h) for h in expected]
-    assert [h.serialize("1.1", True) for h in sink.heads] == [h.serialize("1.1", True) for h in expected]
+    for version in ("1.1", "1.0"):
+        for keep_alive in (True, False):
+            assert [h.serialize(version, keep_alive) for h in sink.heads] == \
+                [h.serialize(version, keep_alive) for h in expected]  # fmt: skip
+    assert sink.heads[1].forward == NGINX[: NGINX.index(b"\r\n\r\n") + 4].replace(b"\r\nConnection: keep-alive", b"")
     cut = NGINX.index(b"\r\nConnection")
     assert [h.cuts for h in sink.heads] == [[(cut, cut + 24)], [(cut, cut + 24)], None, [(cut, cut + 24)]]
 
