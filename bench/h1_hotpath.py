@@ -5,12 +5,17 @@
     .venv/bin/python -m bench.h1_hotpath [requests] --inbound  # the inbound listener instead
     .venv/bin/python -m bench.h1_hotpath --callgrind [--inbound]  # machine instructions per request (slow)
     .venv/bin/python -m bench.h1_hotpath [...] --wide          # a browser's head (8 fields, 4 paths in turn)
+    .venv/bin/python -m bench.h1_hotpath [...] --new-heads     # no head equal to the one before it, either way
 
 One listener with the real runtime, stack, metrics and balancer (outbound: discovery and balancing;
 inbound: a peer proxy's mTLS connection, the local service, the app); one client connection and one
 pooled upstream connection whose transports only count bytes. Each request is fed as the socket
 would deliver it (wrk's GET, then nginx's 1 KiB response in one read), so what is measured is exactly
-the Python work between two reads: codec callbacks, exchange, plan, metrics, pool. The kernel's share
+the Python work between two reads: codec callbacks, exchange, plan, metrics, pool. A connection reads a
+head equal to its last one (and request fields equal to its last ones) as it read them then: wrk repeats
+one request, and nginx one head but for its Date, once a second. --new-heads is the other extreme, a
+request id in every request and a new Date in every response (as a traced mesh's requests, and an app
+that echoes the id, have): the cost of heads never seen. The kernel's share
 (read/write/epoll) and uvloop's are not in it — compare it with itself, before and after a change.
 µs depend on the machine's load; calls and bytecodes per request (counted by a tracer over a short
 run) do not: they are the figures to compare across commits. So are instructions per request: with
@@ -26,6 +31,7 @@ import pstats
 import sys
 import time
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from bench.bytecodes import BytecodeCounter
@@ -55,6 +61,29 @@ RESPONSE = (
     b"Last-Modified: Sun, 29 Nov 2026 07:00:00 GMT\r\n"
     b'Connection: keep-alive\r\nETag: "6929a8f0-400"\r\nAccept-Ranges: bytes\r\n\r\n' + BODY
 )
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the client sends and the upstream answers, request i taking requests[i % len(requests)]."""
+
+    requests: list[bytes]
+    responses: list[bytes]
+
+    @classmethod
+    def chosen(cls, args: list[str]) -> Shape:
+        requests = WIDE if "--wide" in args else [REQUEST]
+        if "--new-heads" not in args:
+            return cls(requests, [RESPONSE])
+        if len(requests) == 1:
+            requests = requests * 2
+        # each request its own id (a field, so not even its fields repeat); each response another Date
+        with_ids = [r[:-2] + b"X-Request-Id: 7c1f%04d\r\n\r\n" % i for i, r in enumerate(requests)]
+        return cls(with_ids, [RESPONSE, RESPONSE.replace(b"08:00:00", b"08:00:01")])
+
+    def name(self) -> str:
+        wide = ", wide heads" if self.requests[0].startswith(b"GET /books") else ""
+        return wide + (", new heads" if len(self.responses) > 1 else "")
 
 
 class CountingTransport:
@@ -131,49 +160,46 @@ def _setup_inbound() -> Arm:
     return _connect(listener, Downstream(listener, tls=True, peer_identity=CLIENT_ID), ("127.0.0.1", 8080))
 
 
-_requests = [REQUEST]  # --wide: WIDE
-
-
-def _run(down: Downstream, up: Upstream, n: int) -> None:
+def _run(down: Downstream, up: Upstream, n: int, shape: Shape) -> None:
     feed_request, feed_response = down.data_received, up.data_received
-    requests = _requests
-    if len(requests) == 1:
-        request = requests[0]
+    requests, responses = shape.requests, shape.responses
+    if len(requests) == 1 and len(responses) == 1:
+        request, response = requests[0], responses[0]
         for _ in range(n):
             feed_request(request)
-            feed_response(RESPONSE)
+            feed_response(response)
         return
     for i in range(n):
         feed_request(requests[i % len(requests)])
-        feed_response(RESPONSE)
+        feed_response(responses[i % len(responses)])
 
 
-def _bytecodes(down: Downstream, up: Upstream, n: int) -> float:
+def _bytecodes(down: Downstream, up: Upstream, n: int, shape: Shape) -> float:
     """Python bytecodes the proxy executes per request: deterministic. With the default asyncio loop,
     loop.time() is Python and counted; under uvloop, as deployed, it is C."""
     with BytecodeCounter(skip=(__file__,)) as counted:  # the benchmark's loop and transports are not the proxy's
-        _run(down, up, n)
+        _run(down, up, n, shape)
     return counted.executed / n
 
 
-async def measure(n: int, profile: bool, inbound: bool = False) -> None:
+async def measure(n: int, profile: bool, inbound: bool, shape: Shape) -> None:
     down, up, client, server = _setup_inbound() if inbound else _setup()
-    _run(down, up, 200)  # warm-up: series, balancer state and pool exist
+    _run(down, up, 200, shape)  # warm-up: series, balancer state and pool exist
     if client.writes != 200 or not client.last.endswith(BODY) or server.writes != 200:
         raise SystemExit(f"the path did not answer every request ({client.writes} responses, {server.writes} sent)")
     best = float("inf")
     for _ in range(5):
         started = time.thread_time_ns()
-        _run(down, up, n)
+        _run(down, up, n, shape)
         best = min(best, (time.thread_time_ns() - started) / n / 1000)
     calls = cProfile.Profile()
     calls.enable()
-    _run(down, up, 1000)
+    _run(down, up, 1000, shape)
     calls.disable()
     stats = pstats.Stats(calls)
     per_request = sum(nc for _, nc, _, _, _ in stats.stats.values()) / 1000  # type: ignore[attr-defined]
-    bytecodes = _bytecodes(down, up, 500)
-    side = ("inbound" if inbound else "outbound") + (", wide heads" if _requests is WIDE else "")
+    bytecodes = _bytecodes(down, up, 500, shape)
+    side = ("inbound" if inbound else "outbound") + shape.name()
     print(f"h1 hot path ({side}): {best:.2f} µs/request CPU (best of 5 × {n}), {per_request:.1f} calls/request, "
           f"{bytecodes:.0f} bytecodes/request, "
           f"{client.written / client.writes:.0f} B per response write, "
@@ -182,15 +208,15 @@ async def measure(n: int, profile: bool, inbound: bool = False) -> None:
         stats.sort_stats("tottime").print_stats(25)
 
 
-async def _child(n: int, inbound: bool) -> None:
+async def _child(n: int, inbound: bool, shape: Shape) -> None:
     """One process under callgrind: warm-up, then `n` requests, nothing else."""
     down, up, _, _ = _setup_inbound() if inbound else _setup()
-    _run(down, up, 200)
-    _run(down, up, n)
+    _run(down, up, 200, shape)
+    _run(down, up, n, shape)
 
 
-def _instructions(n: int, inbound: bool, wide: bool) -> int:
-    flags = [*(["--inbound"] if inbound else []), *(["--wide"] if wide else [])]
+def _instructions(n: int, args: list[str]) -> int:
+    flags = [flag for flag in ("--inbound", "--wide", "--new-heads") if flag in args]
     return instructions("bench.h1_hotpath", ["--child", str(n), *flags], timeout_s=900)
 
 
@@ -198,21 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     n = int(next((a for a in args if a.isdigit()), "20000"))
     inbound = "--inbound" in args
-    wide = "--wide" in args
-    if wide:
-        global _requests
-        _requests = WIDE
+    shape = Shape.chosen(args)
     if "--child" in args:
         import uvloop
 
-        uvloop.run(_child(n, inbound))
+        uvloop.run(_child(n, inbound, shape))
         return 0
     if "--callgrind" in args:
-        low, high = _instructions(1000, inbound, wide), _instructions(3000, inbound, wide)
-        side = ("inbound" if inbound else "outbound") + (", wide heads" if wide else "")
+        low, high = _instructions(1000, args), _instructions(3000, args)
+        side = ("inbound" if inbound else "outbound") + shape.name()
         print(f"h1 hot path ({side}): {(high - low) / 2000:,.0f} instructions/request (callgrind, 1,000 vs 3,000)")
         return 0
-    asyncio.run(measure(n, "--profile" in args, inbound))
+    asyncio.run(measure(n, "--profile" in args, inbound, shape))
     return 0
 
 

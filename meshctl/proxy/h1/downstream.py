@@ -20,7 +20,7 @@ from meshctl.proxy.errors import ProxyFailure, TooManyPipelined
 from meshctl.proxy.h1.codec import Headers
 from meshctl.proxy.h1.exchange import HEADER, IDLE, RESPONSE, Exchange, UpstreamConn
 from meshctl.proxy.h1.request import RequestHead, RequestReader
-from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer
+from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer, Upstream
 from meshctl.proxy.rescue import render_http1
 from meshctl.proxy.runtime import ProxyRuntime
 from meshctl.proxy.stack import Stack
@@ -215,9 +215,22 @@ class Downstream(asyncio.Protocol):
         next request or idle. One time reading serves the pool and the idle deadline."""
         now = self.loop.time()
         if up is not None:
-            if up.reusable and not self.listener.draining:
+            listener = self.listener
+            if up.reusable and not listener.draining:
                 plan = ex.plan
-                self.listener.dialer.release(plan.endpoint if plan is not None else None, up, now)  # type: ignore[arg-type]
+                key = plan.endpoint if plan is not None else None
+                dialer = listener.dialer
+                stack = dialer.pool._idle.get(key) if not dialer.waiting else None
+                conn: Upstream = up  # type: ignore[assignment]  # (the dialer's connections are these)
+                if stack is not None and len(stack) < dialer.pool._max_idle and not conn.reading_paused:
+                    # dialer.release(key, up, now) without the call, once per request: no request waits
+                    # for the endpoint, and its pool has room
+                    conn.owner = None
+                    conn.reader.sink = conn
+                    conn.idle_since = now
+                    stack.append(conn)
+                else:
+                    dialer.release(key, conn, now)
             else:
                 up.unbind()
                 up.close()

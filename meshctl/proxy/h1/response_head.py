@@ -18,10 +18,23 @@ def _parse_fields(raw: bytes) -> Headers:
     return fields
 
 
-class ResponseHead(_Head):
-    __slots__ = ("status", "_reason", "until_eof", "no_body", "raw", "cuts", "added", "_fields")
+def without(raw: bytes, cuts: list[tuple[int, int]] | None) -> bytes:
+    """`raw` less the ranges `cuts` (in order)."""
+    if cuts is None:
+        return raw
+    pieces, at = [], 0
+    for start, end in cuts:
+        pieces.append(raw[at:start])
+        at = end
+    pieces.append(raw[at:])
+    return b"".join(pieces)
 
-    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None) -> None:
+
+class ResponseHead(_Head):
+    __slots__ = ("status", "_reason", "until_eof", "no_body", "raw", "cuts", "forward", "added", "_fields")
+
+    def __init__(self, raw: bytes | None = None, cuts: list[tuple[int, int]] | None = None,
+                 forward: bytes | None = None) -> None:  # fmt: skip
         self.version = "1.1"
         self.keep_alive = True
         self.chunked = False
@@ -35,6 +48,7 @@ class ResponseHead(_Head):
         self.no_body = False  # 1xx, 204, 304 or the answer to HEAD
         self.raw = raw  # the head as read, when it is forwarded in its bytes
         self.cuts = cuts  # ranges of `raw` left out: "\r\n" + a hop-by-hop line
+        self.forward = forward  # without(raw, cuts), when the reader has it (a head it read before)
         self.added: Headers | None = None  # fields the proxy adds to a head forwarded as read
         self._fields: Headers | None = None if raw is not None else []
 
@@ -92,6 +106,8 @@ class ResponseHead(_Head):
         same = client_version == self.version
         cuts = self.cuts
         if same and not extra:
+            if self.forward is not None:
+                return self.forward, rechunk, close
             if cuts is None:
                 return raw, rechunk, close  # nothing to change: the bytes as read
             if len(cuts) == 1:  # the usual change: one line out (Connection: keep-alive)

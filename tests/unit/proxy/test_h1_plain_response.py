@@ -60,6 +60,14 @@ PLAIN_HEADS = {
     "spaced reason": b"HTTP/1.1 404  Not  Found \r\nContent-Length: 0\r\n\r\n",
     "empty value": b"HTTP/1.1 200 OK\r\nA: \r\nB: \r\nContent-Length: 0\r\n\r\n",
     "304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: x\r\n\r\n",
+    # llhttp ends these with their head: whether they keep the connection is asked before it does
+    "closing, empty": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    "closing 204": b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+    "http/1.0 kept alive, empty": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 00\r\n\r\n",
+    "interim, closing": b"HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "leading zero": b"HTTP/1.1 200 OK\r\nContent-Length: 03\r\n\r\nabc",
+    "404 with a body": b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc",
 }  # fmt: skip
 
 
@@ -240,3 +248,71 @@ def test_a_response_the_per_field_parser_reads_ends_only_after_the_rest_of_its_r
     reader.expect(head_request)
     reader.feed(wire[: wire.rindex(b"HTTP/")])
     assert seen == [False]
+
+
+@pytest.mark.parametrize("head, after, failure", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"\r\nxyz", "unsolicited"),  # it begins a message at once
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 101 Up\r\nUpgrade: x\r\n"
+                                                      b"Connection: upgrade\r\n\r\n", "unsolicited"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n",
+     "malformed response"),  # llhttp reads no message after one that closes the connection
+])  # fmt: skip
+def test_what_follows_a_plain_response_in_its_read_or_the_next(head: bytes, after: bytes, failure: str) -> None:
+    for together in (True, False):
+        sink = Responses()
+        reader = ResponseReader(sink)
+        reader.expect(False)
+        with pytest.raises(UpstreamReset, match=failure):
+            if together:
+                reader.feed(head + after)
+            else:
+                reader.feed(head + b"\r\n")  # line ends are skipped
+                assert sink.ends == 1 and not reader.trailing
+                reader.feed(after)
+        assert sink.ends == 1 and reader.trailing == together
+
+
+def test_a_repeated_head_is_read_as_the_first_time_and_any_other_afresh() -> None:
+    """A connection keeps the last short plain head it read: the same bytes again are read the same, and a
+    head that differs, however little, is read from its own bytes."""
+    other = NGINX.replace(b"Connection", b"Xonnection")  # as long, with no hop-by-hop line to leave out
+    sink = Responses()
+    reader = ResponseReader(sink)
+    for data in (NGINX, NGINX, other, NGINX):
+        reader.expect(False)
+        reader.feed(data)
+        reader = reader if sink.heads[-1].keep_alive else ResponseReader(sink)
+    once = [Responses() for _ in range(3)]
+    for fresh, data in zip(once, (NGINX, other, NGINX), strict=True):
+        single = ResponseReader(fresh)
+        single.expect(False)
+        single.feed(data)
+    expected = [once[0].heads[0], once[0].heads[0], once[1].heads[0], once[2].heads[0]]
+    assert [_reading(h) for h in sink.heads] == [_reading(h) for h in expected]
+    for version in ("1.1", "1.0"):
+        for keep_alive in (True, False):
+            assert [h.serialize(version, keep_alive) for h in sink.heads] == \
+                [h.serialize(version, keep_alive) for h in expected]  # fmt: skip
+    assert sink.heads[1].forward == NGINX[: NGINX.index(b"\r\n\r\n") + 4].replace(b"\r\nConnection: keep-alive", b"")
+    cut = NGINX.index(b"\r\nConnection")
+    assert [h.cuts for h in sink.heads] == [[(cut, cut + 24)], [(cut, cut + 24)], None, [(cut, cut + 24)]]
+
+
+def test_a_repeated_head_frames_its_body_and_what_follows_it_as_the_first_time() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\n"
+    sink = Responses()
+    reader = ResponseReader(sink)
+    for reads in ((head + b"ab", b"cd\r\n"), (head, b"a", b"bcd"), (head + b"abcd",)):
+        reader.expect(False)
+        for data in reads:
+            reader.feed(data)
+    assert sink.ends == 3 and sink.body == b"abcd" * 3 and not reader.trailing
+    reader.expect(False)
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(head + b"abcdHTTP/1.1 200 OK\r\n\r\n")
+    assert sink.ends == 4 and reader.trailing
+    reader = ResponseReader(sink)
+    reader.expect(False)
+    reader.feed(head + b"abcd")
+    with pytest.raises(UpstreamReset, match="unsolicited"):
+        reader.feed(head + b"abcd")  # not asked for: the same head as the last is no exception
