@@ -220,9 +220,9 @@ class Downstream(asyncio.Protocol):
                 plan = ex.plan
                 key = plan.endpoint if plan is not None else None
                 dialer = listener.dialer
-                stack = dialer.pool._idle.get(key) if not dialer.waiting else None
+                stack = dialer.pool.idle.get(key) if not dialer.waiting else None
                 conn: Upstream = up  # type: ignore[assignment]  # (the dialer's connections are these)
-                if stack is not None and len(stack) < dialer.pool._max_idle and not conn.reading_paused:
+                if stack is not None and len(stack) < dialer.pool.max_idle and not conn.reading_paused:
                     # dialer.release(key, up, now) without the call, once per request: no request waits
                     # for the endpoint, and its pool has room
                     conn.owner = None

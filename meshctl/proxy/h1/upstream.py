@@ -54,25 +54,21 @@ C = TypeVar("C", bound=Pooled)
 
 
 class Pool(Generic[C]):
+    """Idle connections per key, most recent last. The request path takes from and gives back to `idle`
+    itself (Dialer.connect pops the most recent open one; a finished exchange appends while the key has
+    fewer than `max_idle`, stamping idle_since): a call less each way per request. put() is the rest."""
+
     def __init__(self, clock: Callable[[], float], idle_s: float = IDLE_S, max_idle: int = MAX_IDLE_PER_KEY) -> None:
         self._clock = clock
         self._idle_s = idle_s
-        self._max_idle = max_idle
-        self._idle: dict[Hashable, list[C]] = {}
-
-    def take(self, key: Hashable) -> C | None:
-        stack = self._idle.get(key)
-        while stack:
-            conn = stack.pop()
-            if not conn.closed:
-                return conn
-        return None
+        self.max_idle = max_idle
+        self.idle: dict[Hashable, list[C]] = {}
 
     def put(self, key: Hashable, conn: C) -> None:
-        stack = self._idle.get(key)
+        stack = self.idle.get(key)
         if stack is None:
-            stack = self._idle[key] = []
-        if len(stack) >= self._max_idle:
+            stack = self.idle[key] = []
+        if len(stack) >= self.max_idle:
             conn.close()
             return
         conn.idle_since = self._clock()
@@ -80,7 +76,7 @@ class Pool(Generic[C]):
 
     def discard(self, key: Hashable, conn: C) -> None:
         """A pooled connection closed (by the peer): forget it."""
-        stack = self._idle.get(key)
+        stack = self.idle.get(key)
         if stack and conn in stack:
             stack.remove(conn)
 
@@ -88,7 +84,7 @@ class Pool(Generic[C]):
         """Close connections idle for too long; returns how many were closed."""
         limit = self._clock() - self._idle_s
         closed = 0
-        for key, stack in list(self._idle.items()):
+        for key, stack in list(self.idle.items()):
             stale = [c for c in stack if c.closed or c.idle_since <= limit]
             if stale:
                 stack[:] = [c for c in stack if not (c.closed or c.idle_since <= limit)]
@@ -97,17 +93,17 @@ class Pool(Generic[C]):
                         conn.close()
                         closed += 1
             if not stack:
-                del self._idle[key]
+                del self.idle[key]
         return closed
 
     def close_all(self) -> None:
-        for stack in self._idle.values():
+        for stack in self.idle.values():
             for conn in stack:
                 conn.close()
-        self._idle.clear()
+        self.idle.clear()
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._idle.values())
+        return sum(len(s) for s in self.idle.values())
 
 
 class Upstream(asyncio.Protocol):
@@ -278,7 +274,7 @@ class Dialer:
         plan = ex.plan  # ex.endpoint, without a property call per request
         key = plan.endpoint if plan is not None else None
         if not fresh:
-            stack = self.pool._idle.get(key)  # pool.take(key), one call less per request
+            stack = self.pool.idle.get(key)  # the most recent open one (see Pool)
             while stack:
                 up = stack.pop()
                 if not up.closed:
@@ -313,8 +309,8 @@ class Dialer:
         if up.reading_paused:
             up.pause_reading(False)  # an idle pooled connection must notice when its peer closes
         pool = self.pool
-        stack = pool._idle.get(key)
-        if stack is not None and len(stack) < pool._max_idle:  # pool.put(key, up), one call less per request
+        stack = pool.idle.get(key)
+        if stack is not None and len(stack) < pool.max_idle:  # pool.put(key, up), one call less per request
             up.idle_since = now or pool._clock()
             stack.append(up)
         else:

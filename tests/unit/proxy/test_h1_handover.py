@@ -63,7 +63,7 @@ class Mesh:
         return up, transport
 
     def idle(self, key: Hashable) -> list[Upstream]:
-        return list(self.dialer.pool._idle.get(key, []))
+        return list(self.dialer.pool.idle.get(key, []))
 
 
 def _run(test: Any) -> None:

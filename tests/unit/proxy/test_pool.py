@@ -1,4 +1,4 @@
-"""The idle connection pool: LIFO reuse, closed connections skipped, idle ones swept."""
+"""The idle connection pool: most recent last per key, idle ones swept."""
 
 from __future__ import annotations
 
@@ -14,18 +14,17 @@ class Conn:
         self.closed = True
 
 
-def test_reuse_most_recent_first_and_skip_closed() -> None:
-    now = [0.0]
+def test_put_keeps_the_most_recent_last_per_key_and_discard_forgets() -> None:
+    # The dialer pops the last open one (tests/unit/proxy/test_h1_handover.py: a closed one is never taken).
+    now = [5.0]
     pool: Pool[Conn] = Pool(lambda: now[0])
     a, b, c = Conn(), Conn(), Conn()
     pool.put("k", a)
     pool.put("k", b)
-    pool.put("k", c)
-    c.closed = True
-    assert pool.take("k") is b
-    assert pool.take("other") is None
+    pool.put("other", c)
+    assert pool.idle == {"k": [a, b], "other": [c]} and b.idle_since == 5.0
     pool.discard("k", a)
-    assert pool.take("k") is None
+    assert pool.idle["k"] == [b] and len(pool) == 2
 
 
 def test_sweep_and_limits() -> None:
