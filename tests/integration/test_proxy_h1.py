@@ -17,6 +17,7 @@ import pytest
 import uvloop
 
 from meshctl.api import mesh_pb2
+from meshctl.errors import MeshError
 from meshctl.identity import workload_identity
 from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.h1 import downstream as server
@@ -100,6 +101,17 @@ class Mesh:
         self.outbound_port = free_port()
 
     async def __aenter__(self) -> Mesh:
+        try:
+            await self._start()
+        except BaseException:
+            # What started before the failure (say, a port taken between free_port() and the bind) would
+            # stay open, and uvloop's loop.close() waits for open servers forever: the test would hang
+            # instead of failing.
+            await self.__aexit__()
+            raise
+        return self
+
+    async def _start(self) -> None:
         app_port, inbound_port = free_port(), free_port()
         self.app = await asyncio.start_server(app_connection, "127.0.0.1", app_port)
         endpoint = mesh_pb2.Endpoint(
@@ -128,9 +140,8 @@ class Mesh:
             runtime.on_certificate(self.pki.issue(config.identity))
             runtime.on_snapshot(snapshot)
             proxy = Proxy(config, runtime)
+            self.proxies.append(proxy)  # before it binds: stop() closes whatever it bound
             await proxy.start_listeners()
-            self.proxies.append(proxy)
-        return self
 
     async def __aexit__(self, *_: object) -> None:
         for proxy in self.proxies:
@@ -312,6 +323,23 @@ def test_route_timeout_is_504_and_routes_are_labelled() -> None:
             assert counter(out, "route_request_total", rt_route="GET /books/{id}") == 1
             assert counter(inbound, "route_request_total", direction="inbound", rt_route="GET /books/{id}") == 1
             assert counter(out, "route_response_total", rt_route="slow", status_code="504") == 1
+
+    run(scenario)
+
+
+def test_a_mesh_that_fails_to_start_closes_what_it_had_started() -> None:
+    async def scenario() -> None:
+        mesh = Mesh()
+        with socket.socket() as taken:  # the outbound proxy, started last, finds its port taken
+            taken.bind(("127.0.0.1", mesh.outbound_port))
+            taken.listen()
+            with pytest.raises(MeshError, match="outbound listener cannot bind"):
+                await mesh.__aenter__()
+        servers = [s for p in mesh.proxies for s in p.servers] + ([mesh.app] if mesh.app is not None else [])
+        open_ = [s for s in servers if s.is_serving()]
+        for left in open_:
+            left.close()  # even when the assertion fails, so that the loop can close
+        assert servers and not open_
 
     run(scenario)
 

@@ -74,6 +74,14 @@ class Replicas:
         self.outbound_port = free_port()
 
     async def __aenter__(self) -> Replicas:
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__()  # else what started stays open, and uvloop's loop.close() waits for it forever
+            raise
+        return self
+
+    async def _start(self) -> None:
         for app in self.apps:
             await app.start()
         endpoints = [
@@ -100,9 +108,8 @@ class Replicas:
             runtime.on_certificate(self.pki.issue(config.identity))
             runtime.on_snapshot(snapshot)
             proxy = Proxy(config, runtime)
+            self.proxies.append(proxy)  # before it binds: stop() closes whatever it bound
             await proxy.start_listeners()
-            self.proxies.append(proxy)
-        return self
 
     async def __aexit__(self, *_: object) -> None:
         for proxy in self.proxies:
