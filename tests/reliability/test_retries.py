@@ -119,15 +119,21 @@ async def start_mesh(
         for i, (identity, port) in enumerate(zip(clients, outbound_ports, strict=True))
     ]  # fmt: skip
     loop = asyncio.get_running_loop()
-    proxies = []
-    for doc in docs:
-        config = parse_proxy_config(doc)
-        runtime = build_runtime(config, clock=loop.time)
-        runtime.on_certificate(pki.issue(config.identity))
-        runtime.on_snapshot(snap)
-        proxy = Proxy(config, runtime)
-        await proxy.start_listeners()
-        proxies.append(proxy)
+    proxies: list[Proxy] = []
+    try:
+        for doc in docs:
+            config = parse_proxy_config(doc)
+            runtime = build_runtime(config, clock=loop.time)
+            runtime.on_certificate(pki.issue(config.identity))
+            runtime.on_snapshot(snap)
+            proxy = Proxy(config, runtime)
+            proxies.append(proxy)  # before it binds: stop() closes whatever it bound
+            await proxy.start_listeners()
+    except BaseException:
+        # (a port taken between free_port() and the bind) what started would stay open, and uvloop's
+        # loop.close() waits for open servers forever: the test would hang instead of failing
+        await stop_mesh(proxies, servers)
+        raise
     return proxies, outbound_ports[0], servers
 
 
