@@ -32,6 +32,7 @@ from pathlib import Path
 
 from meshctl.api import mesh_pb2
 from meshctl.identity import workload_identity
+from tests.ports import free_port
 
 NAMESPACE = "bench"
 SERVICE, SERVICE_PORT = "nginx", 80
@@ -104,12 +105,6 @@ frontend f
 backend b
     server n 127.0.0.1:{backend}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, timeout_s: float = 20.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from meshctl.control.config import hash_token
 from meshctl.identity import control_plane_identity, workload_identity
 from meshctl.pki.certinfo import dns_names, verify_leaf
 from meshctl.pki.keys import make_csr, new_key, read_pair, write_pair
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +39,6 @@ spec:
   - name: {route}
     condition: {{method: GET, pathRegex: /books}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

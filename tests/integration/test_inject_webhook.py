@@ -24,7 +24,8 @@ from meshctl.inject.documents import inject_documents
 from meshctl.inject.pod import InjectOptions
 from meshctl.platform.kubernetes import conventions as k8s
 from tests.fakes.mesh_pki import MeshPki
-from tests.integration.test_control_plane import ControlProcess, free_port, make_home
+from tests.integration.test_control_plane import ControlProcess, make_home
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 

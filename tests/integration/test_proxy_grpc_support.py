@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from meshctl.proxy.control_client import IssuedCertificate
 from meshctl.proxy.main import Proxy
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
 from tests.fakes.mesh_pki import MeshPki
+from tests.ports import free_port
 
 T = TypeVar("T")
 NS = "grpcapp"
@@ -42,12 +42,6 @@ SERVICE = "test.Echo"
 ECHO_ID = workload_identity("echo", NS)
 CLIENT_ID = workload_identity("client", NS)
 AUTHORITY = f"echo.{NS}.svc.cluster.local:7000"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def snapshot(inbound_port: int, identity: str = ECHO_ID, profile: dict[str, Any] | None = None) -> mesh_pb2.Snapshot:

@@ -24,6 +24,7 @@ from meshctl.proxy.h1 import downstream as server
 from meshctl.proxy.main import Proxy
 from meshctl.proxy.runtime import build_runtime
 from tests.fakes.mesh_pki import MeshPki
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -38,12 +39,6 @@ PROFILE = {
         {"name": "slow", "condition": {"pathRegex": "/slow"}, "timeout": "200ms"},
     ]
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def app_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

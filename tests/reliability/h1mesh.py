@@ -34,6 +34,7 @@ from meshctl.proxy.main import Proxy
 from meshctl.proxy.runtime import build_runtime
 from meshctl.proxy.tls import build_contexts
 from tests.fakes.mesh_pki import MeshPki
+from tests.ports import free_port
 
 NS = "booksapp"
 BOOKS_ID = workload_identity("books", NS)
@@ -43,12 +44,6 @@ AUTHORS_ID = workload_identity("authors", NS)
 AUTHORITY = f"books.{NS}.svc.cluster.local:7000"
 START_S = 10.0
 _CHUNK_SIZE = re.compile(rb"^[0-9a-fA-F]{1,8}$")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_proxy_h1 import Client, counter, free_port, run
+from tests.integration.test_proxy_h1 import Client, counter, run
+from tests.ports import free_port
 from tests.reliability.test_retries import start_mesh, stop_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

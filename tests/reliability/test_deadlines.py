@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.integration.test_proxy_h1 import Client, counter, free_port, run
+from tests.integration.test_proxy_h1 import Client, counter, run
+from tests.ports import free_port
 from tests.reliability.test_retries import start_mesh, stop_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -16,7 +16,8 @@ import struct
 
 import pytest
 
-from tests.integration.test_proxy_h1 import Client, free_port, run
+from tests.integration.test_proxy_h1 import Client, run
+from tests.ports import free_port
 from tests.reliability.test_failover import Replicas
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

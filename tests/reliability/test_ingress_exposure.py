@@ -27,7 +27,7 @@ from meshctl.proxy.policy.ingress import IngressRoutes, ingress_routes
 from meshctl.proxy.policy.resolve import Destination, Router
 from meshctl.proxy.runtime import ProxyRuntime, build_runtime
 from tests.fakes.mesh_pki import MeshPki
-from tests.integration.test_proxy_grpc_support import free_port
+from tests.ports import free_port
 from tests.reliability.apps import RecordingApp
 
 T = TypeVar("T")

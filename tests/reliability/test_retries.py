@@ -22,7 +22,8 @@ from meshctl.proxy.config import parse_proxy_config
 from meshctl.proxy.main import Proxy
 from meshctl.proxy.runtime import build_runtime
 from tests.fakes.mesh_pki import MeshPki
-from tests.integration.test_proxy_h1 import BOOKS_ID, NS, WEB_ID, Client, counter, free_port, run
+from tests.integration.test_proxy_h1 import BOOKS_ID, NS, WEB_ID, Client, counter, run
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from meshctl.api import mesh_pb2
-from tests.integration.test_proxy_h1 import NS, Client, free_port, run
+from tests.integration.test_proxy_h1 import NS, Client, run
+from tests.ports import free_port
 from tests.reliability.test_retries import start_mesh, stop_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

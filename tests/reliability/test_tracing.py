@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from tests.integration.test_proxy_h1 import Client, free_port, run
+from tests.integration.test_proxy_h1 import Client, run
+from tests.ports import free_port
 from tests.reliability.test_retries import start_mesh, stop_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
