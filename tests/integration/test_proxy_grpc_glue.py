@@ -191,11 +191,9 @@ class socketless_port:  # noqa: N801 - used as a context manager
     """A loopback port that nothing listens on (bound, then released)."""
 
     def __enter__(self) -> int:
-        import socket
+        from tests.ports import free_port
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+        return free_port()
 
     def __exit__(self, *exc: object) -> None:
         return None

@@ -224,16 +224,13 @@ def test_stopping_the_server_ends_streams_with_a_reason() -> None:
 
 
 def test_the_proxy_config_opens_the_tap_listener_and_hands_the_hub_to_the_pipeline() -> None:
-    import socket
-
     from meshctl.proxy.config import parse_proxy_config
     from meshctl.proxy.main import start_tap
     from meshctl.proxy.runtime import build_runtime
+    from tests.ports import free_port
     from tests.unit.proxy.test_config import EXAMPLE
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = parse_proxy_config({**EXAMPLE, "tap": {"listen": f"127.0.0.1:{port}"}})
     assert config.tap is not None and parse_proxy_config(config.to_json()) == config
     assert parse_proxy_config(EXAMPLE).tap is None
