@@ -18,7 +18,8 @@ from typing import Protocol, cast
 
 from meshctl.proxy.errors import ProxyFailure, TooManyPipelined
 from meshctl.proxy.h1.codec import Headers
-from meshctl.proxy.h1.exchange import HEADER, IDLE, RESPONSE, Exchange, UpstreamConn
+from meshctl.proxy.h1.ends import HEADER, IDLE, RESPONSE, UpstreamConn
+from meshctl.proxy.h1.exchange import Exchange
 from meshctl.proxy.h1.request import RequestHead, RequestReader
 from meshctl.proxy.h1.upstream import HIGH_WATER, Dialer, Upstream
 from meshctl.proxy.rescue import render_http1
@@ -196,7 +197,7 @@ class Downstream(asyncio.Protocol):
             else:  # all on_end does for a request without a body (armed for its response as it started)
                 ex.req_done = True
 
-    # -- what exchanges ask of their connection (exchange.Client) -------------------------------------
+    # -- what exchanges ask of their connection (ends.Client) -------------------------------------
     def peer_address(self) -> str:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "-"

@@ -10,8 +10,8 @@ clock. Every way it ends leaves through `_finish` or `abandon`, which report to 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
 from meshctl.proxy.errors import (
     ConnectFailed,
@@ -22,7 +22,7 @@ from meshctl.proxy.errors import (
     UpstreamClosed,
 )
 from meshctl.proxy.h1.codec import Headers, chunk, last_chunk
-from meshctl.proxy.h1.response import ResponseReader
+from meshctl.proxy.h1.ends import PROGRESS, RESPONSE, Client, UpstreamConn
 from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, render_http1
@@ -30,63 +30,10 @@ from meshctl.proxy.rescue import NEVER_SENT, NOT_DELIVERED, PROXY_ERROR_HEADER, 
 if TYPE_CHECKING:
     from meshctl.proxy.h1.request import RequestHead
     from meshctl.proxy.plan import RequestPlan
-    from meshctl.proxy.stack import Stack
 
 REPLAY_LIMIT = 64 * 1024  # a request is replayed on another endpoint only if its whole body fits
 HIGH_WATER = 256 * 1024  # request bytes buffered before a connection: the client stops being read
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))  # RFC 9110 9.2.2
-
-# what the connection's deadline is for (downstream.py arms it)
-HEADER, RESPONSE, PROGRESS, IDLE = 0, 1, 2, 3
-
-
-class UpstreamConn(Protocol):
-    """An upstream HTTP/1.1 connection as an exchange drives it (upstream.Upstream)."""
-
-    wbuf: list[bytes]
-    reusable: bool
-    closed: bool
-    owner: Exchange | None  # the exchange it serves (attach() binds it, unbind() or the pool unbinds)
-    reader: ResponseReader
-
-    def unbind(self) -> None: ...
-
-    def pause_reading(self, paused: bool) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Client(Protocol):
-    """The downstream connection, as its exchanges see it."""
-
-    stack: Stack
-    wbuf: list[bytes]
-    close_after: bool
-    writing_paused: bool
-    peer_identity: str | None
-
-    def peer_address(self) -> str: ...
-
-    def now(self) -> float: ...
-
-    def arm(self, kind: int, seconds: float, now: float = 0.0) -> None: ...
-
-    def later(self, seconds: float, callback: Callable[[], None]) -> None: ...
-
-    def progress(self) -> None: ...
-
-    def buffering(self, full: bool) -> None: ...
-
-    def connect(self, ex: Exchange, fresh: bool) -> None: ...
-
-    def exchange_done(self, ex: Exchange, reuse: UpstreamConn | None) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def abort(self, reason: str) -> None: ...
-
 
 class Exchange:
     __slots__ = ("client", "head", "plan", "up", "pending", "pending_size", "req_done", "resp_status", "rechunk", "t0",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 from meshctl.aio import spawn
 from meshctl.proxy.errors import ConnectFailed, IdentityMismatch, LoadShed, ProxyFailure, UpstreamReset
 from meshctl.proxy.h1.codec import Headers
-from meshctl.proxy.h1.exchange import PROGRESS
+from meshctl.proxy.h1.ends import PROGRESS
 from meshctl.proxy.h1.response import ResponseReader
 from meshctl.proxy.h1.response_head import ResponseHead
 from meshctl.proxy.policy.resolve import Endpoint

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from h2.events import RequestReceived, ResponseReceived
 
-from meshctl.proxy.h1.exchange import RESPONSE
+from meshctl.proxy.h1.ends import RESPONSE
 from meshctl.proxy.policy import deadline
 from meshctl.proxy.stack import Stack
 from tests.unit.proxy import test_retry

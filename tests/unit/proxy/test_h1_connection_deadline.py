@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from meshctl.proxy.h1.downstream import IDLE_S, PROGRESS_S, Downstream, Listener
-from meshctl.proxy.h1.exchange import IDLE, PROGRESS, RESPONSE, Exchange
+from meshctl.proxy.h1.ends import IDLE, PROGRESS, RESPONSE
+from meshctl.proxy.h1.exchange import Exchange
 from meshctl.proxy.h1.upstream import Upstream
 from tests.unit.proxy.test_h1_handover import Transport as KeepingTransport
 from tests.unit.proxy.test_stack import AUTH, make_runtime

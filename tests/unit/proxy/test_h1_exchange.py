@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from meshctl.proxy.errors import ConnectFailed, UpstreamClosed
-from meshctl.proxy.h1.exchange import PROGRESS, REPLAY_LIMIT, RESPONSE, Exchange
+from meshctl.proxy.h1.ends import PROGRESS, RESPONSE
+from meshctl.proxy.h1.exchange import REPLAY_LIMIT, Exchange
 from meshctl.proxy.h1.request import RequestHead, RequestReader
 from meshctl.proxy.h1.response import ResponseReader
 from meshctl.proxy.h1.response_head import ResponseHead
