@@ -11,12 +11,15 @@ RE2, as Linkerd's and Envoy's, and checked here so the proxy only ever compiles 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from meshctl.resources.fields import Problem, child, describe, integer, item, known_keys, mapping, sequence, string
 from meshctl.resources.pathregex import compile_path_regex
 from meshctl.resources.profile_schema import HTTP_TOKEN_PATTERN
+
+M = TypeVar("M")  # a parsed condition: RequestMatch or ResponseMatch
 
 _RE2_HINT = "RE2 syntax, as Linkerd and Envoy: no backreferences or lookarounds"
 _HTTP_TOKEN = re.compile(HTTP_TOKEN_PATTERN)
@@ -81,8 +84,8 @@ def request_match(value: object, path: str, problems: list[Problem], depth: int 
     path_regex = None
     if node.get("pathRegex") is not None:
         path_regex = _regex(node["pathRegex"], child(path, "pathRegex"), problems)
-    all_of = _request_list(node.get("all"), child(path, "all"), problems, depth)
-    any_of = _request_list(node.get("any"), child(path, "any"), problems, depth)
+    all_of = _conditions(node.get("all"), child(path, "all"), problems, depth, request_match)
+    any_of = _conditions(node.get("any"), child(path, "any"), problems, depth, request_match)
     negated = None
     if node.get("not") is not None:
         negated = request_match(node["not"], child(path, "not"), problems, depth + 1)
@@ -91,7 +94,11 @@ def request_match(value: object, path: str, problems: list[Problem], depth: int 
     return RequestMatch(method, path_regex, all_of, any_of, negated)
 
 
-def _request_list(value: object, path: str, problems: list[Problem], depth: int) -> tuple[RequestMatch, ...] | None:
+def _conditions(
+    value: object, path: str, problems: list[Problem], depth: int,
+    parse: Callable[[object, str, list[Problem], int], M | None],
+) -> tuple[M, ...] | None:
+    """An `all` or `any` list: each entry parsed one level deeper by `parse` (request_match or response_match)."""
     if value is None:
         return None
     raw = sequence(value, path, problems, "a non-empty list of conditions")
@@ -99,7 +106,7 @@ def _request_list(value: object, path: str, problems: list[Problem], depth: int)
         return None
     if not raw:
         problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
-    parsed = [request_match(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
+    parsed = [parse(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
     return tuple(match for match in parsed if match is not None)
 
 
@@ -130,26 +137,14 @@ def response_match(value: object, path: str, problems: list[Problem], depth: int
     status = None
     if node.get("status") is not None:
         status = _status_range(node["status"], child(path, "status"), problems)
-    all_of = _response_list(node.get("all"), child(path, "all"), problems, depth)
-    any_of = _response_list(node.get("any"), child(path, "any"), problems, depth)
+    all_of = _conditions(node.get("all"), child(path, "all"), problems, depth, response_match)
+    any_of = _conditions(node.get("any"), child(path, "any"), problems, depth, response_match)
     negated = None
     if node.get("not") is not None:
         negated = response_match(node["not"], child(path, "not"), problems, depth + 1)
     if len(problems) > before:
         return None
     return ResponseMatch(status, all_of, any_of, negated)
-
-
-def _response_list(value: object, path: str, problems: list[Problem], depth: int) -> tuple[ResponseMatch, ...] | None:
-    if value is None:
-        return None
-    raw = sequence(value, path, problems, "a non-empty list of conditions")
-    if raw is None:
-        return None
-    if not raw:
-        problems.append(Problem(path, "expected a non-empty list of conditions, got an empty list"))
-    parsed = [response_match(entry, item(path, index), problems, depth + 1) for index, entry in enumerate(raw)]
-    return tuple(match for match in parsed if match is not None)
 
 
 def _status_range(value: object, path: str, problems: list[Problem]) -> StatusRange | None:
